@@ -1,0 +1,41 @@
+# execdesk: two commands for a fresh machine with Python 3.11+ and make.
+#   make run    start the operator console on the built-in local venue
+#   make test   install everything and run the whole suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+
+.PHONY: run test bench drill screenshots clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(STAMP_TEST): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@ $(STAMP_RUN)
+
+run: $(STAMP_RUN)
+	$(VENV)/bin/execdesk
+
+# pytest exits 5 when it collects no test: that fails here, loudly.
+test: $(STAMP_TEST)
+	$(PY) -m pytest -q
+
+bench: $(STAMP_TEST)
+	$(PY) -m benchmarks
+
+drill: $(STAMP_TEST)
+	$(PY) -m pytest -q -m slow tests/drills
+
+screenshots: $(STAMP_TEST)
+	$(PY) -m console.screenshots
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

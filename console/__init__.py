@@ -1,0 +1,1 @@
+"""execdesk operator console (Textual): renders engine snapshots, sends engine commands."""

@@ -1,0 +1,1 @@
+"""execdesk engine: headless sizing, pre-trade risk, orders, journal and reconciliation."""
