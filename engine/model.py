@@ -1,0 +1,348 @@
+"""The trading vocabulary of execdesk: orders, fills, positions, trading states,
+denial reasons, and the one table of allowed order-state transitions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Side(str, Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+
+class OrderType(str, Enum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class TimeInForce(str, Enum):
+    DAY = "day"
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+    OPG = "opg"
+    CLS = "cls"
+
+
+class TradingState(str, Enum):
+    """ACTIVE trades; REDUCING sends only exposure-reducing orders; HALTED sends
+    nothing new (cancels and operator-confirmed flattening still allowed)."""
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+class RolloutMode(str, Enum):
+    OFF = "off"
+    APPROVE = "approve"
+    AUTO = "auto"
+
+
+class SideRestriction(str, Enum):
+    BOTH = "both"
+    LONG_ONLY = "long_only"
+    SHORT_ONLY = "short_only"
+
+
+class OrderStatus(str, Enum):
+    """Local states first (nothing at the venue yet, or outcome unknown), then
+    every status Alpaca reports."""
+
+    # local
+    CREATED = "created"
+    AWAITING_APPROVAL = "awaiting_approval"
+    DENIED = "denied"
+    SUBMITTING = "submitting"
+    UNKNOWN = "unknown"  # submit sent, outcome not known: resolved by lookup, never by resending
+    # Alpaca
+    PENDING_NEW = "pending_new"
+    ACCEPTED = "accepted"
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    DONE_FOR_DAY = "done_for_day"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REPLACED = "replaced"
+    PENDING_CANCEL = "pending_cancel"
+    PENDING_REPLACE = "pending_replace"
+    PENDING_REVIEW = "pending_review"
+    ACCEPTED_FOR_BIDDING = "accepted_for_bidding"
+    STOPPED = "stopped"
+    REJECTED = "rejected"
+    SUSPENDED = "suspended"
+    CALCULATED = "calculated"
+    HELD = "held"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+    @property
+    def is_local(self) -> bool:
+        return self in LOCAL_STATUSES
+
+    @property
+    def is_working(self) -> bool:
+        """At the venue (or maybe at the venue) and not final."""
+        return not self.is_final and self not in (
+            OrderStatus.CREATED,
+            OrderStatus.AWAITING_APPROVAL,
+        )
+
+
+LOCAL_STATUSES = frozenset(
+    {
+        OrderStatus.CREATED,
+        OrderStatus.AWAITING_APPROVAL,
+        OrderStatus.DENIED,
+        OrderStatus.SUBMITTING,
+        OrderStatus.UNKNOWN,
+    }
+)
+
+FINAL_STATUSES = frozenset(
+    {
+        OrderStatus.DENIED,
+        OrderStatus.FILLED,
+        OrderStatus.CANCELED,
+        OrderStatus.EXPIRED,
+        OrderStatus.REPLACED,
+        OrderStatus.REJECTED,
+        OrderStatus.DONE_FOR_DAY,
+    }
+)
+
+S = OrderStatus
+
+# Venue statuses an order can be in while it is live at the venue.
+_LIVE = {
+    S.PENDING_NEW,
+    S.ACCEPTED,
+    S.NEW,
+    S.PARTIALLY_FILLED,
+    S.PENDING_CANCEL,
+    S.PENDING_REPLACE,
+    S.PENDING_REVIEW,
+    S.ACCEPTED_FOR_BIDDING,
+    S.STOPPED,
+    S.SUSPENDED,
+    S.CALCULATED,
+    S.HELD,
+}
+# Where a live order can go next: any other live status or any venue final status.
+_VENUE_NEXT = _LIVE | {S.FILLED, S.CANCELED, S.EXPIRED, S.REPLACED, S.REJECTED, S.DONE_FOR_DAY}
+
+#: The one table of allowed order-state transitions. Anything else raises
+#: InvalidStateTransition. Reconciliation may jump straight to a final status
+#: (the stream does not replay), so live states reach every venue status.
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.CREATED: frozenset({S.AWAITING_APPROVAL, S.DENIED, S.SUBMITTING}),
+    S.AWAITING_APPROVAL: frozenset({S.SUBMITTING, S.DENIED, S.CANCELED, S.EXPIRED}),
+    S.SUBMITTING: frozenset(_VENUE_NEXT | {S.UNKNOWN}),
+    # An unknown outcome is resolved by lookup: found (any venue status) or
+    # confirmed absent (REJECTED locally recorded as "never reached the venue").
+    S.UNKNOWN: frozenset(_VENUE_NEXT),
+    **{live: frozenset(_VENUE_NEXT - {live}) for live in _LIVE},
+    # Late fills after a cancel or an expiry happen at real venues: allowed on purpose.
+    S.CANCELED: frozenset({S.PARTIALLY_FILLED, S.FILLED}),
+    S.EXPIRED: frozenset({S.PARTIALLY_FILLED, S.FILLED}),
+    S.DONE_FOR_DAY: frozenset({S.PARTIALLY_FILLED, S.FILLED}),
+    S.FILLED: frozenset(),
+    S.REPLACED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.DENIED: frozenset(),
+}
+
+
+class InvalidStateTransition(Exception):
+    def __init__(self, client_order_id: str, current: OrderStatus, new: OrderStatus):
+        super().__init__(
+            f"order {client_order_id}: transition {current.value} -> {new.value} is not allowed"
+        )
+        self.client_order_id = client_order_id
+        self.current = current
+        self.new = new
+
+
+def check_transition(client_order_id: str, current: OrderStatus, new: OrderStatus) -> None:
+    """Raise InvalidStateTransition unless current -> new is in TRANSITIONS.
+    Staying in the same status (a repeated event) is always allowed."""
+    if current == new:
+        return
+    if new not in TRANSITIONS[current]:
+        raise InvalidStateTransition(client_order_id, current, new)
+
+
+class DenialReason(str, Enum):
+    """Stable, machine-readable reasons a local pre-trade check said no.
+    Denied is not rejected: nothing was sent to the venue."""
+
+    TRADING_HALTED = "TRADING_HALTED"
+    REDUCE_ONLY_WOULD_INCREASE_EXPOSURE = "REDUCE_ONLY_WOULD_INCREASE_EXPOSURE"
+    SYMBOL_MODE_OFF = "SYMBOL_MODE_OFF"
+    SYMBOL_NOT_ALLOWED = "SYMBOL_NOT_ALLOWED"
+    SYMBOL_RESTRICTED = "SYMBOL_RESTRICTED"
+    SIDE_RESTRICTED = "SIDE_RESTRICTED"
+    ASSET_NOT_TRADABLE = "ASSET_NOT_TRADABLE"
+    ASSET_NOT_SHORTABLE = "ASSET_NOT_SHORTABLE"
+    NOTIONAL_EXCEEDS_MAX_PER_ORDER = "NOTIONAL_EXCEEDS_MAX_PER_ORDER"
+    QUANTITY_EXCEEDS_MAX_PER_ORDER = "QUANTITY_EXCEEDS_MAX_PER_ORDER"
+    PRICE_OUTSIDE_COLLAR = "PRICE_OUTSIDE_COLLAR"
+    QUOTE_STALE = "QUOTE_STALE"
+    QUOTE_MISSING = "QUOTE_MISSING"
+    POSITION_EXCEEDS_MAX = "POSITION_EXCEEDS_MAX"
+    GROSS_EXPOSURE_EXCEEDS_MAX = "GROSS_EXPOSURE_EXCEEDS_MAX"
+    SECTOR_EXPOSURE_EXCEEDS_MAX = "SECTOR_EXPOSURE_EXCEEDS_MAX"
+    DAILY_LOSS_EXCEEDED = "DAILY_LOSS_EXCEEDED"
+    POSITION_RISK_EXCEEDS_MAX = "POSITION_RISK_EXCEEDS_MAX"
+    INSUFFICIENT_BUYING_POWER = "INSUFFICIENT_BUYING_POWER"
+    DUPLICATE_ORDER = "DUPLICATE_ORDER"
+    OPPOSITE_SIDE_ORDER_OPEN = "OPPOSITE_SIDE_ORDER_OPEN"
+    RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
+    MAX_ORDERS_PER_BAR_EXCEEDED = "MAX_ORDERS_PER_BAR_EXCEEDED"
+    MARKET_CLOSED = "MARKET_CLOSED"
+    EXECUTION_DISABLED = "EXECUTION_DISABLED"
+    APPROVAL_EXPIRED = "APPROVAL_EXPIRED"
+    REJECTED_BY_OPERATOR = "REJECTED_BY_OPERATOR"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class Fill(_Model):
+    """One execution at the venue. De-duplicated by execution_id."""
+
+    execution_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    ts: datetime
+
+
+class Order(_Model):
+    """An order from intent to final status. Identified by client_order_id,
+    which is fixed (and journaled) before anything is sent."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    order_type: OrderType = OrderType.LIMIT
+    time_in_force: TimeInForce = TimeInForce.DAY
+    limit_price: Decimal | None = None
+    status: OrderStatus = OrderStatus.CREATED
+    venue_order_id: str | None = None
+    filled_qty: Decimal = Decimal(0)
+    filled_avg_price: Decimal | None = None
+    # decision context
+    bar_ts: datetime | None = None
+    signal: float | None = None
+    decision_price: Decimal | None = None
+    reduce_only: bool = False
+    reason: str | None = None  # why it exists: "signal", "stop_loss", "flatten"
+    denial: DenialReason | None = None
+    denial_detail: str | None = None
+    external: bool = False  # at the venue, not created by this engine
+    created_at: datetime | None = None
+    submitted_at: datetime | None = None
+    acked_at: datetime | None = None
+    final_at: datetime | None = None
+    expires_at: datetime | None = None  # approval deadline
+    fill_ids: list[str] = Field(default_factory=list)
+
+    @property
+    def remaining_qty(self) -> Decimal:
+        return self.qty - self.filled_qty
+
+    @property
+    def signed_remaining(self) -> Decimal:
+        return self.side.sign * self.remaining_qty
+
+    def apply_status(self, new: OrderStatus) -> None:
+        check_transition(self.client_order_id, self.status, new)
+        self.status = new
+
+    def apply_fill(self, fill: Fill) -> bool:
+        """Apply a fill once. Returns False for a fill already seen (same execution id)."""
+        if fill.execution_id in self.fill_ids:
+            return False
+        prev_value = (self.filled_avg_price or Decimal(0)) * self.filled_qty
+        self.filled_qty += fill.qty
+        self.filled_avg_price = (prev_value + fill.price * fill.qty) / self.filled_qty
+        self.fill_ids.append(fill.execution_id)
+        return True
+
+
+class Position(_Model):
+    """A position in one symbol. Quantity is signed (negative = short)."""
+
+    symbol: str
+    qty: Decimal = Decimal(0)
+    avg_entry_price: Decimal = Decimal(0)
+    last_price: Decimal | None = None
+    realized_pl: Decimal = Decimal(0)
+
+    @property
+    def market_value(self) -> Decimal:
+        return self.qty * (self.last_price if self.last_price is not None else self.avg_entry_price)
+
+    @property
+    def unrealized_pl(self) -> Decimal:
+        if self.last_price is None:
+            return Decimal(0)
+        return (self.last_price - self.avg_entry_price) * self.qty
+
+    def apply_fill(self, side: Side, qty: Decimal, price: Decimal) -> Decimal:
+        """Apply a fill at price; return the realized P&L it produced."""
+        signed = side.sign * qty
+        realized = Decimal(0)
+        if self.qty == 0 or (self.qty > 0) == (signed > 0):
+            total = self.qty + signed
+            self.avg_entry_price = (self.avg_entry_price * abs(self.qty) + price * qty) / abs(total)
+            self.qty = total
+        else:
+            closing = min(abs(signed), abs(self.qty))
+            direction = 1 if self.qty > 0 else -1
+            realized = (price - self.avg_entry_price) * closing * direction
+            self.qty += signed
+            if self.qty == 0:
+                self.avg_entry_price = Decimal(0)
+            elif (self.qty > 0) != (direction > 0):
+                # flipped through zero: the remainder opens at the fill price
+                self.avg_entry_price = price
+        self.realized_pl += realized
+        return realized
+
+
+def jsonable(value: Any) -> Any:
+    """Make a value JSON-safe for the journal: Decimals as strings, enums as values."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
