@@ -1,0 +1,1 @@
+"""Brokers: the Broker protocol (base.py) and AlpacaBroker on alpaca-py (alpaca.py)."""
