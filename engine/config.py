@@ -3,13 +3,26 @@ environment overrides, validated once, with errors that name the file and the ke
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import sys
+import types
+import typing
 from decimal import Decimal
+from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Callable, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -17,17 +30,72 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from engine.model import RolloutMode, SideRestriction, TradingState
+from engine.universe import Universe, UniverseError
 
+# The repository root (holds config/): relative *input* paths that do not exist in the
+# working directory are looked up here, so `execdesk` works from any directory.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = Path("config/execution.toml")
 ENV_PREFIX = "EXECDESK_"
 SECRET_ENV = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY")
-# Key names that look like credentials: refused anywhere in the file.
+# Key names that look like credentials: refused anywhere in the file or in EXECDESK_*.
 _SECRET_KEY_NAMES = {
     "api_key", "api_key_id", "key_id", "secret", "secret_key", "api_secret",
-    "apca_api_key_id", "apca_api_secret_key", "password", "token", "oauth_token",
+    "apca_api_key_id", "apca_api_secret_key", "password", "passphrase", "token",
+    "oauth_token", "access_token", "refresh_token", "private_key", "credentials",
 }
+_SECRET_KEY_SUFFIXES = ("_secret", "_secret_key", "_token", "_password", "_api_key", "_key_id")
+# Tables whose keys are symbols: an environment override keeps the symbol upper-case.
+_SYMBOL_KEYED = {("rollout", "overrides")}
 
-Fraction = Field(gt=0, le=1)
+
+# -- value types that read the same from TOML, the environment and Python code -------------
+
+
+def _is_strict(info: ValidationInfo) -> bool:
+    return bool((info.context or {}).get("strict"))
+
+
+def _to_decimal(value: Any, info: ValidationInfo) -> Any:
+    """TOML numbers become exact Decimals (via their text, never via binary float).
+    In Python code a numeric string is accepted too; in a file it is a wrong type."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    if isinstance(value, (int, float)):
+        return Decimal(str(value))
+    if isinstance(value, str) and not _is_strict(info):
+        return value  # pydantic's own Decimal parsing takes it from here
+    raise ValueError("must be a number")
+
+
+def _choice(enum: type[Enum], allowed: tuple[Enum, ...] | None = None) -> Callable[[Any], Any]:
+    members = tuple(allowed or enum)
+
+    def convert(value: Any) -> Any:
+        if value is None:
+            return value
+        for m in members:
+            if value is m or value == m.value:
+                return m
+        names = [repr(m.value) for m in members]
+        listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+        raise ValueError(f"must be one of {listed}")
+
+    return convert
+
+
+Dec = Annotated[Decimal, BeforeValidator(_to_decimal)]
+RolloutModeField = Annotated[RolloutMode, BeforeValidator(_choice(RolloutMode))]
+SideRestrictionField = Annotated[SideRestriction, BeforeValidator(_choice(SideRestriction))]
+TripState = Annotated[
+    Literal[TradingState.REDUCING, TradingState.HALTED],
+    BeforeValidator(_choice(TradingState, (TradingState.REDUCING, TradingState.HALTED))),
+]
+
+
+# -- the sections ---------------------------------------------------------------------------
 
 
 class _Section(BaseModel):
@@ -42,7 +110,7 @@ class ExecutionSection(_Section):
 class PositionSizingSection(_Section):
     max_position_size: float = Field(0.1, gt=0, le=1)
     max_total_exposure: float = Field(0.8, gt=0, le=4)
-    min_trade_size: Decimal = Field(Decimal("100"), ge=0)
+    min_trade_size: Dec = Field(Decimal("100"), ge=0)
     signal_threshold: float = Field(0.1, ge=0, lt=1)
     below_threshold: Literal["hold", "flatten"] = "hold"
     fractional: bool = False
@@ -53,15 +121,15 @@ class RiskManagementSection(_Section):
     max_position_risk: float = Field(0.05, gt=0, le=1)
     max_sector_exposure: float = Field(0.3, gt=0, le=1)
     stop_loss_pct: float = Field(0.05, gt=0, lt=1)
-    max_order_notional: Decimal = Field(Decimal("50000"), gt=0)
-    max_order_qty: Decimal = Field(Decimal("10000"), gt=0)
+    max_order_notional: Dec = Field(Decimal("50000"), gt=0)
+    max_order_qty: Dec = Field(Decimal("10000"), gt=0)
     price_collar_pct: float = Field(0.05, gt=0, le=1)
     max_quote_age: float = Field(30, gt=0)
     max_orders_per_second: int = Field(20, ge=1)
     max_orders_per_minute: int = Field(180, ge=1)
     restricted_symbols: list[str] = Field(default_factory=list)
     daily_loss_confirmations: int = Field(3, ge=1, le=100)
-    trip_state: Literal[TradingState.REDUCING, TradingState.HALTED] = TradingState.HALTED
+    trip_state: TripState = TradingState.HALTED
     venue_outage_trip: float = Field(60, gt=0)
     max_error_rate: float = Field(0.5, gt=0, le=1)
     error_window: int = Field(20, ge=1)
@@ -93,6 +161,17 @@ class BrokerSection(_Section):
     workers: int = Field(4, ge=1, le=64)
     request_timeout: float = Field(10, gt=0, le=120)
 
+    @model_validator(mode="after")
+    def _urls_are_http(self) -> "BrokerSection":
+        for name in ("trading_url", "data_url"):
+            url = getattr(self, name)
+            if url and not re.match(r"^https?://[^\s/]+", url):
+                raise ValueError(
+                    f"broker.{name} must be an http:// or https:// URL, or empty for Alpaca's own "
+                    f"(got {url!r})"
+                )
+        return self
+
 
 class SimSection(_Section):
     seed: int = 42
@@ -100,7 +179,7 @@ class SimSection(_Section):
     partial_fill_prob: float = Field(0.1, ge=0, le=1)
     bars_csv: str = ""
     margin_multiplier: float = Field(2.0, ge=1, le=4)
-    starting_cash: Decimal = Field(Decimal("100000"), gt=0)
+    starting_cash: Dec = Field(Decimal("100000"), gt=0)
     rate_limit_per_minute: int = Field(200, ge=0)
 
 
@@ -119,20 +198,21 @@ class SignalsSection(_Section):
         if self.kind == "callable" and ":" not in self.callable:
             raise ValueError(
                 'signals.callable must be "package.module:function" when signals.kind = "callable"'
+                f" (got {self.callable!r})"
             )
         return self
 
 
 class SymbolOverride(_Section):
-    mode: RolloutMode | None = None
-    max_position_usd: Decimal | None = Field(None, gt=0)
+    mode: RolloutModeField | None = None
+    max_position_usd: Dec | None = Field(None, gt=0)
     max_position_pct: float | None = Field(None, gt=0, le=1)
     size_multiplier: float | None = Field(None, ge=0, le=10)
-    side: SideRestriction | None = None
+    side: SideRestrictionField | None = None
 
 
 class RolloutSection(_Section):
-    default_mode: RolloutMode = RolloutMode.APPROVE
+    default_mode: RolloutModeField = RolloutMode.APPROVE
     allowlist: list[str] = Field(default_factory=list)
     approval_timeout: float = Field(60, gt=0)
     overrides: dict[str, SymbolOverride] = Field(default_factory=dict)
@@ -162,12 +242,34 @@ class Settings(_Section):
     session: SessionSection = Field(default_factory=SessionSection)
     console: ConsoleSection = Field(default_factory=ConsoleSection)
 
-    # Where it came from (not a TOML key).
+    # Where it came from (not TOML keys).
     source_path: str | None = Field(default=None, exclude=True)
+    env_overrides: tuple[str, ...] = Field(default=(), exclude=True)
 
     @property
     def is_live(self) -> bool:
         return self.execution.mode == "live"
+
+    def universe_file(self) -> Path:
+        """session.universe_path, resolved (working directory first, then the project)."""
+        return resolve_input_path(self.session.universe_path)
+
+    def load_universe(self) -> Universe:
+        """The universe this configuration names. Raises UniverseError on bad data."""
+        return Universe.load(self.universe_file())
+
+
+def resolve_input_path(path: str | os.PathLike[str]) -> Path:
+    """A file the configuration reads: absolute as given; relative to the working
+    directory when it exists there, else relative to the project root."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    in_project = PROJECT_ROOT / p
+    return in_project if in_project.exists() else p
+
+
+# -- credentials ----------------------------------------------------------------------------
 
 
 class Credentials(BaseModel):
@@ -183,6 +285,7 @@ class Credentials(BaseModel):
 
 
 def mask(secret: str) -> str:
+    """Enough of a key id to tell two apart, never enough to use: 'PK…****'."""
     if not secret:
         return ""
     return secret[:2] + "…" + "*" * 4 if len(secret) > 6 else "****"
@@ -196,6 +299,9 @@ def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials | 
     return None
 
 
+# -- errors ---------------------------------------------------------------------------------
+
+
 class ConfigError(Exception):
     """Every problem found in a configuration, each naming the file and the key."""
 
@@ -204,64 +310,155 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _describe_constraint(err: dict[str, Any]) -> str:
-    ctx = err.get("ctx") or {}
-    kind = err.get("type", "")
-    bounds = []
-    for name, sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
-        if name in ctx:
-            bounds.append(f"{sym} {ctx[name]}")
-    if bounds and kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
-        return "must be " + " and ".join(bounds)
-    if kind == "extra_forbidden":
-        return "is not a known key"
-    if kind == "literal_error" and "expected" in ctx:
-        return f"must be one of {ctx['expected']}"
-    if kind == "enum" and "expected" in ctx:
-        return f"must be one of {ctx['expected']}"
-    return err.get("msg", "is invalid").replace("Value error, ", "")
+_BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+
+_TYPE_WORDS = {
+    "float_type": "a number", "float_parsing": "a number",
+    "decimal_type": "a number", "decimal_parsing": "a number",
+    "int_type": "a whole number", "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false", "bool_parsing": "true or false",
+    "string_type": "a string (in double quotes)",
+    "list_type": 'a list, e.g. ["AAPL", "MSFT"]',
+    "dict_type": "a table", "model_type": "a table", "model_attributes_type": "a table",
+}
 
 
-def _range_of(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    """The full allowed range of a numeric field (both bounds), for messages."""
-    current: Any = model
+def _unwrap(annotation: Any) -> Any:
+    """Strip Annotated[...] and Optional[...] down to the value type."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _field_at(loc: tuple[Any, ...]) -> Any:
+    """The pydantic FieldInfo at a key path of Settings (None when there is none)."""
+    current: Any = Settings
     field = None
+    skip_key = False
     for part in loc:
+        if skip_key:  # a dict key (e.g. a symbol under rollout.overrides)
+            skip_key = False
+            continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return ""
+            return None
         field = current.model_fields.get(str(part))
         if field is None:
-            return ""
-        current = field.annotation
+            return None
+        current = _unwrap(field.annotation)
+        if typing.get_origin(current) is dict:
+            value_type = _unwrap(typing.get_args(current)[1])
+            if isinstance(value_type, type) and issubclass(value_type, BaseModel):
+                current, skip_key = value_type, True
+    return field
+
+
+def _range_of(loc: tuple[Any, ...]) -> str:
+    """The full allowed range of a numeric field (both bounds), for messages."""
+    field = _field_at(loc)
     if field is None:
         return ""
     bounds = []
     for meta in field.metadata:
-        for name, sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+        for name, sym in _BOUNDS:
             value = getattr(meta, name, None)
             if value is not None:
                 bounds.append(f"{sym} {value}")
     return " and ".join(bounds)
 
 
-def _format_errors(source: str, exc: ValidationError) -> list[str]:
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed beside the unknown one at loc (for a 'did you mean')."""
+    parent = loc[:-1]
+    if not parent:
+        return list(Settings.model_fields)
+    field = _field_at(parent)
+    if field is None:
+        return []
+    model = _unwrap(field.annotation)
+    if typing.get_origin(model) is dict:
+        model = _unwrap(typing.get_args(model)[1])
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [k for k, f in model.model_fields.items() if not f.exclude]
+    return []
+
+
+def _is_table(loc: tuple[Any, ...]) -> bool:
+    """True when loc names a whole section (or Settings itself), not a single key."""
+    if not loc:
+        return True
+    field = _field_at(loc)
+    t = _unwrap(field.annotation) if field is not None else None
+    return isinstance(t, type) and issubclass(t, BaseModel)
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    """What the value at err['loc'] must be, in words."""
+    loc = tuple(err["loc"])
+    kind = err.get("type", "")
+    full_range = _range_of(loc)
+    if kind.startswith(("greater_than", "less_than")):
+        if full_range:
+            return f"must be {full_range}"
+        ctx = err.get("ctx") or {}
+        return "must be " + " and ".join(f"{s} {ctx[n]}" for n, s in _BOUNDS if n in ctx)
+    if kind in _TYPE_WORDS:
+        what = f"must be {_TYPE_WORDS[kind]}"
+        return f"{what} {full_range}" if full_range else what
+    if kind == "literal_error":
+        expected = (err.get("ctx") or {}).get("expected", "")
+        return f"must be one of {expected}"
+    if kind == "missing":
+        return "is required"
+    msg = str(err.get("msg", "is invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+def _format_errors(
+    source: str, exc: ValidationError, env_sources: Mapping[tuple[str, ...], str]
+) -> list[str]:
     problems = []
     for err in exc.errors():
-        loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        found = err.get("input")
-        full_range = _range_of(Settings, loc)
-        if err.get("type", "").startswith(("greater", "less")) and full_range:
-            what = f"must be {full_range}"
+        loc = tuple(str(p) for p in err["loc"])
+        key = ".".join(loc) or "(top level)"
+        where = _where(source, loc, env_sources)
+        kind = err.get("type", "")
+        if kind == "extra_forbidden":
+            known = _known_keys(loc)
+            hint = [k for k in known if k.startswith(loc[-1])] or difflib.get_close_matches(
+                loc[-1], known, n=1
+            )
+            did_you_mean = f" (did you mean {hint[0]}?)" if hint else ""
+            problems.append(f"{where}: {key} is not a known key{did_you_mean}")
+        elif kind == "value_error" and _is_table(loc):
+            # A rule across keys of one section: its message names the keys itself.
+            problems.append(f"{where}: {_describe(err)}")
         else:
-            what = _describe_constraint(err)
-        if err.get("type") == "extra_forbidden":
-            problems.append(f"{source}: {key} is not a known key")
-        elif err.get("type") == "value_error" and not loc:
-            problems.append(f"{source}: {what}")
-        else:
-            problems.append(f"{source}: {key} {what} (got {found!r})")
+            problems.append(f"{where}: {key} {_describe(err)} (got {err.get('input')!r})")
     return problems
+
+
+def _where(source: str, loc: tuple[str, ...], env_sources: Mapping[tuple[str, ...], str]) -> str:
+    """The file, or the environment variable, a value at loc came from."""
+    best = None
+    for path, var in env_sources.items():
+        n = min(len(path), len(loc))
+        if path[:n] == loc[:n] and (best is None or len(path) > len(best[0])):
+            best = (path, var)
+    return f"{best[1]} (environment)" if best else source
+
+
+def _is_secret_name(name: str) -> bool:
+    name = name.lower()
+    return name in _SECRET_KEY_NAMES or name.endswith(_SECRET_KEY_SUFFIXES)
 
 
 def _find_secrets(data: Any, prefix: str = "") -> list[str]:
@@ -269,31 +466,130 @@ def _find_secrets(data: Any, prefix: str = "") -> list[str]:
     if isinstance(data, dict):
         for k, v in data.items():
             path = f"{prefix}.{k}" if prefix else str(k)
-            if str(k).lower() in _SECRET_KEY_NAMES:
+            if _is_secret_name(str(k)):
                 found.append(path)
             else:
                 found.extend(_find_secrets(v, path))
     return found
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """EXECDESK_SECTION__KEY=value -> {"section": {"key": value}}. Values are parsed
-    as TOML values when they parse (numbers, booleans, arrays), else taken as strings."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
+def _find_secret_values(data: Any, secrets: list[tuple[str, str]], prefix: str = "") -> list[str]:
+    """Keys whose value contains the actual API key or secret from the environment."""
+    found = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            found.extend(_find_secret_values(v, secrets, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(data, list):
+        for v in data:
+            found.extend(_find_secret_values(v, secrets, prefix))
+    elif isinstance(data, str):
+        found.extend(f"{prefix} contains the value of {var}" for var, s in secrets if s in data)
+    return found
+
+
+_SECRET_HINT = (
+    "API keys come only from the environment (APCA_API_KEY_ID / APCA_API_SECRET_KEY), "
+    "never from a file: remove it from the file and export it in the environment instead"
+)
+
+
+# -- environment overrides ------------------------------------------------------------------
+
+
+def _takes_text(loc: tuple[str, ...]) -> bool:
+    """True when the key at loc holds a string (or a choice of strings): the environment
+    value is then taken verbatim rather than parsed as a TOML value."""
+    field = _field_at(loc)
+    if field is None:
+        return False
+    t = _unwrap(field.annotation)
+    if t is str:
+        return True
+    if typing.get_origin(t) is Literal:
+        return all(isinstance(a, str) for a in typing.get_args(t))
+    return isinstance(t, type) and issubclass(t, Enum) and issubclass(t, str)
+
+
+def _takes_list(loc: tuple[str, ...]) -> bool:
+    field = _field_at(loc)
+    return field is not None and typing.get_origin(_unwrap(field.annotation)) is list
+
+
+def _parse_env_value(loc: tuple[str, ...], raw: str) -> Any:
+    if _takes_text(loc):
+        return raw
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    if _takes_list(loc) and not isinstance(value, list):
+        # Lists may also be written as AAPL,MSFT in the environment.
+        value = [part.strip() for part in raw.split(",") if part.strip()]
+    return value
+
+
+def _env_key_path(name: str) -> tuple[str, ...] | None:
+    """EXECDESK_ROLLOUT__OVERRIDES__AAPL__MODE -> ("rollout", "overrides", "AAPL", "mode")."""
+    if not name.startswith(ENV_PREFIX) or "__" not in name:
+        return None
+    parts = name[len(ENV_PREFIX):].split("__")
+    path: list[str] = []
+    for part in parts:
+        path.append(part.upper() if tuple(path[-2:]) in _SYMBOL_KEYED else part.lower())
+    return tuple(path)
+
+
+def _looks_like_single_underscore_override(name: str, sections: tuple[str, ...]) -> bool:
+    """EXECDESK_RISK_MANAGEMENT_MAX_DAILY_LOSS: a real key with one underscore too few
+    (silently ignoring it would leave the operator believing the limit changed)."""
+    if not name.startswith(ENV_PREFIX):
+        return False
+    rest = name[len(ENV_PREFIX):].lower()
+    for section in sections:
+        if rest.startswith(section + "_"):
+            key = rest[len(section) + 1:]
+            if key in _known_keys((section, key)):
+                return True
+    return False
+
+
+def _env_overrides(
+    env: Mapping[str, str],
+) -> tuple[dict[str, Any], dict[tuple[str, ...], str], list[str]]:
+    """EXECDESK_SECTION__KEY=value -> ({"section": {"key": value}}, {path: var}, problems).
+    Values are parsed as TOML values (numbers, booleans, arrays) unless the key holds text."""
+    out: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+    problems: list[str] = []
+    sections = tuple(k for k, f in Settings.model_fields.items() if not f.exclude)
+    for name in sorted(env):
+        raw = env[name]
+        path = _env_key_path(name)
+        if path is None:
+            if _looks_like_single_underscore_override(name, sections):
+                problems.append(
+                    f"{name} (environment): not a configuration override: write "
+                    f"{ENV_PREFIX}<SECTION>__<KEY> with two underscores between section and key"
+                )
             continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
-        node = out.setdefault(section, {})
-        parts = key.split("__")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return out
+        if not all(path):
+            problems.append(f"{name} (environment): empty section or key name")
+            continue
+        if any(_is_secret_name(p) for p in path):
+            problems.append(
+                f"{name} (environment): {'.'.join(path)} looks like a credential: API keys come "
+                "only from APCA_API_KEY_ID / APCA_API_SECRET_KEY, never from EXECDESK_* overrides"
+            )
+            continue
+        node = out
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[path[-1]] = _parse_env_value(path, raw)
+        sources[path] = name
+    return out, sources, problems
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -306,61 +602,134 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# -- loading --------------------------------------------------------------------------------
+
+
+def _read_toml(cfg_path: Path, source: str) -> dict[str, Any]:
+    if not cfg_path.exists():
+        raise ConfigError([f"{source}: configuration file not found"])
+    if cfg_path.is_dir():
+        raise ConfigError([f"{source}: is a directory, expected a TOML file"])
+    try:
+        return tomllib.loads(cfg_path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        text = str(exc)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", text)
+        if m:
+            reason = text[: m.start()].strip()
+            raise ConfigError(
+                [f"{source}: invalid TOML at line {m[1]}, column {m[2]}: {reason}"]
+            ) from None
+        raise ConfigError([f"{source}: invalid TOML: {text}"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{source}: cannot read: {exc.strerror}"]) from None
+
+
+def _check_symbols(
+    settings: Settings, source: str, env_sources: Mapping[tuple[str, ...], str]
+) -> list[str]:
+    """Symbols named in [rollout] must be in the universe named by session.universe_path."""
+    where = _where(source, ("session", "universe_path"), env_sources)
+    try:
+        universe = settings.load_universe()
+    except UniverseError as exc:
+        if len(exc.problems) == 1 and exc.problems[0].endswith("universe file not found"):
+            return [
+                f"{where}: session.universe_path names a file that does not exist "
+                f"(got {settings.session.universe_path!r})"
+            ]
+        return exc.problems
+
+    def unknown(key: str, loc: tuple[str, ...], symbol: str) -> str:
+        guess = universe.closest(symbol)
+        hint = f" (did you mean {guess}?)" if guess and guess != symbol else ""
+        return (
+            f"{_where(source, loc, env_sources)}: {key}: {symbol!r} is not in the universe "
+            f"({settings.session.universe_path}){hint}"
+        )
+
+    problems = [
+        unknown("rollout.allowlist", ("rollout", "allowlist"), sym)
+        for sym in settings.rollout.allowlist
+        if sym not in universe
+    ]
+    problems += [
+        unknown(f"rollout.overrides.{sym}", ("rollout", "overrides", sym), sym)
+        for sym in settings.rollout.overrides
+        if sym not in universe
+    ]
+    return problems
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     *,
     env: Mapping[str, str] | None = None,
     live_confirmed: bool = False,
 ) -> Settings:
-    """Load and validate the configuration. Raises ConfigError listing every problem."""
-    env = os.environ if env is None else env
-    cfg_path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
-    source = str(cfg_path)
-    if not cfg_path.exists():
-        raise ConfigError([f"{source}: configuration file not found"])
-    if cfg_path.is_dir():
-        raise ConfigError([f"{source}: is a directory, expected a TOML file"])
-    try:
-        raw_bytes = cfg_path.read_bytes()
-        data = tomllib.loads(raw_bytes.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{source}: invalid TOML: {exc}"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{source}: cannot read: {exc.strerror}"]) from None
+    """Load and validate the configuration. Raises ConfigError listing every problem.
 
-    problems = [
-        f"{source}: {key} looks like a credential: API keys come only from the environment "
-        f"(APCA_API_KEY_ID / APCA_API_SECRET_KEY), never from a file"
-        for key in _find_secrets(data)
+    path None means config/execution.toml (in the working directory, else in the
+    project). env defaults to os.environ. live_confirmed is the command line's --live."""
+    env = os.environ if env is None else env
+    cfg_path = Path(path) if path is not None else resolve_input_path(DEFAULT_CONFIG_PATH)
+    source = str(cfg_path)
+    data = _read_toml(cfg_path, source)
+
+    problems = [f"{source}: {key} looks like a credential: {_SECRET_HINT}" for key in _find_secrets(data)]
+    real_secrets = [(var, env[var]) for var in SECRET_ENV if len(env.get(var, "")) >= 8]
+    problems += [
+        f"{source}: {found}: {_SECRET_HINT}" for found in _find_secret_values(data, real_secrets)
     ]
+    overrides, env_sources, env_problems = _env_overrides(env)
+    problems += env_problems
     if problems:
         raise ConfigError(problems)
 
-    overrides = _env_overrides(env)
     if overrides:
         data = _merge(data, overrides)
     try:
-        settings = Settings.model_validate(data)
+        settings = Settings.model_validate(data, strict=True, context={"strict": True})
     except ValidationError as exc:
-        label = source + (" (with EXECDESK_* overrides)" if overrides else "")
-        raise ConfigError(_format_errors(label, exc)) from None
+        raise ConfigError(_format_errors(source, exc, env_sources)) from None
+
+    problems = _check_symbols(settings, source, env_sources)
+    if problems:
+        raise ConfigError(problems)
 
     if settings.is_live and not live_confirmed:
+        where = _where(source, ("execution", "mode"), env_sources)
         raise ConfigError(
             [
-                f'{source}: execution.mode = "live" needs --live on the command line as well '
+                f'{where}: execution.mode = "live" needs --live on the command line as well '
                 "(paper is the default; live trading is an explicit opt-in)"
             ]
         )
     settings.source_path = source
+    settings.env_overrides = tuple(sorted(env_sources.values()))
     return settings
 
 
-def effective_view(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The effective configuration as plain data, with credentials masked."""
-    view = settings.model_dump(mode="json")
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def effective_view(
+    settings: Settings, env: Mapping[str, str] | None = None, *, json_safe: bool = True
+) -> dict[str, Any]:
+    """The effective configuration as plain data, with credentials masked.
+
+    json_safe=True (the default) gives JSON types (Decimals as strings); False keeps
+    Decimals as Decimal (enums become their values either way)."""
+    view = settings.model_dump(mode="json") if json_safe else _plain(settings.model_dump())
     creds = credentials_from_env(env)
     view["credentials"] = {
         "APCA_API_KEY_ID": creds.masked_key_id if creds else "(not set)",
