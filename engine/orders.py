@@ -1,0 +1,522 @@
+"""Order lifecycle: the OrderBook (orders by client_order_id and venue id, the
+approval queue, fills de-duplicated by execution id), the deterministic
+client_order_id, and the batch ledger that keeps a restart from processing a
+bar twice. State changes only by applying journal events, so the book rebuilt
+by replay is the book that was live.
+
+How the Engine uses it: build an event, ``book.check(event)`` if it wants to
+know before journaling, ``journal.append(event)``, ``book.apply(event)``. The
+approval primitives (``approve``, ``reject``, ``expire``) apply their events
+and return them: journal what they return, at once. ``apply`` validates
+everything before it mutates anything, so an event that raises leaves the book
+unchanged; ``rebuild`` skips such events the same way (and lists them in
+``skipped``), so replay yields the live state even if one was journaled.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import heapq
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Iterable, Iterator
+
+from engine import events as ev
+from engine.model import (
+    FINAL_STATUSES,
+    DenialReason,
+    Fill,
+    InvalidStateTransition,
+    Order,
+    OrderStatus,
+    Side,
+    check_transition,
+)
+
+S = OrderStatus
+
+# ---- client order ids ---------------------------------------------------------
+
+CLIENT_ORDER_ID_MAX = 48
+CLIENT_ORDER_ID_PREFIX = "xd"
+_SESSION_ID_RE = re.compile(r"^(\d{2})(\d{6})-([a-z2-7]{8})$")
+_SYMBOL_SAFE = re.compile(r"[A-Za-z0-9]")
+_MAX_SYMBOL_PART = 16
+
+
+def _b32(data: bytes, n: int) -> str:
+    return base64.b32encode(data).decode("ascii").lower().rstrip("=")[:n]
+
+
+def session_short(session_id: str) -> str:
+    """A compact, id-safe form of a session id. Session ids made by the journal
+    ("YYYYMMDD-xxxxxxxx") become "YYMMDDxxxxxxxx" (14 chars, starts with a digit);
+    any other id becomes "h" + 13 chars of its hash (never the same form)."""
+    m = _SESSION_ID_RE.match(session_id)
+    if m:
+        return m.group(2) + m.group(3)
+    if not session_id:
+        raise ValueError("session_id must not be empty")
+    return "h" + _b32(hashlib.blake2b(session_id.encode(), digest_size=10).digest(), 13)
+
+
+def _symbol_part(symbol: str) -> str:
+    """Letters and digits kept; anything else escaped as _XX (hex), so distinct
+    symbols stay distinct ("BRK.B" -> "BRK_2EB"). A symbol too long for the
+    budget becomes "__" + a hash of it (no escaped symbol starts that way)."""
+    out = []
+    for ch in symbol:
+        if _SYMBOL_SAFE.match(ch):
+            out.append(ch)
+        elif ord(ch) < 256:
+            out.append(f"_{ord(ch):02X}")
+        else:
+            out = None
+            break
+    part = "".join(out) if out is not None else ""
+    if out is None or len(part) > _MAX_SYMBOL_PART:
+        return "__" + _b32(hashlib.blake2b(symbol.encode(), digest_size=10).digest(), 12)
+    return part
+
+
+def make_client_order_id(session_id: str, bar_seq: int, symbol: str, seq: int) -> str:
+    """The client_order_id of the seq-th intent for symbol in batch bar_seq of a
+    session: "xd-<session short>-<bar>-<symbol>-<seq>", e.g.
+    "xd-260305k3j9x2mq-12-AAPL-0". Stable for the same inputs, only
+    [A-Za-z0-9_-], at most 48 characters; distinct inputs give distinct ids."""
+    if not symbol:
+        raise ValueError("symbol must not be empty")
+    if bar_seq < 0 or seq < 0:
+        raise ValueError(f"bar_seq and seq must be >= 0, got bar_seq={bar_seq} seq={seq}")
+    coid = f"{CLIENT_ORDER_ID_PREFIX}-{session_short(session_id)}-{bar_seq}-{_symbol_part(symbol)}-{seq}"
+    if len(coid) > CLIENT_ORDER_ID_MAX:
+        raise ValueError(
+            f"client_order_id {coid!r} is {len(coid)} characters, the limit is {CLIENT_ORDER_ID_MAX}"
+        )
+    return coid
+
+
+# ---- errors -------------------------------------------------------------------------
+
+
+class OrderBookError(Exception):
+    """An event that does not fit the book (unknown order, duplicate intent, ...)."""
+
+
+class UnknownOrder(OrderBookError):
+    def __init__(self, client_order_id: str, what: str):
+        super().__init__(f"{what}: no order with client_order_id {client_order_id!r} in the book")
+        self.client_order_id = client_order_id
+
+
+class DuplicateIntent(OrderBookError):
+    def __init__(self, client_order_id: str):
+        super().__init__(f"an order with client_order_id {client_order_id!r} is already in the book")
+        self.client_order_id = client_order_id
+
+
+# ---- batch ledger ------------------------------------------------------------------------
+
+
+class BatchLedger:
+    """Which batches (bars) the current session has seen and processed. A batch
+    keeps the batch_seq it was first given (by an intent or BatchProcessed in
+    the journal), so after a crash the same batch yields the same
+    client_order_ids; a new batch gets the next number."""
+
+    def __init__(self, session_id: str | None = None):
+        self.session_id = session_id
+        self._seq_by_bar: dict[datetime, int] = {}
+        self._processed: set[datetime] = set()
+        self._next = 0
+
+    def seq_for(self, bar_ts: datetime) -> int:
+        """The batch_seq of this bar: the one already used, or the next one."""
+        seq = self._seq_by_bar.get(bar_ts)
+        if seq is None:
+            seq = self._next
+            self._seq_by_bar[bar_ts] = seq
+            self._next = seq + 1
+        return seq
+
+    def is_processed(self, bar_ts: datetime) -> bool:
+        return bar_ts in self._processed
+
+    @property
+    def processed_count(self) -> int:
+        return len(self._processed)
+
+    def note(self, bar_ts: datetime | None, batch_seq: int | None, processed: bool = False) -> None:
+        if bar_ts is None or batch_seq is None:
+            return
+        self._seq_by_bar.setdefault(bar_ts, batch_seq)
+        self._next = max(self._next, batch_seq + 1)
+        if processed:
+            self._processed.add(bar_ts)
+
+
+# ---- the book -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Approval:
+    client_order_id: str
+    expires_at: datetime
+
+
+@dataclass
+class OrderBook:
+    """Every order this engine knows (its own and external ones), indexed by
+    client_order_id, by venue order id, and (open orders) by symbol and side.
+    Every operation is O(1) in the number of open orders (the approval queue's
+    heap is O(log n))."""
+
+    orders: dict[str, Order] = field(default_factory=dict)
+    skipped: list[tuple[ev.Event, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._by_venue: dict[str, str] = {}
+        self._open: dict[tuple[str, Side], dict[str, Order]] = {}
+        self._open_count = 0
+        self._executions: set[str] = set()
+        self._approvals: dict[str, _Approval] = {}
+        self._approval_heap: list[tuple[datetime, str]] = []
+        self.ledger = BatchLedger()
+
+    # -- queries ------------------------------------------------------------------------
+
+    def get(self, client_order_id: str) -> Order | None:
+        return self.orders.get(client_order_id)
+
+    def __contains__(self, client_order_id: object) -> bool:
+        return client_order_id in self.orders
+
+    def __len__(self) -> int:
+        return len(self.orders)
+
+    def by_venue_id(self, venue_order_id: str) -> Order | None:
+        coid = self._by_venue.get(venue_order_id)
+        return self.orders.get(coid) if coid is not None else None
+
+    @property
+    def open_count(self) -> int:
+        """Orders not in a final status (intents, in flight, working, external)."""
+        return self._open_count
+
+    def open_orders(self, symbol: str, side: Side | None = None) -> list[Order]:
+        """Open (not final) orders in symbol, on one side or both."""
+        sides = (side,) if side is not None else (Side.BUY, Side.SELL)
+        out: list[Order] = []
+        for s in sides:
+            bucket = self._open.get((symbol, s))
+            if bucket:
+                out.extend(bucket.values())
+        return out
+
+    def iter_open(self) -> Iterator[Order]:
+        for bucket in self._open.values():
+            yield from bucket.values()
+
+    def has_execution(self, execution_id: str) -> bool:
+        return execution_id in self._executions
+
+    # -- approval queue ------------------------------------------------------------------
+
+    @property
+    def awaiting_approval(self) -> list[Order]:
+        """Intents waiting for the operator, oldest deadline first."""
+        pending = sorted(self._approvals.values(), key=lambda a: (a.expires_at, a.client_order_id))
+        return [self.orders[a.client_order_id] for a in pending]
+
+    def approval_deadline(self, client_order_id: str) -> datetime | None:
+        a = self._approvals.get(client_order_id)
+        return a.expires_at if a else None
+
+    def approve(self, client_order_id: str, by: str = "operator") -> ev.IntentApproved:
+        """Take an intent off the approval queue. Applied; journal the result.
+        The order stays AWAITING_APPROVAL until SubmitSent."""
+        event = ev.IntentApproved(client_order_id=client_order_id, by=by)
+        self.apply(event)
+        return event
+
+    def reject(self, client_order_id: str, by: str = "operator", detail: str = "") -> ev.IntentRejected:
+        """The operator said no: DENIED (REJECTED_BY_OPERATOR). Applied; journal the result."""
+        event = ev.IntentRejected(client_order_id=client_order_id, by=by, detail=detail)
+        self.apply(event)
+        return event
+
+    def expire(self, now: datetime) -> list[ev.IntentExpired]:
+        """Expire every intent whose approval deadline is at or before now:
+        EXPIRED (APPROVAL_EXPIRED). Applied; journal the results."""
+        out: list[ev.IntentExpired] = []
+        heap = self._approval_heap
+        while heap and heap[0][0] <= now:
+            deadline, coid = heapq.heappop(heap)
+            pending = self._approvals.get(coid)
+            if pending is None or pending.expires_at != deadline:
+                continue  # approved, rejected or re-requested since: stale heap entry
+            event = ev.IntentExpired(client_order_id=coid, at=now)
+            self.apply(event)
+            out.append(event)
+        return out
+
+    # -- applying events -------------------------------------------------------------------
+
+    def check(self, event: ev.Event) -> None:
+        """Raise (InvalidStateTransition, OrderBookError) if apply(event) would."""
+        self._apply(event, commit=False)
+
+    def apply(self, event: ev.Event) -> bool:
+        """Apply one journal event. Returns False when it changed nothing (a
+        duplicate fill, an event the book does not track). Raises before
+        changing anything when the event does not fit."""
+        return self._apply(event, commit=True)
+
+    def rebuild(self, entries: Iterable[object], session_id: str | None = None) -> "OrderBook":
+        """Apply every event of a replay (events or JournalEntry records with
+        .event and .session_id). Events that raise are skipped (the live book
+        refused them too) and listed in ``skipped``. The batch ledger follows
+        session_id (default: the last SessionStarted's)."""
+        for entry in entries:
+            event = getattr(entry, "event", entry)
+            if isinstance(event, ev.SessionStarted):
+                if session_id is None or event.session_id == session_id:
+                    if self.ledger.session_id != event.session_id:
+                        self.ledger = BatchLedger(event.session_id)
+                continue
+            entry_session = getattr(entry, "session_id", None)
+            try:
+                self._apply(event, commit=True, session_id=entry_session)
+            except (InvalidStateTransition, OrderBookError) as exc:
+                self.skipped.append((event, str(exc)))
+        return self
+
+    @classmethod
+    def from_replay(cls, entries: Iterable[object], session_id: str | None = None) -> "OrderBook":
+        return cls().rebuild(entries, session_id)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _need(self, client_order_id: str, what: str) -> Order:
+        order = self.orders.get(client_order_id)
+        if order is None:
+            raise UnknownOrder(client_order_id, what)
+        return order
+
+    def _apply(self, event: object, *, commit: bool, session_id: str | None = None) -> bool:
+        handler = _HANDLERS.get(type(event))
+        if handler is None:
+            return False
+        return handler(self, event, commit, session_id)
+
+    def _index_add(self, order: Order) -> None:
+        if order.status not in FINAL_STATUSES:
+            self._open.setdefault((order.symbol, order.side), {})[order.client_order_id] = order
+            self._open_count += 1
+        if order.venue_order_id:
+            self._by_venue[order.venue_order_id] = order.client_order_id
+
+    def _set_status(self, order: Order, new: OrderStatus, at: datetime | None = None) -> None:
+        """Move to new (already checked). Keeps the open index in step."""
+        was_open = order.status not in FINAL_STATUSES
+        order.status = new
+        now_open = new not in FINAL_STATUSES
+        if was_open and not now_open:
+            bucket = self._open.get((order.symbol, order.side))
+            if bucket is not None and bucket.pop(order.client_order_id, None) is not None:
+                self._open_count -= 1
+            if order.final_at is None:
+                order.final_at = at
+        elif now_open and not was_open:
+            self._open.setdefault((order.symbol, order.side), {})[order.client_order_id] = order
+            self._open_count += 1
+            order.final_at = None
+        if new is not S.AWAITING_APPROVAL:
+            self._approvals.pop(order.client_order_id, None)
+
+    def _set_venue_id(self, order: Order, venue_order_id: str | None) -> None:
+        if venue_order_id and order.venue_order_id != venue_order_id:
+            if order.venue_order_id:
+                self._by_venue.pop(order.venue_order_id, None)
+            order.venue_order_id = venue_order_id
+            self._by_venue[venue_order_id] = order.client_order_id
+
+    def _add_order(self, order: Order, commit: bool) -> bool:
+        if order.client_order_id in self.orders:
+            raise DuplicateIntent(order.client_order_id)
+        if not commit:
+            return True
+        order = order.model_copy(deep=True)  # the event stays immutable
+        self.orders[order.client_order_id] = order
+        self._index_add(order)
+        for execution_id in order.fill_ids:
+            self._executions.add(execution_id)
+        return True
+
+    # one handler per event type -------------------------------------------------------------
+
+    def _on_intent_created(self, e: ev.IntentCreated, commit: bool, session_id: str | None) -> bool:
+        if e.order.status is not S.CREATED:
+            raise OrderBookError(
+                f"intent {e.order.client_order_id}: expected status created, found {e.order.status.value}"
+            )
+        self._add_order(e.order, commit)
+        if commit and e.order.bar_ts is not None and self._ledger_follows(session_id):
+            self.ledger.note(e.order.bar_ts, e.batch_seq)
+        return True
+
+    def _on_external(self, e: ev.OrderExternal, commit: bool, session_id: str | None) -> bool:
+        if commit:
+            self._add_order(e.order.model_copy(update={"external": True}), commit)
+        elif e.order.client_order_id in self.orders:
+            raise DuplicateIntent(e.order.client_order_id)
+        return True
+
+    def _transition(self, coid: str, new: OrderStatus, what: str) -> Order:
+        order = self._need(coid, what)
+        check_transition(coid, order.status, new)
+        return order
+
+    def _on_denied(self, e: ev.IntentDenied, commit: bool, session_id: str | None) -> bool:
+        order = self._transition(e.client_order_id, S.DENIED, "IntentDenied")
+        if commit:
+            order.denial, order.denial_detail = e.reason, e.detail
+            self._set_status(order, S.DENIED)
+        return True
+
+    def _on_approval_requested(self, e: ev.ApprovalRequested, commit: bool, session_id: str | None) -> bool:
+        order = self._transition(e.client_order_id, S.AWAITING_APPROVAL, "ApprovalRequested")
+        if commit:
+            self._set_status(order, S.AWAITING_APPROVAL)
+            order.expires_at = e.expires_at
+            self._approvals[order.client_order_id] = _Approval(order.client_order_id, e.expires_at)
+            heapq.heappush(self._approval_heap, (e.expires_at, order.client_order_id))
+        return True
+
+    def _pending_approval(self, coid: str, what: str) -> Order:
+        order = self._need(coid, what)
+        if coid not in self._approvals:
+            raise OrderBookError(
+                f"{what}: intent {coid} is not awaiting approval (status {order.status.value})"
+            )
+        return order
+
+    def _on_approved(self, e: ev.IntentApproved, commit: bool, session_id: str | None) -> bool:
+        self._pending_approval(e.client_order_id, "IntentApproved")
+        if commit:
+            del self._approvals[e.client_order_id]
+        return True
+
+    def _on_rejected(self, e: ev.IntentRejected, commit: bool, session_id: str | None) -> bool:
+        order = self._pending_approval(e.client_order_id, "IntentRejected")
+        check_transition(order.client_order_id, order.status, S.DENIED)
+        if commit:
+            order.denial = DenialReason.REJECTED_BY_OPERATOR
+            order.denial_detail = e.detail or f"rejected by {e.by}"
+            self._set_status(order, S.DENIED)
+        return True
+
+    def _on_expired(self, e: ev.IntentExpired, commit: bool, session_id: str | None) -> bool:
+        order = self._pending_approval(e.client_order_id, "IntentExpired")
+        check_transition(order.client_order_id, order.status, S.EXPIRED)
+        if commit:
+            order.denial = DenialReason.APPROVAL_EXPIRED
+            order.denial_detail = f"not approved by {order.expires_at.isoformat() if order.expires_at else e.at}"
+            self._set_status(order, S.EXPIRED, e.at)
+        return True
+
+    def _on_submit_sent(self, e: ev.SubmitSent, commit: bool, session_id: str | None) -> bool:
+        order = self._transition(e.client_order_id, S.SUBMITTING, "SubmitSent")
+        if order.status is S.AWAITING_APPROVAL and order.client_order_id in self._approvals:
+            raise OrderBookError(f"SubmitSent: intent {order.client_order_id} has not been approved")
+        if commit:
+            self._set_status(order, S.SUBMITTING)
+            order.submitted_at = e.at
+        return True
+
+    def _on_submit_acked(self, e: ev.SubmitAcked, commit: bool, session_id: str | None) -> bool:
+        order = self._transition(e.client_order_id, e.status, "SubmitAcked")
+        if commit:
+            self._set_venue_id(order, e.venue_order_id)
+            self._set_status(order, e.status)
+        return True
+
+    def _on_submit_rejected(self, e: ev.SubmitRejected, commit: bool, session_id: str | None) -> bool:
+        order = self._transition(e.client_order_id, S.REJECTED, "SubmitRejected")
+        if commit:
+            order.denial_detail = e.message or None
+            self._set_status(order, S.REJECTED)
+        return True
+
+    def _on_submit_unknown(self, e: ev.SubmitUnknown, commit: bool, session_id: str | None) -> bool:
+        order = self._transition(e.client_order_id, S.UNKNOWN, "SubmitUnknown")
+        if commit:
+            self._set_status(order, S.UNKNOWN)
+        return True
+
+    def _on_cancel_requested(self, e: ev.CancelRequested, commit: bool, session_id: str | None) -> bool:
+        self._need(e.client_order_id, "CancelRequested")
+        return False  # the venue's answer changes the status, not the request
+
+    def _on_status(self, e: ev.OrderStatusChanged, commit: bool, session_id: str | None) -> bool:
+        order = self._transition(e.client_order_id, e.status, "OrderStatusChanged")
+        if commit:
+            self._set_venue_id(order, e.venue_order_id)
+            self._set_status(order, e.status)
+        return True
+
+    def _on_fill(self, e: ev.FillApplied, commit: bool, session_id: str | None) -> bool:
+        fill: Fill = e.fill
+        order = self._need(fill.client_order_id, "FillApplied")
+        if fill.execution_id in self._executions:
+            return False  # seen before: de-duplicated by execution id
+        if fill.symbol != order.symbol or fill.side != order.side:
+            raise OrderBookError(
+                f"fill {fill.execution_id}: {fill.side.value} {fill.symbol} does not match order "
+                f"{order.client_order_id} ({order.side.value} {order.symbol})"
+            )
+        new_filled = order.filled_qty + fill.qty
+        if e.status is not None:
+            new_status = e.status
+        elif new_filled >= order.qty:
+            new_status = S.FILLED
+        elif order.status.is_final:
+            new_status = order.status  # a late partial fill after cancel/expiry: stays final
+        else:
+            new_status = S.PARTIALLY_FILLED
+        check_transition(order.client_order_id, order.status, new_status)
+        if commit:
+            order.apply_fill(fill)
+            self._executions.add(fill.execution_id)
+            self._set_status(order, new_status, fill.ts)
+        return True
+
+    def _ledger_follows(self, session_id: str | None) -> bool:
+        return session_id is None or self.ledger.session_id is None or session_id == self.ledger.session_id
+
+    def _on_batch(self, e: ev.BatchProcessed, commit: bool, session_id: str | None) -> bool:
+        if commit and self._ledger_follows(session_id):
+            self.ledger.note(e.bar_ts, e.batch_seq, processed=True)
+        return True
+
+
+_HANDLERS = {
+    ev.IntentCreated: OrderBook._on_intent_created,
+    ev.OrderExternal: OrderBook._on_external,
+    ev.IntentDenied: OrderBook._on_denied,
+    ev.ApprovalRequested: OrderBook._on_approval_requested,
+    ev.IntentApproved: OrderBook._on_approved,
+    ev.IntentRejected: OrderBook._on_rejected,
+    ev.IntentExpired: OrderBook._on_expired,
+    ev.SubmitSent: OrderBook._on_submit_sent,
+    ev.SubmitAcked: OrderBook._on_submit_acked,
+    ev.SubmitRejected: OrderBook._on_submit_rejected,
+    ev.SubmitUnknown: OrderBook._on_submit_unknown,
+    ev.CancelRequested: OrderBook._on_cancel_requested,
+    ev.OrderStatusChanged: OrderBook._on_status,
+    ev.FillApplied: OrderBook._on_fill,
+    ev.BatchProcessed: OrderBook._on_batch,
+}
