@@ -1,0 +1,287 @@
+"""The `execdesk` command line: one `cmd_<name>(args) -> int` function per subcommand,
+registered in COMMANDS. User mistakes end as `error: ...` lines and exit 2, never a
+traceback.
+
+Adding a subcommand (the whole edit):
+
+    def _run_arguments(p: argparse.ArgumentParser) -> None:
+        add_config_arguments(p)             # -c/--config PATH and --live
+        p.add_argument("--headless", action="store_true", help="...")
+
+    def cmd_run(args: argparse.Namespace) -> int:
+        settings = load_settings_or_exit(args)   # errors -> stderr, exit 2
+        from engine.core import Engine           # heavy imports inside the command
+        ...
+        return 0
+
+    COMMANDS = (
+        ...,
+        Subcommand("run", cmd_run, "run a headless session", _run_arguments),
+    )
+
+With no subcommand, `execdesk` runs the command named DEFAULT_COMMAND ("console")
+once it is registered, and prints this help until then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable, Sequence
+
+from engine.config import (
+    ConfigError,
+    Settings,
+    credentials_from_env,
+    effective_view,
+    load_settings,
+)
+from engine.universe import UniverseError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # the command ran and failed (venue down, file not writable, ...)
+EXIT_USAGE = 2  # the user asked for something invalid (bad configuration, bad arguments)
+DEFAULT_COMMAND = "console"
+
+
+class CommandError(Exception):
+    """A user-facing failure: each problem is printed as `error: <problem>`.
+    Raise it from any cmd_<name>; main() prints it and exits with `code`."""
+
+    def __init__(self, *problems: str, code: int = EXIT_USAGE):
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    run: Callable[[argparse.Namespace], int]
+    help: str  # one line, shown in `execdesk --help`
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    description: str | None = None  # longer text for `execdesk <name> --help`
+
+
+# -- shared helpers for subcommands --------------------------------------------------------
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """-c/--config PATH and --live, for every command that loads the configuration.
+    They may also be given before the subcommand: `execdesk --config x.toml run`."""
+    parser.add_argument(
+        "-c", "--config", metavar="PATH", default=argparse.SUPPRESS,
+        help="configuration file (default: config/execution.toml)",
+    )
+    _add_live_argument(parser)
+
+
+def _add_live_argument(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
+    parser.add_argument(
+        "--live", action="store_true", default=default,
+        help='confirm live trading: needed, together with execution.mode = "live" in the '
+        "configuration, before anything talks to a live account",
+    )
+
+
+def print_errors(problems: Sequence[str]) -> None:
+    """Each problem on its own line on stderr, prefixed `error: `."""
+    for problem in problems:
+        for line in str(problem).splitlines() or [""]:
+            print(f"error: {line}", file=sys.stderr)
+
+
+def load_settings_or_exit(args: argparse.Namespace) -> Settings:
+    """The validated configuration named by args.config (honouring args.live), or every
+    problem on stderr and SystemExit(2). Every command that needs settings uses this."""
+    try:
+        return load_settings(getattr(args, "config", None), live_confirmed=bool(getattr(args, "live", False)))
+    except ConfigError as exc:
+        print_errors(exc.problems)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+# -- check-config ---------------------------------------------------------------------------
+
+
+def _check_config_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "config", nargs="?", metavar="PATH", default=argparse.SUPPRESS,
+        help="configuration file to check (default: config/execution.toml)",
+    )
+    _add_live_argument(p)
+    p.add_argument(
+        "--format", choices=("toml", "json"), default="toml",
+        help="toml (default; the output loads back as a configuration file) or json",
+    )
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = load_settings_or_exit(args)
+    view = effective_view(settings, json_safe=args.format == "json")
+    if args.format == "json":
+        print(json.dumps(view, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(render_settings_toml(settings, view))
+    return EXIT_OK
+
+
+def render_settings_toml(settings: Settings, view: dict[str, Any]) -> str:
+    """The effective configuration as TOML (loadable again), with a header saying where
+    it came from and the masked credentials as comments."""
+    creds = view.pop("credentials", {})
+    overrides = ", ".join(settings.env_overrides) or "none"
+    mode = "LIVE (confirmed with --live)" if settings.is_live else "paper"
+    lines = [
+        "# execdesk: effective configuration",
+        f"# file: {settings.source_path}",
+        f"# environment overrides: {overrides}",
+        f"# trading mode: {mode}",
+    ]
+    lines += [f"# credentials from the environment: {k} = {v}" for k, v in creds.items()]
+    if credentials_from_env() is None and settings.broker.kind == "alpaca":
+        lines.append(
+            '# note: broker.kind = "alpaca" needs APCA_API_KEY_ID and APCA_API_SECRET_KEY to run'
+        )
+    body = _toml_tables(view, ())
+    return "\n".join(lines) + "\n" + body + "\n\n# configuration OK"
+
+
+def _toml_tables(table: dict[str, Any], path: tuple[str, ...]) -> str:
+    """[section] tables; a table whose values are all tables (rollout.overrides) becomes
+    [rollout.overrides.AAPL] tables; other dicts (console.keymap) are inline tables."""
+    out = []
+
+    def is_table(v: Any) -> bool:
+        return isinstance(v, dict) and (not path or _is_table_of_tables(v))
+
+    scalars = {k: v for k, v in table.items() if not is_table(v)}
+    tables = {k: v for k, v in table.items() if is_table(v)}
+    if path and (scalars or not tables):
+        out.append(f"\n[{'.'.join(_toml_key(p) for p in path)}]")
+    for key, value in scalars.items():
+        if value is None:
+            continue  # TOML has no null: an unset optional key is simply absent
+        out.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for key, value in tables.items():
+        out.append(_toml_tables(value, (*path, key)))
+    return "\n".join(out)
+
+
+def _is_table_of_tables(value: Any) -> bool:
+    """A section, or a table whose values are all tables (rollout.overrides)."""
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, dict) for v in value.values())
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, Decimal)):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None)
+        return "{ " + items + " }" if items else "{}"
+    return json.dumps(str(value))
+
+
+# -- the table of subcommands ---------------------------------------------------------------
+
+COMMANDS: tuple[Subcommand, ...] = (
+    Subcommand(
+        "check-config",
+        cmd_check_config,
+        "validate the configuration and print it with secrets masked",
+        _check_config_arguments,
+        description="Load the configuration file with its EXECDESK_* environment overrides, "
+        "validate it, and print the effective configuration (API keys masked). Exits 0 when "
+        "it is valid; otherwise prints every problem as `error: ...` and exits 2.",
+    ),
+)
+
+
+# -- entry point ----------------------------------------------------------------------------
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("execdesk")
+    except Exception:  # not installed (running from a source tree)
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="execdesk",
+        description="execdesk: signal-driven execution on Alpaca (paper first) with pre-trade "
+        "risk checks, a journal and an operator console.",
+        epilog="Configuration reference: docs/configuration.md. "
+        "Run `execdesk <command> --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"execdesk {_version()}")
+    parser.add_argument(
+        "-c", "--config", metavar="PATH", default=None,
+        help="configuration file (default: config/execution.toml)",
+    )
+    _add_live_argument(parser, default=False)
+    sub = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
+    for command in COMMANDS:
+        p = sub.add_parser(
+            command.name, help=command.help, description=command.description or command.help
+        )
+        if command.add_arguments is not None:
+            command.add_arguments(p)
+        p.set_defaults(_run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one execdesk command; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            if DEFAULT_COMMAND not in {c.name for c in COMMANDS}:
+                parser.print_help()
+                return EXIT_OK
+            args = parser.parse_args([*argv, DEFAULT_COMMAND])
+        return int(args._run(args) or EXIT_OK)
+    except SystemExit as exc:  # argparse (--help, bad arguments) and load_settings_or_exit
+        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
+    except CommandError as exc:
+        print_errors(exc.problems)
+        return exc.code
+    except (ConfigError, UniverseError) as exc:
+        print_errors(exc.problems)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `execdesk check-config | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except OSError as exc:
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print_errors([f"{where}{exc.strerror or exc}"])
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
