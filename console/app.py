@@ -1,0 +1,163 @@
+"""The operator console: a thin Textual App over an EngineHandle. It reads the
+engine's snapshot at most `console.max_fps` times a second, hands it to the main
+screen when it changed, and turns keys into engine commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from console import keys
+from console.messages import CommandFailed, CommandFinished
+from console.screens.confirm import ConfirmScreen
+from console.screens.help import HelpScreen
+from console.screens.main import MainScreen
+from engine.commands import Command, CommandResult, EngineHandle, Halt
+from engine.config import Settings
+from engine.model import TradingState
+from engine.snapshot import EngineSnapshot
+
+#: the console never redraws more often than this, whatever the configuration says
+MAX_FPS = 10
+
+
+class ExecDeskApp(App[None]):
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "execdesk"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    BINDINGS = keys.bindings("app")
+
+    def __init__(self, handle: EngineHandle, settings: Settings, *, clock_in_view: bool = True) -> None:
+        super().__init__()
+        self.handle = handle
+        self.settings = settings
+        self.clock_in_view = clock_in_view
+        self.keymap = dict(settings.console.keymap)
+        self.snapshot: EngineSnapshot = handle.snapshot
+        self.halt_pending = False
+        self._shown_seq: int | None = None
+        self.set_keymap(self.keymap)
+
+    # -- screens ----------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen()
+
+    @property
+    def main_screen(self) -> MainScreen | None:
+        screen = self.screen_stack[0] if self.screen_stack else None
+        return screen if isinstance(screen, MainScreen) and screen.is_mounted else None
+
+    def on_mount(self) -> None:
+        fps = min(MAX_FPS, self.settings.console.max_fps)
+        self.set_interval(1 / fps, self.refresh_snapshot, name="snapshot")
+        self.refresh_snapshot()
+
+    # -- snapshots ----------------------------------------------------------------
+
+    def refresh_snapshot(self, *, force: bool = False) -> None:
+        """Read the engine's latest snapshot; if it changed, show it (one batched frame)."""
+        snapshot = self.handle.snapshot
+        screen = self.main_screen
+        if screen is None or (snapshot.seq == self._shown_seq and not force):
+            return
+        self.snapshot = snapshot
+        self._shown_seq = snapshot.seq
+        if self.halt_pending and snapshot.trading_state is TradingState.HALTED:
+            self.halt_pending = False  # the engine says so now: the snapshot takes over
+        with self.batch_update():
+            screen.apply(snapshot, halt_pending=self.halt_pending)
+
+    # -- commands -------------------------------------------------------------------
+
+    @work(group="commands", exit_on_error=False)
+    async def send(self, command: Command, label: str) -> CommandResult:
+        """Give the Engine a command and report its answer."""
+        try:
+            result = await self.handle.execute(command)
+        except Exception as exc:  # the engine could not take it: say so, never silently
+            self.post_message(CommandFailed(command, f"{type(exc).__name__}: {exc}", label))
+            raise
+        self.post_message(CommandFinished(command, result, label))
+        return result
+
+    @on(CommandFinished)
+    def _command_finished(self, message: CommandFinished) -> None:
+        result = message.result
+        verdict = "done" if result.ok else "REFUSED"
+        text = f"{message.label}: {verdict}" + (f": {result.message}" if result.message else "")
+        self.say(text, warning=not result.ok)
+        self.refresh_snapshot()
+
+    @on(CommandFailed)
+    def _command_failed(self, message: CommandFailed) -> None:
+        self.say(f"{message.label}: FAILED: {message.error}", warning=True)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR and event.worker.group != "commands":
+            self.say(f"{event.worker.name}: {event.worker.error}", warning=True)
+
+    def say(self, text: str, *, warning: bool = False) -> None:
+        """Tell the operator: a line in the event log, and a toast when it is a problem."""
+        screen = self.main_screen
+        if screen is not None:
+            screen.event_log.note(text, self.snapshot.venue_time, kind="error" if warning else "console")
+        if warning:
+            self.notify(text, severity="warning", timeout=6)
+
+    # -- app-wide keys ------------------------------------------------------------------
+
+    def action_kill_switch(self) -> None:
+        """One keystroke, no confirmation, from any screen: HALTED at once, cancel-all."""
+        self.halt_pending = True
+        self.refresh_snapshot(force=True)
+        self.send(Halt(cause="operator: console kill switch"), "KILL SWITCH")
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.keymap))
+
+    async def action_quit(self) -> None:
+        """Quit; with orders working at the venue, ask first and say they stay there."""
+        working = len(self.snapshot.orders) or self.snapshot.open_order_count
+        if not working:
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Quit with {working} working orders?",
+                "They stay working at the venue: quitting the console cancels nothing. "
+                "To cancel everything first, press the kill switch "
+                f"({keys.effective_key(keys.BY_ID['kill_switch'], self.keymap)}).",
+                yes="Quit",
+            ),
+            answered,
+        )
+
+    # -- command palette ----------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        main = self.screen_stack[0] if self.screen_stack else None
+        for key in keys.KEYS:
+            target = self if key.where == "app" else main
+            if target is None:
+                continue
+            shown = keys.effective_key(key, self.keymap)
+            yield SystemCommand(
+                f"{key.label} ({shown})",
+                key.description,
+                lambda action=key.action, node=target: self.call_later(self.run_action, action, node),
+            )
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit",):
+                yield command

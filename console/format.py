@@ -1,0 +1,110 @@
+"""How money, quantities, times and states read on the operator's screen.
+Presentation only: every value shown comes from an engine snapshot."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from rich.text import Text
+
+try:
+    VENUE_TZ: timezone | ZoneInfo = ZoneInfo("America/New_York")
+except ZoneInfoNotFoundError:  # pragma: no cover - a machine without a tz database
+    VENUE_TZ = timezone.utc
+
+DASH = "–"
+
+
+def money(value: Decimal | float | None, *, decimals: int = 2) -> str:
+    """12345.6 -> '12,345.60'."""
+    if value is None:
+        return DASH
+    return f"{Decimal(value):,.{decimals}f}"
+
+
+def signed_money(value: Decimal | float | None, *, decimals: int = 2) -> str:
+    """Always with a sign: '+1,234.50', '-12.00'."""
+    if value is None:
+        return DASH
+    return f"{Decimal(value):+,.{decimals}f}"
+
+
+def pnl_text(value: Decimal | float | None, *, decimals: int = 2) -> Text:
+    """A P&L figure, green when positive, red when negative."""
+    if value is None:
+        return Text(DASH)
+    style = "green" if value > 0 else "red" if value < 0 else ""
+    return Text(signed_money(value, decimals=decimals), style=style)
+
+
+def price(value: Decimal | float | None) -> str:
+    if value is None:
+        return DASH
+    return f"{Decimal(value):,.2f}"
+
+
+def qty(value: Decimal | float | None) -> str:
+    """Whole shares without decimals; fractional shares up to 4 places."""
+    if value is None:
+        return DASH
+    d = Decimal(value)
+    if d == d.to_integral_value():
+        return f"{d:,.0f}"
+    return f"{d:,.4f}".rstrip("0")
+
+
+def pct(fraction: float | None, *, decimals: int = 1) -> str:
+    """0.123 -> '12.3%'."""
+    if fraction is None:
+        return DASH
+    return f"{fraction * 100:.{decimals}f}%"
+
+
+def signal(value: float | None) -> str:
+    if value is None:
+        return DASH
+    return f"{value:+.2f}"
+
+
+def duration(seconds: float | None) -> str:
+    """A coarse age or countdown: '45s', '3m05s', '2h10m'. Negative means past: 'expired'."""
+    if seconds is None:
+        return DASH
+    if seconds < 0:
+        return "expired"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds()
+
+
+def venue_clock(ts: datetime | None, *, with_seconds: bool = True) -> str:
+    """A venue timestamp in exchange time: '10:31:05 ET'."""
+    if ts is None:
+        return DASH
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(VENUE_TZ)
+    return ts.strftime("%H:%M:%S ET" if with_seconds else "%H:%M ET")
+
+
+def short_time(ts: datetime | None) -> str:
+    """Time of day for the event log: '10:31:05'."""
+    if ts is None:
+        return "--:--:--"
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(VENUE_TZ)
+    return ts.strftime("%H:%M:%S")
+
+
+def side_text(side: str) -> Text:
+    return Text(side.upper(), style="bold green" if side == "buy" else "bold red")

@@ -1,0 +1,154 @@
+"""The operator's event log: fills, denials with their reasons, dropped signals,
+reconnects, state changes, the kill switch, and what the console itself noticed.
+`/` opens a filter that matches kind, symbol or text."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+from typing import Iterable
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Input, RichLog
+
+from console import format as fmt
+from console.messages import FilterChanged
+from engine.snapshot import EventRow
+
+KIND_STYLE = {
+    "fill": "green",
+    "denial": "yellow",
+    "dropped": "dim",
+    "reconnect": "cyan",
+    "state": "bold magenta",
+    "kill": "bold red",
+    "order": "dodger_blue2",
+    "error": "bold red",
+    "console": "italic",
+}
+
+KEEP = 5000
+
+
+def event_line(event: EventRow) -> Text:
+    style = KIND_STYLE.get(event.kind, "")
+    return Text.assemble(
+        (fmt.short_time(event.ts), "dim"),
+        " ",
+        (f"{event.kind:<9}", style),
+        (f"{event.symbol:<6}" if event.symbol else "      ", "bold"),
+        " ",
+        (event.text, style if event.kind in ("error", "kill") else ""),
+    )
+
+
+def matches(event: EventRow, needle: str) -> bool:
+    if not needle:
+        return True
+    needle = needle.lower()
+    return (
+        needle in event.kind.lower()
+        or (event.symbol is not None and needle in event.symbol.lower())
+        or needle in event.text.lower()
+    )
+
+
+class EventLog(Vertical):
+    BINDINGS = [Binding("escape", "close_filter", "Clear filter", show=False)]
+    DEFAULT_CSS = """
+    EventLog {
+        height: 1fr;
+        border: round $primary;
+    }
+    EventLog RichLog {
+        height: 1fr;
+        background: transparent;
+        scrollbar-size-vertical: 1;
+    }
+    EventLog #log-filter {
+        display: none;
+        height: 1;
+        border: none;
+        padding: 0 1;
+    }
+    EventLog.-filtering #log-filter { display: block; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__(id="event-log")
+        self.border_title = "Events"
+        self._events: deque[EventRow] = deque(maxlen=KEEP)
+        self._last_seq = -1
+        self.filter_text = ""
+
+    def compose(self) -> ComposeResult:
+        yield RichLog(max_lines=KEEP, wrap=True, min_width=20, markup=False, highlight=False, id="log-lines")
+        yield Input(placeholder="filter: kind, symbol or words (enter keeps, esc clears)", id="log-filter", compact=True)
+
+    @property
+    def _log(self) -> RichLog:
+        return self.query_one("#log-lines", RichLog)
+
+    def show(self, events: Iterable[EventRow]) -> None:
+        """Append the events not seen yet (the snapshot carries the most recent ones)."""
+        fresh = [event for event in events if event.seq > self._last_seq]
+        if not fresh:
+            return
+        self._last_seq = fresh[-1].seq
+        self._append(fresh)
+
+    def note(self, text: str, ts: datetime | None, kind: str = "console") -> None:
+        """A line the console itself adds (e.g. it saw the trade stream go down)."""
+        self._append([EventRow(seq=-1, ts=ts or datetime.min, kind=kind, symbol=None, text=text)])
+
+    def _append(self, events: list[EventRow]) -> None:
+        self._events.extend(events)
+        log = self._log
+        for event in events:
+            if matches(event, self.filter_text):
+                log.write(event_line(event))
+
+    # -- filtering ------------------------------------------------------------
+
+    def open_filter(self) -> None:
+        self.add_class("-filtering")
+        box = self.query_one("#log-filter", Input)
+        box.value = self.filter_text
+        box.focus()
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self.border_title = f"Events · filter: {self.filter_text}" if self.filter_text else "Events"
+        log = self._log
+        log.clear()
+        for event in self._events:
+            if matches(event, self.filter_text):
+                log.write(event_line(event))
+        self.post_message(FilterChanged(self.filter_text))
+
+    @on(Input.Changed, "#log-filter")
+    def _filter_typed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.set_filter(event.value)
+
+    @on(Input.Submitted, "#log-filter")
+    def _filter_kept(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._leave_filter()
+
+    def action_close_filter(self) -> None:
+        """Escape: clear the filter and close it."""
+        self.set_filter("")
+        self._leave_filter()
+
+    def _leave_filter(self) -> None:
+        self.remove_class("-filtering")
+        from console.widgets.tables import LiveTable
+
+        tables = self.screen.query(LiveTable)
+        if tables:
+            tables.first().focus()

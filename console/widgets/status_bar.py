@@ -1,0 +1,188 @@
+"""The top of the screen: who and where we trade, equity and day P&L against the
+loss limit, the trading state in its colour, connectivity, the venue clock; and a
+banner line that appears whenever the desk is not simply ACTIVE and healthy."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from console import format as fmt
+from engine.model import TradingState
+from engine.snapshot import Connectivity, EngineSnapshot
+
+_LINK_STYLE = {"up": "bold green", "degraded": "bold yellow", "down": "bold red"}
+
+
+def _link(label: str, state: str) -> Text:
+    style = _LINK_STYLE.get(state, "dim")
+    mark = {"up": "●", "degraded": "◐", "down": "✖"}.get(state, "○")
+    return Text.assemble((mark, style), " ", (label, "" if state == "up" else style))
+
+
+def degraded_parts(conn: Connectivity) -> list[str]:
+    """Each way the venue link is not healthy, in the operator's words."""
+    parts: list[str] = []
+    if conn.rest == "down":
+        parts.append("venue unreachable")
+    elif conn.rest != "up":
+        parts.append(f"REST {conn.rest}")
+    if conn.trade_stream != "up":
+        parts.append(f"trade stream {conn.trade_stream}")
+    if conn.market_data != "up":
+        parts.append(f"market data {conn.market_data}")
+    if conn.reconciling:
+        parts.append("reconciling")
+    if conn.rate_limited:
+        parts.append("rate-limited")
+    if not conn.journal_ok:
+        parts.append("JOURNAL ERROR")
+    return parts
+
+
+def effective_state(snapshot: EngineSnapshot, halt_pending: bool) -> TradingState:
+    """The state to show: HALTED as soon as the kill switch was pressed, before
+    the engine's snapshot says so."""
+    if halt_pending:
+        return TradingState.HALTED
+    return snapshot.trading_state
+
+
+class StatusBar(Horizontal):
+    """Two lines of facts and the trading-state badge."""
+
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 2;
+        background: $panel;
+    }
+    StatusBar #status-facts {
+        width: 1fr;
+        height: 2;
+        padding: 0 1;
+    }
+    StatusBar #state-badge {
+        width: 12;
+        height: 2;
+        content-align: center middle;
+        text-style: bold;
+    }
+    StatusBar #state-badge.-active {
+        background: $success;
+        color: $text;
+    }
+    StatusBar #state-badge.-reducing {
+        background: $warning;
+        color: black;
+    }
+    StatusBar #state-badge.-halted {
+        background: $error;
+        color: white;
+    }
+    """
+
+    def __init__(self, *, clock_in_view: bool = True) -> None:
+        super().__init__(id="status-bar")
+        self.clock_in_view = clock_in_view
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status-facts")
+        yield Static("…", id="state-badge")
+
+    def show(self, snapshot: EngineSnapshot, *, halt_pending: bool) -> None:
+        self.query_one("#status-facts", Static).update(self._facts(snapshot))
+        state = effective_state(snapshot, halt_pending)
+        badge = self.query_one("#state-badge", Static)
+        badge.update(state.value)
+        for name in ("active", "reducing", "halted"):
+            badge.set_class(state.value.lower() == name, f"-{name}")
+
+    def _facts(self, s: EngineSnapshot) -> Text:
+        live = s.mode.upper() == "LIVE"
+        line1 = Text.assemble(
+            (f" {s.venue} ", "bold reverse"),
+            " ",
+            (f" {s.mode} ", "bold white on red" if live else "bold black on dodger_blue2"),
+            " ",
+            (s.account_number or fmt.DASH, "dim"),
+            "  eq ",
+            (fmt.money(s.equity), "bold"),
+            "  day ",
+            fmt.pnl_text(s.day_pl),
+        )
+        if s.daily_loss_limit:
+            used = max(0.0, float(-s.day_pl / s.daily_loss_limit)) if s.day_pl < 0 else 0.0
+            style = "red" if used >= 0.9 else "yellow" if used >= 0.6 else "dim"
+            line1.append(f" / -{fmt.money(s.daily_loss_limit, decimals=0)} ({fmt.pct(used, decimals=0)})", style=style)
+        conn = s.connectivity
+        line2 = Text.assemble(
+            " ",
+            _link("REST", conn.rest),
+            "  ",
+            _link("stream", conn.trade_stream),
+            "  ",
+            _link("data", conn.market_data),
+            "  ",
+        )
+        if self.clock_in_view:
+            line2.append(fmt.venue_clock(s.venue_time))
+            line2.append(" ")
+        line2.append("OPEN" if s.market_open else "CLOSED", style="bold green" if s.market_open else "bold yellow")
+        line2.append("  bar ")
+        line2.append(fmt.venue_clock(s.last_bar_ts, with_seconds=False) if s.last_bar_ts else "none yet")
+        if s.bars_processed:
+            line2.append(f" #{s.bars_processed}", style="dim")
+        return Text("\n").join([line1, line2])
+
+
+class Banner(Static):
+    """One coloured line saying why the desk is not simply ACTIVE and healthy;
+    hidden when there is nothing to say."""
+
+    DEFAULT_CSS = """
+    Banner {
+        height: 1;
+        width: 1fr;
+        padding: 0 1;
+        display: none;
+        text-style: bold;
+    }
+    Banner.-shown { display: block; }
+    Banner.-halted { background: $error; color: white; }
+    Banner.-reducing { background: $warning; color: black; }
+    Banner.-degraded { background: $warning-darken-2; color: white; }
+    """
+
+    def show(self, snapshot: EngineSnapshot, *, halt_pending: bool) -> None:
+        parts: list[str] = []
+        state = effective_state(snapshot, halt_pending)
+        kill = snapshot.kill_switch
+        if state is TradingState.HALTED:
+            if halt_pending and snapshot.trading_state is not TradingState.HALTED:
+                parts.append("HALTED: kill switch sent, cancelling every open order")
+            elif kill.phase in ("requested", "sent"):
+                parts.append(f"HALTED: kill switch, cancelling {kill.cancels_requested} orders at the venue")
+            elif kill.phase == "confirmed":
+                parts.append(f"HALTED: kill switch, venue confirmed {kill.cancels_confirmed} cancels")
+            elif kill.phase == "failed":
+                parts.append(f"HALTED: kill switch FAILED: {kill.detail or 'see log'}")
+            else:
+                parts.append(f"HALTED: {snapshot.state_cause or 'no new orders'}")
+        elif state is TradingState.REDUCING:
+            parts.append(f"REDUCING: {snapshot.state_cause or 'only exposure-reducing orders'}")
+        if not snapshot.trading_ready:
+            parts.append(f"NOT READY: {snapshot.not_ready_reason or 'start-up reconciliation'}")
+        problems = degraded_parts(snapshot.connectivity)
+        if problems and snapshot.seq:
+            detail = snapshot.connectivity.detail
+            parts.append("DEGRADED: " + ", ".join(problems) + (f" ({detail})" if detail else ""))
+        text = "  │  ".join(parts)
+        self.set_class(bool(parts), "-shown")
+        self.set_class(state is TradingState.HALTED, "-halted")
+        self.set_class(state is TradingState.REDUCING, "-reducing")
+        self.set_class(
+            state is TradingState.ACTIVE and bool(parts), "-degraded"
+        )
+        self.update(text)

@@ -1,0 +1,308 @@
+"""The live tables (approval queue, working orders, positions): rows keyed by the
+engine's ids and reconciled in place from each snapshot, never rebuilt.
+
+The Engine reuses a row object while the row is unchanged, so a row is re-rendered
+only when its identity changed (or, for the time columns, when the venue clock
+moved); then only the cells whose text differs are updated. The operator's cursor
+stays on the same id, whatever rows come and go around it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Mapping, Sequence
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowKey
+
+from console import format as fmt
+from engine.snapshot import IntentRow, OrderRow, PositionRow
+
+Cell = str | Text
+
+
+@dataclass(frozen=True, slots=True)
+class RenderContext:
+    """What a row's rendering may depend on besides the row itself."""
+
+    venue_time: datetime | None
+
+
+class LiveTable(DataTable):
+    """A DataTable whose rows mirror a mapping of engine rows keyed by id."""
+
+    DEFAULT_CSS = """
+    LiveTable {
+        height: 1fr;
+    }
+    """
+
+    #: (column key, label, right-aligned)
+    COLUMNS: ClassVar[Sequence[tuple[str, str, bool]]] = ()
+    #: indexes of the columns that depend on the venue clock
+    TIME_COLUMNS: ClassVar[Sequence[int]] = ()
+    #: above this many removals in one snapshot, remove them in one pass
+    BULK_REMOVE_AT: ClassVar[int] = 16
+
+    def __init__(self, *, title: str, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self.title = title
+        self.border_title = title
+        self._source: dict[str, Any] = {}
+        self._cells: dict[str, tuple[Cell, ...]] = {}
+        self._venue_time: datetime | None = None
+        self._column_keys = [key for key, _label, _right in self.COLUMNS]
+
+    def on_mount(self) -> None:
+        for key, label, right in self.COLUMNS:
+            self.add_column(Text(label, justify="right") if right else label, key=key)
+
+    # -- what subclasses say -------------------------------------------------
+
+    def render_row(self, row: Any, ctx: RenderContext) -> tuple[Cell, ...]:
+        raise NotImplementedError
+
+    def subtitle(self, rows: Mapping[str, Any]) -> str:
+        return f"{len(rows)}"
+
+    # -- reconciliation ------------------------------------------------------
+
+    @property
+    def selected_key(self) -> str | None:
+        """The id of the row under the cursor, or None."""
+        if not self.row_count:
+            return None
+        try:
+            row_key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except CellDoesNotExist:
+            return None
+        return row_key.value
+
+    @property
+    def selected_row(self) -> Any | None:
+        key = self.selected_key
+        return None if key is None else self._source.get(key)
+
+    def reconcile(self, rows: Mapping[str, Any], ctx: RenderContext) -> int:
+        """Bring the table in line with `rows`. Returns how many cells changed."""
+        selected = self.selected_key
+        changed = 0
+        gone = [key for key in self._source if key not in rows]
+        if gone:
+            self._remove(gone)
+            changed += len(gone)
+        clock_moved = bool(self.TIME_COLUMNS) and ctx.venue_time != self._venue_time
+        self._venue_time = ctx.venue_time
+        source, cells_by_key = self._source, self._cells
+        for key, row in rows.items():
+            prev = source.get(key)
+            if prev is None:
+                cells = self.render_row(row, ctx)
+                self.add_row(*cells, key=key)
+                source[key] = row
+                cells_by_key[key] = cells
+                changed += 1
+                continue
+            if prev is row and not clock_moved:
+                continue
+            old = cells_by_key[key]
+            if prev is row:
+                new = self._rerender_time(row, old, ctx)
+            else:
+                new = self.render_row(row, ctx)
+                source[key] = row
+            if new == old:
+                continue
+            cells_by_key[key] = new
+            for index, (before, after) in enumerate(zip(old, new)):
+                if before != after:
+                    self._set_cell(key, index, after)
+                    changed += 1
+        title = f"{self.title} · {self.subtitle(rows)}"
+        if self.border_title != title:
+            self.border_title = title
+        if selected is not None and selected in rows and selected != self.selected_key:
+            self.move_cursor(row=self.get_row_index(selected), animate=False, scroll=False)
+        return changed
+
+    def _rerender_time(self, row: Any, old: tuple[Cell, ...], ctx: RenderContext) -> tuple[Cell, ...]:
+        fresh = self.render_row(row, ctx)
+        return tuple(fresh[i] if i in self.TIME_COLUMNS else old[i] for i in range(len(old)))
+
+    def _set_cell(self, key: str, index: int, value: Cell) -> None:
+        column_key = self._column_keys[index]
+        width = self.columns[column_key].content_width  # type: ignore[index]
+        text_width = value.cell_len if isinstance(value, Text) else len(value)
+        self.update_cell(key, column_key, value, update_width=text_width > width)
+
+    def _remove(self, keys: list[str]) -> None:
+        for key in keys:
+            del self._source[key]
+            del self._cells[key]
+        if len(keys) < self.BULK_REMOVE_AT:
+            for key in keys:
+                self.remove_row(key)
+            return
+        # DataTable.remove_row renumbers every row after the removed one; for many
+        # removals at once, renumber once (same bookkeeping, one pass).
+        doomed = {RowKey(key) for key in keys}
+        survivors = sorted(
+            (index, row_key)
+            for row_key, index in self._row_locations.items()
+            if row_key not in doomed
+        )
+        locations = type(self._row_locations)({})
+        for new_index, (_old, row_key) in enumerate(survivors):
+            locations[row_key] = new_index
+        self._row_locations = locations
+        for row_key in doomed:
+            for column_key in self._data.get(row_key, ()):
+                self._updated_cells.discard((row_key, column_key))  # type: ignore[arg-type]
+            self.rows.pop(row_key, None)
+            self._data.pop(row_key, None)
+        self._require_update_dimensions = True
+        self.cursor_coordinate = self.cursor_coordinate
+        self.hover_coordinate = self.hover_coordinate
+        self._update_count += 1
+        self.check_idle()
+        self.refresh(layout=True)
+
+
+def _notional_text(value: Any) -> str:
+    return fmt.money(value, decimals=0)
+
+
+class ApprovalQueue(LiveTable):
+    """Order intents waiting for the operator: approve (a) or reject (r)."""
+
+    COLUMNS = (
+        ("symbol", "Symbol", False),
+        ("side", "Side", False),
+        ("qty", "Qty", True),
+        ("limit", "Limit", True),
+        ("notional", "Notional", True),
+        ("signal", "Signal", True),
+        ("verdict", "Risk verdict", False),
+        ("left", "Left", True),
+    )
+    TIME_COLUMNS = (7,)
+
+    def __init__(self, *, id: str | None = "approval-queue") -> None:
+        super().__init__(title="Approval queue", id=id)
+
+    def subtitle(self, rows: Mapping[str, Any]) -> str:
+        return f"{len(rows)} waiting"
+
+    def render_row(self, row: IntentRow, ctx: RenderContext) -> tuple[Cell, ...]:
+        verdict = (
+            Text("ok", style="green")
+            if row.verdict == "ok"
+            else Text(row.verdict, style="bold yellow")
+        )
+        if row.verdict_detail:
+            verdict.append(f" {row.verdict_detail}", style="dim")
+        left = fmt.seconds_between(ctx.venue_time, row.expires_at)
+        left_text = Text(fmt.duration(left), justify="right")
+        if left is not None and left < 15:
+            left_text.stylize("bold red")
+        symbol = Text(row.symbol, style="bold")
+        if row.reason != "signal":
+            symbol.append(f" {row.reason}", style="italic dim")
+        return (
+            symbol,
+            fmt.side_text(row.side),
+            Text(fmt.qty(row.qty), justify="right"),
+            Text(fmt.price(row.limit_price), justify="right"),
+            Text(_notional_text(row.notional), justify="right"),
+            Text(fmt.signal(row.signal), justify="right"),
+            verdict,
+            left_text,
+        )
+
+
+_STATUS_STYLE = {
+    "new": "cyan",
+    "accepted": "cyan",
+    "pending_new": "cyan",
+    "partially_filled": "bold cyan",
+    "submitting": "yellow",
+    "unknown": "bold yellow",
+    "pending_cancel": "magenta",
+}
+
+
+class WorkingOrders(LiveTable):
+    """Orders working at the venue (or in flight to it); external ones marked."""
+
+    COLUMNS = (
+        ("symbol", "Symbol", False),
+        ("side", "Side", False),
+        ("status", "Status", False),
+        ("filled", "Filled/Qty", True),
+        ("limit", "Limit", True),
+        ("avg", "Avg px", True),
+        ("age", "Age", True),
+        ("id", "Client order id", False),
+    )
+    TIME_COLUMNS = (6,)
+
+    def __init__(self, *, id: str | None = "working-orders") -> None:
+        super().__init__(title="Working orders", id=id)
+
+    def subtitle(self, rows: Mapping[str, Any]) -> str:
+        external = sum(1 for row in rows.values() if row.external)
+        return f"{len(rows)} open" + (f", {external} external" if external else "")
+
+    def render_row(self, row: OrderRow, ctx: RenderContext) -> tuple[Cell, ...]:
+        symbol = Text(row.symbol, style="bold")
+        if row.external:
+            symbol.append(" EXT", style="bold magenta")
+        age = fmt.seconds_between(row.submitted_at, ctx.venue_time)
+        return (
+            symbol,
+            fmt.side_text(row.side),
+            Text(row.status, style=_STATUS_STYLE.get(row.status, "")),
+            Text(f"{fmt.qty(row.filled_qty)}/{fmt.qty(row.qty)}", justify="right"),
+            Text(fmt.price(row.limit_price) if row.limit_price is not None else row.order_type, justify="right"),
+            Text(fmt.price(row.filled_avg_price), justify="right"),
+            Text(fmt.duration(age), justify="right"),
+            Text(row.client_order_id, style="dim"),
+        )
+
+
+class Positions(LiveTable):
+    """Positions as the broker reports them, with P&L, share of equity and stop."""
+
+    COLUMNS = (
+        ("symbol", "Symbol", False),
+        ("qty", "Qty", True),
+        ("avg", "Avg entry", True),
+        ("last", "Last", True),
+        ("value", "Mkt value", True),
+        ("upl", "Unreal. P&L", True),
+        ("share", "% eq", True),
+        ("stop", "Stop", True),
+        ("ovr", "Ovr", False),
+    )
+
+    def __init__(self, *, id: str | None = "positions") -> None:
+        super().__init__(title="Positions", id=id)
+
+    def subtitle(self, rows: Mapping[str, Any]) -> str:
+        return f"{len(rows)} held"
+
+    def render_row(self, row: PositionRow, ctx: RenderContext) -> tuple[Cell, ...]:
+        upl = fmt.pnl_text(row.unrealized_pl)
+        upl.justify = "right"
+        return (
+            Text(row.symbol, style="bold"),
+            Text(fmt.qty(row.qty), justify="right", style="red" if row.qty < 0 else ""),
+            Text(fmt.price(row.avg_entry_price), justify="right"),
+            Text(fmt.price(row.last_price), justify="right"),
+            Text(fmt.money(row.market_value, decimals=0), justify="right"),
+            upl,
+            Text(fmt.pct(row.share_of_equity), justify="right"),
+            Text(fmt.price(row.stop_price), justify="right"),
+            Text("OVR", style="bold magenta") if row.override else Text(""),
+        )
