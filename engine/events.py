@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -162,6 +162,7 @@ class SubmitAcked(Event):
     client_order_id: str
     venue_order_id: str
     status: OrderStatus
+    at: datetime | None = None
 
 
 class SubmitRejected(Event):
@@ -193,8 +194,9 @@ class CancelRequested(Event):
 class OrderStatusChanged(Event):
     client_order_id: str
     status: OrderStatus
-    source: str = "stream"  # "stream" | "rest" | "reconcile"
+    source: Literal["stream", "rest", "reconcile"] = "stream"
     venue_order_id: str | None = None
+    at: datetime | None = None  # venue time of the change, when known
 
 
 class FillApplied(Event):
@@ -227,7 +229,7 @@ class OverrideSet(Event):
 
 
 class KillSwitch(Event):
-    phase: str  # "requested" | "sent" | "confirmed"
+    phase: Literal["requested", "sent", "confirmed"]
     counts: dict[str, int] = Field(default_factory=dict)
     detail: str = ""
 
@@ -274,6 +276,6 @@ class PositionsSnapshot(Event):
 class ReconcileCompleted(Event):
     ok: bool
     unaccounted: list[str] = Field(default_factory=list)
-    trigger: str = "startup"  # "startup" | "periodic" | "reconnect"
+    trigger: Literal["startup", "periodic", "reconnect", "in_flight"] = "startup"
     counts: dict[str, int] = Field(default_factory=dict)
 

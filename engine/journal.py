@@ -505,8 +505,9 @@ class Recovered:
 
 
 def recover(entries: Iterable[JournalEntry], session_id: str | None = None) -> Recovered:
-    """Fold a replay into the state the Engine starts from. session_id: the
-    session to follow for the batch ledger (default: the last one started)."""
+    """Fold a replay into the state the Engine starts from. Call it after
+    open_session(), as recover(journal.replay(), journal.session_id), so the
+    batch ledger follows the session now open (default: the last one started)."""
     book = OrderBook()
     out = Recovered(book=book)
 

@@ -19,9 +19,8 @@ import base64
 import hashlib
 import heapq
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Iterable, Iterator
 
 from engine import events as ev
@@ -85,7 +84,7 @@ def _symbol_part(symbol: str) -> str:
 def make_client_order_id(session_id: str, bar_seq: int, symbol: str, seq: int) -> str:
     """The client_order_id of the seq-th intent for symbol in batch bar_seq of a
     session: "xd-<session short>-<bar>-<symbol>-<seq>", e.g.
-    "xd-260305k3j9x2mq-12-AAPL-0". Stable for the same inputs, only
+    "xd-260305k3j7x2mq-12-AAPL-0". Stable for the same inputs, only
     [A-Za-z0-9_-], at most 48 characters; distinct inputs give distinct ids."""
     if not symbol:
         raise ValueError("symbol must not be empty")
@@ -112,7 +111,7 @@ class UnknownOrder(OrderBookError):
         self.client_order_id = client_order_id
 
 
-class DuplicateIntent(OrderBookError):
+class DuplicateOrder(OrderBookError):
     def __init__(self, client_order_id: str):
         super().__init__(f"an order with client_order_id {client_order_id!r} is already in the book")
         self.client_order_id = client_order_id
@@ -167,17 +166,16 @@ class _Approval:
     expires_at: datetime
 
 
-@dataclass
 class OrderBook:
     """Every order this engine knows (its own and external ones), indexed by
     client_order_id, by venue order id, and (open orders) by symbol and side.
     Every operation is O(1) in the number of open orders (the approval queue's
-    heap is O(log n))."""
+    heap is O(log n)). ``orders`` is for reading: change it only by events."""
 
-    orders: dict[str, Order] = field(default_factory=dict)
-    skipped: list[tuple[ev.Event, str]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
+    def __init__(self) -> None:
+        self.orders: dict[str, Order] = {}
+        #: events a rebuild skipped because they did not apply (with the reason)
+        self.skipped: list[tuple[ev.Event, str]] = []
         self._by_venue: dict[str, str] = {}
         self._open: dict[tuple[str, Side], dict[str, Order]] = {}
         self._open_count = 0
@@ -185,6 +183,9 @@ class OrderBook:
         self._approvals: dict[str, _Approval] = {}
         self._approval_heap: list[tuple[datetime, str]] = []
         self.ledger = BatchLedger()
+
+    def __repr__(self) -> str:
+        return f"OrderBook({len(self.orders)} orders, {self._open_count} open, {len(self._approvals)} awaiting approval)"
 
     # -- queries ------------------------------------------------------------------------
 
@@ -235,9 +236,17 @@ class OrderBook:
         a = self._approvals.get(client_order_id)
         return a.expires_at if a else None
 
-    def approve(self, client_order_id: str, by: str = "operator") -> ev.IntentApproved:
+    def approve(
+        self, client_order_id: str, by: str = "operator", now: datetime | None = None
+    ) -> ev.IntentApproved:
         """Take an intent off the approval queue. Applied; journal the result.
-        The order stays AWAITING_APPROVAL until SubmitSent."""
+        The order stays AWAITING_APPROVAL until SubmitSent. With now, an intent
+        past its deadline cannot be approved (call expire(now))."""
+        deadline = self.approval_deadline(client_order_id)
+        if now is not None and deadline is not None and deadline <= now:
+            raise OrderBookError(
+                f"intent {client_order_id}: approval deadline {deadline.isoformat()} has passed"
+            )
         event = ev.IntentApproved(client_order_id=client_order_id, by=by)
         self.apply(event)
         return event
@@ -346,7 +355,7 @@ class OrderBook:
 
     def _add_order(self, order: Order, commit: bool) -> bool:
         if order.client_order_id in self.orders:
-            raise DuplicateIntent(order.client_order_id)
+            raise DuplicateOrder(order.client_order_id)
         if not commit:
             return True
         order = order.model_copy(deep=True)  # the event stays immutable
@@ -372,7 +381,7 @@ class OrderBook:
         if commit:
             self._add_order(e.order.model_copy(update={"external": True}), commit)
         elif e.order.client_order_id in self.orders:
-            raise DuplicateIntent(e.order.client_order_id)
+            raise DuplicateOrder(e.order.client_order_id)
         return True
 
     def _transition(self, coid: str, new: OrderStatus, what: str) -> Order:
@@ -441,7 +450,8 @@ class OrderBook:
         order = self._transition(e.client_order_id, e.status, "SubmitAcked")
         if commit:
             self._set_venue_id(order, e.venue_order_id)
-            self._set_status(order, e.status)
+            order.acked_at = e.at
+            self._set_status(order, e.status, e.at)
         return True
 
     def _on_submit_rejected(self, e: ev.SubmitRejected, commit: bool, session_id: str | None) -> bool:
@@ -465,7 +475,7 @@ class OrderBook:
         order = self._transition(e.client_order_id, e.status, "OrderStatusChanged")
         if commit:
             self._set_venue_id(order, e.venue_order_id)
-            self._set_status(order, e.status)
+            self._set_status(order, e.status, e.at)
         return True
 
     def _on_fill(self, e: ev.FillApplied, commit: bool, session_id: str | None) -> bool:

@@ -10,7 +10,7 @@ import pytest
 
 from engine import events as ev
 from engine.model import TRANSITIONS, DenialReason, InvalidStateTransition, OrderStatus, Side
-from engine.orders import DuplicateIntent, OrderBook, OrderBookError, UnknownOrder
+from engine.orders import DuplicateOrder, OrderBook, OrderBookError, UnknownOrder
 
 from journal_builders import at, external, fill, intent
 
@@ -135,9 +135,9 @@ def test_a_fill_that_does_not_match_its_order_raises():
 def test_a_client_order_id_is_used_once():
     book = OrderBook()
     book.apply(intent("o1"))
-    with pytest.raises(DuplicateIntent):
+    with pytest.raises(DuplicateOrder):
         book.apply(intent("o1"))
-    with pytest.raises(DuplicateIntent):
+    with pytest.raises(DuplicateOrder):
         book.apply(external("o1", S.NEW))
 
 
@@ -189,6 +189,9 @@ def test_intents_nobody_approved_expire_at_their_deadline_and_no_sooner():
     assert [o.client_order_id for o in book.awaiting_approval] == ["c"]
     with pytest.raises(OrderBookError, match="not awaiting approval"):
         book.approve("a")
+    with pytest.raises(OrderBookError, match="deadline .* has passed"):
+        book.approve("c", now=at(30))
+    assert book.approve("c", now=at(29.9)).client_order_id == "c"
 
 
 def test_an_approved_intent_is_sent_and_an_unapproved_one_is_not():

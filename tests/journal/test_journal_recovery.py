@@ -17,7 +17,7 @@ from engine.journal import Journal, recover
 from engine.model import DenialReason, InvalidStateTransition, OrderStatus, RolloutMode, TradingState
 from engine.orders import OrderBook, OrderBookError, make_client_order_id
 
-from journal_builders import at, book_state, external, fill, intent, process_batch
+from journal_builders import at, book_state, external, fill, process_batch
 
 S = OrderStatus
 REPO = Path(__file__).resolve().parents[2]

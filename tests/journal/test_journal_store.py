@@ -4,6 +4,7 @@ a SIGKILL, failures that surface as JournalError, and the session rule."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 from engine import events as ev
 from engine.config import SymbolOverride
 from engine.journal import Journal, JournalError
-from engine.model import DenialReason, OrderStatus, Position, RolloutMode, TradingState
+from engine.model import DenialReason, Position, RolloutMode, TradingState
 
 from journal_builders import T0, fill, intent
 
@@ -226,3 +227,46 @@ def test_appending_needs_an_open_session(journal_path):
         j.seal()
         with pytest.raises(RuntimeError, match="open_session"):
             j.append(ev.SignalDropped(reason="x"))
+
+
+_SYNC_PROBE = textwrap.dedent(
+    """
+    import os
+    from engine import events as ev
+    from engine.journal import Journal
+    j = Journal({path!r})
+    j.open_session("cfg")
+    os.write(2, b"@plain\\n")
+    for _ in range(5):
+        j.append(ev.SignalDropped(reason="x"))
+    os.write(2, b"@durable\\n")
+    for _ in range(3):
+        j.append(ev.SignalDropped(reason="x"), durable=True)
+    os.write(2, b"@group\\n")
+    j.append_many([ev.SignalDropped(reason="x")] * 10, durable=True)
+    os.write(2, b"@end\\n")
+    """
+)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to see the fsyncs")
+def test_a_durable_append_is_fsynced_before_it_returns_and_a_plain_one_is_not(journal_path, tmp_path):
+    trace = tmp_path / "trace"
+    code = _SYNC_PROBE.format(path=str(journal_path))
+    proc = subprocess.run(
+        ["strace", "-e", "trace=fsync,fdatasync,write", "-o", str(trace), sys.executable, "-c", code],
+        cwd=REPO, capture_output=True, timeout=60,
+    )
+    if proc.returncode != 0 and b"ptrace" in proc.stderr:
+        pytest.skip("ptrace is not permitted here")
+    assert proc.returncode == 0, proc.stderr.decode()
+    syncs: dict[str, int] = {}
+    phase = None
+    for line in trace.read_text().splitlines():
+        if 'write(2, "@' in line:
+            phase = line.split('"@')[1].split("\\")[0]
+        elif phase and ("fsync(" in line or "fdatasync(" in line):
+            syncs[phase] = syncs.get(phase, 0) + 1
+    assert syncs.get("plain", 0) == 0, f"plain appends should not sync, found {syncs}"
+    assert syncs.get("durable") == 3, f"one sync per durable append expected, found {syncs}"
+    assert syncs.get("group") == 1, f"one sync per group commit expected, found {syncs}"
