@@ -1,0 +1,277 @@
+"""`python -m benchmarks` (what `make bench` runs): import every benchmarks/bench_*.py,
+call its run(), print one table and write docs/benchmarks.md with the machine it ran on.
+
+A module that fails is recorded as an error and the others still run.
+    python -m benchmarks                    # all, writes docs/benchmarks.md
+    python -m benchmarks --only journal     # a subset, printed only (add --output to write)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import os
+import pkgutil
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import benchmarks
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
+REQUIRED_KEYS = ("name", "value", "unit", "target")
+
+
+@dataclass
+class ModuleOutcome:
+    module: str
+    seconds: float = 0.0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+def discover() -> list[str]:
+    """Module names of benchmarks/bench_*.py, sorted."""
+    return sorted(
+        m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")
+    )
+
+
+def select(available: list[str], only: list[str] | None) -> list[str]:
+    """`--only journal` and `--only bench_journal` both mean benchmarks/bench_journal.py."""
+    if not only:
+        return available
+    chosen, unknown = [], []
+    for name in only:
+        module = name.removesuffix(".py")
+        module = module if module.startswith("bench_") else f"bench_{module}"
+        (chosen if module in available else unknown).append(module)
+    if unknown:
+        listed = ", ".join(m.removeprefix("bench_") for m in available) or "(none)"
+        print(f"error: no benchmark module {', '.join(unknown)} (available: {listed})", file=sys.stderr)
+        raise SystemExit(2)
+    return list(dict.fromkeys(chosen))
+
+
+def _check_rows(rows: Any) -> list[dict[str, Any]]:
+    if not isinstance(rows, list):
+        raise TypeError(f"run() must return a list of dicts, got {type(rows).__name__}")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise TypeError(f"run() result {i} is a {type(row).__name__}, not a dict")
+        missing = [k for k in REQUIRED_KEYS if k not in row]
+        if missing:
+            raise TypeError(f"run() result {i} ({row.get('name', '?')}) lacks {', '.join(missing)}")
+    return rows
+
+
+def run_module(module: str) -> ModuleOutcome:
+    outcome = ModuleOutcome(module)
+    start = time.perf_counter()
+    try:
+        mod = importlib.import_module(f"benchmarks.{module}")
+        if not callable(getattr(mod, "run", None)):
+            raise TypeError("defines no run() function")
+        outcome.rows = _check_rows(mod.run())
+    except Exception as exc:  # one failing module must not stop the others
+        traceback.print_exc(file=sys.stderr)
+        outcome.error = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+# -- presentation ----------------------------------------------------------------------------
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+def status(row: dict[str, Any]) -> str:
+    ok = row.get("ok")
+    word = "ok" if ok is True else "MISSED" if ok is False else ""
+    note = str(row.get("note") or "")
+    return "; ".join(x for x in (word, note) if x)
+
+
+def table_rows(outcomes: list[ModuleOutcome]) -> list[list[str]]:
+    rows = []
+    for o in outcomes:
+        area = o.module.removeprefix("bench_")
+        if o.error:
+            rows.append([area, "(module failed)", "", "", "", f"ERROR {o.error}"])
+        for r in o.rows:
+            rows.append([area, str(r["name"]), format_value(r["value"]), str(r["unit"]),
+                         str(r["target"]), status(r)])
+    return rows
+
+
+HEADERS = ["area", "benchmark", "value", "unit", "target", "status"]
+
+
+def render_text(outcomes: list[ModuleOutcome]) -> str:
+    rows = [HEADERS, *table_rows(outcomes)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
+    right = {2}  # values align right
+    lines = []
+    for n, r in enumerate(rows):
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _md(cell: str) -> str:
+    return cell.replace("|", "\\|")
+
+
+def render_markdown(outcomes: list[ModuleOutcome], machine: dict[str, str], command: str) -> str:
+    out = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{command}` (`python -m benchmarks`); do not edit by hand. "
+        "Numbers depend on the machine below: compare runs on the same machine.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *[f"| {k} | {_md(v)} |" for k, v in machine.items()],
+        "",
+        "## Results",
+        "",
+    ]
+    if not outcomes:
+        out += ["No benchmark modules (benchmarks/bench_*.py) were found.", ""]
+    for o in outcomes:
+        out += [f"### {o.module.removeprefix('bench_')} (`benchmarks/{o.module}.py`, {o.seconds:.1f} s)", ""]
+        if o.error:
+            out += [f"**Failed:** `{_md(o.error)}`", ""]
+        if o.rows:
+            out += ["| Benchmark | Value | Unit | Target | Status |", "|---|---:|---|---|---|"]
+            out += [
+                f"| {_md(str(r['name']))} | {_md(format_value(r['value']))} | {_md(str(r['unit']))} "
+                f"| {_md(str(r['target']))} | {_md(status(r))} |"
+                for r in o.rows
+            ]
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+# -- the machine -----------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "Hardware", "cpu model") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                kib = int(line.split()[1])
+                return f"{kib / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return "unknown"
+
+
+def _cores() -> str:
+    logical = os.cpu_count() or 0
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = logical
+    return f"{logical} logical" + (f" ({usable} usable by this process)" if usable != logical else "")
+
+
+def _commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        return sha or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine_info() -> dict[str, str]:
+    return {
+        "CPU": _cpu_model(),
+        "Cores": _cores(),
+        "Memory": _memory(),
+        "Python": f"{platform.python_implementation()} {platform.python_version()}",
+        "OS": platform.platform(),
+        "Date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "Commit": _commit(),
+    }
+
+
+# -- entry point -----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Run every benchmarks/bench_*.py, print a table, write docs/benchmarks.md.",
+    )
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help="run only benchmarks/bench_NAME.py (repeatable)")
+    parser.add_argument("--output", type=Path, metavar="PATH",
+                        help=f"write the Markdown report here (default: {DEFAULT_OUTPUT.relative_to(REPO)} "
+                        "for a full run; a --only run writes nothing unless --output is given)")
+    parser.add_argument("--list", action="store_true", help="list the benchmark modules and exit")
+    args = parser.parse_args(argv)
+
+    available = discover()
+    if args.list:
+        print("\n".join(m.removeprefix("bench_") for m in available) or "(none)")
+        return 0
+    modules = select(available, args.only)
+
+    outcomes = []
+    for module in modules:
+        print(f"running {module} ...", file=sys.stderr, flush=True)
+        outcomes.append(run_module(module))
+
+    print(render_text(outcomes) if outcomes else "no benchmark modules found (benchmarks/bench_*.py)")
+    output = args.output or (None if args.only else DEFAULT_OUTPUT)
+    if output is not None:
+        command = "make bench"
+        if args.only:
+            command = "python -m benchmarks" + "".join(f" --only {m.removeprefix('bench_')}" for m in modules)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(render_markdown(outcomes, machine_info(), command), encoding="utf-8")
+        print(f"\nwrote {output}", file=sys.stderr)
+
+    failed = [o.module for o in outcomes if o.error]
+    missed = [r["name"] for o in outcomes for r in o.rows if r.get("ok") is False]
+    for module in failed:
+        print(f"error: {module} failed", file=sys.stderr)
+    for name in missed:
+        print(f"target missed: {name}", file=sys.stderr)
+    return 1 if failed or missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
