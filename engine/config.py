@@ -611,20 +611,31 @@ def _read_toml(cfg_path: Path, source: str) -> dict[str, Any]:
     if cfg_path.is_dir():
         raise ConfigError([f"{source}: is a directory, expected a TOML file"])
     try:
-        return tomllib.loads(cfg_path.read_bytes().decode("utf-8"))
+        text = cfg_path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        text = str(exc)
-        m = re.search(r"\(at line (\d+), column (\d+)\)", text)
-        if m:
-            reason = text[: m.start()].strip()
-            raise ConfigError(
-                [f"{source}: invalid TOML at line {m[1]}, column {m[2]}: {reason}"]
-            ) from None
-        raise ConfigError([f"{source}: invalid TOML: {text}"]) from None
     except OSError as exc:
         raise ConfigError([f"{source}: cannot read: {exc.strerror}"]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: {_toml_error(str(exc), text)}"]) from None
+
+
+def _toml_error(message: str, text: str) -> str:
+    """tomllib's message, always with a line number (it says 'end of document' instead
+    when the file ends in the middle of a value)."""
+    m = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    if m:
+        return f"invalid TOML at line {m[1]}, column {m[2]}: {message[: m.start()].strip()}"
+    m = re.search(r"\(at end of document\)", message)
+    if m:
+        lines = text.split("\n")
+        return (
+            f"invalid TOML at line {len(lines)}, column {len(lines[-1]) + 1} (end of file): "
+            f"{message[: m.start()].strip()}"
+        )
+    return f"invalid TOML: {message}"
 
 
 def _check_symbols(
