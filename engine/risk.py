@@ -85,7 +85,11 @@ class OrderRateWindow:
         self._min: deque[float] = deque()
 
     def record(self, now: datetime) -> None:
+        """An order was submitted at `now`. A clock that steps back counts as the
+        latest time seen (the windows stay ordered; never under-counted)."""
         t = now.timestamp()
+        if self._min and t < self._min[-1]:
+            t = self._min[-1]
         self._sec.append(t)
         self._min.append(t)
 
