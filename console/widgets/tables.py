@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 from rich.text import Text
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, RowKey
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
 from console import format as fmt
 from engine.snapshot import IntentRow, OrderRow, PositionRow
@@ -53,6 +53,7 @@ class LiveTable(DataTable):
         self._cells: dict[str, tuple[Cell, ...]] = {}
         self._venue_time: datetime | None = None
         self._column_keys = [key for key, _label, _right in self.COLUMNS]
+        self._widest: dict[str, int] = {}  # widest text seen per column (widths only grow)
 
     def on_mount(self) -> None:
         for key, label, right in self.COLUMNS:
@@ -99,6 +100,7 @@ class LiveTable(DataTable):
             prev = source.get(key)
             if prev is None:
                 cells = self.render_row(row, ctx)
+                self._note_widths(cells)
                 self.add_row(*cells, key=key)
                 source[key] = row
                 cells_by_key[key] = cells
@@ -119,6 +121,9 @@ class LiveTable(DataTable):
                 if before != after:
                     self._set_cell(key, index, after)
                     changed += 1
+        if changed:
+            self._update_count += 1
+            self.refresh()
         title = f"{self.title} · {self.subtitle(rows)}"
         if self.border_title != title:
             self.border_title = title
@@ -126,15 +131,38 @@ class LiveTable(DataTable):
             self.move_cursor(row=self.get_row_index(selected), animate=False, scroll=False)
         return changed
 
-    def _rerender_time(self, row: Any, old: tuple[Cell, ...], ctx: RenderContext) -> tuple[Cell, ...]:
+    def time_cells(self, row: Any, ctx: RenderContext) -> tuple[Cell, ...]:
+        """The cells of TIME_COLUMNS alone (cheaper than the whole row)."""
         fresh = self.render_row(row, ctx)
-        return tuple(fresh[i] if i in self.TIME_COLUMNS else old[i] for i in range(len(old)))
+        return tuple(fresh[i] for i in self.TIME_COLUMNS)
+
+    def _rerender_time(self, row: Any, old: tuple[Cell, ...], ctx: RenderContext) -> tuple[Cell, ...]:
+        cells = list(old)
+        for index, cell in zip(self.TIME_COLUMNS, self.time_cells(row, ctx)):
+            cells[index] = cell
+        return tuple(cells)
 
     def _set_cell(self, key: str, index: int, value: Cell) -> None:
+        """DataTable.update_cell without its per-cell repaint request: the table is
+        refreshed once per snapshot (reconcile), whatever the number of cells."""
         column_key = self._column_keys[index]
-        width = self.columns[column_key].content_width  # type: ignore[index]
+        row_key = RowKey(key)
+        self._data[row_key][ColumnKey(column_key)] = value
         text_width = value.cell_len if isinstance(value, Text) else len(value)
-        self.update_cell(key, column_key, value, update_width=text_width > width)
+        if text_width > self._widest.get(column_key, 0):
+            self._widest[column_key] = text_width
+            column = self.columns[ColumnKey(column_key)]
+            if text_width > column.content_width:
+                # widths only grow (as DataTable does for a wider cell), measured once
+                column.content_width = text_width
+                self._require_update_dimensions = True
+
+    def _note_widths(self, cells: tuple[Cell, ...]) -> None:
+        widest = self._widest
+        for column_key, value in zip(self._column_keys, cells):
+            width = value.cell_len if isinstance(value, Text) else len(value)
+            if width > widest.get(column_key, 0):
+                widest[column_key] = width
 
     def _remove(self, keys: list[str]) -> None:
         for key in keys:
@@ -147,15 +175,11 @@ class LiveTable(DataTable):
         # DataTable.remove_row renumbers every row after the removed one; for many
         # removals at once, renumber once (same bookkeeping, one pass).
         doomed = {RowKey(key) for key in keys}
-        survivors = sorted(
-            (index, row_key)
-            for row_key, index in self._row_locations.items()
-            if row_key not in doomed
+        where = self._row_locations
+        survivors = sorted((where.get(row_key), row_key) for row_key in where if row_key not in doomed)
+        self._row_locations = type(where)(
+            {row_key: new_index for new_index, (_old, row_key) in enumerate(survivors)}
         )
-        locations = type(self._row_locations)({})
-        for new_index, (_old, row_key) in enumerate(survivors):
-            locations[row_key] = new_index
-        self._row_locations = locations
         for row_key in doomed:
             for column_key in self._data.get(row_key, ()):
                 self._updated_cells.discard((row_key, column_key))  # type: ignore[arg-type]
@@ -202,10 +226,6 @@ class ApprovalQueue(LiveTable):
         )
         if row.verdict_detail:
             verdict.append(f" {row.verdict_detail}", style="dim")
-        left = fmt.seconds_between(ctx.venue_time, row.expires_at)
-        left_text = Text(fmt.duration(left), justify="right")
-        if left is not None and left < 15:
-            left_text.stylize("bold red")
         symbol = Text(row.symbol, style="bold")
         if row.reason != "signal":
             symbol.append(f" {row.reason}", style="italic dim")
@@ -217,8 +237,13 @@ class ApprovalQueue(LiveTable):
             Text(_notional_text(row.notional), justify="right"),
             Text(fmt.signal(row.signal), justify="right"),
             verdict,
-            left_text,
+            *self.time_cells(row, ctx),
         )
+
+    def time_cells(self, row: IntentRow, ctx: RenderContext) -> tuple[Cell, ...]:
+        left = fmt.seconds_between(ctx.venue_time, row.expires_at)
+        urgent = left is not None and left < 15
+        return (Text(fmt.duration(left), justify="right", style="bold red" if urgent else ""),)
 
 
 _STATUS_STYLE = {
@@ -258,7 +283,6 @@ class WorkingOrders(LiveTable):
         symbol = Text(row.symbol, style="bold")
         if row.external:
             symbol.append(" EXT", style="bold magenta")
-        age = fmt.seconds_between(row.submitted_at, ctx.venue_time)
         return (
             symbol,
             fmt.side_text(row.side),
@@ -266,9 +290,12 @@ class WorkingOrders(LiveTable):
             Text(f"{fmt.qty(row.filled_qty)}/{fmt.qty(row.qty)}", justify="right"),
             Text(fmt.price(row.limit_price) if row.limit_price is not None else row.order_type, justify="right"),
             Text(fmt.price(row.filled_avg_price), justify="right"),
-            Text(fmt.duration(age), justify="right"),
+            *self.time_cells(row, ctx),
             Text(row.client_order_id, style="dim"),
         )
+
+    def time_cells(self, row: OrderRow, ctx: RenderContext) -> tuple[Cell, ...]:
+        return (Text(fmt.duration(fmt.seconds_between(row.submitted_at, ctx.venue_time)), justify="right"),)
 
 
 class Positions(LiveTable):

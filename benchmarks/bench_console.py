@@ -1,0 +1,127 @@
+"""Benchmarks of the operator console's UI time: the first frame, reconciling the
+working-orders table at 10,000 rows (1,000 order updates; 1,000 orders gone and
+1,000 new; a venue-clock tick that ages every row), and the CPU an idle console
+uses. Run headless on hand-built snapshots (console.dev), so the figures are the
+console's own cost, without an engine.
+
+Run alone: `python -m benchmarks.bench_console` (or through `make bench`)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from datetime import timedelta
+from decimal import Decimal
+from types import MappingProxyType
+
+from console.app import ExecDeskApp
+from console.dev import T0, InMemoryHandle, demo_snapshot, order_row
+from engine.config import Settings
+
+SIZE = (160, 48)
+SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "JPM", "XOM", "UNH"]
+N_ORDERS = 10_000
+N_UPDATES = 1_000
+
+
+def _orders(n: int, start: int = 0) -> dict:
+    return {
+        row.client_order_id: row
+        for row in (order_row(i, SYMBOLS[i % len(SYMBOLS)]) for i in range(start, start + n))
+    }
+
+
+async def _first_frame() -> float:
+    t0 = time.perf_counter()
+    app = ExecDeskApp(InMemoryHandle(demo_snapshot()), Settings(), clock_in_view=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        elapsed = time.perf_counter() - t0
+    return elapsed
+
+
+async def _table_updates() -> list[dict]:
+    handle = InMemoryHandle(demo_snapshot())
+    app = ExecDeskApp(handle, Settings(), clock_in_view=False)
+    results: list[dict] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        orders = _orders(N_ORDERS)
+        t0 = time.perf_counter()
+        handle.publish(orders=MappingProxyType(orders))
+        app.refresh_snapshot()
+        await pilot.pause()
+        results.append(_row(f"console: load {N_ORDERS:,} working orders into the table", time.perf_counter() - t0, "s", "—"))
+
+        table = app.main_screen.orders  # type: ignore[union-attr]
+        table.move_cursor(row=5000, animate=False)
+        selected = table.selected_key
+
+        async def measure(name: str, new_orders: dict, target: str, **changes: object) -> None:
+            handle.publish(orders=MappingProxyType(new_orders), **changes)
+            t1 = time.perf_counter()
+            app.refresh_snapshot()
+            reconcile = time.perf_counter() - t1
+            await pilot.pause()
+            total = time.perf_counter() - t1
+            results.append(_row(f"{name}: reconcile", reconcile * 1000, "ms", target))
+            results.append(_row(f"{name}: reconcile + next frame", total * 1000, "ms", target))
+
+        # 1,000 order updates (partial fills) spread over the table
+        updated = dict(orders)
+        for i in range(0, N_ORDERS, N_ORDERS // N_UPDATES):
+            key = f"dev-{i:06d}"
+            updated[key] = dataclasses.replace(
+                updated[key], status="partially_filled", filled_qty=Decimal(40), filled_avg_price=Decimal("190.20")
+            )
+        await measure(f"console: {N_UPDATES:,} order updates at {N_ORDERS:,} rows", updated, "<= 100 ms")
+        assert table.selected_key == selected, "the cursor left the selected order"
+
+        # 1,000 orders done (gone) and 1,000 new ones
+        churned = dict(updated)
+        for i in range(0, N_ORDERS, N_ORDERS // N_UPDATES):
+            if f"dev-{i:06d}" != selected:
+                del churned[f"dev-{i:06d}"]
+        churned.update(_orders(N_UPDATES, start=N_ORDERS))
+        await measure(f"console: {N_UPDATES:,} orders gone + {N_UPDATES:,} new at {N_ORDERS:,} rows", churned, "—")
+        assert table.selected_key == selected, "the cursor left the selected order"
+
+        # the venue clock moves a second: every row's age is re-checked
+        await measure(
+            f"console: venue clock tick at {N_ORDERS:,} rows (ages)",
+            churned,
+            "—",
+            venue_time=T0 + timedelta(seconds=1),
+        )
+    return results
+
+
+async def _idle_cpu(seconds: float = 3.0) -> float:
+    app = ExecDeskApp(InMemoryHandle(demo_snapshot()), Settings(), clock_in_view=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.5)
+        c0, w0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    return cpu / wall * 100
+
+
+def _row(name: str, value: float, unit: str, target: str) -> dict:
+    return {"name": name, "value": round(value, 3 if unit == "s" else 1), "unit": unit, "target": target}
+
+
+async def _run() -> list[dict]:
+    results = [_row("console: first frame (headless, 160x48)", await _first_frame(), "s", "<= 1.5 s")]
+    results += await _table_updates()
+    results.append(_row("console: idle CPU (polling at max_fps, nothing changes)", await _idle_cpu(), "% core", "< 5 %"))
+    return results
+
+
+def run() -> list[dict]:
+    return asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(f"{row['name']:<72} {row['value']:>12} {row['unit']:<9} target {row['target']}")
