@@ -1,0 +1,69 @@
+"""Wire formatting: Decimals as plain strings, timestamps as RFC 3339."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+NY = ZoneInfo("America/New_York")
+UTC = timezone.utc
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+CENT = Decimal("0.01")
+SUBCENT = Decimal("0.0001")
+QTY_QUANT = Decimal("0.000000001")  # Alpaca accepts up to 9 decimals
+
+
+def dec_str(value: Decimal | None) -> str | None:
+    """``Decimal("10.50")`` -> ``"10.5"``; never scientific notation."""
+    if value is None:
+        return None
+    if value == 0:
+        return "0"
+    text = format(value.normalize(), "f")
+    return text
+
+
+def ts(value: datetime | None) -> str | None:
+    """UTC timestamp like Alpaca's order timestamps: ``2024-01-02T14:30:00.123456Z``."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def ts_ny(value: datetime) -> str:
+    """Timestamp in New York time with offset, as /v2/clock reports it."""
+    return value.astimezone(NY).isoformat(timespec="microseconds")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp or a date (``YYYY-MM-DD`` = midnight UTC).
+
+    Raises ValueError on anything else.
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("empty timestamp")
+    if len(text) == 10:
+        d = datetime.strptime(text, "%Y-%m-%d")
+        return d.replace(tzinfo=UTC)
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # a '+' in a query string may arrive decoded as a space
+    if "T" in text and " " in text:
+        text = text.replace(" ", "+")
+    # Python < 3.11 cannot take nanoseconds; trim fractional part to 6 digits
+    if "." in text[19:]:
+        base, _, rest = text.partition(".")
+        digits = ""
+        i = 0
+        while i < len(rest) and rest[i].isdigit():
+            digits += rest[i]
+            i += 1
+        text = base + "." + (digits[:6] or "0") + rest[i:]
+    d = datetime.fromisoformat(text)
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=UTC)
+    return d

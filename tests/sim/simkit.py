@@ -1,0 +1,98 @@
+"""Helpers shared by the local venue tests (imported as ``simkit``: tests/sim is on sys.path)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+from engine.sim import SimVenue
+
+KEY = "PKSIMTEST0001"
+SECRET = "sim-secret-0123456789"
+HEADERS = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
+# Monday 2025-06-02, 09:30 New York: a regular session with nothing special about it
+START = datetime(2025, 6, 2, 13, 30, tzinfo=timezone.utc)
+OPENAPI = Path(__file__).parent / "openapi"
+
+
+def make_venue(**kw: Any) -> SimVenue:
+    opts: dict[str, Any] = dict(key_id=KEY, secret_key=SECRET, seed=42, port=0, partial_fill_prob=0.0,
+                                rate_limit_per_minute=None, start_at=START, frozen_clock=True)
+    opts.update(kw)
+    return SimVenue(**opts).start()
+
+
+def prepare(venue: SimVenue) -> SimVenue:
+    """No orders or positions, faults off, the market open with hours to go."""
+    venue.set_faults(reset=True, rate_limit_per_minute=None)
+    venue.set_partial_fill_prob(0.0)
+    venue.reset()
+    clock = venue.set_clock()
+    now = datetime.fromisoformat(clock["timestamp"])
+    close = datetime.fromisoformat(clock["next_close"])
+    if not clock["is_open"] or (close - now).total_seconds() < 3 * 3600:
+        venue.clock_to("next_open")
+    return venue
+
+
+class Raw:
+    """Raw HTTP against the venue (to look at the JSON as it is on the wire)."""
+
+    def __init__(self, base: str, headers: dict | None = None) -> None:
+        self.base = base
+        self.s = requests.Session()
+        self.s.headers.update(HEADERS if headers is None else headers)
+
+    def request(self, method: str, path: str, **kw: Any) -> requests.Response:
+        kw.setdefault("timeout", 10)
+        return self.s.request(method, self.base + path, allow_redirects=False, **kw)
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("POST", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("DELETE", path, **kw)
+
+
+def wait_until(pred: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class Collector:
+    """Thread-safe list for stream handlers."""
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._lock = threading.Lock()
+
+    async def __call__(self, item: Any) -> None:
+        with self._lock:
+            self._items.append(item)
+
+    @property
+    def items(self) -> list[Any]:
+        with self._lock:
+            return list(self._items)
+
+
+def load_openapi(name: str) -> dict:
+    return json.loads((OPENAPI / name).read_text())
