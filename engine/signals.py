@@ -88,6 +88,8 @@ class DropReason(StrEnum):
     # a callable
     CALLABLE_ERROR = "CALLABLE_ERROR"
     BAD_RETURN = "BAD_RETURN"
+    # the input itself
+    READ_ERROR = "READ_ERROR"
 
 
 @dataclass(frozen=True)
@@ -646,6 +648,10 @@ class _JsonlLines(_SourceBase):
         return self._judge.judge(market, verdict.ts, verdict.entries, origin=where, where=where, line=line_no)
 
 
+def _read_failed(judge: _Judge, market: MarketView, where: str, exc: BaseException) -> SignalBatch:
+    return judge.reject(market, DropReason.READ_ERROR, f"{where}: reading failed: {type(exc).__name__}: {_clip(str(exc))}; this source ends here", origin=where)
+
+
 def _blank(raw: bytes | _TooLong) -> bool:
     return isinstance(raw, bytes) and not raw.strip()
 
@@ -715,18 +721,27 @@ class JsonlFileSource(_JsonlLines):
         self._poll = poll_interval
 
     async def batches(self, market: MarketView) -> AsyncIterator[SignalBatch]:
-        self._file.open()
+        try:
+            self._file.open()
+        except OSError as exc:
+            yield _read_failed(self._judge, market, f"{self.name}:1", exc)
+            return
         try:
             while True:
                 closing = self._closing.is_set()  # read once more after aclose(), then stop
-                chunk = self._file.read()
+                try:
+                    chunk = self._file.read()
+                    restarted = not chunk and not closing and self._file.restarted()
+                except OSError as exc:
+                    yield _read_failed(self._judge, market, f"{self.name}:{self._splitter.line_no + 1}", exc)
+                    break
                 if chunk:
                     for batch in self._batches_from(market, chunk):
                         yield batch
                     continue
                 if closing:
                     break
-                if self._file.restarted():
+                if restarted:
                     for batch in self._end_batches(market):
                         yield batch
                     self._splitter = _LineSplitter()
@@ -763,7 +778,7 @@ class JsonlStreamSource(_JsonlLines):
                 break
             except Exception as exc:  # noqa: BLE001 - a broken stream ends the source, said in a drop
                 where = f"{self.name}:{self._splitter.line_no + 1}"
-                yield self._judge.reject(market, DropReason.MALFORMED_LINE, f"{where}: reading failed: {type(exc).__name__}: {_clip(str(exc))}; input ends here", origin=where)
+                yield _read_failed(self._judge, market, where, exc)
                 break
             if not chunk:
                 break
@@ -834,12 +849,21 @@ class CsvFileSource(_SourceBase):
 
     async def batches(self, market: MarketView) -> AsyncIterator[SignalBatch]:
         loop = asyncio.get_running_loop()
-        self._file.open()
+        try:
+            self._file.open()
+        except OSError as exc:
+            yield _read_failed(self._judge, market, f"{self.name}:1", exc)
+            return
         last_growth = loop.time()
         try:
             while True:
                 closing = self._closing.is_set()
-                chunk = self._file.read()
+                try:
+                    chunk = self._file.read()
+                    restarted = not chunk and not closing and self._file.restarted()
+                except OSError as exc:
+                    yield _read_failed(self._judge, market, f"{self.name}:{self._splitter.line_no + 1}", exc)
+                    break
                 if chunk:
                     last_growth = loop.time()
                     for n, raw in self._splitter.feed(chunk):
@@ -848,7 +872,7 @@ class CsvFileSource(_SourceBase):
                     continue
                 if closing:
                     break
-                if self._file.restarted():
+                if restarted:
                     for batch in self._end(market):
                         yield batch
                     self._splitter, self._columns, self._width = _LineSplitter(), None, 3

@@ -40,7 +40,8 @@ class FakeMarket:
         self.tradable = frozenset(tradable)
         self.series = dict(series or {})
         self.bar_times = list(bar_times)
-        self.cursor = 0  # bars visible: series[s][:cursor] (all of them when no bar_times)
+        self.cursor = 0  # bar_times handed out so far
+        self.last_bar: datetime | None = None  # bars up to this ts are visible (all when None)
         self.next_bar_calls = 0
 
     def now(self) -> datetime:
@@ -51,8 +52,8 @@ class FakeMarket:
 
     def bars(self, symbol: str, n: int) -> Sequence[Bar]:
         visible = self.series.get(symbol, ())
-        if self.bar_times:
-            visible = visible[: self.cursor]
+        if self.last_bar is not None:
+            visible = [b for b in visible if b.ts <= self.last_bar]
         return tuple(visible[-n:]) if n > 0 else ()
 
     def quotes(self) -> Mapping[str, Quote]:
@@ -70,6 +71,7 @@ class FakeMarket:
             await asyncio.Event().wait()
         ts = self.bar_times[self.cursor]
         self.cursor += 1
+        self.last_bar = ts
         self.clock = ts + timedelta(seconds=1)
         await asyncio.sleep(0)
         return ts

@@ -325,3 +325,12 @@ def test_a_missing_file_is_a_clear_startup_error(tmp_path):
     assert "nope.jsonl" in str(err.value)
     with pytest.raises(SignalSourceError, match="is a directory"):
         JsonlFileSource(tmp_path, known_symbols=UNIVERSE, max_age=120)
+
+
+async def test_a_file_that_vanishes_before_reading_ends_the_source_with_a_reason(tmp_path):
+    path = tmp_path / "signals.jsonl"
+    path.write_bytes(b"")
+    source = JsonlFileSource(path, known_symbols=UNIVERSE, max_age=120, poll_interval=0.01)
+    path.unlink()
+    [batch] = await drain(source.batches(FakeMarket()))
+    assert reasons(batch) == ["READ_ERROR"] and "FileNotFoundError" in batch.dropped[0].detail
