@@ -173,12 +173,14 @@ class PreTradeRisk:
                 )
             must_reduce = True
 
-        # 2. symbol
-        if self.allowlist and sym not in self.allowlist:
-            return Denial(R.SYMBOL_NOT_ALLOWED, f"{sym} is not in rollout.allowlist")
+        # 2. symbol (an exit -- stop or confirmed flatten -- may close a position in a
+        # symbol outside the allowlist or the universe; everything else may not)
         assets = self.assets
-        if assets and sym not in assets:
-            return Denial(R.SYMBOL_NOT_ALLOWED, f"{sym} is not in the universe")
+        if not (flatten_ok or purpose is _STOP):
+            if self.allowlist and sym not in self.allowlist:
+                return Denial(R.SYMBOL_NOT_ALLOWED, f"{sym} is not in rollout.allowlist")
+            if assets and sym not in assets:
+                return Denial(R.SYMBOL_NOT_ALLOWED, f"{sym} is not in the universe")
         if sym in lim.restricted_symbols:
             return Denial(R.SYMBOL_RESTRICTED, f"{sym} is in risk_management.restricted_symbols")
         overrides = ctx.overrides

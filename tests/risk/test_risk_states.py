@@ -30,6 +30,16 @@ def test_halted_allows_operator_confirmed_flatten_even_with_the_market_closed():
     assert desk.check(flat) is None
 
 
+def test_exits_may_close_a_position_outside_the_universe_but_nothing_may_open_one():
+    desk = Desk().holding("ZZZZ", 10, "20")  # e.g. found at the venue by reconciliation
+    [flat] = flatten_orders(desk.pf)
+    assert desk.check(flat) is None
+    desk.quote("ZZZZ", "18")
+    assert desk.check(stop_loss_exit(desk.pf, "ZZZZ")) is None
+    assert desk.buy("ZZZZ", 1).reason is R.SYMBOL_NOT_ALLOWED
+    assert desk.sell("ZZZZ", 10).reason is R.SYMBOL_NOT_ALLOWED  # a signal exit is not exempt
+
+
 def test_halted_denies_flatten_that_the_operator_did_not_confirm():
     desk = halted(Desk().holding("AAPL", 10), TripCause.OPERATOR)
     d = desk.sell("AAPL", 10, reduce_only=True, purpose=OrderPurpose.FLATTEN, confirmed=False)
