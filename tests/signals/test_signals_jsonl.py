@@ -5,7 +5,6 @@ source, carry on."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from datetime import timedelta
 
@@ -18,7 +17,7 @@ from engine.signals import (
     JsonlStreamSource,
     SignalSourceError,
 )
-from signal_fakes import FIXTURES, NOW, UNIVERSE, FakeMarket, drain, reasons, take, utc
+from signal_fakes import FIXTURES, UNIVERSE, FakeMarket, drain, reasons, utc
 
 TS = "2026-11-25T14:39:00Z"  # one minute before the fake venue's clock
 TRADABLE = UNIVERSE - {"XOM"}  # XOM is in the universe but not tradable today
