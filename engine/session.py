@@ -1,0 +1,238 @@
+"""A trading session: everything the Engine needs, built from the configuration
+— the built-in venue (broker.kind = "sim") or an Alpaca endpoint, the
+AlpacaBroker, the journal, the signal source — and the Engine running in its
+own thread with its own event loop, held through an EngineHandle.
+
+Used alike by `execdesk run` (headless), `execdesk console` and the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.broker.alpaca import AlpacaBroker
+from engine.commands import Command, CommandResult
+from engine.config import Credentials, Settings, credentials_from_env
+from engine.core import Engine
+from engine.journal import Journal
+from engine.snapshot import EngineSnapshot, EventRow
+from engine.universe import Universe
+
+log = logging.getLogger("execdesk.session")
+
+
+class SessionError(Exception):
+    """A session could not start; the message says why, for the operator."""
+
+
+@dataclass
+class VenueEndpoints:
+    trading_url: str | None
+    data_url: str | None
+    trading_stream_url: str | None
+    data_stream_url: str | None
+
+
+class Session:
+    """Owns the venue (when built in), the engine thread and its loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        journal_path: str | Path | None = None,
+        sim_overrides: dict[str, Any] | None = None,
+        auto_approve: bool = False,
+        credentials: Credentials | None = None,
+        signal_source: Any = None,
+        log_sink: Callable[[EventRow], None] | None = None,
+        new_session: bool = False,
+    ):
+        if auto_approve and settings.is_live:
+            raise SessionError("--auto-approve is refused in live mode: every live order needs an operator")
+        self.settings = settings
+        self.journal_path = Path(journal_path or settings.session.journal_path)
+        self.sim_overrides = dict(sim_overrides or {})
+        self.auto_approve = auto_approve
+        self.credentials = credentials
+        self.signal_source = signal_source
+        self.log_sink = log_sink
+        self.new_session = new_session
+        self.venue = None
+        self.engine: Engine | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._stopped = threading.Event()
+        self._signal_task: asyncio.Task | None = None
+        self._stop_requested: asyncio.Event | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> "Session":
+        return cls(settings, **kwargs)
+
+    # ------------------------------------------------------------- building
+
+    def _start_venue(self) -> tuple[Credentials, VenueEndpoints, float]:
+        s = self.settings
+        if s.broker.kind == "sim":
+            from engine.sim import SimVenue  # the built-in venue, in-process
+
+            creds = self.credentials or credentials_from_env() or Credentials(
+                key_id="SIM" + secrets.token_hex(8).upper(), secret_key=secrets.token_urlsafe(24)
+            )
+            options: dict[str, Any] = dict(
+                key_id=creds.key_id,
+                secret_key=creds.secret_key,
+                seed=s.sim.seed,
+                speed=s.sim.speed,
+                port=0,
+                universe_path=str(s.universe_file()),
+                bars_csv=s.sim.bars_csv or None,
+                partial_fill_prob=s.sim.partial_fill_prob,
+                margin_multiplier=s.sim.margin_multiplier,
+                starting_cash=s.sim.starting_cash,
+                rate_limit_per_minute=s.sim.rate_limit_per_minute or None,
+            )
+            options.update(self.sim_overrides)
+            self.venue = SimVenue(**options)
+            self.venue.start()
+            speed = 0.0 if options.get("frozen_clock") else float(options.get("speed", 1.0))
+            return creds, VenueEndpoints(
+                self.venue.trading_url, self.venue.data_url,
+                self.venue.trading_stream_url, self.venue.data_stream_url,
+            ), speed
+        creds = self.credentials or credentials_from_env()
+        if creds is None:
+            raise SessionError(
+                'broker.kind = "alpaca" needs APCA_API_KEY_ID and APCA_API_SECRET_KEY in the environment'
+            )
+        return creds, VenueEndpoints(None, None, None, None), 1.0
+
+    def _build_engine(self) -> Engine:
+        universe = self.settings.load_universe()
+        creds, urls, speed = self._start_venue()
+        broker = AlpacaBroker(
+            self.settings,
+            creds,
+            trading_url=urls.trading_url,
+            data_url=urls.data_url,
+            trading_stream_url=urls.trading_stream_url,
+            data_stream_url=urls.data_stream_url,
+        )
+        self.journal_path.parent.mkdir(parents=True, exist_ok=True)
+        journal = Journal(self.journal_path)
+        return Engine(
+            self.settings,
+            broker,
+            journal,
+            universe,
+            venue_kind="SIM" if self.settings.broker.kind == "sim" else "ALPACA",
+            clock_speed=speed,
+            auto_approve=self.auto_approve,
+            log_sink=self.log_sink,
+            new_session=self.new_session,
+        )
+
+    # ------------------------------------------------------------- running
+
+    def start(self, timeout: float = 60.0) -> "Session":
+        """Start the venue (if built in) and the engine thread; return once the
+        engine has started (start-up reconciliation done or failed closed)."""
+        self._thread = threading.Thread(target=self._thread_main, name="execdesk-engine", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout):
+            raise SessionError(f"the engine did not start within {timeout:.0f} s")
+        if self._start_error is not None:
+            err = self._start_error
+            self.stop()
+            if isinstance(err, SessionError):
+                raise err
+            raise SessionError(f"the engine could not start: {err}") from err
+        return self
+
+    def _thread_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                self._stopped.set()
+
+    async def _main(self) -> None:
+        self._stop_requested = asyncio.Event()
+        try:
+            self.engine = self._build_engine()
+            await self.engine.start()
+            if self.signal_source is None:
+                from engine.signals import open_source
+
+                self.signal_source = open_source(self.settings, known_symbols=frozenset(self.engine.symbols))
+            self._signal_task = asyncio.get_running_loop().create_task(self._pump_signals())
+        except BaseException as exc:  # reported to the starting thread
+            self._start_error = exc
+            self._started.set()
+            if self.engine is not None:
+                await self.engine.stop("failed to start")
+            return
+        self._started.set()
+        await self._stop_requested.wait()
+        if self._signal_task is not None:
+            self._signal_task.cancel()
+            await asyncio.gather(self._signal_task, return_exceptions=True)
+        try:
+            await self.signal_source.aclose()
+        except Exception:  # pragma: no cover
+            pass
+        await self.engine.stop("stopped")
+
+    async def _pump_signals(self) -> None:
+        assert self.engine is not None
+        market = self.engine.market_view()
+        async for batch in self.signal_source.batches(market):
+            await self.engine.submit_batch(batch)
+
+    @property
+    def snapshot(self) -> EngineSnapshot:
+        return self.engine.snapshot if self.engine is not None else EngineSnapshot()
+
+    def _call(self, command: Command) -> Future:
+        if self._loop is None or self.engine is None or self._loop.is_closed():
+            f: Future = Future()
+            f.set_result(CommandResult(False, "the engine is not running"))
+            return f
+        return asyncio.run_coroutine_threadsafe(self.engine.execute(command), self._loop)
+
+    async def execute(self, command: Command) -> CommandResult:
+        return await asyncio.wrap_future(self._call(command))
+
+    def execute_sync(self, command: Command, timeout: float = 10.0) -> CommandResult:
+        return self._call(command).result(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop in order: no new orders, open orders left working, journal sealed, venue stopped."""
+        if self._loop is not None and not self._loop.is_closed() and self._stop_requested is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._stop_requested.set)
+            except RuntimeError:
+                pass
+            self._stopped.wait(timeout)
+        if self.venue is not None:
+            self.venue.stop()
+            self.venue = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stopped.wait(timeout)
