@@ -333,3 +333,22 @@ async def test_a_file_that_vanishes_before_reading_ends_the_source_with_a_reason
     path.unlink()
     [batch] = await drain(source.batches(FakeMarket()))
     assert reasons(batch) == ["READ_ERROR"] and "FileNotFoundError" in batch.dropped[0].detail
+
+
+async def test_open_source_follows_the_configured_file(tmp_path):
+    from engine.config import Settings
+    from engine.signals import CsvFileSource, open_source
+
+    path = tmp_path / "signals.jsonl"
+    path.write_bytes(line('{"AAPL": 0.1}'))
+    settings = Settings.model_validate({"signals": {"kind": "jsonl", "path": str(path)}})
+    source = open_source(settings, known_symbols=UNIVERSE)
+    assert isinstance(source, JsonlFileSource)
+    [batch] = await take_from(source.batches(FakeMarket()), 1)
+    assert batch.signals == {"AAPL": 0.1}
+    await source.aclose()
+
+    csv_path = tmp_path / "signals.csv"
+    csv_path.write_text("ts,symbol,signal\n")
+    settings = Settings.model_validate({"signals": {"kind": "csv", "path": str(csv_path)}})
+    assert isinstance(open_source(settings, known_symbols=UNIVERSE), CsvFileSource)
