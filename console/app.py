@@ -37,6 +37,8 @@ class ExecDeskApp(App[None]):
         self.handle = handle
         self.settings = settings
         self.clock_in_view = clock_in_view
+        #: text cursors blink only when the screen may change by itself (not in snapshots)
+        self.blink = clock_in_view
         self.keymap = dict(settings.console.keymap)
         self.snapshot: EngineSnapshot = handle.snapshot
         self.halt_pending = False

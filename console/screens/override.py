@@ -124,6 +124,8 @@ class OverrideScreen(ModalScreen[SetOverride | None]):
         return f"Override for {self.symbol or 'a symbol'}{existing}"
 
     def on_mount(self) -> None:
+        for box in self.query(Input):
+            box.cursor_blink = getattr(self.app, "blink", True)
         self.query_one("#mode" if self.symbol else "#symbol").focus()
 
     def build(self, *, clear: bool = False) -> SetOverride:

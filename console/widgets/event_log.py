@@ -89,6 +89,9 @@ class EventLog(Vertical):
         yield RichLog(max_lines=KEEP, wrap=True, min_width=20, markup=False, highlight=False, id="log-lines")
         yield Input(placeholder="filter: kind, symbol or words (enter keeps, esc clears)", id="log-filter", compact=True)
 
+    def on_mount(self) -> None:
+        self.query_one("#log-filter", Input).cursor_blink = getattr(self.app, "blink", True)
+
     @property
     def _log(self) -> RichLog:
         return self.query_one("#log-lines", RichLog)

@@ -1,0 +1,148 @@
+"""`make screenshots`: SVG screenshots of the console on a live session — the built-in
+venue, the demo model, a frozen venue clock and a fixed seed — into screenshots/.
+
+    python -m console.screenshots [--out screenshots]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from console.app import ExecDeskApp
+from console.screens.confirm import ConfirmScreen
+from console.screens.override import OverrideScreen
+from engine.commands import ApproveAll
+from engine.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+START_AT = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)  # a Monday, 10:00 New York
+SEED = 7
+WIDE = (160, 48)
+NARROW = (80, 24)
+
+#: file name -> what it shows (for the README and the operator guide)
+SHOTS = {
+    "console-main.svg": "the main screen on a live paper session (160x48)",
+    "console-main-80x24.svg": "the same in an 80x24 terminal",
+    "console-approval.svg": "the approval flow: approve all asks first",
+    "console-override.svg": "the per-symbol override dialog",
+    "console-halted.svg": "after the kill switch: HALTED, venue confirmed the cancels",
+    "console-help.svg": "the help screen: every key and its binding id",
+}
+
+
+def _settings() -> Settings:
+    settings = load_settings(ROOT / "config" / "execution.toml", env={})
+    settings.session.universe_path = str(ROOT / "config" / "universe.toml")
+    return settings
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+async def _until(pilot, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        await pilot.pause(0.05)
+    await pilot.pause(0.2)
+
+
+def _bars(session, handle, n: int, interval: float) -> None:
+    for _ in range(n):
+        before = handle.snapshot.bars_processed
+        session.venue.advance(interval)
+        _wait(lambda: handle.snapshot.bars_processed > before)
+
+
+async def _shoot(out: Path) -> list[Path]:
+    from engine.session import Session
+
+    settings = _settings()
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="execdesk-shots-") as tmp:
+        session = Session.from_settings(
+            settings,
+            journal_path=Path(tmp) / "journal.sqlite",
+            sim_overrides={"frozen_clock": True, "seed": SEED, "start_at": START_AT},
+            auto_approve=False,
+        )
+        handle = session.start()
+        interval = settings.session.bar_interval
+        try:
+            # a session with a history: two bars approved, a third waiting
+            for _ in range(2):
+                _bars(session, handle, 1, interval)
+
+                await handle.execute(ApproveAll())
+            _bars(session, handle, 1, interval)
+            _wait(lambda: bool(handle.snapshot.intents))
+
+            def save(app: ExecDeskApp, name: str) -> None:
+                path = out / name
+                path.write_text(app.export_screenshot(title="execdesk"), encoding="utf-8")
+                written.append(path)
+
+            app = ExecDeskApp(handle, settings, clock_in_view=False)
+            async with app.run_test(size=NARROW) as pilot:
+                await _until(pilot, lambda: app._shown_seq is not None)
+                save(app, "console-main-80x24.svg")
+
+            app = ExecDeskApp(handle, settings, clock_in_view=False)
+            async with app.run_test(size=WIDE) as pilot:
+                await _until(pilot, lambda: app._shown_seq is not None)
+                save(app, "console-main.svg")
+
+                await pilot.press("question_mark")
+                await pilot.pause(0.2)
+                save(app, "console-help.svg")
+                await pilot.press("escape")
+
+                if handle.snapshot.intents:
+                    await pilot.press("A")
+                    await _until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+                    save(app, "console-approval.svg")
+                    await pilot.press("n")
+                    await pilot.pause()
+
+                await pilot.press("o")
+                await _until(pilot, lambda: isinstance(app.screen, OverrideScreen))
+                save(app, "console-override.svg")
+                await pilot.press("escape")
+                await pilot.pause()
+
+                await pilot.press("ctrl+k")
+                await app.workers.wait_for_complete()
+                await _until(pilot, lambda: handle.snapshot.kill_switch.phase in ("confirmed", "failed"))
+                save(app, "console-halted.svg")
+        finally:
+            session.stop()
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m console.screenshots", description=__doc__)
+    parser.add_argument("--out", default=str(ROOT / "screenshots"), help="folder for the SVG files")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = asyncio.run(_shoot(out))
+    for path in written:
+        print(f"{path}  {SHOTS.get(path.name, '')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
