@@ -362,9 +362,11 @@ class Portfolio:
         for wo in self.working.values():
             wo.reserved = False
 
-    def replace_positions_from_broker(self, positions: Iterable[Position]) -> None:
+    def replace_positions_from_broker(self, positions: Iterable[Any]) -> None:
         """The broker's full position list is authoritative: a symbol it does not list
-        is flat. Equity is kept (the account snapshot says what it is)."""
+        is flat. Equity is kept (the account snapshot says what it is). Items are
+        engine.model.Position or engine.broker VenuePosition (anything with symbol,
+        qty, avg_entry_price and last_price or current_price)."""
         equity = self.equity
         incoming = {p.symbol: p for p in positions}
         for sym, b in self.books.items():
@@ -375,18 +377,21 @@ class Portfolio:
                 b.stop_price = None
         for sym, p in incoming.items():
             b = self._book(sym)
+            last = getattr(p, "last_price", None)
+            if last is None:
+                last = getattr(p, "current_price", None)
+            if not b.quote_ok:
+                b.mark = dec(last) if last is not None else dec(p.avg_entry_price)
             b.position = Position(
                 symbol=sym,
                 qty=dec(p.qty),
                 avg_entry_price=dec(p.avg_entry_price),
-                last_price=p.last_price if p.last_price is not None else (b.mark or None),
+                last_price=b.mark,
                 realized_pl=b.position.realized_pl,
             )
             b.qty = b.position.qty
             b.avg_entry = b.position.avg_entry_price
             b.stop_price = stop_price_of(b.qty, b.avg_entry, self.limits.stop_loss_pct)
-            if not b.quote_ok:
-                b.mark = dec(p.last_price) if p.last_price is not None else b.avg_entry
         self._rebuild()
         self._equity_offset = equity - (self.cash + self.net)
 

@@ -70,6 +70,7 @@ class CheckContext:
     state_cause: TripCause | None = None  # why the state is not ACTIVE
     overrides: Mapping[str, "SymbolOverride"] = field(default_factory=dict)
     orders_this_bar: int = 0  # signal orders that passed the checks this bar
+    at_approval: bool = False  # the re-check at approval: the order was counted in its bar already
 
 
 class OrderRateWindow:
@@ -193,7 +194,7 @@ class PreTradeRisk:
         # 3. session and throughput
         if not ctx.market_open and not flatten_ok:
             return Denial(R.MARKET_CLOSED, f"market is closed at {ctx.now.isoformat()}")
-        if purpose is _SIGNAL and ctx.orders_this_bar >= lim.max_orders_per_bar:
+        if purpose is _SIGNAL and not ctx.at_approval and ctx.orders_this_bar >= lim.max_orders_per_bar:
             return Denial(
                 R.MAX_ORDERS_PER_BAR_EXCEEDED,
                 f"{ctx.orders_this_bar} orders already this bar, "

@@ -282,6 +282,13 @@ def test_max_orders_per_bar_denies_the_next_signal_order():
     denied(desk.buy("AAPL", 1), R.MAX_ORDERS_PER_BAR_EXCEEDED)
 
 
+def test_the_re_check_at_approval_does_not_count_the_order_twice():
+    desk = Desk().quote("AAPL", "228.50")
+    desk.ctx.orders_this_bar = 10
+    desk.ctx.at_approval = True
+    assert desk.buy("AAPL", 1) is None
+
+
 def test_signal_batch_over_max_orders_per_bar_denies_the_smallest_changes():
     desk = Desk().quote_all()
     signals = {a.symbol: 0.5 for a in UNIVERSE}

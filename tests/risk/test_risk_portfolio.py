@@ -78,6 +78,18 @@ def test_account_snapshot_anchors_equity_and_broker_positions_replace_ours():
     assert pf.book("AAPL").stop_price == D("99") * D("0.95")
 
 
+def test_venue_positions_from_the_broker_are_accepted_and_marked_at_their_price():
+    from engine.broker.base import VenuePosition
+
+    desk = Desk()
+    desk.pf.replace_positions_from_broker(
+        [VenuePosition(symbol="XOM", qty=D(-10), avg_entry_price=D(120), current_price=D(118), market_value=None)]
+    )
+    assert desk.pf.position("XOM").qty == -10
+    assert desk.pf.gross == D(1180) and desk.pf.net == D(-1180)
+    assert desk.pf.equity == D(100_000)
+
+
 def test_metrics_report_every_limit_with_headroom():
     desk = Desk().holding("AAPL", 40, "100").holding("JPM", -20, "50")
     desk.quote("AAPL", "98")
