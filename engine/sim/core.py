@@ -719,7 +719,7 @@ class Venue:
             o.stop_price = (o.hwm + trail).quantize(Decimal("0.01"))
 
     def _try_fill(self, o: Order, quote=None, force: bool = False) -> None:
-        if not self._open:
+        if not self._open or (o.tif == "cls" and not force):
             return
         q = quote or self.model.markets[o.symbol].quote
         buy = o.side == "buy"

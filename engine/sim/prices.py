@@ -223,15 +223,18 @@ class PriceModel:
         ask = Decimal(bid_ticks + spread_ticks) * tick_d
         return Quote(t_ns, bid, rng.randint(1, 8) * 100, ask, rng.randint(1, 8) * 100)
 
-    def _print_trade(self, m: SymbolMarket, t_ns: int) -> None:
+    def _print_trade(self, m: SymbolMarket, t_ns: int, price: Decimal | None = None) -> None:
         q = m.quote
-        r = m.rng.random()
-        if r < 0.4:
-            p = q.bp
-        elif r < 0.8:
-            p = q.ap
+        if price is not None:
+            p = price
         else:
-            p = self._round((float(q.bp) + float(q.ap)) / 2)
+            r = m.rng.random()
+            if r < 0.4:
+                p = q.bp
+            elif r < 0.8:
+                p = q.ap
+            else:
+                p = self._round((float(q.bp) + float(q.ap)) / 2)
         size = m.rng.choice((1, 5, 10, 25, 50, 100, 100, 100, 200, 300, 500))
         m.trade_seq += 1
         m.last_price = p
@@ -338,13 +341,15 @@ class PriceModel:
         return m.quote
 
     def set_quote(self, symbol: str, bid: Decimal, ask: Decimal, t: datetime) -> Quote:
-        """Pin an exact quote (tests and drills); the walk continues from its mid."""
+        """Pin an exact quote and a trade at its mid (tests, drills); the walk continues from there."""
         m = self.markets[symbol]
         t_ns = to_ns(t)
         m.mid = (float(bid) + float(ask)) / 2
         m.quote = Quote(t_ns, bid, 100, ask, 100)
         m.quotes.append(m.quote)
         self.out_quotes[symbol] = m.quote
+        # the last trade prints at the mid (rounded to the tick), so marks are predictable too
+        self._print_trade(m, t_ns, self._round(m.mid))
         return m.quote
 
     # ------------------------------------------------------------------ history

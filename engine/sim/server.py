@@ -964,7 +964,7 @@ class SimServer:
         try:
             if bid is not None or ask is not None:
                 b, a = Decimal(str(bid)), Decimal(str(ask))
-                if not (b.is_finite() and a.is_finite() and 0 < b < a):
+                if not (b.is_finite() and a.is_finite() and 0 < b <= a):
                     raise ValueError
                 q = self.model.set_quote(sym, b, a, self.venue.t)
             else:
@@ -973,7 +973,7 @@ class SimServer:
                     raise ValueError
                 q = self.model.set_price(sym, p, self.venue.t)
         except (TypeError, ValueError, ArithmeticError):
-            raise unprocessable("give price > 0, or bid and ask with 0 < bid < ask") from None
+            raise unprocessable("give price > 0, or bid and ask with 0 < bid <= ask") from None
         self.venue.after_price_change()
         return {"symbol": sym, "bp": dec_str(q.bp), "ap": dec_str(q.ap)}
 

@@ -96,3 +96,56 @@ class Collector:
 
 def load_openapi(name: str) -> dict:
     return json.loads((OPENAPI / name).read_text())
+
+
+# ---------------------------------------------------------------- OpenAPI schemas
+def _openapi_to_jsonschema(node: Any) -> Any:
+    """OpenAPI 3.0 -> JSON Schema 2020-12: ``nullable: true`` becomes ``anyOf [..., null]``."""
+    if isinstance(node, list):
+        return [_openapi_to_jsonschema(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _openapi_to_jsonschema(v) for k, v in node.items()
+           if k not in ("nullable", "example", "examples", "x-examples")}
+    if node.get("nullable") is True:
+        return {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+_DOCS: dict[str, dict] = {}
+
+
+def _rfc3339(value: object) -> bool:
+    import re
+
+    if not isinstance(value, str):
+        return True
+    return re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", value) is not None
+
+
+def schema_validator(doc: str, schema: str | dict, relax: Callable[[dict], None] | None = None):
+    """A validator for ``#/components/schemas/<schema>`` of ``doc`` (refs resolve in the document).
+
+    ``relax`` may edit the converted components before use (documented where used).
+    """
+    import copy
+
+    import jsonschema
+
+    if doc not in _DOCS:
+        _DOCS[doc] = _openapi_to_jsonschema(load_openapi(doc))
+    components = copy.deepcopy(_DOCS[doc]["components"])
+    if relax is not None:
+        relax(components["schemas"])
+    root = {"$ref": f"#/components/schemas/{schema}"} if isinstance(schema, str) else dict(schema)
+    root["components"] = components
+    checker = jsonschema.FormatChecker()
+    checker.checks("date-time")(_rfc3339)
+    return jsonschema.Draft202012Validator(root, format_checker=checker)
+
+
+def assert_valid(validator: Any, instance: Any) -> None:
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.path))
+    if errors:
+        lines = [f"{list(e.path)}: {e.message}" for e in errors[:10]]
+        raise AssertionError("schema violations:\n  " + "\n  ".join(lines))
