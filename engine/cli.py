@@ -197,6 +197,159 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))
 
 
+# -- sessions: console, run, sim -----------------------------------------------------------
+
+
+def _journal_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--journal", metavar="PATH", default=None,
+                   help="the session's journal (default: session.journal_path of the configuration)")
+
+
+def _console_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
+    _journal_argument(p)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    settings = load_settings_or_exit(args)
+    from console.run import run_console
+
+    return run_console(settings, journal_path=args.journal)
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
+    p.add_argument("--signals", metavar="PATH", default=None,
+                   help='signal file: JSONL (one batch a line, "-" for stdin) or CSV (ts,symbol,signal) by extension')
+    _journal_argument(p)
+    p.add_argument("--bars", metavar="N", type=_positive_int, default=None,
+                   help="stop after N batches once their orders are final or timed out")
+    p.add_argument("--auto-approve", action="store_true",
+                   help="send every intent that passes the checks without waiting for approval (refused in live mode)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings_or_exit(args)
+    if args.auto_approve and settings.is_live:
+        raise CommandError("--auto-approve is refused in live mode: every live order needs an operator")
+    from engine.runner import HeadlessRun, settings_with_signals
+    from engine.session import SessionError
+    from engine.signals import SignalSourceError
+
+    try:
+        settings = settings_with_signals(settings, args.signals)
+    except ValueError as exc:
+        raise CommandError(f"--signals {args.signals}: {exc}") from None
+    try:
+        return HeadlessRun(settings, journal_path=args.journal, bars=args.bars,
+                           auto_approve=args.auto_approve).run()
+    except (SessionError, SignalSourceError) as exc:
+        raise CommandError(str(exc), code=EXIT_FAILURE) from None
+
+
+def _sim_arguments(p: argparse.ArgumentParser) -> None:
+    from engine.sim.cli import add_arguments
+
+    add_arguments(p)
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from engine.sim.cli import run
+
+    return run(args)
+
+
+# -- control of a running session ------------------------------------------------------------
+
+
+def _control_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
+    _journal_argument(p)
+
+
+def _status_arguments(p: argparse.ArgumentParser) -> None:
+    _control_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _control(args: argparse.Namespace, cmd: str) -> dict[str, Any]:
+    from engine.control import ControlError, request, socket_path_for
+
+    journal = args.journal or load_settings_or_exit(args).session.journal_path
+    try:
+        answer = request(socket_path_for(journal), cmd)
+    except ControlError as exc:
+        raise CommandError(str(exc), code=EXIT_FAILURE) from None
+    if not answer.get("ok") and "status" not in answer:
+        raise CommandError(answer.get("error") or answer.get("message") or "the session refused", code=EXIT_FAILURE)
+    return answer
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _control(args, "status")["status"]
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return EXIT_OK
+    c = status["connectivity"]
+    print(f"session {status['session_id']}  {status['mode']}/{status['venue']}  {status['trading_state']}"
+          + (f" ({status['state_cause']})" if status["trading_state"] != "ACTIVE" else ""))
+    print(f"equity {status['equity']}  day P&L {status['day_pl']} (limit -{status['daily_loss_limit']})")
+    print(f"open orders {status['open_orders']} (+{status['external_orders']} external)  positions {status['positions']}"
+          f"  awaiting approval {status['awaiting_approval']}  bars {status['bars_processed']}")
+    print(f"REST {c['rest']}  trade stream {c['trade_stream']}  market data {c['market_data']}"
+          + ("  reconciling" if c["reconciling"] else "") + ("  RATE LIMITED" if c["rate_limited"] else "")
+          + ("" if c["journal_ok"] else "  JOURNAL ERROR"))
+    return EXIT_OK
+
+
+def _control_command(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        answer = _control(args, name)
+        print(answer.get("message", ""))
+        if name == "halt" and answer.get("ok"):
+            _wait_for_kill_confirmation(args)
+        return EXIT_OK if answer.get("ok") else EXIT_FAILURE
+    return run
+
+
+def _wait_for_kill_confirmation(args: argparse.Namespace, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kill = _control(args, "status")["status"]["kill_switch"]
+        if kill["phase"] == "confirmed":
+            print(f"venue confirmed {kill['cancels_confirmed']} cancels")
+            return
+        time.sleep(0.2)
+    print("the venue has not confirmed every cancel yet: check `execdesk status`")
+
+
+def _report_arguments(p: argparse.ArgumentParser) -> None:
+    from engine.report import add_arguments
+
+    add_config_arguments(p)
+    add_arguments(p)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from engine import report
+
+    if getattr(args, "journal", None) is None:
+        args.journal = load_settings_or_exit(args).session.journal_path
+    return report.run(args)
+
+
 # -- the table of subcommands ---------------------------------------------------------------
 
 COMMANDS: tuple[Subcommand, ...] = (
@@ -209,6 +362,21 @@ COMMANDS: tuple[Subcommand, ...] = (
         "validate it, and print the effective configuration (API keys masked). Exits 0 when "
         "it is valid; otherwise prints every problem as `error: ...` and exits 2.",
     ),
+    Subcommand("console", cmd_console, "the operator console (the default): a live session in the terminal",
+               _console_arguments,
+               description="Start a session and the Textual operator console over it. With the default "
+               "configuration it starts the built-in venue and the demo signal model."),
+    Subcommand("run", cmd_run, "run a headless session", _run_arguments,
+               description="Run a session without the console: a live status in a terminal, plain log lines "
+               "when piped. SIGINT/SIGTERM stop it in order; the execution report is printed at the end."),
+    Subcommand("sim", cmd_sim, "run the local Alpaca-compatible venue standalone", _sim_arguments),
+    Subcommand("status", cmd_status, "show the state of a running session", _status_arguments),
+    Subcommand("halt", _control_command("halt"), "kill switch: HALT a running session and cancel every open order",
+               _control_arguments),
+    Subcommand("resume", _control_command("resume"), "resume a HALTED or REDUCING session", _control_arguments),
+    Subcommand("flatten", _control_command("flatten"), "close every position of a running session",
+               _control_arguments),
+    Subcommand("report", cmd_report, "execution report of a session's journal", _report_arguments),
 )
 
 

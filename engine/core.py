@@ -766,9 +766,10 @@ class Engine:
             self.stats.dropped[d.reason] = self.stats.dropped.get(d.reason, 0) + 1
             self._journal(ev.SignalDropped(symbol=d.symbol, line=str(d.line) if d.line is not None else None,
                                            reason=f"{d.reason}: {d.detail}"))
-            self._note("dropped", d.symbol, f"DROPPED {d.symbol or 'line ' + str(d.line)}: {d.reason} — {d.detail}")
-        if not batch.signals:
-            return
+            what = d.symbol or (f"line {d.line}" if d.line is not None else "entry")
+            self._note("dropped", d.symbol, f"DROPPED {what}: {d.reason} — {d.detail}")
+        if getattr(batch, "rejected", False):
+            return  # a refused line or batch is not a bar
         ledger = self.book.ledger
         if ledger.is_processed(batch.ts):
             self._note("info", None, f"batch {batch.ts.isoformat()} was already processed before the restart: skipped")

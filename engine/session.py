@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from engine.broker.alpaca import AlpacaBroker
 from engine.commands import Command, CommandResult
+from engine.control import ControlError, ControlServer, socket_path_for
 from engine.config import Credentials, Settings, credentials_from_env
 from engine.core import Engine
 from engine.journal import Journal
@@ -74,6 +75,7 @@ class Session:
         self._stopped = threading.Event()
         self._signal_task: asyncio.Task | None = None
         self._stop_requested: asyncio.Event | None = None
+        self.control: ControlServer | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> "Session":
@@ -182,6 +184,13 @@ class Session:
 
                 self.signal_source = open_source(self.settings, known_symbols=frozenset(self.engine.symbols))
             self._signal_task = asyncio.get_running_loop().create_task(self._pump_signals())
+            self.control = ControlServer(socket_path_for(self.journal_path), lambda: self.engine.snapshot,
+                                         self.engine.execute)
+            try:
+                await self.control.start()
+            except (ControlError, OSError) as exc:
+                self.control = None
+                self.engine._note("error", None, f"control socket unavailable: {exc}")
         except BaseException as exc:  # reported to the starting thread
             self._start_error = exc
             self._started.set()
@@ -190,13 +199,20 @@ class Session:
             return
         self._started.set()
         await self._stop_requested.wait()
-        if self._signal_task is not None:
-            self._signal_task.cancel()
-            await asyncio.gather(self._signal_task, return_exceptions=True)
+        # close the source first so its last word (a truncated line) still reaches the engine
         try:
-            await self.signal_source.aclose()
-        except Exception:  # pragma: no cover
+            await asyncio.wait_for(self.signal_source.aclose(), timeout=5)
+        except Exception:  # pragma: no cover - best effort on the way out
             pass
+        if self._signal_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._signal_task), timeout=2)
+            except (asyncio.TimeoutError, Exception):
+                self._signal_task.cancel()
+                await asyncio.gather(self._signal_task, return_exceptions=True)
+        await asyncio.sleep(0)  # let the engine take the last batch off its inbox
+        if self.control is not None:
+            await self.control.stop()
         await self.engine.stop("stopped")
 
     async def _pump_signals(self) -> None:
