@@ -634,8 +634,9 @@ class AlpacaBroker:
             self.limiter.release()
             raise BrokerUnavailable("broker stopped") from None
         try:
-            return await asyncio.wait_for(fut, self.call_timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.call_timeout):
+                return await fut
+        except TimeoutError:
             raise requests.Timeout(f"no answer within {self.call_timeout:.0f} s") from None
 
     def _note(self, operation: str, failure: _Failure | None, *, ok: bool | None = None) -> None:

@@ -124,6 +124,8 @@ class RateLimiter:
     async def acquire(self, priority: Priority | int, host: str = "trading", *, slot: bool = True) -> None:
         """Wait for a permit (and an in-flight slot when slot=True). Cancelling the
         waiting coroutine leaves the queue cleanly."""
+        if self.try_acquire(priority, host, slot=slot):
+            return
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
 
@@ -173,6 +175,24 @@ class RateLimiter:
             if waiter.granted:
                 return True
 
+    def try_acquire(self, priority: Priority | int, host: str = "trading", *, slot: bool = True) -> bool:
+        """Grant at once when nobody waits and the budget allows (the common case)."""
+        with self._lock:
+            if self._heap or self._limited:
+                return False
+            if slot and self._slots_full():
+                return False
+            now = self._clock()
+            self._prune(now)
+            probe = _Waiter(int(priority), -1, host, slot, _no_wake)
+            delay, _ = self._delay_for(probe, now)
+            if delay > 0:
+                return False
+            self._grants.append(now)
+            if slot:
+                self._in_flight += 1
+            return True
+
     def enqueue(
         self, priority: Priority | int, host: str, wake: Callable[[], None], *, slot: bool = True
     ) -> _Waiter:
@@ -195,6 +215,8 @@ class RateLimiter:
         """A request that held an in-flight slot has finished."""
         with self._lock:
             self._in_flight = max(0, self._in_flight - 1)
+            if not self._heap and not self._limited:
+                return
         self.pump()
 
     # ---- what the venue said -------------------------------------------------
@@ -209,7 +231,12 @@ class RateLimiter:
     ) -> None:
         """Record one response: its status and X-Ratelimit-Limit/Remaining/Reset."""
         with self._lock:
-            hs = self._hosts.setdefault(host, _HostState())
+            hs = self._hosts.get(host)
+            if hs is None:
+                if status < 400 and limit is None and remaining is None and reset is None:
+                    return  # nothing to learn
+                hs = self._hosts[host] = _HostState()
+            before = (hs.blocked_until, hs.low_until)
             now, wall_now = self._clock(), self._wall()
             if limit is not None and limit > 0:
                 hs.limit = limit
@@ -235,6 +262,8 @@ class RateLimiter:
                         hs.blocked_until = max(hs.blocked_until, now + until_reset)
                     elif remaining <= self.cancel_reserve:
                         hs.low_until = max(hs.low_until, now + until_reset)
+            if not self._heap and not self._limited and (hs.blocked_until, hs.low_until) == before:
+                return  # nobody waits and no new hold: nothing to grant or to report
         self.pump()
 
     # ---- granting --------------------------------------------------------------
@@ -382,6 +411,10 @@ class RateLimiter:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+
+
+def _no_wake() -> None:
+    pass
 
 
 def _nap(delay: float | None) -> float:

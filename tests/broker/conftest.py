@@ -1,6 +1,5 @@
 """A real local venue (engine/sim) in-thread and an AlpacaBroker pointed at it.
-Drills go through the venue's own HTTP drill API (/sim/v1/...), the same wire an
-operator uses, so these tests do not depend on the venue's Python helpers."""
+Drills go through the venue's HTTP drill API (/sim/v1/...), the wire an operator uses."""
 
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ import requests
 
 from engine.broker.alpaca import AlpacaBroker
 from engine.config import Credentials, Settings
+from engine.sim import SimVenue
 
 KEY = "PKBROKERTEST01"
 SECRET = "sEcReT-broker-test-0123456789"
@@ -21,46 +21,19 @@ HEADERS = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
 
 
 class Venue:
-    """The local venue, started on a free port. Uses engine.sim.SimVenue when it
-    exists; until then runs engine.sim.server.SimServer on a loop thread."""
+    """The local venue (engine.sim.SimVenue) on a free port, driven through its
+    HTTP drill API."""
 
     def __init__(self, **kw: Any) -> None:
-        self._impl: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        try:
-            from engine.sim import SimVenue  # type: ignore[attr-defined]
-        except ImportError:
-            SimVenue = None
-        if SimVenue is not None:
-            self._impl = SimVenue(key_id=KEY, secret_key=SECRET, port=0, **kw)
-            self._impl.start()
-            self.trading_url = self._impl.trading_url
-            self.data_url = self._impl.data_url
-            self.trading_stream_url = self._impl.trading_stream_url
-            self.data_stream_url = self._impl.data_stream_url
-        else:
-            from engine.sim.server import SimServer
-
-            server = SimServer(key_id=KEY, secret_key=SECRET, **kw)
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="test-venue", daemon=True)
-            thread.start()
-            port = asyncio.run_coroutine_threadsafe(server.start(0), loop).result(10)
-            self._impl, self._loop, self._thread = server, loop, thread
-            base = f"127.0.0.1:{port}"
-            self.trading_url = self.data_url = f"http://{base}"
-            self.trading_stream_url = f"ws://{base}/stream"
-            self.data_stream_url = f"ws://{base}/v2/iex"
+        self._impl = SimVenue(key_id=KEY, secret_key=SECRET, port=0, **kw)
+        self._impl.start()
+        self.trading_url = self._impl.trading_url
+        self.data_url = self._impl.data_url
+        self.trading_stream_url = self._impl.trading_stream_url
+        self.data_stream_url = self._impl.data_stream_url
 
     def stop(self) -> None:
-        if self._loop is None:
-            self._impl.stop()
-            return
-        asyncio.run_coroutine_threadsafe(self._impl.stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(5)
+        self._impl.stop()
 
     # drill API over HTTP
 
