@@ -484,6 +484,12 @@ class Engine:
             self.portfolio.set_account(acct.cash, acct.equity, acct.last_equity, acct.buying_power)
             self.account_number = acct.account_number
             if evaluate:
+                self._journal(ev.AccountSnapshot(
+                    account_number=acct.account_number, status=acct.status, cash=acct.cash, equity=acct.equity,
+                    last_equity=acct.last_equity, buying_power=acct.buying_power,
+                    long_market_value=acct.long_market_value, short_market_value=acct.short_market_value,
+                    trading_blocked=acct.trading_blocked, shorting_enabled=acct.shorting_enabled))
+            if evaluate:
                 self._pl_history.append(float(self.portfolio.daily_pnl))
                 trip = self.rules.evaluate_daily_loss(self.portfolio.equity, self.portfolio.last_equity, self.state)
                 if trip is not None:
@@ -509,10 +515,11 @@ class Engine:
             diff = sorted(set(mine.items()) ^ set(theirs.items()))
             if diff and self.trading_ready:
                 self._note("info", None, f"positions re-synced from the venue ({len(diff)} difference(s))")
-        self.portfolio.replace_positions_from_broker(
-            Position(symbol=p.symbol, qty=p.qty, avg_entry_price=p.avg_entry_price, last_price=p.current_price)
-            for p in positions if p.qty != 0
-        )
+        snapshot = [Position(symbol=p.symbol, qty=p.qty, avg_entry_price=p.avg_entry_price, last_price=p.current_price)
+                    for p in positions if p.qty != 0]
+        self.portfolio.replace_positions_from_broker(snapshot)
+        if self.session_id:
+            self._journal(ev.PositionsSnapshot(positions=snapshot))
 
     async def _seed_market(self) -> None:
         try:
@@ -842,7 +849,7 @@ class Engine:
             return ov.mode
         return self.settings.rollout.default_mode
 
-    def _check(self, p: ProposedOrder, now: datetime) -> Denial | None:
+    def _check(self, p: ProposedOrder, now: datetime, at_approval: bool = False) -> Denial | None:
         if not self.trading_ready and not (p.purpose is OrderPurpose.FLATTEN):
             return Denial(DenialReason.TRADING_HALTED, f"trading not ready: {self.not_ready_reason}")
         ctx = CheckContext(
@@ -852,6 +859,7 @@ class Engine:
             state_cause=self.trip_cause,
             overrides=self.overrides,
             orders_this_bar=self._orders_this_bar,
+            at_approval=at_approval,
         )
         return self.risk.check(self.portfolio, p, ctx)
 
@@ -1003,7 +1011,7 @@ class Engine:
             return CommandResult(False, str(exc))
         self._record_applied(event)
         p = self._proposal_of(order)
-        denial = self._check(p, now)  # again, at current prices
+        denial = self._check(p, now, at_approval=True)  # again, at current prices
         if denial is not None:
             self._deny(cid, p, denial)
             return CommandResult(False, f"denied at current prices: {denial.reason.value} — {denial.detail}")
