@@ -33,6 +33,9 @@ ORDER_TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 TIFS = ("day", "gtc", "opg", "cls", "ioc", "fok")
 SESSION_TIFS = frozenset({"day", "ioc", "fok", "opg", "cls"})
 MAX_CLIENT_ORDER_ID = 128
+MAX_QTY = Decimal(10) ** 9  # sanity bounds: nothing real comes near them
+MAX_NOTIONAL = Decimal(10) ** 10
+MAX_PRICE = Decimal(10) ** 7
 _HUNDRED = Decimal(100)
 
 
@@ -64,6 +67,8 @@ def _decimals(d: Decimal) -> int:
 def check_price(d: Decimal, field: str) -> Decimal:
     if d <= 0:
         raise unprocessable(f"{field} must be > 0")
+    if d > MAX_PRICE:
+        raise unprocessable(f"{field} is too large")
     limit = 2 if d >= 1 else 4
     if _decimals(d) > limit:
         raise unprocessable(
@@ -481,6 +486,8 @@ class Venue:
             qty = _to_decimal(qty_raw, "qty")
             if qty <= 0:
                 raise unprocessable("qty must be > 0")
+            if qty > MAX_QTY:
+                raise unprocessable("qty is too large")
             if _decimals(qty) > 9:
                 raise unprocessable("qty must have at most 9 decimal places")
             qty = qty.normalize() if qty == qty.to_integral_value() else qty
@@ -490,6 +497,8 @@ class Venue:
                 raise unprocessable("notional must be > 0")
             if notional < 1:
                 raise unprocessable("notional must be at least $1")
+            if notional > MAX_NOTIONAL:
+                raise unprocessable("notional is too large")
             if _decimals(notional) > 2:
                 raise unprocessable("notional must have at most 2 decimal places")
         limit_price = stop_price = trail_price = trail_percent = None
@@ -509,7 +518,7 @@ class Venue:
                 trail_price = check_price(_to_decimal(tp, "trail_price"), "trail_price")
             else:
                 trail_percent = _to_decimal(tpc, "trail_percent")
-                if not (0 < trail_percent < 100):
+                if not (0 < trail_percent < 100) or _decimals(trail_percent) > 4:
                     raise unprocessable("trail_percent must be between 0 and 100")
             if tif not in ("day", "gtc"):
                 raise unprocessable("trailing_stop orders must be day or gtc")

@@ -84,7 +84,8 @@ class Collector:
         self._items: list[Any] = []
         self._lock = threading.Lock()
 
-    async def __call__(self, item: Any) -> None:
+    async def handler(self, item: Any) -> None:
+        """The coroutine function to hand to alpaca-py's subscribe_* methods."""
         with self._lock:
             self._items.append(item)
 
