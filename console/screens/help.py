@@ -53,7 +53,7 @@ class HelpScreen(ModalScreen[None]):
                 table.add_row(Text(shown, style=style), key.description, Text(key.id, style="dim"), key=key.id)
             yield table
             yield Static(
-                'Remap in the configuration: [console] keymap = { approve = "y", kill_switch = "ctrl+x" }. '
+                'Remap in the configuration: \\[console] keymap = { approve = "y", kill_switch = "ctrl+x" }. '
                 "Esc closes.",
                 id="help-foot",
             )

@@ -115,9 +115,9 @@ class OverrideScreen(ModalScreen[SetOverride | None]):
                 )
             yield Static("", id="problem")
             with Horizontal(id="buttons"):
-                yield Button("Apply [ctrl+s]", variant="primary", id="apply", compact=True)
+                yield Button("Apply \\[ctrl+s]", variant="primary", id="apply", compact=True)
                 yield Button("Clear override", variant="warning", id="clear", compact=True)
-                yield Button("Cancel [esc]", id="cancel", compact=True)
+                yield Button("Cancel \\[esc]", id="cancel", compact=True)
 
     def _title(self) -> str:
         existing = "  (has an override)" if self.current else ""

@@ -34,16 +34,31 @@ KIND_STYLE = {
 KEEP = 5000
 
 
+KIND_LABEL = {
+    "fill": "FILL",
+    "denial": "DENY",
+    "dropped": "DROP",
+    "reconnect": "CONN",
+    "state": "STATE",
+    "kill": "KILL",
+    "order": "ORDER",
+    "error": "ERROR",
+    "console": "desk",
+}
+
+
 def event_line(event: EventRow) -> Text:
     style = KIND_STYLE.get(event.kind, "")
-    return Text.assemble(
+    line = Text.assemble(
         (fmt.short_time(event.ts), "dim"),
         " ",
-        (f"{event.kind:<9}", style),
-        (f"{event.symbol:<6}" if event.symbol else "      ", "bold"),
+        (f"{KIND_LABEL.get(event.kind, event.kind)[:5]:<5}", style),
         " ",
-        (event.text, style if event.kind in ("error", "kill") else ""),
     )
+    if event.symbol:
+        line.append(f"{event.symbol} ", style="bold")
+    line.append(event.text, style=style if event.kind in ("error", "kill") else "")
+    return line
 
 
 def matches(event: EventRow, needle: str) -> bool:

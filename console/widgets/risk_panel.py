@@ -14,7 +14,8 @@ from textual.widgets import Sparkline, Static
 from console import format as fmt
 from engine.snapshot import EngineSnapshot, LimitUsage
 
-LABEL_WIDTH = 18
+LABEL_WIDTH = 18  # at least; grows to the longest limit name, up to MAX_LABEL
+MAX_LABEL = 24
 
 
 def usage_style(fraction: float) -> str:
@@ -25,14 +26,14 @@ def usage_style(fraction: float) -> str:
     return "green"
 
 
-def usage_line(limit: LimitUsage, width: int) -> Text:
+def usage_line(limit: LimitUsage, width: int, label_width: int = LABEL_WIDTH) -> Text:
     """'gross exposure     ████████░░░░  62%' fitted to width cells."""
     fraction = limit.fraction
     shown = f"{fraction * 100:4.0f}%"
-    bar_width = max(4, width - LABEL_WIDTH - len(shown) - 2)
+    bar_width = max(4, width - label_width - len(shown) - 2)
     filled = min(bar_width, round(min(fraction, 1.0) * bar_width))
     style = usage_style(fraction)
-    line = Text(f"{limit.name[:LABEL_WIDTH - 1]:<{LABEL_WIDTH}}", style="bold" if fraction >= 0.9 else "")
+    line = Text(f"{limit.name[:label_width - 1]:<{label_width}}", style="bold" if fraction >= 0.9 else "")
     line.append("█" * filled, style=style)
     line.append("░" * (bar_width - filled), style="dim")
     line.append(f" {shown}", style=style)
@@ -90,5 +91,7 @@ class RiskPanel(Vertical):
         if not limits:
             text = Text("no limits reported yet", style="dim")
         else:
-            text = Text("\n").join(usage_line(limit, width) for limit in limits)
+            label_width = min(MAX_LABEL, max(LABEL_WIDTH, *(len(limit.name) + 1 for limit in limits)))
+            label_width = min(label_width, max(8, width // 2))
+            text = Text("\n").join(usage_line(limit, width, label_width) for limit in limits)
         self.query_one("#limits", Static).update(text)

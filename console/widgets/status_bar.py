@@ -23,7 +23,8 @@ def _link(label: str, state: str) -> Text:
 
 
 def degraded_parts(conn: Connectivity) -> list[str]:
-    """Each way the venue link is not healthy, in the operator's words."""
+    """Each way the venue link is not healthy, in the operator's words. (A routine
+    reconciliation is not a problem: the status bar shows it while it runs.)"""
     parts: list[str] = []
     if conn.rest == "down":
         parts.append("venue unreachable")
@@ -33,8 +34,6 @@ def degraded_parts(conn: Connectivity) -> list[str]:
         parts.append(f"trade stream {conn.trade_stream}")
     if conn.market_data != "up":
         parts.append(f"market data {conn.market_data}")
-    if conn.reconciling:
-        parts.append("reconciling")
     if conn.rate_limited:
         parts.append("rate-limited")
     if not conn.journal_ok:
@@ -126,6 +125,8 @@ class StatusBar(Horizontal):
             _link("data", conn.market_data),
             "  ",
         )
+        if conn.reconciling:
+            line2.append("⟳ reconciling  ", style="bold yellow")
         if self.clock_in_view:
             line2.append(fmt.venue_clock(s.venue_time))
             line2.append(" ")

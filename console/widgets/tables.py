@@ -207,10 +207,10 @@ class ApprovalQueue(LiveTable):
         ("limit", "Limit", True),
         ("notional", "Notional", True),
         ("signal", "Signal", True),
-        ("verdict", "Risk verdict", False),
         ("left", "Left", True),
+        ("verdict", "Risk verdict", False),
     )
-    TIME_COLUMNS = (7,)
+    TIME_COLUMNS = (6,)
 
     def __init__(self, *, id: str | None = "approval-queue") -> None:
         super().__init__(title="Approval queue", id=id)
@@ -236,8 +236,8 @@ class ApprovalQueue(LiveTable):
             Text(fmt.price(row.limit_price), justify="right"),
             Text(_notional_text(row.notional), justify="right"),
             Text(fmt.signal(row.signal), justify="right"),
-            verdict,
             *self.time_cells(row, ctx),
+            verdict,
         )
 
     def time_cells(self, row: IntentRow, ctx: RenderContext) -> tuple[Cell, ...]:

@@ -1,0 +1,215 @@
+"""The operator's keys against a real engine on the built-in venue: approve puts an
+order at the venue, reject does not, the kill switch leaves nothing open there from
+any screen, overrides reach the engine and survive a restart."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from console.app import ExecDeskApp
+from console.screens.confirm import ConfirmScreen
+from console.screens.main import MainScreen
+from console.screens.override import OverrideScreen
+from engine.model import TradingState
+
+from deskkit import Desk, console_settings, intents_waiting, quotes_away_from_limits, until
+
+SIZE = (160, 48)
+
+
+def app_for(desk: Desk) -> ExecDeskApp:
+    return ExecDeskApp(desk.handle, desk.settings, clock_in_view=False)
+
+
+async def test_approve_puts_the_selected_intent_at_the_venue(desk: Desk) -> None:
+    intents_waiting(desk)
+    app = app_for(desk)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        await until(pilot, lambda: screen.queue.selected_key is not None, what="an intent under the cursor")
+        intent_id = screen.queue.selected_key
+        await pilot.press("a")
+        await until(pilot, lambda: intent_id not in desk.handle.snapshot.intents, what="the intent to leave the queue")
+        await app.workers.wait_for_complete()
+        order = desk.venue_order(intent_id)
+        assert order is not None, f"approved intent {intent_id} was not found at the venue"
+        assert order.client_order_id == intent_id
+
+
+async def test_reject_sends_nothing_to_the_venue(desk: Desk) -> None:
+    intents_waiting(desk)
+    app = app_for(desk)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await until(pilot, lambda: screen.queue.selected_key is not None, what="an intent under the cursor")
+        intent_id = screen.queue.selected_key
+        await pilot.press("r")
+        await until(pilot, lambda: intent_id not in desk.handle.snapshot.intents, what="the intent to leave the queue")
+        await app.workers.wait_for_complete()
+        await until(pilot, lambda: intent_id not in screen.queue._source, what="the row to leave the table")
+    assert desk.venue_order(intent_id) is None, f"rejected intent {intent_id} reached the venue"
+
+
+async def _approve_all(pilot, app: ExecDeskApp, desk: Desk) -> None:
+    """Approve every waiting intent through the confirm dialog."""
+    n = len(desk.handle.snapshot.intents)
+    await pilot.press("A")
+    await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the approve-all confirmation")
+    await pilot.press("y")
+    await until(pilot, lambda: not desk.handle.snapshot.intents, what=f"{n} intents to leave the queue")
+    await app.workers.wait_for_complete()
+
+
+async def _orders_resting_at_the_venue(pilot, app: ExecDeskApp, desk: Desk) -> int:
+    """Approve every waiting intent with quotes moved away, so orders rest at the venue."""
+    quotes_away_from_limits(desk)
+    await _approve_all(pilot, app, desk)
+    await until(pilot, lambda: len(desk.venue_open_orders()) > 0, what="orders resting at the venue")
+    await until(pilot, lambda: app.main_screen.orders.row_count > 0, what="working orders on screen")
+    return len(desk.venue_open_orders())
+
+
+async def test_kill_switch_from_the_main_screen_leaves_nothing_open_at_the_venue(desk: Desk) -> None:
+    intents_waiting(desk, at_least=2)
+    app = app_for(desk)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        resting = await _orders_resting_at_the_venue(pilot, app, desk)
+        await pilot.press("ctrl+k")
+        # HALTED shows at once, before the engine has answered
+        badge = app.screen.query_one("#state-badge")
+        assert "HALTED" in str(badge.render())
+        await app.workers.wait_for_complete()
+        await until(
+            pilot,
+            lambda: desk.handle.snapshot.kill_switch.phase == "confirmed",
+            what="the venue to confirm the cancels",
+        )
+        assert desk.handle.snapshot.trading_state is TradingState.HALTED
+        assert desk.venue_open_orders() == []
+        assert desk.handle.snapshot.kill_switch.cancels_confirmed >= resting
+        await until(pilot, lambda: "venue confirmed" in str(app.screen.query_one("#banner").render()),
+                    what="'venue confirmed N cancels' in the banner")
+        await until(pilot, lambda: app.main_screen.orders.row_count == 0, what="no working order on screen")
+
+
+async def test_kill_switch_works_inside_the_override_dialog_while_typing(desk: Desk) -> None:
+    intents_waiting(desk, at_least=2)
+    app = app_for(desk)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await _orders_resting_at_the_venue(pilot, app, desk)
+        await pilot.press("o")
+        await until(pilot, lambda: isinstance(app.screen, OverrideScreen), what="the override dialog")
+        app.screen.query_one("#max-usd").focus()
+        await pilot.press("5", "0")  # the operator is typing in an Input
+        await pilot.press("ctrl+k")
+        await app.workers.wait_for_complete()
+        await until(
+            pilot,
+            lambda: desk.handle.snapshot.kill_switch.phase == "confirmed",
+            what="the venue to confirm the cancels",
+        )
+        assert isinstance(app.screen, OverrideScreen), "the dialog stays open: the kill switch is not a key for it"
+        assert desk.handle.snapshot.trading_state is TradingState.HALTED
+        assert desk.venue_open_orders() == []
+        main = app.screen_stack[0]
+        assert "HALTED" in str(main.query_one("#state-badge").render())
+
+
+async def test_approve_is_disabled_while_halted(desk: Desk) -> None:
+    intents_waiting(desk)
+    app = app_for(desk)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await until(pilot, lambda: screen.queue.selected_key is not None, what="an intent under the cursor")
+        assert screen.check_action("approve", ()) is True
+        await pilot.press("ctrl+k")
+        await app.workers.wait_for_complete()
+        await until(pilot, lambda: desk.handle.snapshot.trading_state is TradingState.HALTED, what="HALTED")
+        assert screen.check_action("approve", ()) is None  # shown, greyed out
+        assert screen.check_action("approve_all", ()) is None
+        if screen.queue.selected_key is not None:
+            intent_id = screen.queue.selected_key
+            await pilot.press("a")
+            await app.workers.wait_for_complete()
+            assert desk.venue_order(intent_id) is None
+
+
+async def test_override_reaches_the_engine_and_survives_a_restart(tmp_path, pinned_session_id) -> None:
+    journal = tmp_path / "journal.sqlite"
+    first = Desk(journal)
+    try:
+        app = app_for(first)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("o")
+            await until(pilot, lambda: isinstance(app.screen, OverrideScreen), what="the override dialog")
+            dialog = app.screen
+            dialog.query_one("#symbol").value = "AAPL"
+            dialog.query_one("#mode").value = "auto"
+            dialog.query_one("#max-usd").value = "5000"
+            dialog.query_one("#multiplier").value = "0.5"
+            dialog.query_one("#side").value = "long_only"
+            await pilot.press("ctrl+s")
+            await app.workers.wait_for_complete()
+            await until(pilot, lambda: "AAPL" in first.handle.snapshot.overrides, what="the override in the snapshot")
+        row = first.handle.snapshot.overrides["AAPL"]
+        assert (row.mode, row.max_position_usd, row.size_multiplier, row.side) == (
+            "auto", Decimal("5000"), 0.5, "long_only"
+        )
+    finally:
+        first.stop()
+
+    second = Desk(journal)
+    try:
+        row = second.handle.snapshot.overrides.get("AAPL")
+        assert row is not None, "the override did not survive the restart"
+        assert (row.mode, row.max_position_usd, row.size_multiplier, row.side) == (
+            "auto", Decimal("5000"), 0.5, "long_only"
+        )
+        app = app_for(second)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("o")
+            await until(pilot, lambda: isinstance(app.screen, OverrideScreen), what="the override dialog")
+            app.screen.query_one("#symbol").value = "AAPL"
+    finally:
+        second.stop()
+
+
+async def test_keymap_from_the_configuration_remaps_approve(tmp_path, pinned_session_id) -> None:
+    desk = Desk(tmp_path / "journal.sqlite", console_settings(approve="y"))
+    try:
+        intents_waiting(desk)
+        app = app_for(desk)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            await until(pilot, lambda: screen.queue.selected_key is not None, what="an intent under the cursor")
+            intent_id = screen.queue.selected_key
+            await pilot.press("a")  # no longer approve
+            await pilot.pause(0.2)
+            assert intent_id in desk.handle.snapshot.intents
+            await pilot.press("y")
+            await until(pilot, lambda: intent_id not in desk.handle.snapshot.intents, what="approve on y")
+            await app.workers.wait_for_complete()
+        assert desk.venue_order(intent_id) is not None
+    finally:
+        desk.stop()
+
+
+async def test_quit_with_working_orders_asks_and_says_they_stay(desk: Desk) -> None:
+    intents_waiting(desk)
+    app = app_for(desk)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await _orders_resting_at_the_venue(pilot, app, desk)
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the quit confirmation")
+        assert "stay working at the venue" in app.screen.detail
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert app.is_running
+    assert desk.venue_open_orders(), "quitting the console cancelled orders at the venue"
