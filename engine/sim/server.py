@@ -154,6 +154,7 @@ class SimServer:
         self.venue.listeners.append(self._on_trade_event)
         self.venue.market_listeners.append(self._on_market)
         self.requests_served = 0
+        self.internal_errors = 0  # unhandled exceptions (answered 500): a bug if ever non-zero
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
         self._ticker: asyncio.Task | None = None
@@ -237,6 +238,7 @@ class SimServer:
             except asyncio.CancelledError:
                 raise
             except Exception:  # pragma: no cover - a bug must not stop the market
+                self.internal_errors += 1
                 log.exception("venue tick failed")
 
     def sync(self) -> None:
@@ -295,6 +297,7 @@ class SimServer:
         except web.HTTPException as exc:
             resp = _error(exc.status, exc.status * 100000, exc.reason or "error")
         except Exception:
+            self.internal_errors += 1
             log.exception("unhandled error on %s %s", request.method, path)
             resp = _error(500, CODE_INTERNAL, "internal server error")
         if lose:
@@ -745,6 +748,7 @@ class SimServer:
         except (ConnectionError, asyncio.CancelledError):
             pass
         except Exception:
+            self.internal_errors += 1
             log.exception("trade stream writer failed")
 
     async def _close_client(self, c: _StreamClient, code: int = 1011) -> None:
@@ -862,6 +866,7 @@ class SimServer:
         except (ConnectionError, asyncio.CancelledError):
             pass
         except Exception:
+            self.internal_errors += 1
             log.exception("data stream writer failed")
 
     # ------------------------------------------------------------------ drills
@@ -876,6 +881,7 @@ class SimServer:
             "faults": self.faults.to_json(),
             "streams": {"trade_clients": len(self.trade_clients), "data_clients": len(self.data_clients)},
             "requests_served": self.requests_served,
+            "internal_errors": self.internal_errors,
             "quotes": {s: {"bp": dec_str(m.quote.bp), "ap": dec_str(m.quote.ap), "last": dec_str(m.last_price)}
                        for s, m in sorted(self.model.markets.items())},
         }

@@ -14,7 +14,9 @@ from engine.sim import SimVenue
 def venue():
     v = make_venue()
     yield v
+    errors = v.state()["internal_errors"]
     v.stop()
+    assert errors == 0, "the venue hit unhandled exceptions (see the log)"
 
 
 @pytest.fixture

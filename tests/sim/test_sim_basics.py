@@ -60,3 +60,24 @@ def test_limit_rests_then_cancel_all(fresh: SimVenue, trading: TradingClient):
     res = trading.cancel_orders()
     assert [(r.id, r.status) for r in res] == [(o.id, 200)]
     assert trading.get_order_by_id(o.id).status == OrderStatus.CANCELED
+
+
+def test_runs_on_its_own_in_real_time():
+    """Not frozen: the venue clock, prices, fills and the session move by themselves."""
+    from datetime import datetime, timezone
+
+    from simkit import wait_until
+
+    v = make_venue(frozen_clock=False, speed=600, start_at=datetime(2025, 6, 2, 19, 58, tzinfo=timezone.utc))
+    try:
+        c = TradingClient(KEY, "sim-secret-0123456789", url_override=v.trading_url)
+        q0 = v.state()["quotes"]["AAPL"]
+        o = c.submit_order(LimitOrderRequest(symbol="AAPL", qty=1, limit_price=1, side=OrderSide.BUY,
+                                             time_in_force=TimeInForce.DAY))
+        # two venue minutes to the close at 600x: the day order expires by itself
+        wait_until(lambda: c.get_order_by_id(o.id).status == OrderStatus.EXPIRED, timeout=30, what="expiry")
+        assert c.get_clock().is_open is False
+        assert v.state()["quotes"]["AAPL"] != q0
+        assert v.state()["internal_errors"] == 0
+    finally:
+        v.stop()

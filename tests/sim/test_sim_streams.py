@@ -26,7 +26,9 @@ from engine.sim import SimVenue
 def venue():
     v = make_venue(seed=11)
     yield v
+    errors = v.state()["internal_errors"]
     v.stop()
+    assert errors == 0
 
 
 def _listening(venue: SimVenue, n: int = 1) -> None:
