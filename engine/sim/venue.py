@@ -46,12 +46,15 @@ class SimVenue:
         self.server = SimServer(**self._kwargs)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._stopped = False
         self.port: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 10.0) -> "SimVenue":
         if self._thread is not None:
             raise RuntimeError("venue already started")
+        if self._stopped:
+            raise RuntimeError("a stopped venue cannot be restarted: make a new SimVenue")
         ready = threading.Event()
         failure: list[BaseException] = []
 
@@ -95,6 +98,7 @@ class SimVenue:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
         self._thread = None
+        self._stopped = True
 
     def __enter__(self) -> "SimVenue":
         return self.start()
