@@ -529,12 +529,19 @@ class Engine:
             quotes = {}
         for q in quotes.values():
             self.portfolio.on_quote(q.symbol, q.bid, q.ask, q.ts)
-        try:
-            now = self.clock.now()
-            history = await self.broker.bars(self.symbols, now - timedelta(hours=3), now)
-        except BrokerUnavailable as exc:
-            self._note("error", None, f"bars unavailable: {exc}")
-            history = {}
+        # Minute-bar history for signal models: the last hour, or (at the open, on a
+        # quiet day) reach back to earlier sessions until most symbols have enough.
+        now = self.clock.now()
+        history: dict[str, list[VenueBar]] = {}
+        for lookback in (timedelta(hours=1), timedelta(days=1), timedelta(days=4)):
+            try:
+                history = await self.broker.bars(self.symbols, now - lookback, now)
+            except BrokerUnavailable as exc:
+                self._note("error", None, f"bars unavailable: {exc}")
+                break
+            enough = sum(1 for s in self.symbols if len(history.get(s, ())) >= 30)
+            if enough * 2 >= len(self.symbols):
+                break
         for symbol, bars in history.items():
             self.bars[symbol] = deque(bars[-240:], maxlen=240)
         try:
@@ -801,7 +808,7 @@ class Engine:
         self._record(ev.BatchProcessed(bar_ts=batch.ts, batch_seq=seq, intents=created), durable=True)
         self.stats.batches += 1
         n_sig = len(batch.signals)
-        self._note("info", None, f"bar {batch.ts.strftime('%H:%M')}: {n_sig} signal(s), {created} intent(s)"
+        self._note("info", None, f"bar {batch.ts.astimezone(_NY).strftime('%H:%M')}: {n_sig} signal(s), {created} intent(s)"
                                  + (f", {len(batch.dropped)} dropped" if batch.dropped else ""))
         if self.on_batch_done is not None:
             self.on_batch_done(batch)
@@ -813,6 +820,7 @@ class Engine:
         now = self.clock.now()
         om = self.settings.order_management
         to_send: list[tuple[Order, ProposedOrder]] = []
+        beyond_bar: list[str] = []
         created = 0
         for i, p in enumerate(proposals):
             cid = make_client_order_id(self.session_id, bar_seq, p.symbol, base_seq + i)
@@ -827,7 +835,11 @@ class Engine:
             created += 1
             self.stats.intents += 1
             if denial is not None:
-                self._deny(cid, p, denial)
+                # past max_orders_per_bar: journaled one by one, said once in the log
+                beyond = denial.reason is DenialReason.MAX_ORDERS_PER_BAR_EXCEEDED
+                self._deny(cid, p, denial, quiet=beyond)
+                if beyond:
+                    beyond_bar.append(p.symbol)
                 continue
             if p.purpose is OrderPurpose.SIGNAL:
                 self._orders_this_bar += 1
@@ -840,6 +852,9 @@ class Engine:
             else:
                 expires = now + timedelta(seconds=self.settings.rollout.approval_timeout)
                 self._record(ev.ApprovalRequested(client_order_id=cid, expires_at=expires))
+        if beyond_bar:
+            self._note("denial", None, f"DENIED {len(beyond_bar)} smaller change(s) past max_orders_per_bar = "
+                                       f"{om.max_orders_per_bar} (MAX_ORDERS_PER_BAR_EXCEEDED): {', '.join(beyond_bar)}")
         self._send([o for o, _ in to_send])
         return created
 
@@ -863,10 +878,11 @@ class Engine:
         )
         return self.risk.check(self.portfolio, p, ctx)
 
-    def _deny(self, cid: str, p: ProposedOrder, denial: Denial) -> None:
+    def _deny(self, cid: str, p: ProposedOrder, denial: Denial, quiet: bool = False) -> None:
         self._record(ev.IntentDenied(client_order_id=cid, reason=denial.reason, detail=denial.detail))
         self.stats.denials[denial.reason.value] = self.stats.denials.get(denial.reason.value, 0) + 1
-        self._note("denial", p.symbol, f"DENIED {p.side.value} {_q(p.qty)} {p.symbol}: {denial.reason.value} — {denial.detail}")
+        if not quiet:
+            self._note("denial", p.symbol, f"DENIED {p.side.value} {_q(p.qty)} {p.symbol}: {denial.reason.value} — {denial.detail}")
 
     # -------------------------------------------------------------- submitting
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import threading
 from concurrent.futures import Future
@@ -76,6 +77,7 @@ class Session:
         self._signal_task: asyncio.Task | None = None
         self._stop_requested: asyncio.Event | None = None
         self.control: ControlServer | None = None
+        self.log_path: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> "Session":
@@ -146,9 +148,26 @@ class Session:
 
     # ------------------------------------------------------------- running
 
+    def _configure_logging(self) -> None:
+        """Library and engine log records go to a file next to the journal, never to
+        the terminal (a stray line on stderr would tear the console's screen). Left
+        alone when the host program (a test runner) has configured logging."""
+        root = logging.getLogger()
+        if root.handlers:
+            return
+        path = self.journal_path.with_name(self.journal_path.name + ".log")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        self.log_path = path
+
     def start(self, timeout: float = 60.0) -> "Session":
         """Start the venue (if built in) and the engine thread; return once the
         engine has started (start-up reconciliation done or failed closed)."""
+        self._configure_logging()
         self._thread = threading.Thread(target=self._thread_main, name="execdesk-engine", daemon=True)
         self._thread.start()
         if not self._started.wait(timeout):
