@@ -205,16 +205,8 @@ def _journal_argument(p: argparse.ArgumentParser) -> None:
                    help="the session's journal (default: session.journal_path of the configuration)")
 
 
-def _console_arguments(p: argparse.ArgumentParser) -> None:
-    add_config_arguments(p)
+def journal_argument(p: argparse.ArgumentParser) -> None:
     _journal_argument(p)
-
-
-def cmd_console(args: argparse.Namespace) -> int:
-    settings = load_settings_or_exit(args)
-    from console.run import run_console
-
-    return run_console(settings, journal_path=args.journal)
 
 
 def _run_arguments(p: argparse.ArgumentParser) -> None:
@@ -362,10 +354,6 @@ COMMANDS: tuple[Subcommand, ...] = (
         "validate it, and print the effective configuration (API keys masked). Exits 0 when "
         "it is valid; otherwise prints every problem as `error: ...` and exits 2.",
     ),
-    Subcommand("console", cmd_console, "the operator console (the default): a live session in the terminal",
-               _console_arguments,
-               description="Start a session and the Textual operator console over it. With the default "
-               "configuration it starts the built-in venue and the demo signal model."),
     Subcommand("run", cmd_run, "run a headless session", _run_arguments,
                description="Run a session without the console: a live status in a terminal, plain log lines "
                "when piped. SIGINT/SIGTERM stop it in order; the execution report is printed at the end."),
@@ -392,7 +380,7 @@ def _version() -> str:
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[Subcommand] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="execdesk",
         description="execdesk: signal-driven execution on Alpaca (paper first) with pre-trade "
@@ -407,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_live_argument(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
-    for command in COMMANDS:
+    for command in COMMANDS if commands is None else commands:
         p = sub.add_parser(
             command.name, help=command.help, description=command.description or command.help
         )
@@ -417,14 +405,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one execdesk command; returns the process exit code."""
+def main(argv: Sequence[str] | None = None, extra_commands: Sequence[Subcommand] = ()) -> int:
+    """Run one execdesk command; returns the process exit code. Front ends built on
+    the engine (the console) add their own subcommands through extra_commands: the
+    engine never imports them."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    commands = (*extra_commands, *COMMANDS)
+    parser = build_parser(commands)
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            if DEFAULT_COMMAND not in {c.name for c in COMMANDS}:
+            if DEFAULT_COMMAND not in {c.name for c in commands}:
                 parser.print_help()
                 return EXIT_OK
             args = parser.parse_args([*argv, DEFAULT_COMMAND])

@@ -50,18 +50,31 @@ def test_every_subcommand_has_help(capsys, name):
 
 
 def test_no_subcommand_runs_the_console_command(monkeypatch):
+    import console.cli
+
     seen = {}
 
     def cmd_console(args):
         seen["config"], seen["live"] = args.config, args.live
         return 0
 
-    others = tuple(c for c in COMMANDS if c.name != "console")
-    assert len(others) == len(COMMANDS) - 1  # the console is registered
-    monkeypatch.setattr(cli, "COMMANDS", (*others, Subcommand("console", cmd_console, "the console")))
+    monkeypatch.setattr(console.cli, "CONSOLE", Subcommand("console", cmd_console, "the console"))
 
-    assert main(["--config", "x.toml"]) == 0
+    assert console.cli.main(["--config", "x.toml"]) == 0
     assert seen == {"config": "x.toml", "live": False}
+
+
+def test_the_execdesk_script_lists_the_console(capsys):
+    import console.cli
+
+    assert console.cli.main(["--help"]) == 0
+    assert "console" in capsys.readouterr().out
+
+
+def test_the_engine_alone_has_no_console_and_prints_help(capsys):
+    assert "console" not in {c.name for c in COMMANDS}
+    assert main([]) == 0
+    assert "usage: execdesk" in capsys.readouterr().out
 
 
 def test_an_unknown_subcommand_is_a_usage_error(capsys):
