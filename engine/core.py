@@ -704,6 +704,10 @@ class Engine:
         except ValueError:
             self._note("error", order.symbol, f"{cid}: venue status {venue.status!r} is not known")
             return
+        if venue.filled_qty < order.filled_qty:
+            # an older picture than the fills already applied (a REST answer overtaken by the
+            # stream): keep the newer status, take only the venue id
+            new = order.status
         if new == order.status and order.venue_order_id == venue.id:
             return
         event = ev.OrderStatusChanged(client_order_id=cid, status=new, source=source, venue_order_id=venue.id)
