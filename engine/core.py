@@ -188,6 +188,7 @@ class Engine:
         self.connectivity = Connectivity()
         self.kill = KillSwitchStatus()
         self._kill_ids: set[str] = set()
+        self._kill_open: set[str] = set()  # of _kill_ids, those not confirmed canceled yet
         self.stats = EngineStats()
         self.bars: dict[str, deque[VenueBar]] = {}
         self._bar_waiters: list[asyncio.Future] = []
@@ -721,7 +722,7 @@ class Engine:
     def _after_status(self, order: Order) -> None:
         if order.status.is_final:
             self.portfolio.order_closed(order.client_order_id)
-            self._check_kill_progress()
+            self._check_kill_progress(order)
 
     # ---------------------------------------------------------------- market
 
@@ -1146,6 +1147,7 @@ class Engine:
                 return
             ids = {vid for vid, status in out.results if 200 <= status < 300}
             self._kill_ids |= ids
+            self._kill_open |= ids
             refused = len(out.results) - len(ids)
             self.kill = _replace(self.kill, phase="sent", cancels_requested=len(self._kill_ids))
             self._journal(ev.KillSwitch(phase="sent", counts={"requested": len(ids), "refused": refused}))
@@ -1176,6 +1178,7 @@ class Engine:
     def _kill_seen_open(self, open_ids: set[str]) -> None:
         if self.kill.phase != "sent":
             return
+        self._kill_open &= open_ids
         confirmed = sum(1 for vid in self._kill_ids if vid not in open_ids)
         if confirmed >= len(self._kill_ids):
             self._finish_kill()
@@ -1184,17 +1187,23 @@ class Engine:
         if confirmed >= len(self._kill_ids) or confirmed:
             self._spawn(self._reconcile("kill switch"), "reconcile-kill")
 
-    def _check_kill_progress(self) -> None:
+    def _check_kill_progress(self, order: Order | None = None) -> None:
+        """Count the kill switch's confirmed cancels. Given `order` (it just became
+        final), only that order is looked at: a stream of n cancels costs O(n), not
+        O(n^2). Without, every cancel still awaited is checked (timers, reconciliation)."""
         if self.kill.phase != "sent":
             return
-        confirmed = 0
-        for vid in self._kill_ids:
-            order = self.book.by_venue_id(vid)
-            if order is None:
-                if vid not in self.external:
-                    confirmed += 1
-            elif order.status.is_final:
-                confirmed += 1
+        pending = self._kill_open
+        if order is not None:
+            if order.venue_order_id not in pending:
+                return
+            pending.discard(order.venue_order_id)
+        else:
+            for vid in list(pending):
+                o = self.book.by_venue_id(vid)
+                if (o is None and vid not in self.external) or (o is not None and o.status.is_final):
+                    pending.discard(vid)
+        confirmed = len(self._kill_ids) - len(pending)
         if confirmed > self.kill.cancels_confirmed:
             self.kill = _replace(self.kill, cancels_confirmed=confirmed)
         if confirmed >= len(self._kill_ids):
@@ -1202,6 +1211,7 @@ class Engine:
 
     def _finish_kill(self) -> None:
         n = len(self._kill_ids)
+        self._kill_open.clear()
         self.kill = _replace(self.kill, phase="confirmed", cancels_confirmed=n, detail=f"venue confirmed {n} cancels")
         self._journal(ev.KillSwitch(phase="confirmed", counts={"confirmed": n}))
         self._note("kill", None, f"kill switch: venue confirmed {n} cancels")
