@@ -7,6 +7,22 @@ socket operation. Submits are never re-sent: alpaca-py's own retry is switched o
 and every outcome that is not a clear answer is `unknown`, resolved by `lookup`.
 The two streams run alpaca-py's own coroutines on dedicated loop threads; their
 connects, drops and reconnects are reported as ConnectivityChanged events.
+
+For the Engine:
+- emit is called from several threads: the Engine's own loop (RequestFailed and
+  ConnectivityChanged("rest") right after each REST call), the trade-stream thread
+  (TradeUpdate, ConnectivityChanged("trade_stream")), the market-data thread
+  (VenueQuote, VenueBar, ConnectivityChanged("market_data")), and worker or timer
+  threads (RateLimitChanged). Hand events to the Engine's loop with
+  loop.call_soon_threadsafe. TradeUpdates of one stream arrive in stream order.
+- submit -> acked | rejected | unknown. For unknown, call lookup(client_order_id)
+  (or resolve_unknown, which asks again on 404 for a while, since the venue may
+  still be working on a request we gave up on); never submit again. A submit
+  cancelled by the caller is unknown too (unless it had not left yet).
+- ConnectivityChanged(channel, "up", reconnected=True) means the channel came back
+  after being down: the trade stream does not replay, so reconcile then.
+  RequestFailed(op, detail, ok) comes for every REST call; ok=False for timeouts,
+  lost connections, 5xx, 429, unreadable answers and refused orders.
 """
 
 from __future__ import annotations
@@ -415,8 +431,7 @@ class _StreamRunner:
         self._emit = emit
         self._scrub = scrub
         self._is_ready_frame = is_ready_frame
-        self._status = "new"  # new | connecting | up | down
-        self._ever_down = False
+        self._status = "new"  # new | up | down
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -625,19 +640,26 @@ class AlpacaBroker:
             self.limiter.release()
 
     async def _call(self, priority: int, host: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """One alpaca-py call: wait for a permit and a worker, run it, bounded in time."""
+        """One alpaca-py call: wait for a permit and a worker, run it, bounded in time.
+        A call cancelled (or timed out) before its worker picked it up is never sent;
+        one already running finishes in its thread and its answer is dropped."""
         await self.limiter.acquire(priority, host)
-        loop = asyncio.get_running_loop()
         try:
-            fut = loop.run_in_executor(self._pool, self._in_worker, priority, fn, args)
+            cf = self._pool.submit(self._in_worker, priority, fn, args)
         except RuntimeError:  # pool shut down
             self.limiter.release()
             raise BrokerUnavailable("broker stopped") from None
         try:
             async with asyncio.timeout(self.call_timeout):
-                return await fut
+                return await asyncio.wrap_future(cf)
         except TimeoutError:
+            if cf.cancel():  # never started: its slot is ours to give back
+                self.limiter.release()
             raise requests.Timeout(f"no answer within {self.call_timeout:.0f} s") from None
+        except asyncio.CancelledError:
+            if cf.cancel():
+                self.limiter.release()
+            raise
 
     def _note(self, operation: str, failure: _Failure | None, *, ok: bool | None = None) -> None:
         """Report one REST call: RequestFailed (ok or not) and REST health changes."""

@@ -33,6 +33,13 @@ from .conftest import KEY, SECRET, Events, Venue, broker_settings, count_posts, 
 FAR_BELOW = Decimal("1.00")  # a buy limit that never fills
 
 
+async def until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
 def cid(tag: str) -> str:
     return f"t-{tag}-{uuid.uuid4().hex[:16]}"
 
@@ -207,6 +214,28 @@ async def test_cancel_all_reports_each_order(broker):
     assert {a.order.id, b.order.id} <= ids
 
 
+async def test_a_submit_cancelled_while_waiting_for_a_worker_is_never_sent(venue, events):
+    broker = make_broker(venue, broker_settings(workers=1))
+    broker._emit_fn = events
+    posts = count_posts(broker)
+    venue.set_faults(latency_ms=600, scope="trading")
+    try:
+        busy = asyncio.create_task(broker.account())  # holds the only worker
+        await until(lambda: broker.limiter.state().in_flight == 1)
+        waiting = asyncio.create_task(broker.submit(resting_buy(cid("cancelled"))))
+        await until(lambda: broker.limiter.state().waiting.get("submit") == 1)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await busy
+    finally:
+        venue.reset_faults()
+    assert posts[0] == 0
+    state = broker.limiter.state()
+    assert state.in_flight == 0 and state.waiting == {}
+    await broker.stop()
+
+
 # ---- streams ---------------------------------------------------------------------------
 
 
@@ -303,12 +332,13 @@ async def test_the_venue_budget_in_headers_holds_queries_but_lets_cancels_throug
         _away_from_the_minute_boundary()
         venue.set_faults(rate_limit_per_minute=6)
         held = None
-        for i in range(8):
-            try:
-                await asyncio.wait_for(broker.account(), 1.0)
-            except asyncio.TimeoutError:
-                held = i
+        for _ in range(8):
+            query = asyncio.create_task(broker.account())
+            await until(lambda: query.done() or broker.limiter.state().waiting.get("query") == 1)
+            if not query.done():
+                held = query
                 break
+            query.result()
         assert held is not None, "the limiter should hold queries once the venue budget is nearly spent"
         assert events.of(RateLimitChanged)[0].limited is True
         # the reserve kept for cancels: a cancel still goes out
@@ -316,6 +346,7 @@ async def test_the_venue_budget_in_headers_holds_queries_but_lets_cancels_throug
         assert outcome.kind == "not_found"
         failures = [e.detail for e in events.of(RequestFailed) if not e.ok]
         assert not any("429" in d for d in failures), failures
+        held.cancel()
     finally:
         await broker.stop()
         venue.stop()
