@@ -43,7 +43,6 @@ class MainScreen(Screen[None]):
         super().__init__(id="main")
         self._enabled_signature: tuple = ()
         self._degraded: tuple[str, ...] = ()
-        self._state: TradingState | None = None
 
     @property
     def desk(self) -> "ExecDeskApp":
@@ -89,7 +88,8 @@ class MainScreen(Screen[None]):
         self.refresh_enabled()
 
     def _note_changes(self, snapshot: EngineSnapshot) -> None:
-        """Say in the log what the console saw change, so nothing degrades silently."""
+        """Say in the log when the venue link degrades or recovers, so nothing degrades
+        silently. (State changes and the kill switch the engine logs itself.)"""
         if not snapshot.seq:
             return
         degraded = tuple(degraded_parts(snapshot.connectivity))
@@ -104,14 +104,6 @@ class MainScreen(Screen[None]):
             elif self._degraded:
                 self.event_log.note("connectivity restored: REST, stream and data up", snapshot.venue_time)
             self._degraded = degraded
-        if snapshot.trading_state is not self._state:
-            if self._state is not None:
-                self.event_log.note(
-                    f"trading state {snapshot.trading_state.value}"
-                    + (f": {snapshot.state_cause}" if snapshot.state_cause else ""),
-                    snapshot.venue_time,
-                )
-            self._state = snapshot.trading_state
 
     # -- what can be done now ----------------------------------------------------
 

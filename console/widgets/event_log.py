@@ -62,14 +62,20 @@ def event_line(event: EventRow) -> Text:
 
 
 def matches(event: EventRow, needle: str) -> bool:
+    """Every word must match the kind, symbol or text; a word starting with ! must not.
+    'aapl fill' = AAPL's fills; '!conn' = everything but connection events."""
     if not needle:
         return True
-    needle = needle.lower()
-    return (
-        needle in event.kind.lower()
-        or (event.symbol is not None and needle in event.symbol.lower())
-        or needle in event.text.lower()
-    )
+    haystack = " ".join(
+        (event.kind, KIND_LABEL.get(event.kind, ""), event.symbol or "", event.text)
+    ).lower()
+    for word in needle.lower().split():
+        if word.startswith("!"):
+            if word[1:] and word[1:] in haystack:
+                return False
+        elif word not in haystack:
+            return False
+    return True
 
 
 class EventLog(Vertical):
@@ -102,7 +108,7 @@ class EventLog(Vertical):
 
     def compose(self) -> ComposeResult:
         yield RichLog(max_lines=KEEP, wrap=True, min_width=20, markup=False, highlight=False, id="log-lines")
-        yield Input(placeholder="filter: kind, symbol or words (enter keeps, esc clears)", id="log-filter", compact=True)
+        yield Input(placeholder="filter: words to match, !word to hide (enter keeps, esc clears)", id="log-filter", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#log-filter", Input).cursor_blink = getattr(self.app, "blink", True)

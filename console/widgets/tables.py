@@ -224,7 +224,7 @@ class ApprovalQueue(LiveTable):
             if row.verdict == "ok"
             else Text(row.verdict, style="bold yellow")
         )
-        if row.verdict_detail:
+        if row.verdict_detail and row.verdict != "ok":
             verdict.append(f" {row.verdict_detail}", style="dim")
         symbol = Text(row.symbol, style="bold")
         if row.reason != "signal":
