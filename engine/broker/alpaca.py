@@ -413,6 +413,28 @@ class _VenueAdapter(HTTPAdapter):
 # ---- streams ---------------------------------------------------------------------
 
 
+class _QuietWhileStopping(logging.Filter):
+    """Our stop closes the socket to wake alpaca-py at once; it then logs a
+    "websocket error, restarting connection" warning that is not one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopping = 0
+        self._lock = threading.Lock()
+
+    def hold(self, delta: int) -> None:
+        with self._lock:
+            self.stopping += delta
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.stopping and "restarting" in record.getMessage())
+
+
+_quiet = _QuietWhileStopping()
+for _name in ("alpaca.trading.stream", "alpaca.data.live.websocket"):
+    logging.getLogger(_name).addFilter(_quiet)
+
+
 class _StreamRunner:
     """Runs one alpaca-py stream's own coroutine (`_run_forever`, which reconnects
     by itself) on a dedicated event-loop thread, and wraps its connect, dispatch
@@ -526,10 +548,14 @@ class _StreamRunner:
                 await self.stream.stop_ws()
                 await self.stream.close()  # wakes a pending recv instead of waiting for its 5 s poll
 
+            _quiet.hold(1)
             try:
                 asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout)
+                thread.join(timeout)
             except Exception as exc:  # loop already gone, or shutdown failed
                 log.debug("%s stream stop: %s", self.channel, self._scrub(exc))
+            finally:
+                _quiet.hold(-1)
         if thread is not None:
             thread.join(timeout)
 
