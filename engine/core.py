@@ -321,9 +321,7 @@ class Engine:
             if self.state is not TradingState.ACTIVE:
                 self.trip_cause = _trip_cause_of(self.state_cause)
         self.overrides.update(rec.overrides)
-        for sym in [s for s in rec.overrides if False]:
-            pass
-        self.last_bar_ts = max((ts for ts in self.book.ledger._processed), default=None)  # noqa: SLF001
+        self.last_bar_ts = self.book.ledger.last_processed
         self.stats.batches = self.book.ledger.processed_count
         for o in self.book.iter_open():
             if not o.external and o.status not in (OrderStatus.CREATED, OrderStatus.AWAITING_APPROVAL):

@@ -148,6 +148,11 @@ class BatchLedger:
     def processed_count(self) -> int:
         return len(self._processed)
 
+    @property
+    def last_processed(self) -> datetime | None:
+        """The latest bar already processed, if any."""
+        return max(self._processed, default=None)
+
     def note(self, bar_ts: datetime | None, batch_seq: int | None, processed: bool = False) -> None:
         if bar_ts is None or batch_seq is None:
             return
