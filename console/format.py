@@ -28,15 +28,17 @@ def signed_money(value: Decimal | float | None, *, decimals: int = 2) -> str:
     """Always with a sign: '+1,234.50', '-12.00'."""
     if value is None:
         return DASH
-    return f"{Decimal(value):+,.{decimals}f}"
+    d = round(Decimal(value), decimals)
+    return f"{d.copy_abs() if d == 0 else d:+,.{decimals}f}"
 
 
 def pnl_text(value: Decimal | float | None, *, decimals: int = 2) -> Text:
     """A P&L figure, green when positive, red when negative."""
     if value is None:
         return Text(DASH)
-    style = "green" if value > 0 else "red" if value < 0 else ""
-    return Text(signed_money(value, decimals=decimals), style=style)
+    shown = signed_money(value, decimals=decimals)
+    style = "" if shown.lstrip("+-").strip("0.,") == "" else "green" if value > 0 else "red"
+    return Text(shown, style=style)
 
 
 def price(value: Decimal | float | None) -> str:

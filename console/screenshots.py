@@ -12,13 +12,14 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Callable
 
 from console.app import ExecDeskApp
 from console.screens.confirm import ConfirmScreen
 from console.screens.override import OverrideScreen
-from engine.commands import ApproveAll
+from engine.commands import ApproveAll, ApproveIntent
 from engine.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +68,20 @@ def _bars(session, handle, n: int, interval: float) -> None:
         _wait(lambda: handle.snapshot.bars_processed > before)
 
 
+def _rest(session, intent) -> None:
+    """Move the quote 1% away from the intent's limit so its order rests at the venue."""
+    if intent.limit_price is None:
+        return
+    away, cent = Decimal("0.01"), Decimal("0.01")
+    limit = intent.limit_price
+    if intent.side == "buy":
+        bid = (limit * (1 + away)).quantize(cent)
+        session.venue.set_quote(intent.symbol, bid, bid + 2 * cent)
+    else:
+        ask = (limit * (1 - away)).quantize(cent)
+        session.venue.set_quote(intent.symbol, ask - 2 * cent, ask)
+
+
 async def _shoot(out: Path) -> list[Path]:
     from engine.session import Session
 
@@ -82,13 +97,21 @@ async def _shoot(out: Path) -> list[Path]:
         handle = session.start()
         interval = settings.session.bar_interval
         try:
-            # a session with a history: two bars approved, a third waiting
-            for _ in range(2):
-                _bars(session, handle, 1, interval)
-
-                await handle.execute(ApproveAll())
+            # a session with a history: the first bar approved and filled (positions),
+            # half of the second bar approved with the quotes moved away from the
+            # limits (working orders), the other half waiting for the operator
+            _bars(session, handle, 1, interval)
+            await handle.execute(ApproveAll())
+            _wait(lambda: not handle.snapshot.orders, timeout=5)
+            time.sleep(1.1)  # the order-rate limit counts per second of wall time
             _bars(session, handle, 1, interval)
             _wait(lambda: bool(handle.snapshot.intents))
+            waiting = list(handle.snapshot.intents.values())
+            for intent in waiting[: len(waiting) // 2]:
+                _rest(session, intent)
+                await handle.execute(ApproveIntent(intent.intent_id))
+            _wait(lambda: bool(handle.snapshot.orders), timeout=5)
+            time.sleep(0.5)
 
             def save(app: ExecDeskApp, name: str) -> None:
                 path = out / name
@@ -109,6 +132,7 @@ async def _shoot(out: Path) -> list[Path]:
                 await pilot.pause(0.2)
                 save(app, "console-help.svg")
                 await pilot.press("escape")
+                await pilot.pause(0.2)
 
                 if handle.snapshot.intents:
                     await pilot.press("A")
