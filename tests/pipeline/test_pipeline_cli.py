@@ -1,0 +1,229 @@
+"""The headless session as an operator runs it: `execdesk run` as a process, and
+`execdesk status|halt|resume` from other processes over the control socket.
+
+- halt on a running session with working orders: the venue (a SimVenue the test
+  owns, reached by the session as broker.kind = "alpaca" with trading_url / data_url
+  — the way any Alpaca-API endpoint is configured) has no open order afterwards,
+  seen through alpaca-py; `status --json` says HALTED; `halt` prints the venue's
+  confirmation; `resume` returns ACTIVE.
+- a command for a session that is not running exits non-zero and says so.
+- `run --bars N` on the built-in venue stops by itself after N batches and prints
+  the report; SIGTERM stops it in order (exit 0, open orders left working and said
+  so, the journal sealed).
+
+Orders rest at the venue because it fills each one partially at once
+(partial_fill_prob 1.0) and its clock does not move (frozen, or a crawl)."""
+
+from __future__ import annotations
+
+import json
+import signal
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.sim import SimVenue
+from pipekit import (
+    CREDENTIALS,
+    SEED,
+    START_AT,
+    UNIVERSE_PATH,
+    RunProcess,
+    VenueEyes,
+    cli_env,
+    execdesk,
+    iso,
+    status_now,
+    wait_for,
+    wait_status,
+)
+
+#: six orders of 10% each (whole shares, at least two: the first fill is partial)
+SIGNALS = {"AAPL": 0.9, "MSFT": 0.9, "JPM": 0.9, "KO": 0.9, "XOM": 0.9, "PG": 0.9}
+
+
+def config_text(signals: Path, journal: Path, extra: str = "") -> str:
+    return (
+        f'[signals]\nkind = "jsonl"\npath = "{signals}"\n\n'
+        f'[session]\njournal_path = "{journal}"\nuniverse_path = "{UNIVERSE_PATH}"\n\n' + extra
+    )
+
+
+def line(ts: datetime, signals: dict) -> bytes:
+    return (json.dumps({"ts": iso(ts), "signals": signals}) + "\n").encode()
+
+
+def append(path: Path, data: bytes) -> None:
+    with path.open("ab") as f:
+        f.write(data)
+
+
+@pytest.fixture
+def run_process(tmp_path):
+    started: list[RunProcess] = []
+
+    def start(*argv: str, env=None) -> RunProcess:
+        proc = RunProcess(tmp_path, *argv, env=env)
+        started.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.close()
+
+
+@pytest.fixture
+def outside_venue():
+    """A venue of the test's own: the session reaches it over HTTP like any Alpaca
+    endpoint, and the test looks at it through alpaca-py."""
+    venue = SimVenue(key_id=CREDENTIALS.key_id, secret_key=CREDENTIALS.secret_key, seed=SEED, port=0,
+                     universe_path=str(UNIVERSE_PATH), partial_fill_prob=1.0, start_at=START_AT,
+                     frozen_clock=True, rate_limit_per_minute=None)
+    venue.start()
+    try:
+        yield venue
+    finally:
+        venue.stop()
+
+
+def test_halt_on_a_running_session_leaves_no_open_order_at_the_venue(tmp_path, outside_venue, run_process):
+    signals, journal = tmp_path / "signals.jsonl", tmp_path / "journal.sqlite"
+    signals.write_bytes(b"")
+    config = tmp_path / "execution.toml"
+    config.write_text(config_text(signals, journal, (
+        f'[broker]\nkind = "alpaca"\ntrading_url = "{outside_venue.trading_url}"\n'
+        f'data_url = "{outside_venue.data_url}"\n\n'
+        '[rollout]\ndefault_mode = "auto"\n')))
+    env = cli_env(APCA_API_KEY_ID=CREDENTIALS.key_id, APCA_API_SECRET_KEY=CREDENTIALS.secret_key)
+    eyes = VenueEyes(outside_venue.trading_url)
+
+    proc = run_process("--config", str(config), "--signals", str(signals), "--journal", str(journal), env=env)
+    wait_status(journal, lambda s: s["trading_ready"], what="the session to be ready", proc=proc)
+    append(signals, line(outside_venue.now(), SIGNALS))
+    working = wait_for(lambda: len(eyes.open_orders()) == len(SIGNALS) and eyes.open_orders(),
+                       what="six working orders at the venue", every=0.2)
+    assert {o.status.value for o in working} == {"partially_filled"}
+    status = wait_status(journal, lambda s: s["open_orders"] == len(SIGNALS), what="the session to see them",
+                         proc=proc)
+    assert status["trading_state"] == "ACTIVE"
+
+    done = execdesk("halt", "--journal", str(journal), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "HALTED" in done.stdout
+    assert f"venue confirmed {len(SIGNALS)} cancels" in done.stdout, done.stdout
+    assert eyes.open_orders() == [], "no open order is left at the venue"
+    assert {o.status.value for o in eyes.orders()} == {"canceled"}
+
+    done = execdesk("status", "--journal", str(journal), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["trading_state"] == "HALTED"
+    assert status["kill_switch"] == {"phase": "confirmed", "cancels_requested": len(SIGNALS),
+                                     "cancels_confirmed": len(SIGNALS)}
+    wait_status(journal, lambda s: s["open_orders"] == 0, what="the session's book to be empty", proc=proc)
+
+    # HALTED: a new bar sends nothing
+    append(signals, line(outside_venue.now() + timedelta(seconds=1), {"NVDA": 0.5}))
+    wait_status(journal, lambda s: s["bars_processed"] == 2, what="the bar while HALTED", proc=proc)
+    assert "NVDA" not in {o.symbol for o in eyes.orders()}
+
+    done = execdesk("resume", "--journal", str(journal), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ACTIVE" in done.stdout
+    assert status_now(journal)["trading_state"] == "ACTIVE"
+    done = execdesk("resume", "--journal", str(journal), env=env)
+    assert done.returncode != 0 and "already ACTIVE" in done.stdout + done.stderr
+
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.wait() == 0, proc.describe()
+    assert CREDENTIALS.secret_key not in proc.stdout + proc.stderr
+
+
+def test_a_command_for_a_session_that_is_not_running_says_so_and_fails(tmp_path):
+    journal = tmp_path / "nobody.sqlite"
+    for command in (["status", "--json"], ["halt"], ["resume"], ["flatten"]):
+        done = execdesk(command[0], "--journal", str(journal), *command[1:])
+        assert done.returncode != 0, command
+        assert "no session is running" in done.stderr, (command, done.stderr)
+        assert "Traceback" not in done.stderr
+    # a socket left behind by a session that died is not a running session
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "nobody.sqlite.sock"))
+    sock.close()
+    done = execdesk("halt", "--journal", str(journal))
+    assert done.returncode != 0 and "no session is running" in done.stderr, done.stderr
+
+
+def embedded_config(tmp_path: Path, sim: str) -> tuple[Path, Path, Path]:
+    signals, journal = tmp_path / "signals.jsonl", tmp_path / "journal.sqlite"
+    signals.write_bytes(b"")
+    config = tmp_path / "execution.toml"
+    config.write_text(config_text(signals, journal, f"[sim]\nseed = {SEED}\n{sim}\n"))
+    return config, signals, journal
+
+
+def venue_time(status: dict) -> datetime:
+    return datetime.fromisoformat(status["venue_time"]).replace(microsecond=0)
+
+
+def test_run_with_bars_stops_by_itself_and_prints_the_report(tmp_path, run_process):
+    config, signals, journal = embedded_config(tmp_path, "partial_fill_prob = 0.0")
+    proc = run_process("--config", str(config), "--signals", str(signals), "--journal", str(journal),
+                       "--bars", "2", "--auto-approve")
+    status = wait_status(journal, lambda s: s["trading_ready"] and s["market_open"], what="the session", proc=proc)
+    now = venue_time(status)
+    append(signals, line(now, {"AAPL": 0.5, "MSFT": -0.4}))
+    wait_status(journal, lambda s: s["bars_processed"] == 1 and s["open_orders"] == 0 and s["positions"] == 2,
+                what="the first bar's orders to fill", proc=proc)
+    append(signals, line(now + timedelta(seconds=1), {"AAPL": 0.2, "JPM": 0.3}))
+
+    assert proc.wait() == 0, proc.describe()
+    out = proc.stdout
+    assert "2 batch(es) processed, their orders final" in out, proc.describe()
+    assert "journal sealed" in out and "0 open order(s) left working at the venue" in out
+    assert "execdesk execution report" in out, "the report is printed at the end"
+    assert out.index("journal sealed") < out.index("execdesk execution report")
+
+    report = json.loads(execdesk("report", "--journal", str(journal), "--format", "json").stdout)
+    assert report["summary"]["batches"] == 2
+    assert report["summary"]["orders"] == 4  # AAPL, MSFT; then AAPL (down), JPM
+    assert report["summary"]["orders_by_status"] == {"filled": 4}
+    [session] = report["sessions"]
+    assert session["sealed"] is True
+    for order in report["orders"]:
+        assert order["client_order_id"] in out, "the printed report lists every order"
+    done = execdesk("status", "--journal", str(journal))
+    assert done.returncode != 0 and "no session is running" in done.stderr
+
+
+def test_sigterm_stops_in_order_leaving_open_orders_working(tmp_path, run_process):
+    # the venue clock crawls (1 venue second in 1,000): the partial fills stay partial
+    config, signals, journal = embedded_config(tmp_path, "partial_fill_prob = 1.0\nspeed = 0.001")
+    proc = run_process("--config", str(config), "--signals", str(signals), "--journal", str(journal),
+                       "--auto-approve")
+    status = wait_status(journal, lambda s: s["trading_ready"] and s["market_open"], what="the session", proc=proc)
+    append(signals, line(venue_time(status), SIGNALS))
+    wait_status(journal, lambda s: s["open_orders"] == len(SIGNALS), what="six working orders", proc=proc)
+
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.wait() == 0, proc.describe()
+    out = proc.stdout
+    assert f"stopped (SIGTERM): journal sealed; {len(SIGNALS)} open order(s) left working at the venue" in out, \
+        proc.describe()
+    assert f"stopping: no new orders; {len(SIGNALS)} open order(s) left working at the venue" in out
+    assert "execdesk execution report" in out
+
+    report = json.loads(execdesk("report", "--journal", str(journal), "--format", "json").stdout)
+    [session] = report["sessions"]
+    assert session["sealed"] is True and session["ended_at"]
+    assert session["ended_how"] == "stopped"
+    assert session["runs"][-1]["how"] == "stopped"
+    assert report["summary"]["orders_by_status"] == {"partially_filled": len(SIGNALS)}
+    assert not report["summary"]["cancel_requests_by_cause"], "a stop cancels nothing"
+    done = execdesk("status", "--journal", str(journal), "--json")
+    assert done.returncode != 0 and "no session is running" in done.stderr
