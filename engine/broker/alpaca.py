@@ -913,7 +913,19 @@ class AlpacaBroker:
             return None
         raise last_error or BrokerUnavailable(f"lookup {client_order_id}: no answer")
 
-    async def cancel(self, venue_order_id: str) -> CancelOutcome:
+    async def cancel(self, venue_order_id: str, *, attempts: int = 1, backoff: float = 0.5) -> CancelOutcome:
+        """DELETE /v2/orders/{id}: sent (204) | not_cancelable (422: already final or
+        pending) | not_found (404) | unknown. Unlike a submit, a cancel may be sent
+        again: with attempts > 1 an unknown outcome is retried after backoff, 2x backoff..."""
+        outcome = await self._cancel_once(venue_order_id)
+        for attempt in range(1, max(1, attempts)):
+            if outcome.kind != "unknown":
+                break
+            await asyncio.sleep(backoff * (2 ** (attempt - 1)))
+            outcome = await self._cancel_once(venue_order_id)
+        return outcome
+
+    async def _cancel_once(self, venue_order_id: str) -> CancelOutcome:
         if not _is_uuid(venue_order_id):
             return CancelOutcome("not_found", "not a venue order id (UUID)")
         try:

@@ -205,6 +205,18 @@ async def test_cancel_outcomes(broker):
     assert (await broker.cancel("not-a-uuid")).kind == "not_found"
 
 
+async def test_a_cancel_may_be_sent_again_until_the_venue_answers(broker, venue):
+    acked = await broker.submit(resting_buy(cid("cxl-retry")))
+    venue.set_faults(http_503=1.0, scope="trading")
+    assert (await broker.cancel(acked.order.id)).kind == "unknown"
+    task = asyncio.create_task(broker.cancel(acked.order.id, attempts=6, backoff=0.2))
+    await asyncio.sleep(0.1)
+    venue.reset_faults()
+    assert (await task).kind == "sent"
+    order = await broker.get_order(acked.order.id)
+    assert order is not None and order.status == "canceled"
+
+
 async def test_cancel_all_reports_each_order(broker):
     a = await broker.submit(resting_buy(cid("ca1"), symbol="PEP"))
     b = await broker.submit(resting_buy(cid("ca2"), symbol="PEP"))
