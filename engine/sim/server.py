@@ -262,6 +262,13 @@ class SimServer:
             is_data = path.startswith(DATA_PREFIX)
             in_scope = f.scope == "all" or (f.scope == "data") == is_data
             if in_scope and (f.latency_ms or f.latency_jitter_ms):
+                if request.body_exists:
+                    # the venue has the whole request before it is slow: a client that
+                    # gives up waiting does not undo it (the order still lands)
+                    try:
+                        await request.read()
+                    except Exception:  # too large or cut off: the handler says so
+                        pass
                 await asyncio.sleep((f.latency_ms + self.fault_rng.uniform(0, f.latency_jitter_ms)) / 1000.0)
             limit = f.rate_limit_per_minute
             if limit is not None:

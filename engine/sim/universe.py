@@ -56,6 +56,8 @@ _EXCHANGES = {"AMEX", "ARCA", "BATS", "NYSE", "NASDAQ", "NYSEARCA", "OTC"}
 def load_universe(path: str | Path | None = None) -> dict[str, Asset]:
     """Read the universe file; raises ValueError with the offending symbol on bad data."""
     p = Path(path) if path else DEFAULT_UNIVERSE
+    if not p.is_absolute() and not p.exists() and (DEFAULT_UNIVERSE.parents[1] / p).exists():
+        p = DEFAULT_UNIVERSE.parents[1] / p  # relative to the repository, whatever the cwd
     with open(p, "rb") as fh:
         data = tomllib.load(fh)
     symbols = data.get("symbols")

@@ -382,3 +382,27 @@ def test_clock_and_calendar(fresh: SimVenue, trading: TradingClient):
     assert by_date["2025-11-28"].close.hour == 13 and by_date["2025-12-24"].close.hour == 13
     assert by_date["2025-12-26"].open.hour == 9 and by_date["2025-12-26"].close.hour == 16
     assert timedelta(0) < c.next_close - c.timestamp <= timedelta(hours=6, minutes=30)
+
+
+def test_fill_during_pending_replace_rejects_the_replacement(fresh: SimVenue, trading: TradingClient):
+    from simkit import wait_until
+
+    fresh.set_quote("TMO", "500.00", "500.10")
+    fresh.set_faults(pending_ms=300)
+    o = trading.submit_order(limit("TMO", 2, 499, tif=GTC))
+    new = trading.replace_order_by_id(o.id, ReplaceOrderRequest(limit_price=498))
+    assert trading.get_order_by_id(o.id).status == OrderStatus.PENDING_REPLACE
+    fresh.set_quote("TMO", "498.90", "498.95")  # the original can still fill while the replace is pending
+    assert trading.get_order_by_id(o.id).status == OrderStatus.FILLED
+    wait_until(lambda: trading.get_order_by_id(new.id).status == OrderStatus.REJECTED, what="replacement rejected")
+    assert trading.get_open_position("TMO").qty == "2"
+    assert trading.get_orders() == []
+
+
+def test_replace_a_trailing_stop(fresh: SimVenue, trading: TradingClient):
+    fresh.set_quote("HON", "200.00", "200.02")
+    trading.submit_order(market("HON", 3))
+    o = trading.submit_order(TrailingStopOrderRequest(symbol="HON", qty=3, side=SELL, trail_percent=5,
+                                                      time_in_force=GTC))
+    new = trading.replace_order_by_id(o.id, ReplaceOrderRequest(trail=2))
+    assert new.trail_percent == "2" and Decimal(new.stop_price) == Decimal("196.00")
