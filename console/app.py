@@ -9,6 +9,7 @@ from typing import Iterable
 
 from textual import on, work
 from textual.app import App, SystemCommand
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -156,8 +157,8 @@ class ExecDeskApp(App[None]):
                 continue
             shown = keys.effective_key(key, self.keymap)
             yield SystemCommand(
-                f"{key.label} ({shown})",
                 key.description,
+                f"key {self.get_key_display(Binding(shown, key.action))} · binding id {key.id}",
                 lambda action=key.action, node=target: self.call_later(self.run_action, action, node),
             )
         for command in super().get_system_commands(screen):

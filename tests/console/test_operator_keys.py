@@ -213,3 +213,29 @@ async def test_quit_with_working_orders_asks_and_says_they_stay(desk: Desk) -> N
         assert isinstance(app.screen, MainScreen)
         assert app.is_running
     assert desk.venue_open_orders(), "quitting the console cancelled orders at the venue"
+
+
+async def test_every_key_is_in_the_command_palette(desk: Desk) -> None:
+    from console.keys import KEYS
+
+    app = app_for(desk)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        missing = [key.id for key in KEYS if key.description not in titles]
+        assert not missing, f"not in the command palette: {missing}"
+
+
+async def test_a_lost_trade_stream_shows_in_the_status_bar_and_the_log(desk: Desk) -> None:
+    app = app_for(desk)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshot.connectivity.trade_stream == "up", what="the trade stream up")
+        desk.venue.set_faults(trade_stream_down=True)
+        desk.venue.drop_trade_stream()
+        banner = app.main_screen.banner
+        await until(pilot, lambda: "trade stream" in str(banner.render()), what="the banner to say the stream is down")
+        assert banner.display
+        log_text = "\n".join(line.text for line in app.main_screen.event_log.query_one("#log-lines").lines)
+        assert "degraded" in log_text and "trade stream" in log_text
+        desk.venue.set_faults(trade_stream_down=False)
+        await until(pilot, lambda: not banner.display, timeout=30, what="the banner to go once the stream is back")
