@@ -239,3 +239,25 @@ async def test_a_lost_trade_stream_shows_in_the_status_bar_and_the_log(desk: Des
         assert "degraded" in log_text and "trade stream" in log_text
         desk.venue.set_faults(trade_stream_down=False)
         await until(pilot, lambda: not banner.display, timeout=30, what="the banner to go once the stream is back")
+
+
+async def test_the_cursor_stays_on_its_intent_when_rows_above_it_go(desk: Desk) -> None:
+    from engine.commands import RejectIntent
+
+    intents_waiting(desk, at_least=3)
+    app = app_for(desk)
+    async with app.run_test(size=SIZE) as pilot:
+        queue = app.main_screen.queue
+        await until(pilot, lambda: queue.row_count >= 3, what="three intents on screen")
+        queue.move_cursor(row=2)
+        await pilot.pause()
+        chosen = queue.selected_key
+        first = next(iter(desk.handle.snapshot.intents))
+        assert first != chosen
+        await desk.handle.execute(RejectIntent(first))  # e.g. from another terminal
+        await until(pilot, lambda: first not in queue._source, what="the first row to go")
+        assert queue.selected_key == chosen, "the cursor moved to another intent"
+        await pilot.press("a")
+        await until(pilot, lambda: chosen not in desk.handle.snapshot.intents, what="the chosen intent approved")
+        await app.workers.wait_for_complete()
+    assert desk.venue_order(chosen) is not None
