@@ -683,7 +683,7 @@ class SimServer:
                     data = json.loads(msg.data)
                     if not isinstance(data, dict):
                         raise ValueError
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, UnicodeDecodeError, RecursionError):
                     await self._ws_json(ws, {"stream": "error", "data": {"error_message": "invalid syntax"}})
                     continue
                 action = data.get("action")
@@ -783,7 +783,7 @@ class SimServer:
                 elif msg.type == WSMsgType.TEXT:
                     try:
                         data = json.loads(msg.data)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         data = None
                 else:
                     continue

@@ -204,3 +204,28 @@ def test_alpaca_py_stock_data_stream(venue: SimVenue):
         assert bar.trade_count is not None and bar.vwap is not None
     finally:
         ds.stop()
+
+
+def test_garbage_on_the_streams_is_answered_not_fatal(venue: SimVenue):
+    junk = [b"\xff\x00\x13", "not json", "[1, 2]", "[" * 20000, json.dumps({"action": ["x"]}),
+            json.dumps({"action": "listen", "data": {"streams": "trade_updates"}})]
+    with connect(venue.trading_stream_url, max_size=None) as ws:
+        ws.send(_auth_frame())
+        ws.recv(timeout=5)
+        for j in junk:
+            ws.send(j)
+            reply = json.loads(ws.recv(timeout=5))
+            assert reply["stream"] in ("error", "listening")
+        ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+        assert json.loads(ws.recv(timeout=5))["stream"] == "listening"
+    with connect(venue.data_stream_url) as ws:
+        ws.recv(timeout=5)
+        for j in [b"\xc1", msgpack.packb([1, 2]), "{bad", "[" * 20000, msgpack.packb({"action": {"x": 1}})]:
+            ws.send(j)
+            assert msgpack.unpackb(ws.recv(timeout=5))[0]["T"] == "error"
+        ws.send(msgpack.packb({"action": "auth", "key": KEY, "secret": SECRET}))
+        assert msgpack.unpackb(ws.recv(timeout=5))[0]["msg"] == "authenticated"
+        ws.send(msgpack.packb({"action": "subscribe", "quotes": [1, None, "aapl"], "trades": "AAPL"}))
+        ack = msgpack.unpackb(ws.recv(timeout=5))[0]
+        assert ack["T"] == "subscription" and "AAPL" in ack["quotes"]
+    assert venue.state()["internal_errors"] == 0
