@@ -550,9 +550,11 @@ class Engine:
 
     # --------------------------------------------------------- reconciliation
 
-    async def _reconcile(self, trigger: str) -> None:
+    async def _reconcile(self, trigger: str, inline: bool = False) -> None:
         """Fetch open and recent orders and positions, then apply the differences
-        inside the engine task. At start-up, a failure fails closed."""
+        inside the engine task. At start-up, a failure fails closed. inline: the
+        caller is the engine task itself (a command being handled), which cannot
+        wait for its own inbox: apply at once."""
         assert self._reconcile_lock is not None
         if self._reconcile_lock.locked():
             return
@@ -589,6 +591,9 @@ class Engine:
                 finally:
                     if not done.done():
                         done.set_result(None)
+            if inline:
+                apply()
+                return
             self.post(_Callback(apply))
             await done
 
@@ -691,7 +696,7 @@ class Engine:
         self.portfolio.apply_fill(order.symbol, order.side, qty, price, order.client_order_id)
         self.stats.fills += 1
         self._after_status(order)
-        self._note("fill", order.symbol, f"FILL {order.side.value} {_q(qty)} {order.symbol} @ {_q(price)} "
+        self._note("fill", order.symbol, f"{order.side.value} {_q(qty)} {order.symbol} @ {_q(price)} "
                                          f"({_q(order.filled_qty)}/{_q(order.qty)})" + ("" if source == "stream" else f" [{source}]"))
 
     def _apply_venue_status(self, cid: str, venue: VenueOrder, source: str) -> None:
@@ -878,6 +883,7 @@ class Engine:
             overrides=self.overrides,
             orders_this_bar=self._orders_this_bar,
             at_approval=at_approval,
+            wall_now=datetime.now(timezone.utc),
         )
         return self.risk.check(self.portfolio, p, ctx)
 
@@ -906,9 +912,10 @@ class Engine:
             for o in orders:
                 self.portfolio.order_closed(o.client_order_id)
             return
+        wall = datetime.now(timezone.utc)
         for e, o in zip(events, orders):
             self.book.apply(e)
-            self.risk.record_submit(now)
+            self.risk.record_submit(wall)
             self.stats.submits += 1
             self._spawn(self._submit_task(o), "submit")
 
@@ -1115,7 +1122,7 @@ class Engine:
             return
         self.state, self.state_cause = state, cause
         self._journal(ev.TradingStateChanged(state=state, cause=cause, previous=prev), durable=True)
-        self._note("state", None, f"STATE {prev.value} -> {state.value}: {cause}")
+        self._note("state", None, f"{prev.value} -> {state.value}: {cause}")
         self._publish()
 
     def _kill_switch(self, cause: str) -> CommandResult:
@@ -1233,7 +1240,7 @@ class Engine:
             if not [o for o in still if o.symbol in self.portfolio.positions]:
                 break
             await asyncio.sleep(0.1)
-        await self._reconcile("flatten")
+        await self._reconcile("flatten", inline=True)  # inside the engine task: posting would deadlock
         proposals = flatten_orders(self.portfolio, assets=self.asset_flags, limits=self.limits)
         self._journal(ev.KillSwitch(phase="flatten", counts={"positions": len(proposals)}, detail=cause), durable=True)
         self._note("kill", None, f"FLATTEN ({cause}): closing {len(proposals)} position(s)")
@@ -1269,7 +1276,7 @@ class Engine:
         self._snap_seq += 1
         p = self.portfolio
         now = self.clock.now()
-        metrics = p.metrics(overrides=self.overrides, rate=self.risk.rate, now=now,
+        metrics = p.metrics(overrides=self.overrides, rate=self.risk.rate, now=datetime.now(timezone.utc),
                             orders_this_bar=self._orders_this_bar)
         overrides = {
             s: OverrideRow(s, o.mode.value if o.mode else None, o.max_position_usd, o.max_position_pct,

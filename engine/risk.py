@@ -70,6 +70,9 @@ class CheckContext:
     state_cause: TripCause | None = None  # why the state is not ACTIVE
     overrides: Mapping[str, "SymbolOverride"] = field(default_factory=dict)
     orders_this_bar: int = 0  # signal orders that passed the checks this bar
+    # The order-rate throttle counts real seconds (the venue's limits are per real
+    # minute, whatever its clock does); None: use `now`.
+    wall_now: datetime | None = None
     at_approval: bool = False  # the re-check at approval: the order was counted in its bar already
 
 
@@ -200,7 +203,7 @@ class PreTradeRisk:
                 f"{ctx.orders_this_bar} orders already this bar, "
                 f"order_management.max_orders_per_bar = {lim.max_orders_per_bar}",
             )
-        denial = self.rate.check(ctx.now)
+        denial = self.rate.check(ctx.wall_now or ctx.now)
         if denial is not None:
             return denial
 
