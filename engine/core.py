@@ -209,10 +209,19 @@ class Engine:
         self._stopping = False
         self._orders_this_bar = 0
         self._resolving: set[str] = set()
+        self._cancelling: set[str] = set()
         self._journal_failed = False
         self._aux_seq = 0
         self._reconcile_lock: asyncio.Lock | None = None
         self.on_batch_done: Callable[[SignalBatch], None] | None = None
+
+    def _rate_now(self) -> datetime:
+        """The time the order-rate throttle counts in: real time (the venue's limits
+        are per real minute), except on a frozen venue clock, which freezes
+        everything the engine times so that drills and tests are deterministic."""
+        if self.clock.speed == 0:
+            return self.clock.now()
+        return datetime.now(timezone.utc)
 
     # ------------------------------------------------------------------ public
 
@@ -623,6 +632,12 @@ class Engine:
         for vid in [vid for vid in self.external if vid not in open_ids]:
             self.external.pop(vid, None)
         for cid, found in lookups.items():
+            order = self.book.get(cid)
+            if found is None and order is not None and order.status in (OrderStatus.SUBMITTING, OrderStatus.UNKNOWN):
+                # "not there yet" is not "never": a request on the wire (a slow venue, or
+                # one sent just before a crash) may still land — ask again, with patience
+                self._spawn(self._resolve_unknown(cid), "resolve-reconcile")
+                continue
             self._on_resolved(_Resolved(cid, found))
         self._apply_positions(positions)
         self._journal(ev.ReconcileCompleted(
@@ -883,7 +898,7 @@ class Engine:
             overrides=self.overrides,
             orders_this_bar=self._orders_this_bar,
             at_approval=at_approval,
-            wall_now=datetime.now(timezone.utc),
+            wall_now=self._rate_now(),
         )
         return self.risk.check(self.portfolio, p, ctx)
 
@@ -912,7 +927,7 @@ class Engine:
             for o in orders:
                 self.portfolio.order_closed(o.client_order_id)
             return
-        wall = datetime.now(timezone.utc)
+        wall = self._rate_now()
         for e, o in zip(events, orders):
             self.book.apply(e)
             self.risk.record_submit(wall)
@@ -1013,9 +1028,25 @@ class Engine:
         if order is None or order.venue_order_id is None or order.status.is_final:
             return
         self.post(_Callback(lambda: self._journal(ev.CancelRequested(client_order_id=cid, cause=cause))))
-        out = await self.broker.cancel(order.venue_order_id)
-        if out.kind == "unknown":
-            self.post(_Callback(lambda: self._note("error", order.symbol, f"cancel of {cid}: outcome unknown ({out.message})")))
+        if cid in self._cancelling:
+            return  # already being asked, until the venue answers
+        self._cancelling.add(cid)
+        try:
+            # a cancel whose outcome is unknown is asked again (cancels are safe to
+            # repeat) until the venue answers or the order is final
+            delay = 0.5
+            while True:
+                out = await self.broker.cancel(order.venue_order_id)
+                if out.kind != "unknown" or order.status.is_final:
+                    return
+                self.post(_Callback(lambda out=out: self._note(
+                    "error", order.symbol, f"cancel of {cid}: outcome unknown ({out.message}): asking again")))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                if order.status.is_final:
+                    return
+        finally:
+            self._cancelling.discard(cid)
 
     # ----------------------------------------------------------------- approvals
 
@@ -1276,7 +1307,7 @@ class Engine:
         self._snap_seq += 1
         p = self.portfolio
         now = self.clock.now()
-        metrics = p.metrics(overrides=self.overrides, rate=self.risk.rate, now=datetime.now(timezone.utc),
+        metrics = p.metrics(overrides=self.overrides, rate=self.risk.rate, now=self._rate_now(),
                             orders_this_bar=self._orders_this_bar)
         overrides = {
             s: OverrideRow(s, o.mode.value if o.mode else None, o.max_position_usd, o.max_position_pct,
