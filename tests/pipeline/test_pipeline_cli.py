@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import signal
+import stat
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -101,7 +102,11 @@ def test_halt_on_a_running_session_leaves_no_open_order_at_the_venue(tmp_path, o
     eyes = VenueEyes(outside_venue.trading_url)
 
     proc = run_process("--config", str(config), "--signals", str(signals), "--journal", str(journal), env=env)
-    wait_status(journal, lambda s: s["trading_ready"], what="the session to be ready", proc=proc)
+    status = wait_status(journal, lambda s: s["trading_ready"], what="the session to be ready", proc=proc)
+    sock = journal.with_name(journal.name + ".sock")
+    assert stat.S_ISSOCK(sock.stat().st_mode) and stat.S_IMODE(sock.stat().st_mode) == 0o600
+    assert {"trading_state", "open_orders", "positions", "equity", "day_pl"} <= set(status)
+    assert status["venue"] == "ALPACA" and status["mode"] == "PAPER"
     append(signals, line(outside_venue.now(), SIGNALS))
     working = wait_for(lambda: len(eyes.open_orders()) == len(SIGNALS) and eyes.open_orders(),
                        what="six working orders at the venue", every=0.2)
@@ -227,3 +232,14 @@ def test_sigterm_stops_in_order_leaving_open_orders_working(tmp_path, run_proces
     assert not report["summary"]["cancel_requests_by_cause"], "a stop cancels nothing"
     done = execdesk("status", "--journal", str(journal), "--json")
     assert done.returncode != 0 and "no session is running" in done.stderr
+
+
+def test_auto_approve_is_refused_in_live_mode(tmp_path):
+    signals, journal = tmp_path / "signals.jsonl", tmp_path / "journal.sqlite"
+    signals.write_bytes(b"")
+    config = tmp_path / "execution.toml"
+    config.write_text(config_text(signals, journal, '[execution]\nmode = "live"\n'))
+    done = execdesk("run", "--config", str(config), "--live", "--auto-approve", "--journal", str(journal))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--auto-approve is refused in live mode" in done.stderr
+    assert not journal.exists(), "nothing was started"
