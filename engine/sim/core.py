@@ -93,7 +93,7 @@ class Order:
         "status", "filled_qty", "filled_cost", "filled_notional", "created_at", "updated_at",
         "submitted_at", "filled_at", "expired_at", "canceled_at", "failed_at", "replaced_at",
         "replaced_by", "replaces", "expires_at", "session_date", "triggered", "position_intent",
-        "reserve_px", "reserve", "held", "pending_new", "replacement",
+        "reserve_px", "reserve", "held", "pending_new", "replacement", "counted",
     )
 
     def __init__(self) -> None:
@@ -116,6 +116,7 @@ class Order:
         self.held = ZERO
         self.pending_new = False
         self.replacement: Order | None = None
+        self.counted = False  # counted in Venue.side_count (booked and not a pending replacement)
 
     @property
     def is_open(self) -> bool:
@@ -228,6 +229,7 @@ class Venue:
         self.open_by_symbol: dict[str, dict[str, Order]] = {}
         self.reserved = ZERO
         self.held: dict[tuple[str, str], Decimal] = {}
+        self.side_count: dict[tuple[str, str], int] = {}  # open orders per (symbol, side)
         self._seq = 0
 
     def reset(self) -> None:
@@ -571,13 +573,12 @@ class Venue:
         asset: Asset = f["asset"]
         sym, side = asset.symbol, f["side"]
         opposite = "sell" if side == "buy" else "buy"
-        book = self.open_by_symbol.get(sym)
-        if book:
-            for o in book.values():
-                if o.side == opposite and o is not exclude and not o.pending_new:
-                    raise forbidden("potential wash trade detected. use complex orders",
-                                    reject_reason="opposite side market/stop order exists",
-                                    related_orders=[o.id])
+        if self.side_count.get((sym, opposite)):
+            related = [o.id for o in self.open_by_symbol.get(sym, {}).values()
+                       if o.side == opposite and o.counted and o is not exclude]
+            if related:
+                raise forbidden("potential wash trade detected. use complex orders",
+                                reject_reason="opposite side order exists", related_orders=related[:10])
         ref = self._ref_price(f)
         est_qty = f["qty"] if f["qty"] is not None else (f["notional"] / ref).quantize(QTY_QUANT, ROUND_DOWN)
         pos = self.positions.get(sym)
@@ -665,6 +666,9 @@ class Venue:
         self.reserved += o.reserve
         key = (o.symbol, o.side)
         self.held[key] = self.held.get(key, ZERO) + o.held
+        if not o.pending_new:
+            o.counted = True
+            self.side_count[key] = self.side_count.get(key, 0) + 1
 
     def _unbook(self, o: Order) -> None:
         book = self.open_by_symbol.get(o.symbol)
@@ -677,6 +681,9 @@ class Venue:
         key = (o.symbol, o.side)
         self.held[key] = self.held.get(key, ZERO) - o.held
         o.held = ZERO
+        if o.counted:
+            o.counted = False
+            self.side_count[key] -= 1
 
     def submit(self, body: Any) -> dict:
         """POST /v2/orders. Returns the order as the response shows it."""

@@ -26,11 +26,19 @@ def dec_str(value: Decimal | None) -> str | None:
     return text
 
 
+_last_ts: list = [None, None]
+
+
 def ts(value: datetime | None) -> str | None:
     """UTC timestamp like Alpaca's order timestamps: ``2024-01-02T14:30:00.123456Z``."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    last = _last_ts
+    if value is last[0]:  # an order's timestamps are mostly one and the same instant
+        return last[1]
+    text = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    last[0], last[1] = value, text
+    return text
 
 
 def ts_ny(value: datetime) -> str:

@@ -149,9 +149,10 @@ class SimServer:
         self.faults.reset(rate_limit_per_minute)
         self.fault_rng = random.Random(seed ^ 0xFA17)
         self.limiter = RateLimiter()
-        self.trade_clients: set[_StreamClient] = set()
-        self.data_clients: set[_DataClient] = set()
-        self.venue.listeners.append(self._on_trade_event)
+        self.trade_clients: set[_StreamClient] = set()  # listening to trade_updates
+        self.trade_sockets: set[_StreamClient] = set()  # every open trade stream connection
+        self.data_clients: set[_DataClient] = set()  # subscribed to something
+        self.data_sockets: set[_DataClient] = set()  # every open data stream connection
         self.venue.market_listeners.append(self._on_market)
         self.requests_served = 0
         self.internal_errors = 0  # unhandled exceptions (answered 500): a bug if ever non-zero
@@ -219,7 +220,7 @@ class SimServer:
     async def stop(self) -> None:
         if self._ticker:
             self._ticker.cancel()
-        for c in list(self.trade_clients) + list(self.data_clients):
+        for c in list(self.trade_sockets) + list(self.data_sockets):
             await self._close_client(c, code=1001)
         if self.runner:
             await self.runner.cleanup()
@@ -658,6 +659,14 @@ class SimServer:
         return _json_response({"symbol": syms[0], **self._snapshot(syms[0])})
 
     # ------------------------------------------------------------------ trade stream
+    def _update_listener(self) -> None:
+        """Order events are built only while someone listens (they are not replayed)."""
+        listening = self._on_trade_event in self.venue.listeners
+        if self.trade_clients and not listening:
+            self.venue.listeners.append(self._on_trade_event)
+        elif not self.trade_clients and listening:
+            self.venue.listeners.remove(self._on_trade_event)
+
     def _on_trade_event(self, payload: dict) -> None:
         if not self.trade_clients:
             return
@@ -674,6 +683,7 @@ class SimServer:
         ws = web.WebSocketResponse(autoping=True, max_msg_size=MAX_BODY)
         await ws.prepare(request)
         client = _StreamClient(ws)
+        self.trade_sockets.add(client)
         authed = False
         try:
             async for msg in ws:
@@ -717,11 +727,14 @@ class SimServer:
                         client.task = asyncio.get_running_loop().create_task(self._trade_writer(client))
                     elif not listening and client in self.trade_clients:
                         self.trade_clients.discard(client)
+                    self._update_listener()
                     await self._ws_json(ws, {"stream": "listening", "data": {"streams": listening}})
                 else:
                     await self._ws_json(ws, {"stream": "error", "data": {"error_message": "unknown action"}})
         finally:
+            self.trade_sockets.discard(client)
             self.trade_clients.discard(client)
+            self._update_listener()
             client.closed = True
             client.wake.set()
             if client.task:
@@ -771,6 +784,7 @@ class SimServer:
         ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
         await ws.prepare(request)
         client = _DataClient(ws)
+        self.data_sockets.add(client)
         authed = False
         await ws.send_bytes(msgpack.packb([{"T": "success", "msg": "connected"}]))
         try:
@@ -822,6 +836,7 @@ class SimServer:
                 else:
                     await ws.send_bytes(msgpack.packb([{"T": "error", "code": 400, "msg": "invalid syntax"}]))
         finally:
+            self.data_sockets.discard(client)
             self.data_clients.discard(client)
             client.closed = True
             client.wake.set()
@@ -886,7 +901,8 @@ class SimServer:
                       "next_close": ts_ny(cal.next_close(t)), "speed": self.clock.speed,
                       "frozen": self.clock.frozen},
             "faults": self.faults.to_json(),
-            "streams": {"trade_clients": len(self.trade_clients), "data_clients": len(self.data_clients)},
+            "streams": {"trade_clients": len(self.trade_clients), "data_clients": len(self.data_clients),
+                        "trade_connections": len(self.trade_sockets), "data_connections": len(self.data_sockets)},
             "requests_served": self.requests_served,
             "internal_errors": self.internal_errors,
             "quotes": {s: {"bp": dec_str(m.quote.bp), "ap": dec_str(m.quote.ap), "last": dec_str(m.last_price)}
@@ -923,10 +939,14 @@ class SimServer:
     def drop_streams(self, trade: bool = True, data: bool = False) -> int:
         clients: list[_StreamClient] = []
         if trade:
-            clients += list(self.trade_clients)
+            # every connection, also one still in its handshake: a drop is a drop
+            clients += list(self.trade_sockets)
+            self.trade_sockets.clear()
             self.trade_clients.clear()
+            self._update_listener()
         if data:
-            clients += list(self.data_clients)
+            clients += list(self.data_sockets)
+            self.data_sockets.clear()
             self.data_clients.clear()
         loop = asyncio.get_running_loop()
         for c in clients:

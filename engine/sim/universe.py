@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,7 +26,7 @@ class Asset:
     fractionable: bool
     sector: str = ""
 
-    @property
+    @cached_property
     def id(self) -> str:
         return str(uuid.uuid5(_ASSET_NS, self.symbol))
 

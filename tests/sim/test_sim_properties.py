@@ -138,6 +138,7 @@ def test_fill_invariants_on_the_core(seed: int, partial: float, steps: list[dict
         v.cancel(o.id)
     assert v.reserved == 0
     assert all(h == 0 for h in v.held.values())
+    assert all(n == 0 for n in v.side_count.values())
     for o in v.orders.values():
         if o.qty is not None:
             assert o.filled_qty <= o.qty

@@ -39,6 +39,9 @@ def _listening(venue: SimVenue, n: int = 1) -> None:
 def stream(venue: SimVenue):
     """alpaca-py's TradingStream, running in its own thread, collecting every update."""
     prepare(venue)
+    # clients of earlier tests are stopping but may still be connected: start from none
+    venue.drop_trade_stream()
+    wait_until(lambda: venue.state()["streams"]["trade_clients"] == 0, what="no trade stream clients")
     got = Collector()
     ts = TradingStream(KEY, SECRET, url_override=venue.trading_stream_url)
     ts.subscribe_trade_updates(got.handler)
