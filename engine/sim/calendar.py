@@ -73,6 +73,7 @@ def holidays(year: int) -> frozenset[date]:
     return frozenset(d for d in out if d.year == year)
 
 
+@lru_cache(maxsize=8192)
 def is_trading_day(d: date) -> bool:
     return d.weekday() < 5 and d not in holidays(d.year)
 
@@ -85,6 +86,7 @@ def close_time(d: date) -> time:
     return CLOSE_TIME
 
 
+@lru_cache(maxsize=4096)
 def session(d: date) -> tuple[datetime, datetime]:
     """(open, close) of trading day ``d`` as aware UTC datetimes."""
     o = datetime.combine(d, OPEN_TIME, NY).astimezone(UTC)
