@@ -17,8 +17,13 @@ Orders rest at the venue because it fills each one partially at once
 from __future__ import annotations
 
 import json
+import os
+import pty
 import signal
+import socket
 import stat
+import subprocess
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +32,9 @@ import pytest
 from engine.sim import SimVenue
 from pipekit import (
     CREDENTIALS,
+    DEADLINE,
+    EXECDESK,
+    ROOT,
     SEED,
     START_AT,
     UNIVERSE_PATH,
@@ -155,8 +163,6 @@ def test_a_command_for_a_session_that_is_not_running_says_so_and_fails(tmp_path)
         assert "no session is running" in done.stderr, (command, done.stderr)
         assert "Traceback" not in done.stderr
     # a socket left behind by a session that died is not a running session
-    import socket
-
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(tmp_path / "nobody.sqlite.sock"))
     sock.close()
@@ -243,3 +249,49 @@ def test_auto_approve_is_refused_in_live_mode(tmp_path):
     assert done.returncode == 2, done.stdout + done.stderr
     assert "--auto-approve is refused in live mode" in done.stderr
     assert not journal.exists(), "nothing was started"
+
+
+def test_in_a_terminal_run_shows_a_live_status_and_sigint_stops_it_in_order(tmp_path):
+    """A terminal gets the live Rich status (state, equity, orders); Ctrl-C (SIGINT)
+    stops the session in order, like SIGTERM."""
+    config, signals, journal = embedded_config(tmp_path, "partial_fill_prob = 0.0")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*EXECDESK, "run", "--config", str(config), "--signals", str(signals),
+                             "--journal", str(journal), "--auto-approve"],
+                            stdin=slave, stdout=slave, stderr=slave, cwd=ROOT,
+                            env=cli_env(TERM="xterm-256color", COLUMNS="160", LINES="40"))
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other end closed
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    screen = lambda: b"".join(chunks).decode("utf-8", "replace")  # noqa: E731
+    try:
+        status = wait_status(journal, lambda s: s["trading_ready"] and s["market_open"], what="the session")
+        append(signals, line(venue_time(status), {"AAPL": 0.5}))
+        wait_status(journal, lambda s: s["positions"] == 1 and s["open_orders"] == 0, what="the AAPL fill")
+        wait_for(lambda: "positions 1" in screen(), what="the live status to show the position", every=0.2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(DEADLINE) == 0, screen()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        reader.join(10)
+        os.close(master)
+    text = screen()
+    assert "ACTIVE" in text and "equity" in text and "last bar" in text
+    assert "stopped (SIGINT): journal sealed; 0 open order(s) left working at the venue" in text, text[-3000:]
+    assert "execdesk execution report" in text
+    assert "Traceback" not in text
+

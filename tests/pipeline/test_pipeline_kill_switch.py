@@ -8,13 +8,12 @@ Orders rest because the venue fills each one partially at once (partial_fill_pro
 
 from __future__ import annotations
 
+import tomllib
 from decimal import Decimal
 
 from engine.commands import Halt
 from engine.model import TradingState
 from pipekit import UNIVERSE_PATH
-
-import tomllib
 
 SYMBOLS = sorted(tomllib.loads(UNIVERSE_PATH.read_text())["symbols"])
 
