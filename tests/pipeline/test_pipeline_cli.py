@@ -295,3 +295,19 @@ def test_in_a_terminal_run_shows_a_live_status_and_sigint_stops_it_in_order(tmp_
     assert "execdesk execution report" in text
     assert "Traceback" not in text
 
+
+
+def test_run_with_bars_stops_when_its_orders_time_out_and_says_so(tmp_path, run_process):
+    """--bars N waits for the batches' orders to be final, but not for ever: orders
+    still working after max(approval_timeout, submit_timeout) (+5 s) end the run."""
+    config, signals, journal = embedded_config(tmp_path, "partial_fill_prob = 1.0\nspeed = 0.001")
+    config.write_text(config.read_text() + "\n[rollout]\napproval_timeout = 1\n\n"
+                      "[order_management]\nsubmit_timeout = 1\n")
+    proc = run_process("--config", str(config), "--signals", str(signals), "--journal", str(journal),
+                       "--bars", "1", "--auto-approve")
+    status = wait_status(journal, lambda s: s["trading_ready"] and s["market_open"], what="the session", proc=proc)
+    append(signals, line(venue_time(status), SIGNALS))
+    assert proc.wait() == 0, proc.describe()
+    out = proc.stdout
+    assert f"1 batch(es) processed; {len(SIGNALS)} order(s) not final after 6s (timed out)" in out, proc.describe()
+    assert f"{len(SIGNALS)} open order(s) left working at the venue" in out
