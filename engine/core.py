@@ -88,6 +88,7 @@ log = logging.getLogger("execdesk.engine")
 
 _FINAL_WORDS = frozenset({"filled", "canceled", "expired", "replaced", "rejected", "done_for_day"})
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
+_EXTERNAL = "\0external"  # marks a change among external orders
 # seq numbers of client order ids for orders outside the signal flow
 _SEQ_STOP = 5000
 _SEQ_FLATTEN = 7000
@@ -208,6 +209,9 @@ class Engine:
         self._listeners: list[Callable[[EngineSnapshot], None]] = []
         self._stopping = False
         self._orders_this_bar = 0
+        self._pending_send: list[Order] = []
+        self._dirty_orders: set[str] = set()  # orders changed since the last snapshot
+        self._rows_complete = False  # the rows were built from the whole book at least once
         self._resolving: set[str] = set()
         self._cancelling: set[str] = set()
         self._journal_failed = False
@@ -352,11 +356,22 @@ class Engine:
         if not self._journal(event, durable):
             return False
         self.book.apply(event)
+        self._touch(event)
         return True
 
     def _record_applied(self, event: Any, durable: bool = False) -> None:
         """Journal an event the book has already applied (approve/reject/expire)."""
         self._journal(event, durable)
+        self._touch(event)
+
+    def _touch(self, event: Any) -> None:
+        """Note which order an applied event changed, for the next snapshot's rows."""
+        cid = getattr(event, "client_order_id", None)
+        if cid is None:
+            inner = getattr(event, "order", None) or getattr(event, "fill", None)
+            cid = getattr(inner, "client_order_id", None)
+        if cid is not None:
+            self._dirty_orders.add(cid)
 
     def _journal(self, event: Any, durable: bool = False) -> bool:
         """Write first. A journal that cannot be written halts trading."""
@@ -631,6 +646,7 @@ class Engine:
         open_ids = {v.id for v in venue_orders if v.status not in _FINAL_WORDS}
         for vid in [vid for vid in self.external if vid not in open_ids]:
             self.external.pop(vid, None)
+            self._dirty_orders.add(_EXTERNAL)
         for cid, found in lookups.items():
             order = self.book.get(cid)
             if found is None and order is not None and order.status in (OrderStatus.SUBMITTING, OrderStatus.UNKNOWN):
@@ -666,9 +682,11 @@ class Engine:
     def _see_external(self, venue: VenueOrder, where: str) -> None:
         if venue.status in _FINAL_WORDS:
             self.external.pop(venue.id, None)
+            self._dirty_orders.add(_EXTERNAL)
             return
         known = venue.id in self.external
         self.external[venue.id] = venue
+        self._dirty_orders.add(_EXTERNAL)
         if not known:
             self._note("order", venue.symbol, f"EXTERNAL order {venue.side} {_q(venue.qty)} {venue.symbol} "
                                               f"({venue.status}, {venue.client_order_id}) seen by {where}: shown, left alone")
@@ -761,6 +779,7 @@ class Engine:
         self._aux_seq += 1
         self._create_intents([exit_], bar_seq=self.book.ledger.seq_for(self.last_bar_ts) if self.last_bar_ts else 0,
                              base_seq=_SEQ_STOP + self._aux_seq)
+        self._flush_sends()
 
     def _on_bar(self, bar: VenueBar) -> None:
         self.bars.setdefault(bar.symbol, deque(maxlen=240)).append(bar)
@@ -828,7 +847,8 @@ class Engine:
         proposals = size_batch(batch.signals, self.portfolio, overrides=self.overrides, assets=self.asset_flags,
                                limits=self.limits)
         created = self._create_intents(proposals, bar_seq=seq, base_seq=0, bar_ts=batch.ts)
-        self._record(ev.BatchProcessed(bar_ts=batch.ts, batch_seq=seq, intents=created), durable=True)
+        # the batch's submits and its BatchProcessed leave the journal in one durable write
+        self._flush_sends(also=[ev.BatchProcessed(bar_ts=batch.ts, batch_seq=seq, intents=created)])
         self.stats.batches += 1
         n_sig = len(batch.signals)
         self._note("info", None, f"bar {batch.ts.astimezone(_NY).strftime('%H:%M')}: {n_sig} signal(s), {created} intent(s)"
@@ -878,7 +898,7 @@ class Engine:
         if beyond_bar:
             self._note("denial", None, f"DENIED {len(beyond_bar)} smaller change(s) past max_orders_per_bar = "
                                        f"{om.max_orders_per_bar} (MAX_ORDERS_PER_BAR_EXCEEDED): {', '.join(beyond_bar)}")
-        self._send([o for o, _ in to_send])
+        self._pending_send.extend(o for o, _ in to_send)
         return created
 
     def _mode(self, symbol: str) -> RolloutMode:
@@ -910,12 +930,19 @@ class Engine:
 
     # -------------------------------------------------------------- submitting
 
-    def _send(self, orders: list[Order]) -> None:
-        """Journal every SubmitSent durably (one fsync for the lot), then send."""
-        if not orders:
+    def _flush_sends(self, also: Sequence[Any] = ()) -> None:
+        """Send what _create_intents queued (and journal `also` with it)."""
+        orders, self._pending_send = self._pending_send, []
+        self._send(orders, also)
+
+    def _send(self, orders: list[Order], also: Sequence[Any] = ()) -> None:
+        """Journal every SubmitSent (and `also`, e.g. the batch's BatchProcessed)
+        durably — one fsync for the lot — then send."""
+        if not orders and not also:
             return
         now = self.clock.now()
-        events = [ev.SubmitSent(client_order_id=o.client_order_id, at=now) for o in orders]
+        sent = [ev.SubmitSent(client_order_id=o.client_order_id, at=now) for o in orders]
+        events = [*sent, *also]
         for e in events:
             self.book.check(e)
         if self._journal_failed:
@@ -927,9 +954,12 @@ class Engine:
             for o in orders:
                 self.portfolio.order_closed(o.client_order_id)
             return
-        wall = self._rate_now()
-        for e, o in zip(events, orders):
+        for e in also:
             self.book.apply(e)
+        wall = self._rate_now()
+        for e, o in zip(sent, orders):
+            self.book.apply(e)
+            self._dirty_orders.add(o.client_order_id)
             self.risk.record_submit(wall)
             self.stats.submits += 1
             self._spawn(self._submit_task(o), "submit")
@@ -1278,6 +1308,7 @@ class Engine:
         self._aux_seq += 1
         bar_seq = self.book.ledger.seq_for(self.last_bar_ts) if self.last_bar_ts else 0
         self._create_intents(proposals, bar_seq=bar_seq, base_seq=_SEQ_FLATTEN + 100 * (self._aux_seq % 20))
+        self._flush_sends()
         return CommandResult(True, f"flatten: {len(proposals)} closing order(s) sent", len(proposals))
 
     # ----------------------------------------------------------------- events
@@ -1357,36 +1388,48 @@ class Engine:
                 log.exception("snapshot listener failed")
 
     def _order_rows(self) -> dict[str, OrderRow]:
-        rows: dict[str, OrderRow] = {}
-        cache = self._rows_orders
-        for o in self.book.iter_open():
-            if o.external or o.status in (OrderStatus.CREATED, OrderStatus.AWAITING_APPROVAL):
-                continue
-            old = cache.get(o.client_order_id)
-            if (old is not None and old.status == o.status.value and old.filled_qty == o.filled_qty
-                    and old.venue_order_id == o.venue_order_id):
-                rows[o.client_order_id] = old
-                continue
-            rows[o.client_order_id] = OrderRow(
-                client_order_id=o.client_order_id, venue_order_id=o.venue_order_id, symbol=o.symbol,
-                side=o.side.value, qty=o.qty, filled_qty=o.filled_qty, filled_avg_price=o.filled_avg_price,
-                limit_price=o.limit_price, order_type=o.order_type.value, status=o.status.value,
-                submitted_at=o.submitted_at,
-            )
-        for vid, v in self.external.items():
-            key = f"ext:{vid}"
-            old = cache.get(key)
-            if old is not None and old.status == v.status and old.filled_qty == v.filled_qty:
-                rows[key] = old
-                continue
-            rows[key] = OrderRow(
-                client_order_id=v.client_order_id, venue_order_id=v.id, symbol=v.symbol, side=v.side,
-                qty=v.qty or Decimal(0), filled_qty=v.filled_qty, filled_avg_price=v.filled_avg_price,
-                limit_price=v.limit_price, order_type=v.order_type, status=v.status,
-                submitted_at=v.submitted_at, external=True,
-            )
+        """Working orders as rows, rebuilt only where an order changed since the last
+        snapshot (O(changes), not O(open orders)); unchanged rows are the same objects."""
+        dirty, self._dirty_orders = self._dirty_orders, set()
+        if not self._rows_complete:
+            rows: dict[str, OrderRow] = {}
+            for o in self.book.iter_open():
+                self._order_row(rows, o.client_order_id)
+            self._rows_complete = True
+            dirty = {_EXTERNAL}
+        else:
+            rows = dict(self._rows_orders)
+            for cid in dirty:
+                if cid != _EXTERNAL:
+                    self._order_row(rows, cid)
+        if _EXTERNAL in dirty:
+            for key in [k for k in rows if k.startswith("ext:")]:
+                del rows[key]
+            for vid, v in self.external.items():
+                rows[f"ext:{vid}"] = OrderRow(
+                    client_order_id=v.client_order_id, venue_order_id=v.id, symbol=v.symbol, side=v.side,
+                    qty=v.qty or Decimal(0), filled_qty=v.filled_qty, filled_avg_price=v.filled_avg_price,
+                    limit_price=v.limit_price, order_type=v.order_type, status=v.status,
+                    submitted_at=v.submitted_at, external=True,
+                )
         self._rows_orders = rows
         return rows
+
+    def _order_row(self, rows: dict[str, OrderRow], cid: str) -> None:
+        o = self.book.get(cid)
+        if o is None or o.external or o.status.is_final or o.status in (OrderStatus.CREATED, OrderStatus.AWAITING_APPROVAL):
+            rows.pop(cid, None)
+            return
+        old = rows.get(cid)
+        if (old is not None and old.status == o.status.value and old.filled_qty == o.filled_qty
+                and old.venue_order_id == o.venue_order_id):
+            return
+        rows[cid] = OrderRow(
+            client_order_id=o.client_order_id, venue_order_id=o.venue_order_id, symbol=o.symbol,
+            side=o.side.value, qty=o.qty, filled_qty=o.filled_qty, filled_avg_price=o.filled_avg_price,
+            limit_price=o.limit_price, order_type=o.order_type.value, status=o.status.value,
+            submitted_at=o.submitted_at,
+        )
 
     def _intent_rows(self) -> dict[str, IntentRow]:
         rows: dict[str, IntentRow] = {}
