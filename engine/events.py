@@ -194,7 +194,7 @@ class CancelRequested(Event):
 class OrderStatusChanged(Event):
     client_order_id: str
     status: OrderStatus
-    source: Literal["stream", "rest", "reconcile"] = "stream"
+    source: Literal["stream", "rest", "reconcile", "lookup"] = "stream"
     venue_order_id: str | None = None
     at: datetime | None = None  # venue time of the change, when known
 
@@ -229,7 +229,7 @@ class OverrideSet(Event):
 
 
 class KillSwitch(Event):
-    phase: Literal["requested", "sent", "confirmed"]
+    phase: Literal["requested", "sent", "confirmed", "flatten"]
     counts: dict[str, int] = Field(default_factory=dict)
     detail: str = ""
 
@@ -276,6 +276,6 @@ class PositionsSnapshot(Event):
 class ReconcileCompleted(Event):
     ok: bool
     unaccounted: list[str] = Field(default_factory=list)
-    trigger: Literal["startup", "periodic", "reconnect", "in_flight"] = "startup"
+    trigger: Literal["startup", "retry", "periodic", "reconnect", "in_flight", "kill switch", "flatten"] = "startup"
     counts: dict[str, int] = Field(default_factory=dict)
 

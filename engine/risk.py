@@ -190,7 +190,7 @@ class PreTradeRisk:
         overrides = ctx.overrides
         ov = overrides.get(sym) if overrides else None
         mode = ov.mode if ov is not None and ov.mode is not None else self.default_mode
-        if mode is _OFF:
+        if mode is _OFF and purpose is _SIGNAL:  # exits still close what is held
             src = "its override" if ov is not None and ov.mode is not None else "rollout.default_mode"
             return Denial(R.SYMBOL_MODE_OFF, f"{sym} rollout mode is off ({src})")
 
