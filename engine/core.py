@@ -210,6 +210,7 @@ class Engine:
         self._stopping = False
         self._orders_this_bar = 0
         self._pending_send: list[Order] = []
+        self._deferred: list[Any] | None = None  # journal events held for the batch's one durable write
         self._dirty_orders: set[str] = set()  # orders changed since the last snapshot
         self._rows_complete = False  # the rows were built from the whole book at least once
         self._resolving: set[str] = set()
@@ -377,6 +378,11 @@ class Engine:
         """Write first. A journal that cannot be written halts trading."""
         if self._journal_failed:
             return False
+        if self._deferred is not None:
+            # inside a batch: written with the batch's one durable write, which
+            # happens before any request of the batch leaves
+            self._deferred.append(event)
+            return True
         try:
             self.journal.append(event, durable=durable)
             return True
@@ -860,6 +866,8 @@ class Engine:
                         bar_ts: datetime | None = None) -> int:
         """Check every proposal; journal each intent; send what may go now, queue
         the rest for approval. The batch's submits leave after one durable write."""
+        if self._deferred is None:
+            self._deferred = []
         now = self.clock.now()
         om = self.settings.order_management
         to_send: list[tuple[Order, ProposedOrder]] = []
@@ -934,16 +942,18 @@ class Engine:
         """Send what _create_intents queued (and journal `also` with it)."""
         orders, self._pending_send = self._pending_send, []
         self._send(orders, also)
+        self._deferred = None
 
     def _send(self, orders: list[Order], also: Sequence[Any] = ()) -> None:
         """Journal every SubmitSent (and `also`, e.g. the batch's BatchProcessed)
         durably — one fsync for the lot — then send."""
-        if not orders and not also:
+        if not orders and not also and not self._deferred:
             return
         now = self.clock.now()
         sent = [ev.SubmitSent(client_order_id=o.client_order_id, at=now) for o in orders]
-        events = [*sent, *also]
-        for e in events:
+        deferred, self._deferred = self._deferred or [], None
+        events = [*deferred, *sent, *also]
+        for e in (*sent, *also):
             self.book.check(e)
         if self._journal_failed:
             return
