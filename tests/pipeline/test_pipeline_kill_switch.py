@@ -48,6 +48,8 @@ def test_halt_cancels_about_fifty_working_orders_and_the_venue_confirms_each(mak
     assert pipe.eyes.open_orders() == []
     assert pipe.snapshot.trading_state is TradingState.HALTED
     pipe.wait(lambda: pipe.snapshot.open_order_count == 0, what="the engine's book to show no working order")
+    errors = [e.text for e in pipe.snapshot.events if e.kind == "error"]
+    assert not errors, errors
 
     venue = pipe.eyes.orders_by_client_id()
     for o in working:
