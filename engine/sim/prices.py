@@ -175,7 +175,7 @@ def load_bars_csv(path: str | Path) -> dict[str, dict[int, tuple[float, float, f
 
 class PriceModel:
     def __init__(self, assets: dict[str, Asset], seed: int, start: datetime,
-                 replay: dict[str, dict[int, tuple]] | None = None, history_days: int = 5) -> None:
+                 replay: dict[str, dict[int, tuple]] | None = None, history_days: int = 2) -> None:
         self.seed = seed
         self.start = start
         self.history_days = history_days

@@ -62,7 +62,7 @@ def test_bars_over_history_and_timeframes(fresh: SimVenue, data: StockHistorical
     assert hourly and all(b.timestamp.minute == 0 for b in hourly)
     daily = data.get_stock_bars(StockBarsRequest(symbol_or_symbols="AAPL", timeframe=TimeFrame.Day,
                                                  start=now - timedelta(days=10))).data["AAPL"]
-    assert len(daily) >= 5
+    assert len(daily) >= 3  # two synthetic sessions of history, then the live one
     assert len({b.timestamp.date() for b in daily}) == len(daily)
 
 
