@@ -101,7 +101,7 @@ def drill_config(workdir: Path, url: str, changes: Mapping[str, Mapping[str, Any
     journal, signals = workdir / "journal.sqlite", workdir / "signals.jsonl"
     signals.touch()
     cfg = merged(base_config(journal, signals), {
-        "broker": {"kind": "alpaca", "trading_url": url, "data_url": url, "request_timeout": 3.0, "workers": 2},
+        "broker": {"kind": "alpaca", "trading_url": url, "data_url": url, "request_timeout": 3.0, "workers": 3},
         # few background requests, so that a submit finds a free worker at once
         "monitoring": {"order_reconciliation_interval": 20, "position_update_interval": 20,
                        "risk_check_interval": 20},
