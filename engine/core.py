@@ -425,6 +425,8 @@ class Engine:
             self._on_submitted(item)
         elif isinstance(item, _Resolved):
             self._on_resolved(item)
+        elif isinstance(item, _CommandEnvelope) and isinstance(item.command, Flatten):
+            self._spawn(self._flatten(item.command.cause, item.future), "flatten")
         elif isinstance(item, _CommandEnvelope):
             result = await self._on_command(item.command)
             if not item.future.done():
@@ -580,11 +582,10 @@ class Engine:
 
     # --------------------------------------------------------- reconciliation
 
-    async def _reconcile(self, trigger: str, inline: bool = False) -> None:
+    async def _reconcile(self, trigger: str) -> None:
         """Fetch open and recent orders and positions, then apply the differences
-        inside the engine task. At start-up, a failure fails closed. inline: the
-        caller is the engine task itself (a command being handled), which cannot
-        wait for its own inbox: apply at once."""
+        inside the engine task. At start-up, a failure fails closed. Never call it
+        from the engine task itself: it waits for the engine task to apply."""
         assert self._reconcile_lock is not None
         if self._reconcile_lock.locked():
             return
@@ -621,9 +622,6 @@ class Engine:
                 finally:
                     if not done.done():
                         done.set_result(None)
-            if inline:
-                apply()
-                return
             self.post(_Callback(apply))
             await done
 
@@ -1158,8 +1156,6 @@ class Engine:
             self.trip_cause = None
             self._set_state(TradingState.ACTIVE, f"resumed by {cmd.cause}")
             return CommandResult(True, "ACTIVE")
-        if isinstance(cmd, Flatten):
-            return await self._flatten(cmd.cause)
         if isinstance(cmd, SetOverride):
             return self._set_override(cmd)
         return CommandResult(False, f"unknown command {type(cmd).__name__}")
@@ -1293,15 +1289,25 @@ class Engine:
         self._note("kill", None, f"kill switch: venue confirmed {n} cancels")
         self._publish()
 
-    async def _flatten(self, cause: str) -> CommandResult:
+    async def _flatten(self, cause: str, future: asyncio.Future) -> None:
         """Operator-confirmed: cancel what is working, then one reduce-only order per
         position — limit orders with extended hours when the market is closed (the
-        only kind Alpaca takes then), marketable limits or market orders when open."""
+        only kind Alpaca takes then), marketable limits or market orders when open.
+        Runs as a task of its own: the engine keeps applying events while it waits
+        for the venue; the closing orders are created inside the engine task."""
+
+        def answer(result: CommandResult) -> None:
+            if not future.done():
+                future.set_result(result)
+
         if not self.portfolio.positions:
-            return CommandResult(True, "no positions to flatten")
+            answer(CommandResult(True, "no positions to flatten"))
+            return
+        self._note("kill", None, f"FLATTEN ({cause}): cancelling open orders first")
         out = await self.broker.cancel_all()
         if not out.ok:
-            return CommandResult(False, f"flatten: cancel-all failed ({out.message}); nothing sent")
+            answer(CommandResult(False, f"flatten: cancel-all failed ({out.message}); nothing sent"))
+            return
         # wait (briefly) for the venue to confirm the cancels before closing
         for _ in range(40):
             try:
@@ -1311,15 +1317,25 @@ class Engine:
             if not [o for o in still if o.symbol in self.portfolio.positions]:
                 break
             await asyncio.sleep(0.1)
-        await self._reconcile("flatten", inline=True)  # inside the engine task: posting would deadlock
-        proposals = flatten_orders(self.portfolio, assets=self.asset_flags, limits=self.limits)
-        self._journal(ev.KillSwitch(phase="flatten", counts={"positions": len(proposals)}, detail=cause), durable=True)
-        self._note("kill", None, f"FLATTEN ({cause}): closing {len(proposals)} position(s)")
-        self._aux_seq += 1
-        bar_seq = self.book.ledger.seq_for(self.last_bar_ts) if self.last_bar_ts else 0
-        self._create_intents(proposals, bar_seq=bar_seq, base_seq=_SEQ_FLATTEN + 100 * (self._aux_seq % 20))
-        self._flush_sends()
-        return CommandResult(True, f"flatten: {len(proposals)} closing order(s) sent", len(proposals))
+        await self._reconcile("flatten")
+
+        def close_positions() -> None:
+            proposals = flatten_orders(self.portfolio, assets=self.asset_flags, limits=self.limits)
+            self._journal(ev.KillSwitch(phase="flatten", counts={"positions": len(proposals)}, detail=cause),
+                          durable=True)
+            self._aux_seq += 1
+            bar_seq = self.book.ledger.seq_for(self.last_bar_ts) if self.last_bar_ts else 0
+            denials_before = sum(self.stats.denials.values())
+            self._create_intents(proposals, bar_seq=bar_seq, base_seq=_SEQ_FLATTEN + 100 * (self._aux_seq % 20))
+            sent = len(self._pending_send)
+            self._flush_sends()
+            denied = sum(self.stats.denials.values()) - denials_before
+            text = f"flatten: {sent} closing order(s) sent for {len(proposals)} position(s)" + (
+                f", {denied} denied (see the event log)" if denied else "")
+            self._note("kill", None, f"FLATTEN ({cause}): {text}")
+            answer(CommandResult(denied == 0, text, sent))
+
+        self.post(_Callback(close_positions))
 
     # ----------------------------------------------------------------- events
 

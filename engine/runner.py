@@ -71,7 +71,7 @@ class HeadlessRun:
             else:
                 self._watch(session)
         finally:
-            session.stop()
+            session.stop(how=f"stopped: {self.reason}" if self.reason else "stopped")
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         snap = session.snapshot

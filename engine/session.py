@@ -78,6 +78,7 @@ class Session:
         self._stop_requested: asyncio.Event | None = None
         self.control: ControlServer | None = None
         self.log_path: Path | None = None
+        self._how = "stopped"
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> "Session":
@@ -232,7 +233,7 @@ class Session:
         await asyncio.sleep(0)  # let the engine take the last batch off its inbox
         if self.control is not None:
             await self.control.stop()
-        await self.engine.stop("stopped")
+        await self.engine.stop(self._how)
 
     async def _pump_signals(self) -> None:
         assert self.engine is not None
@@ -257,8 +258,10 @@ class Session:
     def execute_sync(self, command: Command, timeout: float = 10.0) -> CommandResult:
         return self._call(command).result(timeout)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop in order: no new orders, open orders left working, journal sealed, venue stopped."""
+    def stop(self, timeout: float = 30.0, how: str = "stopped") -> None:
+        """Stop in order: no new orders, open orders left working, journal sealed
+        (saying `how` the session ended), venue stopped."""
+        self._how = how
         if self._loop is not None and not self._loop.is_closed() and self._stop_requested is not None:
             try:
                 self._loop.call_soon_threadsafe(self._stop_requested.set)

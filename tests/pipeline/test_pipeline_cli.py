@@ -232,8 +232,8 @@ def test_sigterm_stops_in_order_leaving_open_orders_working(tmp_path, run_proces
     report = json.loads(execdesk("report", "--journal", str(journal), "--format", "json").stdout)
     [session] = report["sessions"]
     assert session["sealed"] is True and session["ended_at"]
-    assert session["ended_how"] == "stopped"
-    assert session["runs"][-1]["how"] == "stopped"
+    assert session["ended_how"] == "stopped: SIGTERM"
+    assert session["runs"][-1]["how"] == "stopped: SIGTERM"
     assert report["summary"]["orders_by_status"] == {"partially_filled": len(SIGNALS)}
     assert not report["summary"]["cancel_requests_by_cause"], "a stop cancels nothing"
     done = execdesk("status", "--journal", str(journal), "--json")
