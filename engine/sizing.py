@@ -291,6 +291,15 @@ def size_batch(
         px = valuation_price(side, mid, limit, bid, ask)
         notional_px = limit if limit is not None else (ask if side is Side.BUY else bid)
         qty = abs(delta)
+        # Alpaca refuses one order that takes a long position short (or a short one
+        # long): "insufficient qty available". A reversal closes what is held on this
+        # bar; the next bar opens the other side.
+        if side is Side.SELL and b.qty > ZERO and qty > b.qty - b.sell_open:
+            qty = b.qty - b.sell_open
+        elif side is Side.BUY and b.qty < ZERO and qty > -b.qty - b.buy_open:
+            qty = -b.qty - b.buy_open
+        if qty <= ZERO:
+            continue
         if qty > max_qty:
             qty = max_qty
         if qty * notional_px > max_notional:

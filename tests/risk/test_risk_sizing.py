@@ -74,7 +74,8 @@ def test_reducing_order_is_flagged_reduce_only():
     o = orders_by_symbol(desk, {"AAPL": 0.5})["AAPL"]
     assert (o.side, o.qty, o.reduce_only) == (Side.SELL, D(19), True)
     o = orders_by_symbol(desk, {"AAPL": -0.5})["AAPL"]
-    assert (o.side, o.reduce_only) == (Side.SELL, False)  # crosses zero: opens a short
+    # a reversal only closes on this bar (Alpaca refuses one order through zero)
+    assert (o.side, o.qty, o.reduce_only) == (Side.SELL, D(40), True)
 
 
 # -- threshold and minimum trade ----------------------------------------------------------
@@ -245,3 +246,28 @@ def test_limits_are_marketable_on_the_grid_and_within_the_offset(price, spread_t
     assert _on_grid(buy) and _on_grid(sell)
     assert ask <= buy <= ask * (1 + offset), (ask, buy)
     assert bid * (1 - offset) <= sell <= bid or sell == D("0.0001"), (bid, sell)
+
+
+def test_a_reversal_closes_the_position_first_and_opens_the_other_side_next_bar():
+    """Given a long position and a signal that wants a short, when sized, then the order
+    only sells what is held (Alpaca refuses one order through zero); once flat, the
+    next batch opens the short."""
+    from decimal import Decimal
+
+    from engine.model import Side
+    from engine.portfolio import Portfolio
+    from engine.sizing import size_batch
+    from datetime import datetime, timezone
+
+    pf = Portfolio(sector_of={"AAPL": "Information Technology"})
+    pf.set_account(Decimal("100000"), Decimal("100000"), Decimal("100000"), Decimal("200000"))
+    now = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
+    pf.on_quote("AAPL", Decimal("100.00"), Decimal("100.02"), now)
+    pf.apply_fill("AAPL", Side.BUY, Decimal("19"), Decimal("100.00"))
+
+    [order] = size_batch({"AAPL": -0.5}, pf)
+    assert order.side is Side.SELL and order.qty == Decimal("19")
+
+    pf.apply_fill("AAPL", Side.SELL, Decimal("19"), Decimal("100.00"))
+    [opening] = size_batch({"AAPL": -0.5}, pf)
+    assert opening.side is Side.SELL and opening.qty > 0 and not opening.reduce_only
