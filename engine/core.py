@@ -210,6 +210,7 @@ class Engine:
         self._stopping = False
         self._orders_this_bar = 0
         self._pending_send: list[Order] = []
+        self._throttled: dict[str, int] = {}  # client_order_id -> resends after a 429
         self._deferred: list[Any] | None = None  # journal events held for the batch's one durable write
         self._dirty_orders: set[str] = set()  # orders changed since the last snapshot
         self._rows_complete = False  # the rows were built from the whole book at least once
@@ -998,11 +999,49 @@ class Engine:
                 self.portfolio.order_closed(order.client_order_id)
                 self._check_kill_progress()
             self._note("order", order.symbol, f"REJECTED by the venue: {order.side.value} {_q(order.qty)} {order.symbol}: {out.message}")
+        elif out.http_status == 429:
+            # Refused for the rate before anything happened at the venue: looked up
+            # first, then sent again under the same client_order_id (the venue would
+            # refuse a duplicate) once the limiter allows.
+            self._record(ev.SubmitUnknown(client_order_id=order.client_order_id, cause=f"rate limited (429): {out.message}"))
+            self._note("error", order.symbol, f"{order.client_order_id} refused for the rate (429): "
+                                              "will look it up, then send it again under the same id")
+            self._spawn(self._after_throttle(order.client_order_id, self._throttled.get(order.client_order_id, 0)),
+                        "after-429")
         else:
             self._record(ev.SubmitUnknown(client_order_id=order.client_order_id, cause=out.message or "unknown"))
             self._note("error", order.symbol, f"submit outcome unknown for {order.client_order_id} ({out.message}): "
                                               "looking it up by client_order_id, never resending")
             self._spawn(self._resolve_unknown(order.client_order_id), "resolve")
+
+    async def _after_throttle(self, cid: str, attempt: int) -> None:
+        await asyncio.sleep(min(0.5 * 2 ** attempt, 10.0))
+        try:
+            found = await self.broker.lookup(cid)
+        except BrokerUnavailable:
+            self._spawn(self._resolve_unknown(cid), "resolve")
+            return
+        if found is not None:
+            self.post(_Resolved(cid, found))
+            return
+        self.post(_Callback(lambda: self._resend_after_throttle(cid, attempt + 1)))
+
+    def _resend_after_throttle(self, cid: str, attempt: int) -> None:
+        order = self.book.get(cid)
+        if order is None or order.status is not OrderStatus.UNKNOWN:
+            return
+        if self.state is TradingState.HALTED or attempt > 5:
+            why = "trading HALTED" if self.state is TradingState.HALTED else f"still rate limited after {attempt - 1} tries"
+            if self._record(ev.SubmitRejected(client_order_id=cid, http_status=429,
+                                              message=f"not sent: refused for the rate, then {why}")):
+                self.portfolio.order_closed(cid)
+            self._note("order", order.symbol, f"{cid} not sent: refused for the rate (429), then {why}")
+            return
+        self._throttled[cid] = attempt
+        if not self._journal(ev.SubmitUnknown(client_order_id=cid, cause=f"sending again after 429 (try {attempt + 1}); "
+                                                                      "lookup: not at the venue"), durable=True):
+            return
+        self._spawn(self._submit_task(order), "resubmit")
 
     def _acked(self, order: Order, venue: VenueOrder, source: str) -> None:
         try:
