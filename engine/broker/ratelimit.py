@@ -240,6 +240,8 @@ class RateLimiter:
             now, wall_now = self._clock(), self._wall()
             if limit is not None and limit > 0:
                 hs.limit = limit
+            elif status < 400 and limit is None:
+                hs.limit = None  # the venue stopped saying: a limit it once said does not hold forever
             if remaining is not None:
                 hs.remaining = remaining
             if reset is not None:
