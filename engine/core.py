@@ -62,7 +62,6 @@ from engine.model import (
     OrderType,
     Position,
     RolloutMode,
-    Side,
     TimeInForce,
     TradingState,
 )

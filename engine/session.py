@@ -14,7 +14,6 @@ import secrets
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,7 +24,6 @@ from engine.config import Credentials, Settings, credentials_from_env
 from engine.core import Engine
 from engine.journal import Journal
 from engine.snapshot import EngineSnapshot, EventRow
-from engine.universe import Universe
 
 log = logging.getLogger("execdesk.session")
 

@@ -5,7 +5,7 @@ callback; the Engine alone decides what they mean."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Callable, Protocol, Sequence
@@ -236,12 +236,3 @@ class Broker(Protocol):
 
 class BrokerUnavailable(Exception):
     """The venue could not answer (timeout, 5xx, connection lost, rate limited)."""
-
-
-@dataclass
-class RequestStats:
-    """Counts for the error-rate trip and the report."""
-
-    attempted: int = 0
-    failed: int = 0
-    recent: list[bool] = field(default_factory=list)
