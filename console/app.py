@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from textual import on, work
+from textual.css.query import NoMatches
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -69,12 +70,15 @@ class ExecDeskApp(App[None]):
         screen = self.main_screen
         if screen is None or (snapshot.seq == self._shown_seq and not force):
             return
-        self.snapshot = snapshot
-        self._shown_seq = snapshot.seq
         if self.halt_pending and snapshot.trading_state is TradingState.HALTED:
             self.halt_pending = False  # the engine says so now: the snapshot takes over
-        with self.batch_update():
-            screen.apply(snapshot, halt_pending=self.halt_pending)
+        self.snapshot = snapshot
+        self._shown_seq = snapshot.seq
+        try:
+            with self.batch_update():
+                screen.apply(snapshot, halt_pending=self.halt_pending)
+        except NoMatches:
+            self._shown_seq = None  # the screen is still composing its widgets: the next tick shows it
 
     # -- commands -------------------------------------------------------------------
 
