@@ -87,6 +87,7 @@ log = logging.getLogger("execdesk.engine")
 
 _FINAL_WORDS = frozenset({"filled", "canceled", "expired", "replaced", "rejected", "done_for_day"})
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
+_MINUTE = timedelta(minutes=1)
 _EXTERNAL = "\0external"  # marks a change among external orders
 # seq numbers of client order ids for orders outside the signal flow
 _SEQ_STOP = 5000
@@ -192,6 +193,7 @@ class Engine:
         self.stats = EngineStats()
         self.bars: dict[str, deque[VenueBar]] = {}
         self._bar_waiters: list[asyncio.Future] = []
+        self.latest_bar_close: datetime | None = None  # close of the newest minute bar from the stream
         self._events: deque[EventRow] = deque(maxlen=500)
         self._event_seq = 0
         self._pl_history: deque[float] = deque(maxlen=120)
@@ -787,6 +789,9 @@ class Engine:
 
     def _on_bar(self, bar: VenueBar) -> None:
         self.bars.setdefault(bar.symbol, deque(maxlen=240)).append(bar)
+        close = bar.ts + _MINUTE
+        if self.latest_bar_close is None or close > self.latest_bar_close:
+            self.latest_bar_close = close
         waiters, self._bar_waiters = self._bar_waiters, []
         for w in waiters:
             if not w.done():
@@ -1539,6 +1544,7 @@ class EngineMarketView:
 
     def __init__(self, engine: Engine):
         self._engine = engine
+        self._last: datetime | None = None  # the close returned last
 
     def now(self) -> datetime:
         return self._engine.clock.now()
@@ -1562,22 +1568,42 @@ class EngineMarketView:
         return out
 
     async def next_bar(self) -> datetime:
-        """The next minute bar from the venue's data stream; if the stream is
-        quiet, the next bar boundary on the venue clock."""
+        """The close of the next bar (session.bar_interval) on the venue clock. It
+        returns once the venue's minute bars up to that close have arrived on the
+        data stream or, when the stream is quiet, once a running venue clock has
+        passed it. The first call returns at once with the last close when the clock
+        runs and bar history is there, so signal models trade from the first seconds
+        of a session instead of after its first bar."""
         e = self._engine
-        interval = e.settings.session.bar_interval
+        interval = timedelta(seconds=e.settings.session.bar_interval)
         now = e.clock.now()
-        boundary = datetime.fromtimestamp((now.timestamp() // interval + 1) * interval, tz=timezone.utc)
-        wait_wall = e.clock.wall_seconds((boundary - now).total_seconds())
-        fut = asyncio.get_running_loop().create_future()
-        e._bar_waiters.append(fut)
-        try:
-            got = await asyncio.wait_for(fut, timeout=wait_wall + 2.0)
-        except asyncio.TimeoutError:
-            got = boundary
-        # let the rest of that minute's bars arrive
-        await asyncio.sleep(0.05)
-        return got
+        if self._last is None and e.clock.speed > 0 and any(e.bars.values()):
+            self._last = _floor(now, interval)
+            return self._last
+        ref = now if self._last is None else max(now, self._last)
+        boundary = _floor(ref, interval) + interval
+        loop = asyncio.get_running_loop()
+        while e.latest_bar_close is None or e.latest_bar_close < boundary:
+            if e.clock.speed > 0 and e.clock.now() >= boundary + _QUIET_STREAM_GRACE:
+                break  # the stream is quiet: the venue clock says the bar closed
+            fut = loop.create_future()
+            e._bar_waiters.append(fut)
+            remaining = max((boundary + _QUIET_STREAM_GRACE - e.clock.now()).total_seconds(), 0.0)
+            try:
+                await asyncio.wait_for(fut, timeout=e.clock.wall_seconds(remaining) + 0.5)
+            except asyncio.TimeoutError:
+                pass
+        await asyncio.sleep(0.05)  # the rest of that minute's bars arrive together
+        self._last = boundary
+        return boundary
+
+
+_QUIET_STREAM_GRACE = timedelta(seconds=2)
+
+
+def _floor(ts: datetime, interval: timedelta) -> datetime:
+    step = interval.total_seconds()
+    return datetime.fromtimestamp((ts.timestamp() // step) * step, tz=timezone.utc)
 
 
 def _q(value: Decimal | None) -> str:
