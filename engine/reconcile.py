@@ -15,8 +15,6 @@ from typing import Iterable, Mapping
 from engine.broker.base import VenueOrder
 from engine.model import Order, OrderStatus
 
-ID_PREFIX = "xd-"
-
 
 @dataclass(frozen=True, slots=True)
 class FillCatchUp:
@@ -54,10 +52,6 @@ def catch_up_fill(order: Order, venue: VenueOrder) -> FillCatchUp | None:
         price=price.quantize(Decimal("0.000001")),
         execution_id=f"sync-{venue.id}-{venue.filled_qty.normalize()}",
     )
-
-
-def is_ours(client_order_id: str) -> bool:
-    return client_order_id.startswith(ID_PREFIX)
 
 
 def plan_reconciliation(
