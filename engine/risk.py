@@ -127,7 +127,7 @@ class OrderRateWindow:
 class PreTradeRisk:
     """The pre-trade checks. One call to check() runs them cheapest first and returns
     the first Denial, or None when the order may go. Run it when the intent is
-    created and again at approval (with engine.sizing.reprice at current prices).
+    created and again at approval (the same order, against current prices).
 
     The engine must, after a passing check of an order it is about to submit, call
     portfolio.order_opened(...) before checking the next one, and rate.record(now)
