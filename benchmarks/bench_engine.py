@@ -13,8 +13,8 @@ this process) through alpaca-py, on whatever machine runs them:
    the cost of applying one event at 10 and at 10,000 open orders.
 
 No engine code is changed for this: the timestamps come from wrapping methods
-of the one instance under test (Engine._on_submitted, Engine.on_batch_done,
-Engine._open_journal, Engine._reconcile, Engine._finish_kill, the broker's
+of the one instance under test (the Engine's handler of Submitted, Engine.on_batch_done,
+Recorder.open_journal, VenueSync.reconcile, Halting.finish_kill, the broker's
 TradingClient.cancel_orders, the venue's cancel_all). The 53-signal batches run
 twice: with the built-in venue in this process (what `execdesk run` embeds; its
 CPU shares the interpreter with the engine) and with the venue in its own process
@@ -154,7 +154,7 @@ def error_row(name: str, target: str, exc: BaseException) -> dict:
 
 @dataclass
 class BatchProbe:
-    """Wraps Engine._on_submitted and Engine.on_batch_done of one engine (inside its
+    """Wraps the Engine's handler of Submitted and Engine.on_batch_done of one engine (inside its
     loop): when a batch was handled, how many submits it made, when each ack was
     applied, and the moment the last one was."""
 
@@ -167,7 +167,9 @@ class BatchProbe:
     _orig: Callable | None = None
 
     def install(self) -> None:
-        self._orig = self.eng._on_submitted  # noqa: SLF001
+        from engine.core.messages import Submitted
+
+        self._orig = self.eng.handlers[Submitted]
         orig = self._orig
 
         def on_submitted(item) -> None:
@@ -178,12 +180,14 @@ class BatchProbe:
                 self.bad.append(f"{item.client_order_id}: {item.outcome.kind} {item.outcome.message}")
             self._maybe_done()
 
-        self.eng._on_submitted = on_submitted  # noqa: SLF001
+        self.eng.handlers[Submitted] = on_submitted
         self.eng.on_batch_done = self._batch_done
 
     def uninstall(self) -> None:
         if self._orig is not None:
-            self.eng.__dict__.pop("_on_submitted", None)
+            from engine.core.messages import Submitted
+
+            self.eng.handlers[Submitted] = self._orig
         self.eng.on_batch_done = None
 
     def arm(self) -> None:
@@ -590,8 +594,8 @@ def build_desk(n: int, tmp: Path, hook: Callable[[Any], None] | None = None) -> 
         timings: dict[str, float] = {}
 
         def instrument(eng) -> None:
-            open_journal = eng._open_journal  # noqa: SLF001
-            reconcile = eng._reconcile  # noqa: SLF001
+            open_journal = eng.recorder.open_journal
+            reconcile = eng.sync.reconcile
 
             def timed_open() -> None:
                 t = time.perf_counter()
@@ -603,8 +607,8 @@ def build_desk(n: int, tmp: Path, hook: Callable[[Any], None] | None = None) -> 
                 await reconcile(trigger)
                 timings.setdefault(f"reconcile:{trigger}", time.perf_counter() - t)
 
-            eng._open_journal = timed_open  # noqa: SLF001
-            eng._reconcile = timed_reconcile  # noqa: SLF001
+            eng.recorder.open_journal = timed_open
+            eng.sync.reconcile = timed_reconcile
             if hook is not None:
                 hook(eng)
 
@@ -638,7 +642,7 @@ def _venue_order(cid: str, vid: str, symbol: str, status: str, filled: Decimal, 
 async def _apply_rounds(eng, rounds: int, per_round: int = 5, warmup: int = 20) -> dict[str, list[float]]:
     """Inside the engine's loop: per round, `per_round` new working orders of 2 shares
     enter the book as the engine records them (intent, sent, acked: not timed); then
-    each gets three trade updates through Engine._handle, one at a time, each timed:
+    each gets three trade updates through Engine.handle, one at a time, each timed:
     new, partial_fill (1), fill (1). The book holds n .. n + per_round open orders."""
     import uuid
 
@@ -661,9 +665,8 @@ async def _apply_rounds(eng, rounds: int, per_round: int = 5, warmup: int = 20) 
             vid = str(uuid.uuid4())
             for e in (ev.IntentCreated(order=order, batch_seq=90_000 + r), ev.SubmitSent(client_order_id=cid, at=now),
                       ev.SubmitAcked(client_order_id=cid, venue_order_id=vid, status=OrderStatus.ACCEPTED)):
-                if not eng._record(e):  # noqa: SLF001
+                if not eng.recorder.record(e):  # the portfolio follows (Recorder.project)
                     raise RuntimeError(f"the book refused {type(e).__name__} for {cid}")
-            eng.portfolio.order_opened(cid, sym, Side.BUY, Decimal(2), price, False)
             made.append((cid, vid, sym, price))
         for kind, status, filled in (("new", "new", Decimal(0)), ("partial_fill", "partially_filled", Decimal(1)),
                                      ("fill", "filled", Decimal(2))):
@@ -672,7 +675,7 @@ async def _apply_rounds(eng, rounds: int, per_round: int = 5, warmup: int = 20) 
                                   timestamp=now, execution_id=None if kind == "new" else f"x-{vid}-{filled}",
                                   price=None if kind == "new" else price, qty=None if kind == "new" else Decimal(1))
                 t = time.perf_counter_ns()
-                await eng._handle(upd)  # noqa: SLF001
+                eng.handle(upd)
                 dt = time.perf_counter_ns() - t
                 if r >= warmup:
                     out[kind].append(dt / 1000)
@@ -686,7 +689,7 @@ async def _publish_cost(eng, reps: int = 15) -> float:
     samples = []
     for _ in range(reps):
         t = time.perf_counter()
-        eng._publish()  # noqa: SLF001
+        eng.publish()
         samples.append((time.perf_counter() - t) * 1000)
     return statistics.median(samples)
 
@@ -708,7 +711,7 @@ def bench_desks(tmp: Path) -> list[dict]:
         every = got["new"] + got["partial_fill"] + got["fill"]
         costs[n] = statistics.median(every)
         apply_rows.append({
-            "name": f"Engine._handle(TradeUpdate), one event at {n:,} open orders, median",
+            "name": f"Engine.handle(TradeUpdate), one event at {n:,} open orders, median",
             "value": round(costs[n], 1), "unit": "us/event", "target": "same at 10 and 10,000 open orders",
             "note": f"{len(every)} events through the engine's handler inside its loop (new / partial_fill / fill "
                     f"medians {statistics.median(got['new']):.0f} / {statistics.median(got['partial_fill']):.0f} / "
@@ -736,7 +739,7 @@ def bench_desks(tmp: Path) -> list[dict]:
     apply_rows[-1]["note"] += f"; {costs[RECON_ORDERS] / costs[10]:.2f} x the cost at 10 (same if <= 1.5)"
     rows += apply_rows
     rows.append({
-        "name": "Engine._publish (one snapshot to the console / control socket) at 10,000 open orders",
+        "name": "Engine.publish (one snapshot to the console / control socket) at 10,000 open orders",
         "value": round(pubs[RECON_ORDERS], 2), "unit": "ms", "target": "(reported)",
         "note": f"{pubs[10]:.2f} ms at 10 open orders; up to 20 a second (2 x console.max_fps) while anything "
                 "changes, each blocking the engine's loop",
@@ -762,13 +765,13 @@ def bench_kill(tmp: Path) -> list[dict]:
             return cancel_orders(*a, **k)
 
         client.cancel_orders = timed_cancel_orders
-        finish = eng._finish_kill  # noqa: SLF001
+        finish = eng.halt.finish_kill
 
         def timed_finish() -> None:
             finish()
             marks.setdefault("confirmed", time.perf_counter())
 
-        eng._finish_kill = timed_finish  # noqa: SLF001
+        eng.halt.finish_kill = timed_finish
 
     desk = build_desk(KILL_ORDERS, tmp, hook)
     try:

@@ -208,7 +208,7 @@ class Session:
                 await self.control.start()
             except (ControlError, OSError) as exc:
                 self.control = None
-                self.engine._note("error", None, f"control socket unavailable: {exc}")
+                self.engine.note("error", None, f"control socket unavailable: {exc}")
         except BaseException as exc:  # reported to the starting thread
             self._start_error = exc
             self._started.set()

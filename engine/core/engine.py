@@ -1,0 +1,359 @@
+"""The Engine: the one owner of trading state, its inbox, its dispatch table,
+its timers, start and stop.
+
+One asyncio task applies every change in order: commands from front ends,
+results of broker calls, stream traffic, signal batches and timers all arrive on
+the inbox, and each message type has one handler (the table in `Engine.__init__`).
+Broker I/O runs in tasks (and the broker's worker threads) that post a typed
+result (engine.core.messages) back to the inbox; nothing else mutates state.
+The work itself lives in the parts: recorder (check -> journal -> apply, and the
+portfolio's projection), intents, submits, lifecycle, sync, halt, publish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from engine.broker.base import (
+    Broker,
+    ConnectivityChanged,
+    RateLimitChanged,
+    RequestFailed,
+    TradeUpdate,
+    VenueBar,
+    VenueOrder,
+    VenueQuote,
+)
+from engine.clock import VenueTime
+from engine.commands import (
+    ApproveAll,
+    ApproveIntent,
+    CancelOrder,
+    Command,
+    CommandResult,
+    Flatten,
+    Halt,
+    RejectAll,
+    RejectIntent,
+    Resume,
+    SetOverride,
+)
+from engine.config import Settings, SymbolOverride
+from engine.core import messages as msg
+from engine.core.common import MINUTE
+from engine.core.halt import Halting
+from engine.core.intents import Intents
+from engine.core.lifecycle import Lifecycle
+from engine.core.market_view import EngineMarketView
+from engine.core.publish import Publisher
+from engine.core.recorder import Recorder
+from engine.core.submits import Submits
+from engine.core.sync import VenueSync
+from engine.journal import Journal, JournalError
+from engine.model import Order, OrderStatus, TradingState
+from engine.orders import OrderBook
+from engine.portfolio import Portfolio, RiskLimits
+from engine.risk import PreTradeRisk, TradingStateRules, TripCause
+from engine.signals import SignalBatch
+from engine.sizing import AssetFlags
+from engine.snapshot import Connectivity, EngineSnapshot, EventRow, KillSwitchStatus
+from engine.universe import Universe
+
+log = logging.getLogger("execdesk.engine")
+
+
+@dataclass
+class EngineStats:
+    batches: int = 0
+    intents: int = 0
+    submits: int = 0
+    fills: int = 0
+    denials: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        broker: Broker,
+        journal: Journal,
+        universe: Universe,
+        *,
+        venue_kind: str = "SIM",
+        clock_speed: float = 1.0,
+        auto_approve: bool = False,
+        log_sink: Callable[[EventRow], None] | None = None,
+        new_session: bool = False,
+    ):
+        self.settings = settings
+        self.broker = broker
+        self.journal = journal
+        self.universe = universe
+        self.venue_kind = venue_kind
+        self.auto_approve = auto_approve
+        self.new_session = new_session
+        self.clock = VenueTime(clock_speed)
+        self.limits = RiskLimits.from_settings(settings)
+        self.book = OrderBook()
+        self.portfolio = Portfolio(settings, {a.symbol: a.sector for a in universe.assets}, limits=self.limits)
+        allow = set(settings.rollout.allowlist)
+        self.symbols: tuple[str, ...] = tuple(s for s in universe.symbols if not allow or s in allow)
+        self.asset_flags: dict[str, AssetFlags] = {
+            a.symbol: AssetFlags(a.shortable, a.easy_to_borrow, a.fractionable, True) for a in universe.assets
+        }
+        self.risk = PreTradeRisk(settings, assets=self.asset_flags, limits=self.limits)
+        self.rules = TradingStateRules(settings)
+        self.state = TradingState.ACTIVE
+        self.state_cause = "start"
+        self.trip_cause: TripCause | None = None
+        self.overrides: dict[str, SymbolOverride] = dict(settings.rollout.overrides)
+        self.external: dict[str, VenueOrder] = {}  # venue id -> order the engine did not create
+        self.session_id = ""
+        self.account_number = ""
+        self.last_bar_ts: datetime | None = None
+        self.trading_ready = False
+        self.not_ready_reason = "starting"
+        self.connectivity = Connectivity()
+        self.kill = KillSwitchStatus()
+        self.stats = EngineStats()
+        self.bars: dict[str, deque[VenueBar]] = {}
+        self.bar_waiters: list[asyncio.Future] = []
+        self.latest_bar_close: datetime | None = None  # close of the newest minute bar from the stream
+        self.on_batch_done: Callable[[SignalBatch], None] | None = None
+        self.stopping = False
+        self._inbox: asyncio.Queue | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task] = set()
+        # the parts: each holds a reference to this engine and its own private state
+        self.publisher = Publisher(self, log_sink)
+        self.recorder = Recorder(self)
+        self.intents = Intents(self)
+        self.submits = Submits(self)
+        self.lifecycle = Lifecycle(self)
+        self.sync = VenueSync(self)
+        self.halt = Halting(self)
+        # one handler per inbox message type
+        self.handlers: dict[type, Callable[[Any], None]] = {
+            msg.CommandEnvelope: self._on_command,
+            msg.Timer: self._on_timer,
+            TradeUpdate: self.lifecycle.on_trade_update,
+            VenueQuote: self.intents.on_quote,
+            VenueBar: self._on_bar,
+            SignalBatch: self.intents.on_batch,
+            ConnectivityChanged: self.sync.on_connectivity,
+            RateLimitChanged: self.sync.on_rate_limit,
+            RequestFailed: self.halt.on_request_failed,
+            msg.Submitted: self.submits.on_submitted,
+            msg.Resolved: self.submits.on_resolved,
+            msg.ThrottleCleared: self.submits.on_throttle_cleared,
+            msg.CancelAsked: self.submits.on_cancel_asked,
+            msg.CancelUnknown: self.submits.on_cancel_unknown,
+            msg.AccountRead: self.sync.on_account_read,
+            msg.PositionsRead: self.sync.on_positions_read,
+            msg.ReconcileRead: self.sync.on_reconcile_read,
+            msg.CancelAllAnswered: self.halt.on_cancel_all_answered,
+            msg.KillOpenSeen: self.halt.on_kill_open_seen,
+            msg.FlattenReady: self.halt.on_flatten_ready,
+        }
+        self._commands: dict[type, Callable[[Any], CommandResult]] = {
+            Halt: self.halt.on_halt,
+            Resume: self.halt.on_resume,
+            ApproveIntent: self.intents.on_approve,
+            ApproveAll: self.intents.on_approve_all,
+            RejectIntent: self.intents.on_reject,
+            RejectAll: self.intents.on_reject_all,
+            SetOverride: self.intents.set_override,
+            CancelOrder: self.submits.on_cancel_command,
+        }
+        # commands answered later, from a task of their own, through the future
+        self._commands_later: dict[type, Callable[[Any, asyncio.Future], None]] = {
+            Flatten: self.halt.on_flatten,
+        }
+        self._timers: dict[str, Callable[[], None]] = {
+            "second": self._on_second,
+            "reconcile": lambda: self.spawn(self.sync.reconcile("periodic"), "reconcile"),
+            "positions": lambda: self.spawn(self.sync.refresh_positions(), "positions"),
+            "risk": lambda: self.spawn(self.sync.refresh_account(evaluate=True), "account"),
+            "clock": lambda: self.spawn(self.sync.refresh_clock(), "clock"),
+            "in_flight": self.submits.on_in_flight_timer,
+        }
+
+    def rate_now(self) -> datetime:
+        """The time the order-rate throttle counts in: real time (the venue's limits
+        are per real minute), except on a frozen venue clock, which freezes
+        everything the engine times so that drills and tests are deterministic."""
+        if self.clock.speed == 0:
+            return self.clock.now()
+        return datetime.now(timezone.utc)
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def started(self) -> bool:
+        return self._inbox is not None
+
+    @property
+    def snapshot(self) -> EngineSnapshot:
+        return self.publisher.snapshot
+
+    def post(self, item: Any) -> None:
+        """Put an item on the inbox; safe from any thread (the broker's emit)."""
+        loop, inbox = self._loop, self._inbox
+        if loop is None or inbox is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(inbox.put_nowait, item)
+        except RuntimeError:
+            pass  # the loop closed while shutting down
+
+    def put(self, item: Any) -> None:
+        """Put an item on the inbox from the engine's own loop."""
+        assert self._inbox is not None
+        self._inbox.put_nowait(item)
+
+    async def execute(self, command: Command) -> CommandResult:
+        """Run a command inside the engine task (call from the engine's loop)."""
+        fut = asyncio.get_running_loop().create_future()
+        self.put(msg.CommandEnvelope(command, fut))
+        return await fut
+
+    async def submit_batch(self, batch: SignalBatch) -> None:
+        self.put(batch)
+
+    def market_view(self) -> EngineMarketView:
+        return EngineMarketView(self)
+
+    def open_orders(self) -> list[Order]:
+        return [o for o in self.book.iter_open() if not o.external]
+
+    def note(self, kind: str, symbol: str | None, text: str) -> None:
+        """One line in the event log (and the log sink)."""
+        self.publisher.note(kind, symbol, text)
+
+    def publish(self) -> None:
+        self.publisher.publish()
+
+    # --------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._inbox = asyncio.Queue()
+        self.sync.reconcile_lock = asyncio.Lock()
+        await self.broker.start(self.post, self.symbols)
+        await self.sync.refresh_clock()
+        self.recorder.open_journal()
+        await self.sync.load_assets()
+        await self.sync.refresh_account()
+        await self.sync.seed_market()
+        self.spawn(self._run_loop(), "engine-loop")
+        await self.sync.reconcile("startup")
+        om, mon = self.settings.order_management, self.settings.monitoring
+        self.spawn(self._ticker("second", 1.0, venue=False), "tick-second")
+        self.spawn(self._ticker("reconcile", mon.order_reconciliation_interval), "tick-reconcile")
+        self.spawn(self._ticker("positions", mon.position_update_interval), "tick-positions")
+        self.spawn(self._ticker("risk", mon.risk_check_interval), "tick-risk")
+        self.spawn(self._ticker("clock", 5.0, venue=False), "tick-clock")
+        self.spawn(self._ticker("in_flight", om.in_flight_query_after), "tick-in-flight")
+        self.spawn(self.publisher.run(), "publisher")
+        self.publish()
+
+    async def stop(self, how: str = "stopped") -> None:
+        """Stop in order: no new orders, open orders left working (and said so),
+        journal sealed."""
+        if self.stopping:
+            return
+        self.stopping = True
+        working = [o for o in self.open_orders() if o.status not in (OrderStatus.CREATED, OrderStatus.AWAITING_APPROVAL)]
+        self.note("info", None, f"stopping: no new orders; {len(working)} open order(s) left working at the venue")
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self.broker.stop()
+        except Exception:  # pragma: no cover - best effort on the way out
+            log.exception("broker stop failed")
+        try:
+            self.journal.seal(how)
+        except JournalError:
+            pass
+        self.publish()
+
+    def spawn(self, coro, name: str) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and not self.stopping:
+            exc = task.exception()
+            log.error("task %s failed: %r", task.get_name(), exc)
+            self.note("error", None, f"internal task {task.get_name()} failed: {exc!r}")
+
+    # --------------------------------------------------------------- the loop
+
+    async def _run_loop(self) -> None:
+        assert self._inbox is not None
+        while True:
+            item = await self._inbox.get()
+            try:
+                self.handle(item)
+            except Exception as exc:  # one bad item must not stop the engine
+                log.exception("engine failed on %s", type(item).__name__)
+                self.note("error", None, f"internal error on {type(item).__name__}: {exc!r}")
+                if isinstance(item, msg.CommandEnvelope) and not item.future.done():
+                    item.future.set_result(CommandResult(False, f"internal error: {exc!r}"))
+            self.publisher.dirty = True
+
+    def handle(self, item: Any) -> None:
+        """Apply one inbox item through its handler (inside the engine task)."""
+        handler = self.handlers.get(type(item))
+        if handler is None:
+            log.warning("no handler for %s", type(item).__name__)
+            return
+        handler(item)
+
+    def _on_command(self, env: msg.CommandEnvelope) -> None:
+        cmd = env.command
+        later = self._commands_later.get(type(cmd))
+        if later is not None:
+            later(cmd, env.future)
+            return
+        handler = self._commands.get(type(cmd))
+        result = handler(cmd) if handler is not None else CommandResult(False, f"unknown command {type(cmd).__name__}")
+        if not env.future.done():
+            env.future.set_result(result)
+
+    # ----------------------------------------------------------------- timers
+
+    async def _ticker(self, name: str, seconds: float, venue: bool = True) -> None:
+        wall = self.clock.wall_seconds(seconds) if venue else seconds
+        while True:
+            await asyncio.sleep(wall)
+            self.put(msg.Timer(name))
+
+    def _on_timer(self, item: msg.Timer) -> None:
+        self._timers[item.name]()
+
+    def _on_second(self) -> None:
+        self.intents.expire_approvals()
+        self.halt.check_kill_progress()
+        self.halt.check_venue_status()
+
+    # ------------------------------------------------------------- market data
+
+    def _on_bar(self, bar: VenueBar) -> None:
+        self.bars.setdefault(bar.symbol, deque(maxlen=240)).append(bar)
+        close = bar.ts + MINUTE
+        if self.latest_bar_close is None or close > self.latest_bar_close:
+            self.latest_bar_close = close
+        waiters, self.bar_waiters = self.bar_waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(bar.ts)

@@ -1,0 +1,108 @@
+"""What the Engine's own tasks put on its inbox: command envelopes, timer ticks
+and the results of background venue I/O. Each has one handler in the Engine's
+dispatch table (engine.core.engine); the results are applied inside the engine
+task, so nothing but that task mutates state."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Sequence
+
+from engine.broker.base import CancelAllOutcome, SubmitOutcome, VenueAccount, VenueOrder, VenuePosition
+from engine.commands import Command
+
+
+@dataclass(slots=True)
+class CommandEnvelope:
+    command: Command
+    future: asyncio.Future
+
+
+@dataclass(slots=True)
+class Timer:
+    name: str
+
+
+@dataclass(slots=True)
+class Submitted:
+    """A submit's outcome (acked, rejected or unknown) and its wall time."""
+
+    client_order_id: str
+    outcome: SubmitOutcome
+    wall_ms: float
+
+
+@dataclass(slots=True)
+class Resolved:
+    """A lookup by client_order_id answered: the venue's order, or None (absent)."""
+
+    client_order_id: str
+    order: VenueOrder | None
+
+
+@dataclass(slots=True)
+class ThrottleCleared:
+    """A submit refused for the rate (429) was looked up and is not at the venue."""
+
+    client_order_id: str
+    attempt: int
+
+
+@dataclass(slots=True)
+class CancelAsked:
+    client_order_id: str
+    cause: str
+
+
+@dataclass(slots=True)
+class CancelUnknown:
+    client_order_id: str
+    symbol: str
+    message: str
+
+
+@dataclass(slots=True)
+class AccountRead:
+    account: VenueAccount
+    evaluate: bool
+
+
+@dataclass(slots=True)
+class PositionsRead:
+    positions: Sequence[VenuePosition]
+
+
+@dataclass(slots=True)
+class ReconcileRead:
+    """What a reconciliation fetched; `done` is set once it was applied."""
+
+    trigger: str
+    venue_orders: list[VenueOrder]
+    positions: Sequence[VenuePosition]
+    lookups: dict[str, VenueOrder | None]
+    unaccounted: list[str]
+    done: asyncio.Future
+
+
+@dataclass(slots=True)
+class CancelAllAnswered:
+    """The kill switch's cancel-all answered."""
+
+    outcome: CancelAllOutcome
+    attempt: int
+
+
+@dataclass(slots=True)
+class KillOpenSeen:
+    """The venue's open orders while the kill switch waits for its cancels."""
+
+    open_ids: set[str]
+
+
+@dataclass(slots=True)
+class FlattenReady:
+    """Flatten's cancels are done: create the closing orders."""
+
+    cause: str
+    future: asyncio.Future
