@@ -271,14 +271,6 @@ class Order(_Model):
     def remaining_qty(self) -> Decimal:
         return self.qty - self.filled_qty
 
-    @property
-    def signed_remaining(self) -> Decimal:
-        return self.side.sign * self.remaining_qty
-
-    def apply_status(self, new: OrderStatus) -> None:
-        check_transition(self.client_order_id, self.status, new)
-        self.status = new
-
     def apply_fill(self, fill: Fill) -> bool:
         """Apply a fill once. Returns False for a fill already seen (same execution id)."""
         if fill.execution_id in self.fill_ids:

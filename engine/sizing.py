@@ -401,31 +401,3 @@ def exit_order(
         target_qty=ZERO,
         change_value=qty * valuation_price(side, b.mark, limit, b.bid, b.ask),
     )
-
-
-def reprice(order: ProposedOrder, portfolio: Portfolio, limits: RiskLimits | None = None) -> ProposedOrder:
-    """The same order (symbol, side, qty) priced from the current quote: what the
-    engine checks again at approval. Unchanged when there is no usable quote (the
-    check then denies it for the quote)."""
-    lim = limits or portfolio.limits
-    b = portfolio.books.get(order.symbol)
-    if b is None or not b.quote_ok:
-        return order
-    limit = (
-        None
-        if order.limit_price is None
-        else marketable_limit(order.side, b.bid, b.ask, lim.limit_price_offset)
-    )
-    return ProposedOrder(
-        symbol=order.symbol,
-        side=order.side,
-        qty=order.qty,
-        limit_price=limit,
-        decision_price=b.mark,
-        signal=order.signal,
-        reduce_only=order.reduce_only,
-        purpose=order.purpose,
-        operator_confirmed=order.operator_confirmed,
-        target_qty=order.target_qty,
-        change_value=order.qty * valuation_price(order.side, b.mark, limit, b.bid, b.ask),
-    )

@@ -13,7 +13,6 @@ from engine.sizing import (
     OrderPurpose,
     ProposedOrder,
     marketable_limit,
-    reprice,
     size_batch,
     tick_for,
 )
@@ -184,14 +183,6 @@ def test_sizing_53_signals_returns_every_order_in_priority_order():
     values = [o.change_value for o in orders]
     assert values == sorted(values, reverse=True)
     assert len(orders) > 40
-
-
-def test_reprice_uses_the_current_quote():
-    desk = Desk().quote("AAPL", "228.50")
-    o = orders_by_symbol(desk, {"AAPL": 0.5})["AAPL"]
-    desk.quote("AAPL", "230.00")
-    r = reprice(o, desk.pf)
-    assert (r.qty, r.decision_price, r.limit_price) == (o.qty, D("230.00"), D("230.24"))
 
 
 # -- limit prices and ticks -----------------------------------------------------------------
