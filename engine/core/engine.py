@@ -252,13 +252,8 @@ class Engine:
         await self.sync.seed_market()
         self.spawn(self._run_loop(), "engine-loop")
         await self.sync.reconcile("startup")
-        om, mon = self.settings.order_management, self.settings.monitoring
-        self.spawn(self._ticker("second", 1.0, venue=False), "tick-second")
-        self.spawn(self._ticker("reconcile", mon.order_reconciliation_interval), "tick-reconcile")
-        self.spawn(self._ticker("positions", mon.position_update_interval), "tick-positions")
-        self.spawn(self._ticker("risk", mon.risk_check_interval), "tick-risk")
-        self.spawn(self._ticker("clock", 5.0, venue=False), "tick-clock")
-        self.spawn(self._ticker("in_flight", om.in_flight_query_after), "tick-in-flight")
+        for name, seconds, venue in self.timer_intervals():
+            self.spawn(self._ticker(name, seconds, venue), f"tick-{name.replace('_', '-')}")
         self.spawn(self.publisher.run(), "publisher")
         self.publish()
 
@@ -315,8 +310,11 @@ class Engine:
         """Apply one inbox item through its handler (inside the engine task)."""
         handler = self.handlers.get(type(item))
         if handler is None:
-            log.warning("no handler for %s", type(item).__name__)
-            return
+            # a subclass of a known message is handled as that message
+            handler = next((self.handlers[c] for c in type(item).__mro__[1:] if c in self.handlers), None)
+            if handler is None:
+                log.debug("no handler for %s: ignored", type(item).__name__)
+                return
         handler(item)
 
     def _on_command(self, env: msg.CommandEnvelope) -> None:
@@ -331,6 +329,19 @@ class Engine:
             env.future.set_result(result)
 
     # ----------------------------------------------------------------- timers
+
+    def timer_intervals(self) -> list[tuple[str, float, bool]]:
+        """Every timer: its name, its interval, and whether that is venue time
+        (scaled by the venue's speed) or wall time."""
+        om, mon = self.settings.order_management, self.settings.monitoring
+        return [
+            ("second", 1.0, False),
+            ("reconcile", mon.order_reconciliation_interval, True),
+            ("positions", mon.position_update_interval, True),
+            ("risk", mon.risk_check_interval, True),
+            ("clock", 5.0, False),
+            ("in_flight", om.in_flight_query_after, True),
+        ]
 
     async def _ticker(self, name: str, seconds: float, venue: bool = True) -> None:
         wall = self.clock.wall_seconds(seconds) if venue else seconds
