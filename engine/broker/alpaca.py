@@ -81,7 +81,7 @@ from engine.broker.base import (
     VenuePosition,
     VenueQuote,
 )
-from engine.broker.ratelimit import Priority, RateLimiter, parse_ratelimit_headers
+from engine.broker.ratelimit import Priority, OutboundLimiter, parse_ratelimit_headers
 from engine.config import Credentials, Settings
 
 log = logging.getLogger(__name__)
@@ -393,7 +393,7 @@ class _VenueAdapter(HTTPAdapter):
     """Every request gets a timeout, and every HTTP request beyond the first of a
     call (pagination inside alpaca-py) waits for its own rate-limit permit."""
 
-    def __init__(self, timeout: float, limiter: RateLimiter, host: str, permit: _Permit, pool: int) -> None:
+    def __init__(self, timeout: float, limiter: OutboundLimiter, host: str, permit: _Permit, pool: int) -> None:
         super().__init__(pool_connections=1, pool_maxsize=max(pool, 1), max_retries=0)
         self._timeout = timeout
         self._limiter = limiter
@@ -600,7 +600,7 @@ class AlpacaBroker:
         self.call_timeout = self.request_timeout * 3 + 1
         self._emit_fn: EmitFn | None = None
         self._pool = ThreadPoolExecutor(max_workers=b.workers, thread_name_prefix="broker-rest")
-        self.limiter = RateLimiter(
+        self.limiter = OutboundLimiter(
             b.rate_limit_per_minute, max_in_flight=b.workers, on_change=self._on_rate_change
         )
         self._permit = _Permit()

@@ -1,6 +1,9 @@
-"""Client-side rate limiting of venue requests: a sliding window under the
-configured requests/minute, the venue's X-Ratelimit-* headers and 429 back-off,
-and one priority queue of waiters (cancels, then submits, then queries).
+"""Client-side pacing of the engine's outbound venue requests (OutboundLimiter):
+a sliding window under the configured requests/minute, the venue's X-Ratelimit-*
+headers and 429 back-off, and one priority queue of waiters (cancels, then
+submits, then queries). Not to be confused with the local venue's own limiter
+(engine/sim), which refuses requests over a budget: this one keeps the engine
+from sending them.
 
 The limiter is thread-safe: coroutines on the Engine's loop wait in `acquire`,
 worker threads in `acquire_blocking` (extra pages of one call), and response
@@ -17,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Callable, Mapping
+
+from engine.backoff import Backoff
 
 # How long a waiter sleeps at most before looking again (guards against a missed
 # wake-up; the normal path is woken by a grant, a release or the venue's answer).
@@ -54,7 +59,7 @@ class _HostState:
     reset_at: float | None = None  # epoch seconds, from X-Ratelimit-Reset
     blocked_until: float = 0.0  # monotonic: nothing may be sent before
     low_until: float = 0.0  # monotonic: only cancels may be sent before
-    backoff: float = 0.0  # current 429 back-off when the venue gave no usable reset
+    strikes: int = 0  # 429s in a row without a usable reset (the back-off's attempt)
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,12 @@ class LimiterState:
 OnChange = Callable[[bool, "int | None", "float | None"], None]
 
 
-class RateLimiter:
-    """Sliding-window limiter with priorities.
+# After a 429 that says nothing usable about its reset: 1, 2, 4, ... 60 s.
+BACKOFF_429 = Backoff(initial=1.0, factor=2.0, cap=60.0)
+
+
+class OutboundLimiter:
+    """Sliding-window limiter of outbound requests, with priorities.
 
     per_minute: requests allowed in any `window` seconds (all hosts together).
     max_in_flight: concurrent requests (the worker pool size); waiting for a free
@@ -80,6 +89,9 @@ class RateLimiter:
         budget) are kept for cancels, so the kill switch is never starved.
     on_change(limited, remaining, reset_at): called (outside the lock, from any
         thread) when requests start or stop being held back by a rate limit.
+    backoff: how long a host is held after a 429 without a usable reset (the
+        n-th such 429 in a row waits backoff.delay(n)); a reset shorter than
+        backoff.initial counts as not usable.
     """
 
     def __init__(
@@ -92,8 +104,7 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         on_change: OnChange | None = None,
-        min_backoff: float = 1.0,
-        max_backoff: float = 60.0,
+        backoff: Backoff = BACKOFF_429,
         use_timer: bool = True,
     ) -> None:
         if per_minute < 1:
@@ -105,8 +116,7 @@ class RateLimiter:
         self._clock = clock
         self._wall = wall
         self.on_change = on_change
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
+        self.backoff = backoff
         self._use_timer = use_timer
         self._lock = threading.Lock()
         self._heap: list[_Waiter] = []
@@ -250,15 +260,15 @@ class RateLimiter:
             if reset is not None and reset > wall_now:
                 until_reset = min(reset - wall_now, self.window)
             if status == 429:
-                if until_reset is not None and until_reset >= self.min_backoff:
+                if until_reset is not None and until_reset >= self.backoff.initial:
                     wait = until_reset
                 else:
-                    hs.backoff = min(max(hs.backoff * 2, self.min_backoff), self.max_backoff)
-                    wait = hs.backoff
+                    wait = self.backoff.delay(hs.strikes)
+                    hs.strikes += 1
                 hs.blocked_until = max(hs.blocked_until, now + wait)
             else:
                 if status < 500:
-                    hs.backoff = 0.0
+                    hs.strikes = 0
                 if remaining is not None and until_reset is not None:
                     if remaining <= 0:
                         hs.blocked_until = max(hs.blocked_until, now + until_reset)

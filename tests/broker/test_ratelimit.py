@@ -1,4 +1,4 @@
-"""The client-side rate limiter: window, priorities, the venue's headers, 429s.
+"""The client-side outbound limiter: window, priorities, the venue's headers, 429s.
 A fake clock drives time; nothing here sleeps on the wall clock."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from engine.broker.ratelimit import Priority, RateLimiter, parse_ratelimit_headers
+from engine.backoff import Backoff
+from engine.broker.ratelimit import OutboundLimiter, Priority, parse_ratelimit_headers
 
 
 class FakeClock:
@@ -29,7 +30,7 @@ class FakeClock:
 def make(per_minute=5, clock=None, **kw):
     clock = clock or FakeClock()
     changes = []
-    lim = RateLimiter(
+    lim = OutboundLimiter(
         per_minute,
         clock=clock,
         wall=clock.wall,
@@ -145,7 +146,7 @@ def test_429_backs_off_until_the_venue_reset():
 
 
 def test_429_without_reset_backs_off_exponentially_and_success_resets_it():
-    lim, clock, _ = make(per_minute=100, min_backoff=1.0, max_backoff=8.0)
+    lim, clock, _ = make(per_minute=100, backoff=Backoff(1.0, 2.0, 8.0))
     order: list[str] = []
     delays = []
     for _ in range(5):
@@ -205,7 +206,7 @@ def test_headers_parse():
 
 
 async def test_async_acquire_is_served_in_priority_order_and_can_be_cancelled():
-    lim = RateLimiter(100, max_in_flight=1, use_timer=False)
+    lim = OutboundLimiter(100, max_in_flight=1, use_timer=False)
     await lim.acquire(Priority.QUERY)  # holds the only slot
     served: list[str] = []
 
