@@ -100,6 +100,10 @@ TRADING = "trading"
 DATA = "data"
 MAX_PAGE = 500  # GET /v2/orders limit
 DOWN_AFTER = 3  # consecutive unanswered REST calls before "rest" is down
+# Beyond broker.workers (submits and queries on the wire at once), a worker, an
+# HTTP connection and a limiter slot kept for cancels: the kill switch's
+# cancel-all leaves at once even while a whole batch of submits is in flight.
+CANCEL_SLOTS = 1
 
 
 # ---- URLs ---------------------------------------------------------------------
@@ -215,9 +219,13 @@ class AlpacaBroker:
         # Backstop for a venue that trickles bytes (requests' timeout is per read).
         self.call_timeout = self.request_timeout * 3 + 1
         self._emit_fn: EmitFn | None = None
-        self._pool = ThreadPoolExecutor(max_workers=b.workers, thread_name_prefix="broker-rest")
+        # one worker per request on the wire: the pool, the limiter's slots and each
+        # client's HTTP connection pool are the same size
+        self.in_flight = b.workers + CANCEL_SLOTS
+        self._pool = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="broker-rest")
         self.limiter = OutboundLimiter(
-            b.rate_limit_per_minute, max_in_flight=b.workers, on_change=self._on_rate_change
+            b.rate_limit_per_minute, max_in_flight=self.in_flight, cancel_slots=CANCEL_SLOTS,
+            on_change=self._on_rate_change,
         )
         self._permit = _Permit()
         paper = not settings.is_live
@@ -246,7 +254,7 @@ class AlpacaBroker:
         # APIError on the first 429/504 instead of RetryException (see rest.py).
         client._retry = 0
         client._retry_codes = []
-        adapter = _VenueAdapter(self.request_timeout, self.limiter, host, self._permit, self.settings.broker.workers)
+        adapter = _VenueAdapter(self.request_timeout, self.limiter, host, self._permit, self.in_flight)
         client._session.mount("http://", adapter)
         client._session.mount("https://", adapter)
         client._session.hooks["response"].append(self._response_hook(host))

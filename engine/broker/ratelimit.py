@@ -87,6 +87,9 @@ class OutboundLimiter:
         worker happens here too, so a cancel overtakes queued queries.
     cancel_reserve: the last permits of a window (and of the venue's remaining
         budget) are kept for cancels, so the kill switch is never starved.
+    cancel_slots: of max_in_flight, the slots only cancels may take, so a cancel
+        (the kill switch's cancel-all) never waits for a submit or a query to
+        come back while a whole batch is on the wire.
     on_change(limited, remaining, reset_at): called (outside the lock, from any
         thread) when requests start or stop being held back by a rate limit.
     backoff: how long a host is held after a 429 without a usable reset (the
@@ -101,6 +104,7 @@ class OutboundLimiter:
         window: float = 60.0,
         max_in_flight: int | None = None,
         cancel_reserve: int = 2,
+        cancel_slots: int = 0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         on_change: OnChange | None = None,
@@ -113,6 +117,9 @@ class OutboundLimiter:
         self.window = window
         self.max_in_flight = max_in_flight
         self.cancel_reserve = max(0, cancel_reserve)
+        self.cancel_slots = max(0, cancel_slots)
+        if max_in_flight is not None and self.cancel_slots >= max_in_flight:
+            raise ValueError("cancel_slots must leave at least one slot for submits and queries")
         self._clock = clock
         self._wall = wall
         self.on_change = on_change
@@ -190,7 +197,7 @@ class OutboundLimiter:
         with self._lock:
             if self._heap or self._limited:
                 return False
-            if slot and self._slots_full():
+            if slot and self._slots_full(priority):
                 return False
             now = self._clock()
             self._prune(now)
@@ -297,9 +304,11 @@ class OutboundLimiter:
                 if w.abandoned:
                     heapq.heappop(self._heap)
                     continue
-                if w.slot and (slots_full or self._slots_full()):
+                if w.slot and (slots_full or self._slots_full(w.priority)):
                     # waits for a release, not for time; later slot-less waiters
                     # (extra pages of a call that holds a slot) may still go.
+                    # (Waiters come in priority order and a cancel may use more
+                    # slots than anything after it: full for one, full for the rest.)
                     slots_full = True
                     skipped.append(heapq.heappop(self._heap))
                     continue
@@ -354,8 +363,11 @@ class OutboundLimiter:
 
     # ---- internals (lock held) ---------------------------------------------------
 
-    def _slots_full(self) -> bool:
-        return self.max_in_flight is not None and self._in_flight >= self.max_in_flight
+    def _slots_full(self, priority: int) -> bool:
+        if self.max_in_flight is None:
+            return False
+        cap = self.max_in_flight if priority == Priority.CANCEL else self.max_in_flight - self.cancel_slots
+        return self._in_flight >= cap
 
     def _prune(self, now: float) -> None:
         horizon = now - self.window

@@ -264,6 +264,27 @@ async def test_a_submit_cancelled_while_waiting_for_a_worker_is_never_sent(venue
     await broker.stop()
 
 
+async def test_a_cancel_does_not_wait_for_a_worker_while_every_submit_slot_is_busy(venue, events):
+    broker = make_broker(venue, broker_settings(workers=1))
+    broker._emit_fn = events
+    venue.set_faults(latency_ms=800, scope="trading")
+    try:
+        busy = asyncio.create_task(broker.account())  # holds the only submit/query worker
+        await until(lambda: broker.limiter.state().in_flight == 1)
+        queued = asyncio.create_task(broker.submit(resting_buy(cid("queued"))))
+        await until(lambda: broker.limiter.state().waiting.get("submit") == 1)
+        cancel = asyncio.create_task(broker.cancel(str(uuid.uuid4())))
+        # the cancel is on the wire next to the query; the submit still waits
+        await until(lambda: broker.limiter.state().in_flight == 2, timeout=0.5)
+        assert broker.limiter.state().waiting == {"submit": 1}
+        assert (await cancel).kind is CancelOutcomeKind.NOT_FOUND
+        await busy
+        assert (await queued).kind is SubmitOutcomeKind.ACKED
+    finally:
+        venue.reset_faults()
+        await broker.stop()
+
+
 # ---- streams ---------------------------------------------------------------------------
 
 

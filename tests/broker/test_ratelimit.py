@@ -225,3 +225,32 @@ async def test_async_acquire_is_served_in_priority_order_and_can_be_cancelled():
     await asyncio.gather(*[t for i, t in enumerate(tasks) if i != 2])
     assert served == ["c", "s", "q"]
     assert lim.state().waiting == {}
+
+
+def test_a_cancel_slot_is_kept_free_while_submits_fill_the_others():
+    lim, _, _ = make(per_minute=100, max_in_flight=3, cancel_slots=1)
+    order: list[str] = []
+    assert lim.try_acquire(Priority.SUBMIT) and lim.try_acquire(Priority.SUBMIT)
+    assert not lim.try_acquire(Priority.SUBMIT)  # the last slot is the cancels'
+    queue(lim, order, "s3", Priority.SUBMIT)
+    queue(lim, order, "q1", Priority.QUERY)
+    lim.pump()
+    assert order == []
+    queue(lim, order, "c1", Priority.CANCEL)
+    lim.pump()
+    assert order == ["c1"], "a cancel goes at once although every submit slot is busy"
+    queue(lim, order, "c2", Priority.CANCEL)
+    lim.pump()
+    assert order == ["c1"]  # all three slots busy now
+    lim.release()
+    assert order == ["c1", "c2"]
+    lim.release()
+    lim.release()
+    assert order == ["c1", "c2", "s3"]  # the query waits: two slots busy = all a non-cancel may use
+    state = lim.state()
+    assert (state.in_flight, state.waiting) == (2, {"query": 1})
+
+
+def test_cancel_slots_must_leave_room_for_the_rest():
+    with pytest.raises(ValueError):
+        OutboundLimiter(100, max_in_flight=2, cancel_slots=2)
