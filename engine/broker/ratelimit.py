@@ -60,6 +60,8 @@ class _HostState:
     blocked_until: float = 0.0  # monotonic: nothing may be sent before
     low_until: float = 0.0  # monotonic: only cancels may be sent before
     strikes: int = 0  # 429s in a row without a usable reset (the back-off's attempt)
+    unseen: int = 0  # permits granted for this host whose answer has not come back yet
+    budget_until: float = 0.0  # monotonic: `remaining` holds until then (the venue's reset)
 
 
 @dataclass(frozen=True)
@@ -205,9 +207,7 @@ class OutboundLimiter:
             delay, _ = self._delay_for(probe, now)
             if delay > 0:
                 return False
-            self._grants.append(now)
-            if slot:
-                self._in_flight += 1
+            self._grant(host, slot, now)
             return True
 
     def enqueue(
@@ -255,17 +255,22 @@ class OutboundLimiter:
                 hs = self._hosts[host] = _HostState()
             before = (hs.blocked_until, hs.low_until)
             now, wall_now = self._clock(), self._wall()
+            hs.unseen = max(0, hs.unseen - 1)  # this answer's request is in the venue's count now
             if limit is not None and limit > 0:
                 hs.limit = limit
             elif status < 400 and limit is None:
                 hs.limit = None  # the venue stopped saying: a limit it once said does not hold forever
+            same_window = reset is not None and reset == hs.reset_at
             if remaining is not None:
-                hs.remaining = remaining
+                # answers overtake each other: within one window the lowest count is the newest
+                hs.remaining = min(hs.remaining, remaining) if same_window and hs.remaining is not None else remaining
             if reset is not None:
                 hs.reset_at = reset
             until_reset = None
             if reset is not None and reset > wall_now:
                 until_reset = min(reset - wall_now, self.window)
+                if remaining is not None:
+                    hs.budget_until = now + until_reset
             if status == 429:
                 if until_reset is not None and until_reset >= self.backoff.initial:
                     wait = until_reset
@@ -321,9 +326,7 @@ class OutboundLimiter:
                         continue
                     break
                 heapq.heappop(self._heap)
-                self._grants.append(now)
-                if w.slot:
-                    self._in_flight += 1
+                self._grant(w.host, w.slot, now)
                 w.granted = True
                 woken.append(w)
             for w in skipped:
@@ -363,6 +366,14 @@ class OutboundLimiter:
 
     # ---- internals (lock held) ---------------------------------------------------
 
+    def _grant(self, host: str, slot: bool, now: float) -> None:
+        self._grants.append(now)
+        if slot:
+            self._in_flight += 1
+        hs = self._hosts.get(host)
+        if hs is not None:
+            hs.unseen += 1
+
     def _slots_full(self, priority: int) -> bool:
         if self.max_in_flight is None:
             return False
@@ -387,6 +398,13 @@ class OutboundLimiter:
                 return hs.blocked_until - now, True
             if w.priority != Priority.CANCEL and hs.low_until > now:
                 return hs.low_until - now, True
+            if hs.remaining is not None and hs.budget_until > now:
+                # the venue's remaining budget, less what is on the wire and not yet
+                # counted in it (at most what holds a slot): a burst of a whole batch
+                # must not overrun it and buy a 429
+                keep = 0 if w.priority == Priority.CANCEL else self.cancel_reserve
+                if hs.remaining - min(hs.unseen, self._in_flight) <= keep:
+                    return hs.budget_until - now, True
         limit = self.per_minute
         if hs is not None and hs.limit:
             limit = min(limit, hs.limit)

@@ -254,3 +254,27 @@ def test_a_cancel_slot_is_kept_free_while_submits_fill_the_others():
 def test_cancel_slots_must_leave_room_for_the_rest():
     with pytest.raises(ValueError):
         OutboundLimiter(100, max_in_flight=2, cancel_slots=2)
+
+
+def test_a_burst_counts_what_is_on_the_wire_against_the_venues_remaining_budget():
+    # the venue said 10 left: a whole batch fired at once must stop short of the
+    # cancel reserve before any answer comes back, not overrun it and buy a 429
+    lim, clock, _ = make(per_minute=1000, cancel_reserve=2)
+    lim.observe("trading", 200, limit=200, remaining=11, reset=clock.wall_t + 30)  # (one answer, nothing on the wire)
+    order: list[str] = []
+    for i in range(12):
+        queue(lim, order, f"s{i}", Priority.SUBMIT)
+    lim.pump()
+    assert order == [f"s{i}" for i in range(9)]  # 11 less 9 on the wire leaves the reserve (2)
+    queue(lim, order, "c", Priority.CANCEL)
+    lim.pump()
+    assert order[-1] == "c"  # the reserve is the cancels'
+    lim.observe("trading", 200, limit=200, remaining=9, reset=clock.wall_t + 30)
+    lim.release()
+    lim.observe("trading", 200, limit=200, remaining=10, reset=clock.wall_t + 30)  # an older answer, overtaken
+    lim.release()
+    lim.pump()
+    assert len(order) == 10, "9 left less 8 still on the wire: nothing more for submits"
+    clock.advance(31)  # the venue's window is over: its count no longer holds
+    lim.pump()
+    assert len(order) == 13
