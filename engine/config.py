@@ -158,7 +158,7 @@ class BrokerSection(_Section):
     data_url: str = ""
     feed: Literal["iex", "sip"] = "iex"
     rate_limit_per_minute: int = Field(190, ge=1, le=100000)
-    workers: int = Field(4, ge=1, le=64)
+    workers: int = Field(53, ge=1, le=64)  # submits and queries on the wire at once
     request_timeout: float = Field(10, gt=0, le=120)
 
     @model_validator(mode="after")

@@ -25,6 +25,7 @@ class OrderType(str, Enum):
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
+    TRAILING_STOP = "trailing_stop"  # Alpaca has it: an external order may be one
 
 
 class TimeInForce(str, Enum):

@@ -1,1 +1,3 @@
-"""Brokers: the Broker protocol (base.py) and AlpacaBroker on alpaca-py (alpaca.py)."""
+"""Brokers: the Broker protocol and typed venue records (base.py), and AlpacaBroker on
+alpaca-py: the REST client (alpaca.py), wire translation (wire.py), the streams
+(streams.py) and the outbound request limiter (ratelimit.py)."""

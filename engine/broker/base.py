@@ -1,14 +1,80 @@
 """The Broker protocol: what the Engine needs from a venue, in engine terms.
-Implementations turn venue objects into these plain records (Decimal money and
-quantities) and deliver stream traffic as BrokerEvents through one thread-safe
-callback; the Engine alone decides what they mean."""
+Implementations turn venue answers into these typed records (enums for every
+closed set of words, Decimal money and quantities) once, at the wire, and deliver
+stream traffic as BrokerEvents through one thread-safe callback; the Engine alone
+decides what they mean."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Callable, Protocol, Sequence
+from enum import StrEnum
+from typing import Callable, Literal, Protocol, Sequence
+
+from engine.model import OrderStatus, OrderType, Side, TimeInForce
+
+# ---- closed sets of words ----------------------------------------------------
+# StrEnum: a member equals its word and formats as it, so code that compares or
+# prints the words keeps working; the model's enums (Side, OrderType, TimeInForce,
+# OrderStatus) are str enums too (compare equal to their words, but format as
+# "Side.BUY": use .value in text).
+
+
+class TradeEvent(StrEnum):
+    """The event of a trade_updates message (Alpaca's documented set)."""
+
+    NEW = "new"
+    FILL = "fill"
+    PARTIAL_FILL = "partial_fill"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    DONE_FOR_DAY = "done_for_day"
+    REPLACED = "replaced"
+    REJECTED = "rejected"
+    ACCEPTED = "accepted"
+    PENDING_NEW = "pending_new"
+    PENDING_CANCEL = "pending_cancel"
+    PENDING_REPLACE = "pending_replace"
+    STOPPED = "stopped"
+    CALCULATED = "calculated"
+    SUSPENDED = "suspended"
+    RESTATED = "restated"
+    HELD = "held"
+    ORDER_REPLACE_REJECTED = "order_replace_rejected"
+    ORDER_CANCEL_REJECTED = "order_cancel_rejected"
+
+    @property
+    def is_fill(self) -> bool:
+        return self in (TradeEvent.FILL, TradeEvent.PARTIAL_FILL)
+
+
+class SubmitOutcomeKind(StrEnum):
+    ACKED = "acked"  # the venue has the order
+    REJECTED = "rejected"  # the venue refused it and has no such order
+    UNKNOWN = "unknown"  # nobody knows yet: look it up by client_order_id, never send again
+
+
+class CancelOutcomeKind(StrEnum):
+    SENT = "sent"  # 204: the venue took the request (the stream says when it is done)
+    NOT_CANCELABLE = "not_cancelable"  # 422: already final, or pending
+    NOT_FOUND = "not_found"  # 404 (or not a venue order id at all)
+    UNKNOWN = "unknown"  # no clear answer: a cancel may be asked again
+
+
+class Channel(StrEnum):
+    REST = "rest"
+    TRADE_STREAM = "trade_stream"
+    MARKET_DATA = "market_data"
+
+
+class LinkStatus(StrEnum):
+    UP = "up"
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+
+OrderQuery = Literal["open", "closed", "all"]  # GET /v2/orders?status=
 
 
 # ---- venue records -------------------------------------------------------
@@ -19,14 +85,14 @@ class VenueOrder:
     id: str
     client_order_id: str
     symbol: str
-    side: str  # "buy" | "sell"
+    side: Side
     qty: Decimal | None
     notional: Decimal | None
     filled_qty: Decimal
     filled_avg_price: Decimal | None
-    status: str  # Alpaca status word
-    order_type: str
-    time_in_force: str
+    status: OrderStatus  # one of Alpaca's statuses, never a local one
+    order_type: OrderType
+    time_in_force: TimeInForce
     limit_price: Decimal | None
     stop_price: Decimal | None
     created_at: datetime
@@ -103,14 +169,22 @@ class VenueBar:
 
 @dataclass(frozen=True, slots=True)
 class SubmitRequest:
+    """One order to send. Words are accepted for the enums and parsed here, once
+    (ValueError for a word outside the set: nothing is sent)."""
+
     client_order_id: str
     symbol: str
-    side: str
+    side: Side
     qty: Decimal
-    order_type: str = "limit"  # "limit" | "market"
-    time_in_force: str = "day"
+    order_type: OrderType = OrderType.LIMIT  # limit | market
+    time_in_force: TimeInForce = TimeInForce.DAY
     limit_price: Decimal | None = None
     extended_hours: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "side", Side(self.side))
+        object.__setattr__(self, "order_type", OrderType(self.order_type))
+        object.__setattr__(self, "time_in_force", TimeInForce(self.time_in_force))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +193,7 @@ class SubmitOutcome:
     has no such order (code/message set). unknown: nobody knows yet — resolve by
     lookup(client_order_id), never by sending again."""
 
-    kind: str  # "acked" | "rejected" | "unknown"
+    kind: SubmitOutcomeKind
     order: VenueOrder | None = None
     http_status: int | None = None
     code: int | None = None
@@ -128,7 +202,7 @@ class SubmitOutcome:
 
 @dataclass(frozen=True, slots=True)
 class CancelOutcome:
-    kind: str  # "sent" (204) | "not_cancelable" (422) | "not_found" (404) | "unknown"
+    kind: CancelOutcomeKind
     message: str = ""
 
 
@@ -139,14 +213,6 @@ class CancelAllOutcome:
     message: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class ClosePositionOutcome:
-    symbol: str
-    ok: bool
-    order: VenueOrder | None = None
-    message: str = ""
-
-
 # ---- stream events ----------------------------------------------------------
 
 
@@ -154,7 +220,7 @@ class ClosePositionOutcome:
 class TradeUpdate:
     """One trade_updates event. price/qty are the execution's (fills only)."""
 
-    event: str
+    event: TradeEvent
     order: VenueOrder
     timestamp: datetime
     execution_id: str | None = None
@@ -165,8 +231,8 @@ class TradeUpdate:
 
 @dataclass(frozen=True, slots=True)
 class ConnectivityChanged:
-    channel: str  # "rest" | "trade_stream" | "market_data"
-    status: str  # "up" | "down" | "degraded"
+    channel: Channel
+    status: LinkStatus
     detail: str = ""
     reconnected: bool = False  # came back after being down: reconcile (no replay)
 
@@ -192,9 +258,11 @@ EmitFn = Callable[[BrokerEvent], None]
 
 
 class Broker(Protocol):
-    """All calls are coroutines run from the Engine's loop; blocking I/O happens
-    in the broker's bounded worker pool. Stream events are delivered through the
-    emit callback given to start(), which is safe to call from any thread."""
+    """What the Engine calls, and nothing more. All calls are coroutines run from
+    the Engine's loop; blocking I/O happens in the broker's bounded worker pool.
+    Stream events are delivered through the emit callback given to start(), which
+    is safe to call from any thread. Reads raise BrokerUnavailable when the venue
+    cannot answer."""
 
     async def start(self, emit: EmitFn, symbols: Sequence[str]) -> None: ...
 
@@ -211,15 +279,9 @@ class Broker(Protocol):
 
     async def cancel_all(self) -> CancelAllOutcome: ...
 
-    async def close_position(self, symbol: str, qty: Decimal | None = None) -> ClosePositionOutcome: ...
-
-    async def list_orders(
-        self, status: str = "all", after: datetime | None = None, limit: int = 500
-    ) -> list[VenueOrder]:
+    async def list_orders(self, status: OrderQuery = "all", after: datetime | None = None) -> list[VenueOrder]:
         """Every order matching (paginated as needed), oldest first."""
         ...
-
-    async def get_order(self, venue_order_id: str) -> VenueOrder | None: ...
 
     async def positions(self) -> list[VenuePosition]: ...
 

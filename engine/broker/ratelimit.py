@@ -1,6 +1,9 @@
-"""Client-side rate limiting of venue requests: a sliding window under the
-configured requests/minute, the venue's X-Ratelimit-* headers and 429 back-off,
-and one priority queue of waiters (cancels, then submits, then queries).
+"""Client-side pacing of the engine's outbound venue requests (OutboundLimiter):
+a sliding window under the configured requests/minute, the venue's X-Ratelimit-*
+headers and 429 back-off, and one priority queue of waiters (cancels, then
+submits, then queries). Not to be confused with the local venue's own limiter
+(engine/sim), which refuses requests over a budget: this one keeps the engine
+from sending them.
 
 The limiter is thread-safe: coroutines on the Engine's loop wait in `acquire`,
 worker threads in `acquire_blocking` (extra pages of one call), and response
@@ -17,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Callable, Mapping
+
+from engine.backoff import Backoff
 
 # How long a waiter sleeps at most before looking again (guards against a missed
 # wake-up; the normal path is woken by a grant, a release or the venue's answer).
@@ -54,7 +59,9 @@ class _HostState:
     reset_at: float | None = None  # epoch seconds, from X-Ratelimit-Reset
     blocked_until: float = 0.0  # monotonic: nothing may be sent before
     low_until: float = 0.0  # monotonic: only cancels may be sent before
-    backoff: float = 0.0  # current 429 back-off when the venue gave no usable reset
+    strikes: int = 0  # 429s in a row without a usable reset (the back-off's attempt)
+    unseen: int = 0  # permits granted for this host whose answer has not come back yet
+    budget_until: float = 0.0  # monotonic: `remaining` holds until then (the venue's reset)
 
 
 @dataclass(frozen=True)
@@ -70,16 +77,26 @@ class LimiterState:
 OnChange = Callable[[bool, "int | None", "float | None"], None]
 
 
-class RateLimiter:
-    """Sliding-window limiter with priorities.
+# After a 429 that says nothing usable about its reset: 1, 2, 4, ... 60 s.
+BACKOFF_429 = Backoff(initial=1.0, factor=2.0, cap=60.0)
+
+
+class OutboundLimiter:
+    """Sliding-window limiter of outbound requests, with priorities.
 
     per_minute: requests allowed in any `window` seconds (all hosts together).
     max_in_flight: concurrent requests (the worker pool size); waiting for a free
         worker happens here too, so a cancel overtakes queued queries.
     cancel_reserve: the last permits of a window (and of the venue's remaining
         budget) are kept for cancels, so the kill switch is never starved.
+    cancel_slots: of max_in_flight, the slots only cancels may take, so a cancel
+        (the kill switch's cancel-all) never waits for a submit or a query to
+        come back while a whole batch is on the wire.
     on_change(limited, remaining, reset_at): called (outside the lock, from any
         thread) when requests start or stop being held back by a rate limit.
+    backoff: how long a host is held after a 429 without a usable reset (the
+        n-th such 429 in a row waits backoff.delay(n)); a reset shorter than
+        backoff.initial counts as not usable.
     """
 
     def __init__(
@@ -89,11 +106,11 @@ class RateLimiter:
         window: float = 60.0,
         max_in_flight: int | None = None,
         cancel_reserve: int = 2,
+        cancel_slots: int = 0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         on_change: OnChange | None = None,
-        min_backoff: float = 1.0,
-        max_backoff: float = 60.0,
+        backoff: Backoff = BACKOFF_429,
         use_timer: bool = True,
     ) -> None:
         if per_minute < 1:
@@ -102,11 +119,13 @@ class RateLimiter:
         self.window = window
         self.max_in_flight = max_in_flight
         self.cancel_reserve = max(0, cancel_reserve)
+        self.cancel_slots = max(0, cancel_slots)
+        if max_in_flight is not None and self.cancel_slots >= max_in_flight:
+            raise ValueError("cancel_slots must leave at least one slot for submits and queries")
         self._clock = clock
         self._wall = wall
         self.on_change = on_change
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
+        self.backoff = backoff
         self._use_timer = use_timer
         self._lock = threading.Lock()
         self._heap: list[_Waiter] = []
@@ -180,7 +199,7 @@ class RateLimiter:
         with self._lock:
             if self._heap or self._limited:
                 return False
-            if slot and self._slots_full():
+            if slot and self._slots_full(priority):
                 return False
             now = self._clock()
             self._prune(now)
@@ -188,9 +207,7 @@ class RateLimiter:
             delay, _ = self._delay_for(probe, now)
             if delay > 0:
                 return False
-            self._grants.append(now)
-            if slot:
-                self._in_flight += 1
+            self._grant(host, slot, now)
             return True
 
     def enqueue(
@@ -238,27 +255,32 @@ class RateLimiter:
                 hs = self._hosts[host] = _HostState()
             before = (hs.blocked_until, hs.low_until)
             now, wall_now = self._clock(), self._wall()
+            hs.unseen = max(0, hs.unseen - 1)  # this answer's request is in the venue's count now
             if limit is not None and limit > 0:
                 hs.limit = limit
             elif status < 400 and limit is None:
                 hs.limit = None  # the venue stopped saying: a limit it once said does not hold forever
+            same_window = reset is not None and reset == hs.reset_at
             if remaining is not None:
-                hs.remaining = remaining
+                # answers overtake each other: within one window the lowest count is the newest
+                hs.remaining = min(hs.remaining, remaining) if same_window and hs.remaining is not None else remaining
             if reset is not None:
                 hs.reset_at = reset
             until_reset = None
             if reset is not None and reset > wall_now:
                 until_reset = min(reset - wall_now, self.window)
+                if remaining is not None:
+                    hs.budget_until = now + until_reset
             if status == 429:
-                if until_reset is not None and until_reset >= self.min_backoff:
+                if until_reset is not None and until_reset >= self.backoff.initial:
                     wait = until_reset
                 else:
-                    hs.backoff = min(max(hs.backoff * 2, self.min_backoff), self.max_backoff)
-                    wait = hs.backoff
+                    wait = self.backoff.delay(hs.strikes)
+                    hs.strikes += 1
                 hs.blocked_until = max(hs.blocked_until, now + wait)
             else:
                 if status < 500:
-                    hs.backoff = 0.0
+                    hs.strikes = 0
                 if remaining is not None and until_reset is not None:
                     if remaining <= 0:
                         hs.blocked_until = max(hs.blocked_until, now + until_reset)
@@ -287,9 +309,11 @@ class RateLimiter:
                 if w.abandoned:
                     heapq.heappop(self._heap)
                     continue
-                if w.slot and (slots_full or self._slots_full()):
+                if w.slot and (slots_full or self._slots_full(w.priority)):
                     # waits for a release, not for time; later slot-less waiters
                     # (extra pages of a call that holds a slot) may still go.
+                    # (Waiters come in priority order and a cancel may use more
+                    # slots than anything after it: full for one, full for the rest.)
                     slots_full = True
                     skipped.append(heapq.heappop(self._heap))
                     continue
@@ -302,9 +326,7 @@ class RateLimiter:
                         continue
                     break
                 heapq.heappop(self._heap)
-                self._grants.append(now)
-                if w.slot:
-                    self._in_flight += 1
+                self._grant(w.host, w.slot, now)
                 w.granted = True
                 woken.append(w)
             for w in skipped:
@@ -344,8 +366,19 @@ class RateLimiter:
 
     # ---- internals (lock held) ---------------------------------------------------
 
-    def _slots_full(self) -> bool:
-        return self.max_in_flight is not None and self._in_flight >= self.max_in_flight
+    def _grant(self, host: str, slot: bool, now: float) -> None:
+        self._grants.append(now)
+        if slot:
+            self._in_flight += 1
+        hs = self._hosts.get(host)
+        if hs is not None:
+            hs.unseen += 1
+
+    def _slots_full(self, priority: int) -> bool:
+        if self.max_in_flight is None:
+            return False
+        cap = self.max_in_flight if priority == Priority.CANCEL else self.max_in_flight - self.cancel_slots
+        return self._in_flight >= cap
 
     def _prune(self, now: float) -> None:
         horizon = now - self.window
@@ -365,6 +398,13 @@ class RateLimiter:
                 return hs.blocked_until - now, True
             if w.priority != Priority.CANCEL and hs.low_until > now:
                 return hs.low_until - now, True
+            if hs.remaining is not None and hs.budget_until > now:
+                # the venue's remaining budget, less what is on the wire and not yet
+                # counted in it (at most what holds a slot): a burst of a whole batch
+                # must not overrun it and buy a 429
+                keep = 0 if w.priority == Priority.CANCEL else self.cancel_reserve
+                if hs.remaining - min(hs.unseen, self._in_flight) <= keep:
+                    return hs.budget_until - now, True
         limit = self.per_minute
         if hs is not None and hs.limit:
             limit = min(limit, hs.limit)

@@ -1,4 +1,4 @@
-"""The client-side rate limiter: window, priorities, the venue's headers, 429s.
+"""The client-side outbound limiter: window, priorities, the venue's headers, 429s.
 A fake clock drives time; nothing here sleeps on the wall clock."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from engine.broker.ratelimit import Priority, RateLimiter, parse_ratelimit_headers
+from engine.backoff import Backoff
+from engine.broker.ratelimit import OutboundLimiter, Priority, parse_ratelimit_headers
 
 
 class FakeClock:
@@ -29,7 +30,7 @@ class FakeClock:
 def make(per_minute=5, clock=None, **kw):
     clock = clock or FakeClock()
     changes = []
-    lim = RateLimiter(
+    lim = OutboundLimiter(
         per_minute,
         clock=clock,
         wall=clock.wall,
@@ -145,7 +146,7 @@ def test_429_backs_off_until_the_venue_reset():
 
 
 def test_429_without_reset_backs_off_exponentially_and_success_resets_it():
-    lim, clock, _ = make(per_minute=100, min_backoff=1.0, max_backoff=8.0)
+    lim, clock, _ = make(per_minute=100, backoff=Backoff(1.0, 2.0, 8.0))
     order: list[str] = []
     delays = []
     for _ in range(5):
@@ -205,7 +206,7 @@ def test_headers_parse():
 
 
 async def test_async_acquire_is_served_in_priority_order_and_can_be_cancelled():
-    lim = RateLimiter(100, max_in_flight=1, use_timer=False)
+    lim = OutboundLimiter(100, max_in_flight=1, use_timer=False)
     await lim.acquire(Priority.QUERY)  # holds the only slot
     served: list[str] = []
 
@@ -224,3 +225,56 @@ async def test_async_acquire_is_served_in_priority_order_and_can_be_cancelled():
     await asyncio.gather(*[t for i, t in enumerate(tasks) if i != 2])
     assert served == ["c", "s", "q"]
     assert lim.state().waiting == {}
+
+
+def test_a_cancel_slot_is_kept_free_while_submits_fill_the_others():
+    lim, _, _ = make(per_minute=100, max_in_flight=3, cancel_slots=1)
+    order: list[str] = []
+    assert lim.try_acquire(Priority.SUBMIT) and lim.try_acquire(Priority.SUBMIT)
+    assert not lim.try_acquire(Priority.SUBMIT)  # the last slot is the cancels'
+    queue(lim, order, "s3", Priority.SUBMIT)
+    queue(lim, order, "q1", Priority.QUERY)
+    lim.pump()
+    assert order == []
+    queue(lim, order, "c1", Priority.CANCEL)
+    lim.pump()
+    assert order == ["c1"], "a cancel goes at once although every submit slot is busy"
+    queue(lim, order, "c2", Priority.CANCEL)
+    lim.pump()
+    assert order == ["c1"]  # all three slots busy now
+    lim.release()
+    assert order == ["c1", "c2"]
+    lim.release()
+    lim.release()
+    assert order == ["c1", "c2", "s3"]  # the query waits: two slots busy = all a non-cancel may use
+    state = lim.state()
+    assert (state.in_flight, state.waiting) == (2, {"query": 1})
+
+
+def test_cancel_slots_must_leave_room_for_the_rest():
+    with pytest.raises(ValueError):
+        OutboundLimiter(100, max_in_flight=2, cancel_slots=2)
+
+
+def test_a_burst_counts_what_is_on_the_wire_against_the_venues_remaining_budget():
+    # the venue said 10 left: a whole batch fired at once must stop short of the
+    # cancel reserve before any answer comes back, not overrun it and buy a 429
+    lim, clock, _ = make(per_minute=1000, cancel_reserve=2)
+    lim.observe("trading", 200, limit=200, remaining=11, reset=clock.wall_t + 30)  # (one answer, nothing on the wire)
+    order: list[str] = []
+    for i in range(12):
+        queue(lim, order, f"s{i}", Priority.SUBMIT)
+    lim.pump()
+    assert order == [f"s{i}" for i in range(9)]  # 11 less 9 on the wire leaves the reserve (2)
+    queue(lim, order, "c", Priority.CANCEL)
+    lim.pump()
+    assert order[-1] == "c"  # the reserve is the cancels'
+    lim.observe("trading", 200, limit=200, remaining=9, reset=clock.wall_t + 30)
+    lim.release()
+    lim.observe("trading", 200, limit=200, remaining=10, reset=clock.wall_t + 30)  # an older answer, overtaken
+    lim.release()
+    lim.pump()
+    assert len(order) == 10, "9 left less 8 still on the wire: nothing more for submits"
+    clock.advance(31)  # the venue's window is over: its count no longer holds
+    lim.pump()
+    assert len(order) == 13
