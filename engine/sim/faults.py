@@ -88,7 +88,7 @@ def _number(value: Any, key: str) -> float:
     return v
 
 
-class RateLimiter:
+class RequestBuckets:
     """Alpaca's limit: N requests per minute per key, fixed one-minute windows."""
 
     def __init__(self) -> None:

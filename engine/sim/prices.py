@@ -26,7 +26,7 @@ from pathlib import Path
 
 from . import calendar as cal
 from .fmt import UTC, parse_time
-from .universe import Asset, generic_asset
+from .assets import Asset, generic_asset
 
 SECONDS_PER_YEAR = 252 * 6.5 * 3600
 MAX_STEP = 15.0  # seconds of venue time per price step

@@ -170,7 +170,7 @@ class SimVenue:
         return self._call(lambda: self.server.clock_control(kw))
 
     def now(self) -> datetime:
-        return self._call(lambda: self.server.venue.t)
+        return self._call(lambda: self.server.exchange.t)
 
     def state(self) -> dict:
         return self._call(self.server.state)
@@ -178,7 +178,7 @@ class SimVenue:
     def reset(self) -> dict:
         """Forget orders, positions and cash; prices and the clock carry on."""
         def do() -> dict:
-            self.server.venue.reset()
+            self.server.exchange.reset()
             return self.server.state()["venue"]
         return self._call(do)
 
@@ -186,5 +186,5 @@ class SimVenue:
         if not 0.0 <= p <= 1.0:
             raise ValueError("partial_fill_prob must be between 0 and 1")
         def do() -> None:
-            self.server.venue.partial_fill_prob = float(p)
+            self.server.exchange.partial_fill_prob = float(p)
         self._call(do)

@@ -95,7 +95,7 @@ async def _serve(args: argparse.Namespace, key_id: str, secret_key: str, show_se
     out.write(f"  key id         {key_id}\n")
     if show_secret:
         out.write(f"  secret key     {secret_key}   (generated for this run)\n")
-    out.write(f"  venue clock    {server.venue.t.isoformat()} speed {args.speed}"
+    out.write(f"  venue clock    {server.exchange.t.isoformat()} speed {args.speed}"
               f"{' (frozen)' if args.frozen else ''}\n")
     out.write(f"READY {base}\n")
     out.flush()

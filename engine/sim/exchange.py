@@ -22,7 +22,7 @@ from . import calendar as cal
 from .errors import VenueError, forbidden, not_found, unprocessable
 from .fmt import QTY_QUANT, ZERO, dec_str, ts
 from .prices import PriceModel
-from .universe import Asset
+from .assets import Asset
 
 QUANTUM = timedelta(milliseconds=250)  # prices move on this grid of venue time
 MAX_STEP = timedelta(seconds=15)
@@ -177,7 +177,7 @@ class Position:
     day_base: Decimal = ZERO  # value at the last close + today's signed fills
 
 
-class Venue:
+class Exchange:
     """One paper account at one venue."""
 
     def __init__(self, *, assets: dict[str, Asset], model: PriceModel, start: datetime, seed: int,
