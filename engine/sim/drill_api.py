@@ -14,7 +14,8 @@ from .errors import bad_request, unprocessable
 from .exchange import Exchange
 from .faults import Faults
 from .fmt import dec_str, parse_time, ts_ny
-from .prices import PriceModel
+from .plan import ConnectionSlots
+from .prices import QUOTE_SHAPES, PriceModel
 from .sim_clock import SimClock
 from .streams import _StreamClient
 from .wire import json_body, json_response
@@ -27,6 +28,8 @@ class DrillRoutes:
     model: PriceModel
     clock: SimClock
     faults: Faults
+    plan: str
+    slots: ConnectionSlots
 
     def add_drill_routes(self, r: web.UrlDispatcher) -> None:
         r.add_get("/sim/v1/state", self.drill_state)
@@ -34,6 +37,7 @@ class DrillRoutes:
         r.add_post("/sim/v1/faults", self.drill_set_faults)
         r.add_post("/sim/v1/prices/shock", self.drill_shock)
         r.add_post("/sim/v1/prices/set", self.drill_set_price)
+        r.add_post("/sim/v1/quotes/shape", self.drill_quote_shape)
         r.add_post("/sim/v1/clock", self.drill_clock)
         r.add_post("/sim/v1/streams/drop", self.drill_drop_streams)
         r.add_post("/sim/v1/reset", self.drill_reset)
@@ -47,8 +51,10 @@ class DrillRoutes:
                       "next_close": ts_ny(cal.next_close(t)), "speed": self.clock.speed,
                       "frozen": self.clock.frozen},
             "faults": self.faults.to_json(),
+            "plan": self.plan,
             "streams": {"trade_clients": len(self.trade_clients), "data_clients": len(self.data_clients),
-                        "trade_connections": len(self.trade_sockets), "data_connections": len(self.data_sockets)},
+                        "trade_connections": len(self.trade_sockets), "data_connections": len(self.data_sockets),
+                        "slots": self.slots.to_json()},
             "requests_served": self.requests_served,
             "internal_errors": self.internal_errors,
             "quotes": {s: {"bp": dec_str(m.quote.bp), "ap": dec_str(m.quote.ap), "last": dec_str(m.last_price)}
@@ -82,7 +88,9 @@ class DrillRoutes:
             raise bad_request("request body format is invalid")
         return json_response(self.set_faults(body))
 
-    def drop_streams(self, trade: bool = True, data: bool = False) -> int:
+    def drop_streams(self, trade: bool = True, data: bool = False, unclean: bool = False) -> int:
+        """Close the stream connections now. ``unclean``: cut them as a network failure
+        would (no close frame), so their slots stay held for the connection hold time."""
         clients: list[_StreamClient] = []
         if trade:
             # every connection, also one still in its handshake: a drop is a drop
@@ -96,6 +104,7 @@ class DrillRoutes:
             self.data_clients.clear()
         loop = asyncio.get_running_loop()
         for c in clients:
+            c.cut = unclean
             loop.create_task(self._close_client(c))
         return len(clients)
 
@@ -103,7 +112,11 @@ class DrillRoutes:
         body = await json_body(request) if request.can_read_body else {}
         if not isinstance(body, dict):
             raise bad_request("request body format is invalid")
-        n = self.drop_streams(trade=bool(body.get("trade", True)), data=bool(body.get("data", False)))
+        unclean = body.get("unclean", False)
+        if not isinstance(unclean, bool):
+            raise unprocessable("unclean must be a boolean")
+        n = self.drop_streams(trade=bool(body.get("trade", True)), data=bool(body.get("data", False)),
+                              unclean=unclean)
         return json_response({"dropped": n})
 
     def _check_symbols(self, symbols: Any) -> list[str] | None:
@@ -162,6 +175,32 @@ class DrillRoutes:
             raise bad_request("request body format is invalid")
         return json_response(self.set_price(body.get("symbol"), body.get("price"), body.get("bid"),
                                              body.get("ask")))
+
+    def shape_quotes(self, symbol: Any, shape: Any, width_pct: Any = None) -> dict:
+        """Make the published quotes of a symbol poor, as IEX quotes can be: ``no_bid`` /
+        ``no_ask`` (a side at 0), ``crossed`` (bid above ask), ``wide`` (``width_pct`` of the
+        mid, default 20); ``normal`` ends it. Fills still go against the real quote."""
+        syms = self._check_symbols([symbol]) if isinstance(symbol, str) else None
+        if not syms:
+            raise unprocessable("symbol is required")
+        if shape not in QUOTE_SHAPES:
+            raise unprocessable(f"shape must be one of {', '.join(QUOTE_SHAPES)}")
+        width = 20.0
+        if width_pct is not None:
+            try:
+                width = float(width_pct)
+                if isinstance(width_pct, bool) or not 0 < width <= 200:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise unprocessable("width_pct must be a number > 0 and <= 200") from None
+        q = self.model.shape_quotes(syms[0], shape, width, self.exchange.t)
+        return {"symbol": syms[0], "shape": shape, "bp": dec_str(q.bp), "ap": dec_str(q.ap)}
+
+    async def drill_quote_shape(self, request: web.Request) -> web.Response:
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise bad_request("request body format is invalid")
+        return json_response(self.shape_quotes(body.get("symbol"), body.get("shape"), body.get("width_pct")))
 
     def clock_control(self, body: dict) -> dict:
         allowed = {"advance_seconds", "to", "speed", "frozen"}

@@ -11,9 +11,10 @@ from typing import Callable
 from aiohttp import web
 
 from . import calendar as cal
-from .errors import CODE_NOT_FOUND, VenueError, bad_request
+from .errors import CODE_FORBIDDEN, CODE_NOT_FOUND, VenueError, bad_request
 from .exchange import Exchange
 from .fmt import NY, UTC, ts
+from .plan import FREE, SIP_EMBARGO
 from .prices import Bar, PriceModel, Quote, aggregate, from_ns, to_ns
 from .wire import json_response, query_time
 
@@ -26,6 +27,7 @@ class MarketDataRoutes:
 
     exchange: Exchange
     model: PriceModel
+    plan: str
 
     def add_market_data_routes(self, r: web.UrlDispatcher) -> None:
         for kind in ("bars", "quotes", "trades"):
@@ -35,6 +37,14 @@ class MarketDataRoutes:
             r.add_get(f"/v2/stocks/{{symbol}}/{kind}/latest", self._latest_handler(kind, single=True))
         r.add_get("/v2/stocks/snapshots", self.snapshots)
         r.add_get("/v2/stocks/{symbol}/snapshot", self.snapshot_single)
+
+    def _check_feed(self, request: web.Request, end: datetime | None = None) -> None:
+        """The free plan may query SIP data only older than the embargo (403 otherwise);
+        ``end`` None: the request is for the latest data."""
+        if request.query.get("feed") != "sip" or self.plan != FREE:
+            return
+        if end is None or end > self.exchange.t - SIP_EMBARGO:
+            raise VenueError(403, CODE_FORBIDDEN, "subscription does not permit querying recent SIP data")
 
     def _symbols(self, request: web.Request, single: bool) -> list[str]:
         if single:
@@ -102,6 +112,7 @@ class MarketDataRoutes:
                 start = datetime.combine(cal.ny_date(now), datetime.min.time(), NY).astimezone(UTC)
             if end is None or end > now:
                 end = now
+            self._check_feed(request, end)
             limit = 1000
             if q.get("limit"):
                 try:
@@ -161,11 +172,12 @@ class MarketDataRoutes:
         key = kind
         async def handler(request: web.Request) -> web.Response:
             syms = self._symbols(request, single)
+            self._check_feed(request)
             out = {}
             for sym in syms:
                 m = self.model.markets[sym]
                 if kind == "quotes":
-                    out[sym] = self._q_json(m, m.quote)
+                    out[sym] = self._q_json(m, m.published)
                 elif kind == "trades":
                     out[sym] = self._t_json(m, (m.last_t, float(m.last_price), m.last_size, m.trade_seq))
                 else:
@@ -181,7 +193,7 @@ class MarketDataRoutes:
         m = self.model.markets[sym]
         snap = {
             "latestTrade": self._t_json(m, (m.last_t, float(m.last_price), m.last_size, m.trade_seq)),
-            "latestQuote": self._q_json(m, m.quote),
+            "latestQuote": self._q_json(m, m.published),
             "minuteBar": self._b_json(self.model.latest_bar(sym)),
         }
         daily = self.model.daily_bar(sym)
@@ -193,10 +205,12 @@ class MarketDataRoutes:
         return snap
 
     async def snapshots(self, request: web.Request) -> web.Response:
+        self._check_feed(request)
         return json_response({s: self._snapshot(s) for s in self._symbols(request, False)})
 
     async def snapshot_single(self, request: web.Request) -> web.Response:
         syms = self._symbols(request, True)
+        self._check_feed(request)
         if not syms:
             raise VenueError(404, CODE_NOT_FOUND, "symbol not found")
         return json_response({"symbol": syms[0], **self._snapshot(syms[0])})

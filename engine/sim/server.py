@@ -16,15 +16,36 @@ from aiohttp import web
 
 from . import calendar as cal
 from .drill_api import DrillRoutes
-from .errors import (CODE_GATEWAY_TIMEOUT, CODE_INTERNAL, CODE_METHOD_NOT_ALLOWED, CODE_NOT_FOUND,
-                     CODE_RATE_LIMIT, CODE_TOO_LARGE, CODE_UNAUTHORIZED, CODE_UNAVAILABLE, VenueError)
-from .exchange import Exchange
+from .errors import (
+    CODE_GATEWAY_TIMEOUT,
+    CODE_INTERNAL,
+    CODE_METHOD_NOT_ALLOWED,
+    CODE_NOT_FOUND,
+    CODE_RATE_LIMIT,
+    CODE_TOO_LARGE,
+    CODE_UNAUTHORIZED,
+    CODE_UNAVAILABLE,
+    VenueError,
+)
+from .exchange import DEFAULT_MARGIN_MULTIPLIER, Exchange
 from .faults import Faults, RequestBuckets
 from .fmt import UTC
 from .market_data_api import DATA_PREFIX, MarketDataRoutes
+from .plan import (
+    DEFAULT_CONNECTION_HOLD_SECONDS,
+    DEFAULT_PLAN,
+    ConnectionSlots,
+    check_plan,
+)
 from .prices import PriceModel, from_ns
 from .sim_clock import SimClock
-from .streams import DATA_STREAM_PATHS, TRADE_STREAM_PATH, StreamRoutes, _DataClient, _StreamClient
+from .streams import (
+    DATA_STREAM_PATHS,
+    TRADE_STREAM_PATH,
+    StreamRoutes,
+    _DataClient,
+    _StreamClient,
+)
 from .trading_api import TradingRoutes
 from .wire import MAX_BODY, error_response, json_response
 
@@ -36,16 +57,19 @@ class SimServer(TradingRoutes, MarketDataRoutes, StreamRoutes, DrillRoutes):
 
     def __init__(self, *, key_id: str, secret_key: str, seed: int = 42, speed: float = 1.0,
                  universe_path: str | None = None, bars_csv: str | None = None,
-                 partial_fill_prob: float = 0.10, margin_multiplier: Decimal = Decimal(2),
+                 partial_fill_prob: float = 0.10, margin_multiplier: Decimal = DEFAULT_MARGIN_MULTIPLIER,
                  starting_cash: Decimal = Decimal(100000), rate_limit_per_minute: int | None = 200,
-                 start_at: datetime | None = None, frozen_clock: bool = False) -> None:
-        from .prices import load_bars_csv
+                 start_at: datetime | None = None, frozen_clock: bool = False, plan: str = DEFAULT_PLAN,
+                 connection_hold_seconds: float = DEFAULT_CONNECTION_HOLD_SECONDS) -> None:
         from .assets import load_universe
+        from .prices import load_bars_csv
 
         if not key_id or not secret_key:
             raise ValueError("key_id and secret_key are required")
         self.key_id = key_id
         self.secret_key = secret_key
+        self.plan = check_plan(plan)
+        self.slots = ConnectionSlots(connection_hold_seconds)
         assets = load_universe(universe_path)
         replay = load_bars_csv(bars_csv) if bars_csv else None
         if start_at is None:

@@ -17,6 +17,7 @@ from .errors import CODE_UNAVAILABLE
 from .exchange import Exchange
 from .faults import Faults
 from .market_data_api import TAPE
+from .plan import FEEDS, ConnectionSlots, feed_allowed, within_symbol_limit
 from .prices import PriceModel
 from .wire import MAX_BODY, error_response
 
@@ -24,6 +25,7 @@ log = logging.getLogger("engine.sim")
 
 TRADE_STREAM_PATH = "/stream"
 DATA_STREAM_PATHS = ("/v2/iex", "/v2/sip", "/v2/test")
+TRADE_SLOT = "trade_updates"
 DATA_CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds",
                  "corrections", "cancelErrors")
 
@@ -45,12 +47,15 @@ class _Event:
 
 
 class _StreamClient:
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, slot: str) -> None:
         self.ws = ws
+        self.slot = slot  # its stream in ConnectionSlots
         self.queue: deque = deque()
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
         self.closed = False
+        self.cut = False  # dropped by the drill without a close: its slot is held
+        self.transport: Any = None
 
     def push(self, item: Any) -> None:
         self.queue.append(item)
@@ -58,8 +63,9 @@ class _StreamClient:
 
 
 class _DataClient(_StreamClient):
-    def __init__(self, ws: web.WebSocketResponse) -> None:
-        super().__init__(ws)
+    def __init__(self, ws: web.WebSocketResponse, feed: str) -> None:
+        super().__init__(ws, "data:" + feed)
+        self.feed = feed
         self.subs: dict[str, set[str]] = {c: set() for c in DATA_CHANNELS}
 
 
@@ -73,6 +79,8 @@ class StreamRoutes:
     faults: Faults
     fault_rng: random.Random
     internal_errors: int
+    plan: str
+    slots: ConnectionSlots
     trade_clients: set[_StreamClient]
     trade_sockets: set[_StreamClient]
     data_clients: set[_DataClient]
@@ -107,7 +115,8 @@ class StreamRoutes:
             return error_response(503, CODE_UNAVAILABLE, "trade stream unavailable (injected)")
         ws = web.WebSocketResponse(autoping=True, max_msg_size=MAX_BODY)
         await ws.prepare(request)
-        client = _StreamClient(ws)
+        client = _StreamClient(ws, TRADE_SLOT)
+        client.transport = request.transport
         self.trade_sockets.add(client)
         authed = False
         try:
@@ -127,6 +136,13 @@ class StreamRoutes:
                     key = inner.get("key_id", data.get("key"))
                     secret = inner.get("secret_key", data.get("secret"))
                     if key == self.key_id and secret == self.secret_key:
+                        if not self.slots.acquire(TRADE_SLOT, client):
+                            await self._ws_json(ws, {"stream": "authorization",
+                                                     "data": {"status": "unauthorized", "action": "authenticate",
+                                                              "error_code": 406,
+                                                              "error_message": "connection limit exceeded"}})
+                            await ws.close()
+                            break
                         authed = True
                         await self._ws_json(ws, {"stream": "authorization",
                                                  "data": {"status": "authorized", "action": "authenticate"}})
@@ -157,6 +173,7 @@ class StreamRoutes:
                 else:
                     await self._ws_json(ws, {"stream": "error", "data": {"error_message": "unknown action"}})
         finally:
+            self.slots.release(TRADE_SLOT, client, hold=client.cut)
             self.trade_sockets.discard(client)
             self.trade_clients.discard(client)
             self._update_listener()
@@ -199,6 +216,11 @@ class StreamRoutes:
     async def _close_client(self, c: _StreamClient, code: int = 1011) -> None:
         c.closed = True
         c.wake.set()
+        if c.cut:
+            # a network cut: no close frame; the slot stays held (released with hold=True)
+            if c.transport is not None:
+                c.transport.abort()
+            return
         try:
             await c.ws.close(code=code, message=b"dropped by the venue")
         except Exception:
@@ -208,7 +230,8 @@ class StreamRoutes:
     async def data_stream(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
         await ws.prepare(request)
-        client = _DataClient(ws)
+        client = _DataClient(ws, FEEDS.get(request.path, "iex"))
+        client.transport = request.transport
         self.data_sockets.add(client)
         authed = False
         await ws.send_bytes(msgpack.packb([{"T": "success", "msg": "connected"}]))
@@ -232,6 +255,15 @@ class StreamRoutes:
                 action = data.get("action")
                 if action == "auth":
                     if data.get("key") == self.key_id and data.get("secret") == self.secret_key:
+                        refusal = None
+                        if not feed_allowed(self.plan, client.feed):
+                            refusal = {"T": "error", "code": 409, "msg": "insufficient subscription"}
+                        elif not self.slots.acquire(client.slot, client):
+                            refusal = {"T": "error", "code": 406, "msg": "connection limit exceeded"}
+                        if refusal is not None:
+                            await ws.send_bytes(msgpack.packb([refusal]))
+                            await ws.close()
+                            break
                         authed = True
                         await ws.send_bytes(msgpack.packb([{"T": "success", "msg": "authenticated"}]))
                     else:
@@ -242,15 +274,22 @@ class StreamRoutes:
                     if not authed:
                         await ws.send_bytes(msgpack.packb([{"T": "error", "code": 401, "msg": "not authenticated"}]))
                         continue
+                    subs = {ch: set(v) for ch, v in client.subs.items()}
                     for ch in DATA_CHANNELS:
                         syms = data.get(ch)
                         if not isinstance(syms, list):
                             continue
                         syms = {str(s).upper() for s in syms}
                         if action == "subscribe":
-                            client.subs[ch] |= syms
+                            subs[ch] |= syms
                         else:
-                            client.subs[ch] -= syms
+                            subs[ch] -= syms
+                    if not within_symbol_limit(self.plan, subs):
+                        # Alpaca: the subscription stays as it was, the socket stays open
+                        await ws.send_bytes(msgpack.packb([{"T": "error", "code": 405,
+                                                            "msg": "symbol limit exceeded"}]))
+                        continue
+                    client.subs = subs
                     if any(client.subs.values()):
                         self.data_clients.add(client)
                         if client.task is None:
@@ -261,6 +300,7 @@ class StreamRoutes:
                 else:
                     await ws.send_bytes(msgpack.packb([{"T": "error", "code": 400, "msg": "invalid syntax"}]))
         finally:
+            self.slots.release(client.slot, client, hold=client.cut)
             self.data_sockets.discard(client)
             self.data_clients.discard(client)
             client.closed = True
@@ -271,7 +311,7 @@ class StreamRoutes:
 
     def _on_market(self) -> None:
         quotes, trades, bars = self.model.drain()
-        if not self.data_clients or not (quotes or trades or bars):
+        if not self.data_clients or not (quotes or trades or bars) or self.faults.data_stream_muted:
             return
         markets = self.model.markets
         q_msgs = {s: {"T": "q", "S": s, "bx": "V", "bp": float(q.bp), "bs": q.bs, "ax": "V", "ap": float(q.ap),
