@@ -194,6 +194,7 @@ class DrillRoutes:
             except (TypeError, ValueError):
                 raise unprocessable("width_pct must be a number > 0 and <= 200") from None
         q = self.model.shape_quotes(syms[0], shape, width, self.exchange.t)
+        self.exchange.after_price_change()  # publishes it on the stream (the book is unchanged)
         return {"symbol": syms[0], "shape": shape, "bp": dec_str(q.bp), "ap": dec_str(q.ap)}
 
     async def drill_quote_shape(self, request: web.Request) -> web.Response:
