@@ -5,31 +5,27 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
 from . import calendar as cal
 from .errors import bad_request, unprocessable
-from .exchange import Exchange
-from .faults import Faults
 from .fmt import dec_str, parse_time, ts_ny
-from .plan import ConnectionSlots
-from .prices import QUOTE_SHAPES, PriceModel
+from .prices import QUOTE_SHAPES
 from .sim_clock import SimClock
-from .streams import _StreamClient
+from .streams import StreamClient, StreamRoutes
 from .wire import json_body, json_response
 
 
-class DrillRoutes:
-    """The drill handlers and their in-process forms (a part of SimServer)."""
+class DrillRoutes(StreamRoutes):
+    """The drill handlers and their in-process forms (a part of SimServer); drills drive
+    the streams, so they build on StreamRoutes."""
 
-    exchange: Exchange
-    model: PriceModel
     clock: SimClock
-    faults: Faults
-    plan: str
-    slots: ConnectionSlots
+    default_rate_limit: int | None
+    requests_served: int
+    sync: Callable[[], None]  # SimServer.sync: venue time caught up with the clock
 
     def add_drill_routes(self, r: web.UrlDispatcher) -> None:
         r.add_get("/sim/v1/state", self.drill_state)
@@ -91,7 +87,7 @@ class DrillRoutes:
     def drop_streams(self, trade: bool = True, data: bool = False, unclean: bool = False) -> int:
         """Close the stream connections now. ``unclean``: cut them as a network failure
         would (no close frame), so their slots stay held for the connection hold time."""
-        clients: list[_StreamClient] = []
+        clients: list[StreamClient] = []
         if trade:
             # every connection, also one still in its handshake: a drop is a drop
             clients += list(self.trade_sockets)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any, Iterable
+from typing import Any
 
 FREE = "free"
 UNLIMITED = "unlimited"
@@ -86,11 +86,6 @@ class ConnectionSlots:
         del self._holders[stream]
         if hold and self.hold_seconds > 0:
             self._held_until[stream] = time.monotonic() + self.hold_seconds
-
-    def release_all(self, streams: Iterable[str]) -> None:
-        for s in streams:
-            self._holders.pop(s, None)
-            self._held_until.pop(s, None)
 
     def to_json(self) -> dict[str, Any]:
         now = time.monotonic()

@@ -42,9 +42,8 @@ from .sim_clock import SimClock
 from .streams import (
     DATA_STREAM_PATHS,
     TRADE_STREAM_PATH,
-    StreamRoutes,
-    _DataClient,
-    _StreamClient,
+    DataClient,
+    StreamClient,
 )
 from .trading_api import TradingRoutes
 from .wire import MAX_BODY, error_response, json_response
@@ -52,7 +51,7 @@ from .wire import MAX_BODY, error_response, json_response
 log = logging.getLogger("engine.sim")
 
 
-class SimServer(TradingRoutes, MarketDataRoutes, StreamRoutes, DrillRoutes):
+class SimServer(TradingRoutes, MarketDataRoutes, DrillRoutes):
     """Owns the exchange, the price model, the clock and the aiohttp application."""
 
     def __init__(self, *, key_id: str, secret_key: str, seed: int = 42, speed: float = 1.0,
@@ -94,10 +93,10 @@ class SimServer(TradingRoutes, MarketDataRoutes, StreamRoutes, DrillRoutes):
         self.faults.reset(rate_limit_per_minute)
         self.fault_rng = random.Random(seed ^ 0xFA17)
         self.limiter = RequestBuckets()
-        self.trade_clients: set[_StreamClient] = set()  # listening to trade_updates
-        self.trade_sockets: set[_StreamClient] = set()  # every open trade stream connection
-        self.data_clients: set[_DataClient] = set()  # subscribed to something
-        self.data_sockets: set[_DataClient] = set()  # every open data stream connection
+        self.trade_clients: set[StreamClient] = set()  # listening to trade_updates
+        self.trade_sockets: set[StreamClient] = set()  # every open trade stream connection
+        self.data_clients: set[DataClient] = set()  # subscribed to something
+        self.data_sockets: set[DataClient] = set()  # every open data stream connection
         self.exchange.market_listeners.append(self._on_market)
         self.requests_served = 0
         self.internal_errors = 0  # unhandled exceptions (answered 500): a bug if ever non-zero

@@ -46,7 +46,9 @@ class _Event:
         return self.data
 
 
-class _StreamClient:
+class StreamClient:
+    """One stream connection: its queue of outgoing items and the task that writes them."""
+
     def __init__(self, ws: web.WebSocketResponse, slot: str) -> None:
         self.ws = ws
         self.slot = slot  # its stream in ConnectionSlots
@@ -62,7 +64,9 @@ class _StreamClient:
         self.wake.set()
 
 
-class _DataClient(_StreamClient):
+class DataClient(StreamClient):
+    """A market data connection: its feed and its subscriptions per channel."""
+
     def __init__(self, ws: web.WebSocketResponse, feed: str) -> None:
         super().__init__(ws, "data:" + feed)
         self.feed = feed
@@ -81,10 +85,10 @@ class StreamRoutes:
     internal_errors: int
     plan: str
     slots: ConnectionSlots
-    trade_clients: set[_StreamClient]
-    trade_sockets: set[_StreamClient]
-    data_clients: set[_DataClient]
-    data_sockets: set[_DataClient]
+    trade_clients: set[StreamClient]
+    trade_sockets: set[StreamClient]
+    data_clients: set[DataClient]
+    data_sockets: set[DataClient]
 
     def add_stream_routes(self, r: web.UrlDispatcher) -> None:
         r.add_get(TRADE_STREAM_PATH, self.trade_stream)
@@ -115,7 +119,7 @@ class StreamRoutes:
             return error_response(503, CODE_UNAVAILABLE, "trade stream unavailable (injected)")
         ws = web.WebSocketResponse(autoping=True, max_msg_size=MAX_BODY)
         await ws.prepare(request)
-        client = _StreamClient(ws, TRADE_SLOT)
+        client = StreamClient(ws, TRADE_SLOT)
         client.transport = request.transport
         self.trade_sockets.add(client)
         authed = False
@@ -186,7 +190,7 @@ class StreamRoutes:
     async def _ws_json(self, ws: web.WebSocketResponse, obj: dict) -> None:
         await ws.send_bytes(json.dumps(obj).encode())
 
-    async def _trade_writer(self, c: _StreamClient) -> None:
+    async def _trade_writer(self, c: StreamClient) -> None:
         ws = c.ws
         try:
             while not c.closed:
@@ -213,7 +217,7 @@ class StreamRoutes:
             self.internal_errors += 1
             log.exception("trade stream writer failed")
 
-    async def _close_client(self, c: _StreamClient, code: int = 1011) -> None:
+    async def _close_client(self, c: StreamClient, code: int = 1011) -> None:
         c.closed = True
         c.wake.set()
         if c.cut:
@@ -230,7 +234,7 @@ class StreamRoutes:
     async def data_stream(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
         await ws.prepare(request)
-        client = _DataClient(ws, FEEDS.get(request.path, "iex"))
+        client = DataClient(ws, FEEDS.get(request.path, "iex"))
         client.transport = request.transport
         self.data_sockets.add(client)
         authed = False
@@ -336,7 +340,7 @@ class StreamRoutes:
             if out:
                 c.push(out)
 
-    async def _data_writer(self, c: _DataClient) -> None:
+    async def _data_writer(self, c: DataClient) -> None:
         ws = c.ws
         try:
             while not c.closed:
