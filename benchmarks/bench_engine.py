@@ -553,8 +553,8 @@ def build_desk(n: int, tmp: Path, hook: Callable[[Any], None] | None = None) -> 
         journal = Journal(path)
         sid = journal.open_session(config_hash(settings), BEFORE_OPEN.date()).session_id
         server = venue.server
-        symbols = list(server.venue.assets)[:53]
-        prices = {s: server.venue.model.markets[s].quote for s in symbols}
+        symbols = list(server.exchange.assets)[:53]
+        prices = {s: server.exchange.model.markets[s].quote for s in symbols}
         specs = []
         for i in range(n):
             sym = symbols[i % len(symbols)]
@@ -569,7 +569,7 @@ def build_desk(n: int, tmp: Path, hook: Callable[[Any], None] | None = None) -> 
             out = []
             for body in bodies:
                 server.sync()
-                out.append(server.venue.submit(body))
+                out.append(server.exchange.submit(body))
             return out
 
         placed = venue._call(submit_all, timeout=300)  # noqa: SLF001 - the venue's drill fast path
@@ -776,13 +776,13 @@ def bench_kill(tmp: Path) -> list[dict]:
     desk = build_desk(KILL_ORDERS, tmp, hook)
     try:
         vserver = desk.venue.server
-        venue_cancel_all = vserver.venue.cancel_all
+        venue_cancel_all = vserver.exchange.cancel_all
 
         def timed_venue_cancel_all():
             marks.setdefault("venue", time.perf_counter())  # the venue handles DELETE /v2/orders
             return venue_cancel_all()
 
-        vserver.venue.cancel_all = timed_venue_cancel_all
+        vserver.exchange.cancel_all = timed_venue_cancel_all
         eng = desk.eng
         cpu0 = thread_cpu()
         t0 = time.perf_counter()
@@ -793,7 +793,7 @@ def bench_kill(tmp: Path) -> list[dict]:
             time.sleep(0.002)
         cpu1 = thread_cpu()
         kill = eng.snapshot.kill_switch if eng.kill.phase == "confirmed" else eng.kill
-        left = desk.venue._call(vserver.venue.open_count)  # noqa: SLF001
+        left = desk.venue._call(vserver.exchange.open_count)  # noqa: SLF001
         state = eng.state.value
     finally:
         desk.close()

@@ -250,13 +250,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _sim_arguments(p: argparse.ArgumentParser) -> None:
-    from engine.sim.cli import add_arguments
+    from engine.sim.command import add_arguments
 
     add_arguments(p)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from engine.sim.cli import run
+    from engine.sim.command import run
 
     return run(args)
 

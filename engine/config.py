@@ -181,6 +181,8 @@ class SimSection(_Section):
     margin_multiplier: float = Field(2.0, ge=1, le=4)
     starting_cash: Dec = Field(Decimal("100000"), gt=0)
     rate_limit_per_minute: int = Field(200, ge=0)
+    # the venue's market-data plan; keep equal to engine/sim/plan.py DEFAULT_PLAN
+    plan: Literal["free", "unlimited"] = "unlimited"
 
 
 class SignalsSection(_Section):

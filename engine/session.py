@@ -104,6 +104,7 @@ class Session:
                 margin_multiplier=s.sim.margin_multiplier,
                 starting_cash=s.sim.starting_cash,
                 rate_limit_per_minute=s.sim.rate_limit_per_minute or None,
+                plan=s.sim.plan,
             )
             options.update(self.sim_overrides)
             self.venue = SimVenue(**options)

@@ -23,6 +23,7 @@ class Faults:
     stream_duplicate: float = 0.0  # share of trade_updates sent twice
     stream_reorder: float = 0.0  # share of trade_updates swapped with the next one
     trade_stream_down: bool = False  # refuse trade stream connections (HTTP 503 at upgrade)
+    data_stream_muted: bool = False  # data stream connections stay open and send no market data
     pending_ms: float = 0.0  # time orders sit in pending_cancel / pending_replace
     rate_limit_per_minute: int | None = 200  # per key; None = off
 
@@ -53,9 +54,9 @@ class Faults:
                 if value not in ("all", "trading", "data"):
                     raise ValueError("scope must be 'all', 'trading' or 'data'")
                 staged[key] = value
-            elif key == "trade_stream_down":
+            elif key in ("trade_stream_down", "data_stream_muted"):
                 if not isinstance(value, bool):
-                    raise ValueError("trade_stream_down must be a boolean")
+                    raise ValueError(f"{key} must be a boolean")
                 staged[key] = value
             elif key == "rate_limit_per_minute":
                 if value is not None:
@@ -88,7 +89,7 @@ def _number(value: Any, key: str) -> float:
     return v
 
 
-class RateLimiter:
+class RequestBuckets:
     """Alpaca's limit: N requests per minute per key, fixed one-minute windows."""
 
     def __init__(self) -> None:

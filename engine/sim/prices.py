@@ -21,12 +21,12 @@ from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 
 from . import calendar as cal
+from .assets import Asset, generic_asset
 from .fmt import UTC, parse_time
-from .universe import Asset, generic_asset
 
 SECONDS_PER_YEAR = 252 * 6.5 * 3600
 MAX_STEP = 15.0  # seconds of venue time per price step
@@ -121,6 +121,13 @@ class SymbolMarket:
     quotes: deque = field(default_factory=lambda: deque(maxlen=HISTORY_MAXLEN))
     trades: deque = field(default_factory=lambda: deque(maxlen=HISTORY_MAXLEN))
     replay: dict[int, tuple[float, float, float, float, int]] | None = None  # minute ns -> ohlcv
+    shape: tuple[str, float] | None = None  # published quotes made poor (drill): (shape, width %)
+    shown: Quote | None = None  # the last published quote when it differs from ``quote``
+
+    @property
+    def published(self) -> Quote:
+        """The quote market data shows (``quote`` is what orders fill against)."""
+        return self.shown if self.shown is not None else self.quote
 
     @property
     def symbol(self) -> str:
@@ -312,9 +319,12 @@ class PriceModel:
                     m.mid = rp
             else:
                 m.mid *= math.exp(m.asset.volatility * scale * m.rng.gauss(0.0, 1.0))
-            m.quote = self._make_quote(m, stamp)
-            m.quotes.append(m.quote)
-            out_quotes[sym] = m.quote
+            m.quote = q = self._make_quote(m, stamp)
+            if m.shape is None:
+                m.quotes.append(q)
+                out_quotes[sym] = q
+            else:
+                self._publish(sym, m)
             self._print_trade(m, stamp)
         self.t = t
 
@@ -326,8 +336,7 @@ class PriceModel:
             m = self.markets[sym]
             m.mid = max(m.mid * (1.0 + pct / 100.0), 0.0001)
             m.quote = self._make_quote(m, t_ns)
-            m.quotes.append(m.quote)
-            self.out_quotes[sym] = m.quote
+            self._publish(sym, m)
             self._print_trade(m, t_ns)
             out[sym] = m.quote
         return out
@@ -337,8 +346,7 @@ class PriceModel:
         m.mid = float(price)
         t_ns = to_ns(t)
         m.quote = self._make_quote(m, t_ns)
-        m.quotes.append(m.quote)
-        self.out_quotes[symbol] = m.quote
+        self._publish(symbol, m)
         self._print_trade(m, t_ns)
         return m.quote
 
@@ -348,11 +356,29 @@ class PriceModel:
         t_ns = to_ns(t)
         m.mid = (float(bid) + float(ask)) / 2
         m.quote = Quote(t_ns, bid, 100, ask, 100)
-        m.quotes.append(m.quote)
-        self.out_quotes[symbol] = m.quote
+        self._publish(symbol, m)
         # the last trade prints at the mid (rounded to the tick), so marks are predictable too
         self._print_trade(m, t_ns, self._round(m.mid))
         return m.quote
+
+    def _publish(self, symbol: str, m: SymbolMarket) -> Quote:
+        """Show ``m.quote`` on the tape (history, stream), made poor if the symbol is shaped."""
+        q = m.quote
+        if m.shape is not None:
+            q = m.shown = _poor_quote(q, *m.shape)
+        else:
+            m.shown = None
+        m.quotes.append(q)
+        self.out_quotes[symbol] = q
+        return q
+
+    def shape_quotes(self, symbol: str, shape: str, width_pct: float, t: datetime) -> Quote:
+        """From now on publish poor quotes for ``symbol`` (``normal`` ends it); publishes one now."""
+        m = self.markets[symbol]
+        m.shape = None if shape == "normal" else (shape, float(width_pct))
+        q = m.quote
+        m.quote = Quote(to_ns(t), q.bp, q.bs, q.ap, q.as_)
+        return self._publish(symbol, m)
 
     # ------------------------------------------------------------------ history
     def ensure_history(self, symbol: str) -> list[Bar]:
@@ -442,6 +468,25 @@ class PriceModel:
         q, t, b = self.out_quotes, self.out_trades, self.out_bars
         self.out_quotes, self.out_trades, self.out_bars = {}, [], []
         return q, t, b
+
+
+QUOTE_SHAPES = ("no_bid", "no_ask", "crossed", "wide", "normal")
+
+
+def _poor_quote(q: Quote, shape: str, width_pct: float) -> Quote:
+    """A quote as a thin IEX book can show it: one side 0, crossed, or very wide."""
+    if shape == "no_bid":
+        return Quote(q.t, Decimal(0), 0, q.ap, q.as_)
+    if shape == "no_ask":
+        return Quote(q.t, q.bp, q.bs, Decimal(0), 0)
+    mid = (q.bp + q.ap) / 2
+    _, tick = tick_for(float(mid))
+    if shape == "crossed":
+        return Quote(q.t, q.ap + tick, q.bs, q.bp, q.as_)
+    half = mid * Decimal(str(width_pct)) / 200
+    bid = max(tick, ((mid - half) / tick).to_integral_value(ROUND_FLOOR) * tick)
+    ask = ((mid + half) / tick).to_integral_value(ROUND_CEILING) * tick
+    return Quote(q.t, bid, q.bs, ask, q.as_)
 
 
 def aggregate(bars: list[Bar], t_ns: int) -> Bar:

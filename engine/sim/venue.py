@@ -8,6 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable, TypeVar
 
+from .exchange import DEFAULT_MARGIN_MULTIPLIER
+from .plan import DEFAULT_CONNECTION_HOLD_SECONDS, DEFAULT_PLAN
 from .server import SimServer
 
 T = TypeVar("T")
@@ -24,10 +26,11 @@ class SimVenue:
     def __init__(self, key_id: str = "sim-key", secret_key: str = "sim-secret", seed: int = 42,
                  speed: float = 1.0, port: int = 0, universe_path: str | None = None,
                  bars_csv: str | None = None, partial_fill_prob: float = 0.10,
-                 margin_multiplier: Decimal | float | int = Decimal(2),
+                 margin_multiplier: Decimal | float | int = DEFAULT_MARGIN_MULTIPLIER,
                  starting_cash: Decimal | float | int = Decimal(100000),
                  rate_limit_per_minute: int | None = 200, start_at: datetime | None = None,
-                 frozen_clock: bool = False) -> None:
+                 frozen_clock: bool = False, plan: str = DEFAULT_PLAN,
+                 connection_hold_seconds: float = DEFAULT_CONNECTION_HOLD_SECONDS) -> None:
         if not 0.0 <= partial_fill_prob <= 1.0:
             raise ValueError("partial_fill_prob must be between 0 and 1")
         if Decimal(str(margin_multiplier)) not in (1, 2, 3, 4):
@@ -41,7 +44,8 @@ class SimVenue:
                             margin_multiplier=Decimal(str(margin_multiplier)),
                             starting_cash=Decimal(str(starting_cash)),
                             rate_limit_per_minute=rate_limit_per_minute, start_at=start_at,
-                            frozen_clock=frozen_clock)
+                            frozen_clock=frozen_clock, plan=plan,
+                            connection_hold_seconds=connection_hold_seconds)
         # build the state now so that bad arguments fail in the caller's thread
         self.server = SimServer(**self._kwargs)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -158,6 +162,26 @@ class SimVenue:
     def drop_trade_stream(self) -> int:
         return self._call(lambda: self.server.drop_streams(trade=True, data=False))
 
+    def drop_streams(self, trade: bool = True, data: bool = False, unclean: bool = False) -> int:
+        """Close stream connections now; ``unclean`` cuts them like a network failure (no
+        close frame), so reconnecting within the connection hold time is refused (406)."""
+        return self._call(lambda: self.server.drop_streams(trade=trade, data=data, unclean=unclean))
+
+    def mute_data_stream(self, muted: bool = True) -> dict:
+        """Data stream connections stay open and send no market data (until unmuted)."""
+        return self._call(lambda: self.server.set_faults({"data_stream_muted": bool(muted)}))
+
+    def shape_quotes(self, symbol: str, shape: str, width_pct: float | None = None) -> dict:
+        """Publish poor quotes for ``symbol``: "no_bid", "no_ask", "crossed", "wide"; "normal" ends it."""
+        return self._call(lambda: self.server.shape_quotes(symbol, shape, width_pct))
+
+    def published_quote(self, symbol: str) -> tuple[Decimal, Decimal]:
+        """The quote market data shows (differs from ``quote`` while the symbol is shaped)."""
+        def get() -> tuple[Decimal, Decimal]:
+            q = self.server.model.markets[symbol].published
+            return q.bp, q.ap
+        return self._call(get)
+
     def advance(self, seconds: float) -> dict:
         """Move venue time forward (works with a frozen clock too): prices, fills, session events."""
         return self._call(lambda: self.server.clock_control({"advance_seconds": seconds}))
@@ -170,7 +194,7 @@ class SimVenue:
         return self._call(lambda: self.server.clock_control(kw))
 
     def now(self) -> datetime:
-        return self._call(lambda: self.server.venue.t)
+        return self._call(lambda: self.server.exchange.t)
 
     def state(self) -> dict:
         return self._call(self.server.state)
@@ -178,7 +202,7 @@ class SimVenue:
     def reset(self) -> dict:
         """Forget orders, positions and cash; prices and the clock carry on."""
         def do() -> dict:
-            self.server.venue.reset()
+            self.server.exchange.reset()
             return self.server.state()["venue"]
         return self._call(do)
 
@@ -186,5 +210,5 @@ class SimVenue:
         if not 0.0 <= p <= 1.0:
             raise ValueError("partial_fill_prob must be between 0 and 1")
         def do() -> None:
-            self.server.venue.partial_fill_prob = float(p)
+            self.server.exchange.partial_fill_prob = float(p)
         self._call(do)

@@ -184,6 +184,6 @@ def test_sessions_and_early_closes():
 
 def test_default_start_is_the_latest_session_open():
     v = SimVenue(key_id=KEY, secret_key=SECRET)  # not started: the state exists already
-    t = v.server.venue.t
+    t = v.server.exchange.t
     assert t == cal.last_open(datetime.now(timezone.utc)) or t == cal.last_open(t)
     assert cal.is_open(t) and t <= datetime.now(timezone.utc)

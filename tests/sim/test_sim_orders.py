@@ -180,10 +180,12 @@ def test_opg_and_cls(fresh: SimVenue, trading: TradingClient):
 def test_buying_power_with_margin(fresh: SimVenue, trading: TradingClient):
     fresh.set_quote("COST", "1000.00", "1000.00")
     acct = trading.get_account()
-    assert Decimal(acct.buying_power) == Decimal(200000)  # $100,000 at 2x
-    trading.submit_order(market("COST", 150))  # $150,000 on margin
+    # a new Alpaca paper account: multiplier 4, buying power 4x equity
+    assert acct.multiplier == "4"
+    assert Decimal(acct.buying_power) == 4 * Decimal(acct.equity) == Decimal(400000)
+    trading.submit_order(market("COST", 350))  # $350,000 on margin
     acct = trading.get_account()
-    assert Decimal(acct.cash) == Decimal(-50000)
+    assert Decimal(acct.cash) == Decimal(-250000)
     assert Decimal(acct.buying_power) == Decimal(50000)
     err = refused(lambda: trading.submit_order(market("COST", 51)), 403, 40310000, "insufficient buying power")
     assert err.message == "insufficient buying power"

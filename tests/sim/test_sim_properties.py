@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from simkit import START, prepare
 
 from engine.sim import SimVenue
-from engine.sim.core import Venue
+from engine.sim.exchange import Exchange
 from engine.sim.errors import VenueError
 from engine.sim.prices import PriceModel
-from engine.sim.universe import load_universe
+from engine.sim.assets import load_universe
 
 SYMBOLS = ["AAPL", "KO", "TSLA"]
 _UNIVERSE = load_universe()
@@ -30,7 +30,7 @@ _UNIVERSE = load_universe()
 class Ledger:
     """Follows the venue's fills from its event feed and checks every one."""
 
-    venue: Venue
+    venue: Exchange
     cash: Decimal
     pos: dict[str, Decimal] = field(default_factory=dict)
     filled: dict[str, Decimal] = field(default_factory=dict)
@@ -94,7 +94,7 @@ def _round_price(p: Decimal) -> Decimal:
 def test_fill_invariants_on_the_core(seed: int, partial: float, steps: list[dict]):
     assets = {s: _UNIVERSE[s] for s in SYMBOLS}
     model = PriceModel(dict(assets), seed=seed, start=START)
-    v = Venue(assets=assets, model=model, start=START, seed=seed, key_id="k", partial_fill_prob=partial)
+    v = Exchange(assets=assets, model=model, start=START, seed=seed, key_id="k", partial_fill_prob=partial)
     ledger = Ledger(venue=v, cash=v.cash)
     v.listeners.append(ledger)
     submitted: list[str] = []

@@ -31,6 +31,13 @@ def venue():
     assert errors == 0
 
 
+def _free_slots(venue: SimVenue) -> None:
+    """One connection per stream and key: close what earlier tests left (a stopped
+    alpaca-py stream lingers up to its 5 s receive timeout)."""
+    venue.drop_streams(trade=True, data=True)
+    wait_until(lambda: venue.state()["streams"]["slots"]["connected"] == [], what="stream slots free")
+
+
 def _listening(venue: SimVenue, n: int = 1) -> None:
     wait_until(lambda: venue.state()["streams"]["trade_clients"] >= n, what="trade stream listening")
 
@@ -212,9 +219,10 @@ def test_alpaca_py_stock_data_stream(venue: SimVenue):
 def test_garbage_on_the_streams_is_answered_not_fatal(venue: SimVenue):
     junk = [b"\xff\x00\x13", "not json", "[1, 2]", "[" * 20000, json.dumps({"action": ["x"]}),
             json.dumps({"action": "listen", "data": {"streams": "trade_updates"}})]
+    _free_slots(venue)
     with connect(venue.trading_stream_url, max_size=None) as ws:
         ws.send(_auth_frame())
-        ws.recv(timeout=5)
+        assert json.loads(ws.recv(timeout=5))["data"]["status"] == "authorized"
         for j in junk:
             ws.send(j)
             reply = json.loads(ws.recv(timeout=5))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import tomllib
 import uuid
 from dataclasses import dataclass
-from functools import cached_property
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 
 _ASSET_NS = uuid.UUID("6f1c2a4e-5b7d-4c1e-9a3f-0d2e8b7c6a51")

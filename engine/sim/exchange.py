@@ -19,10 +19,10 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any, Callable
 
 from . import calendar as cal
+from .assets import Asset
 from .errors import VenueError, forbidden, not_found, unprocessable
 from .fmt import QTY_QUANT, ZERO, dec_str, ts
 from .prices import PriceModel
-from .universe import Asset
 
 QUANTUM = timedelta(milliseconds=250)  # prices move on this grid of venue time
 MAX_STEP = timedelta(seconds=15)
@@ -33,6 +33,7 @@ ORDER_TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 TIFS = ("day", "gtc", "opg", "cls", "ioc", "fok")
 SESSION_TIFS = frozenset({"day", "ioc", "fok", "opg", "cls"})
 MAX_CLIENT_ORDER_ID = 128
+DEFAULT_MARGIN_MULTIPLIER = Decimal(4)  # a new Alpaca paper account: multiplier 4, buying power 4x equity
 MAX_QTY = Decimal(10) ** 9  # sanity bounds: nothing real comes near them
 MAX_NOTIONAL = Decimal(10) ** 10
 MAX_PRICE = Decimal(10) ** 7
@@ -177,11 +178,11 @@ class Position:
     day_base: Decimal = ZERO  # value at the last close + today's signed fills
 
 
-class Venue:
-    """One paper account at one venue."""
+class Exchange:
+    """The venue's one paper account: its orders, positions, cash and matching."""
 
     def __init__(self, *, assets: dict[str, Asset], model: PriceModel, start: datetime, seed: int,
-                 key_id: str, partial_fill_prob: float = 0.10, margin_multiplier: Decimal = Decimal(2),
+                 key_id: str, partial_fill_prob: float = 0.10, margin_multiplier: Decimal = DEFAULT_MARGIN_MULTIPLIER,
                  starting_cash: Decimal = Decimal(100000)) -> None:
         self.assets = assets
         self.assets_by_id = {a.id: a for a in assets.values()}

@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timedelta
 
 
-class VenueClock:
+class SimClock:
     def __init__(self, start: datetime, speed: float = 1.0, frozen: bool = False) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")

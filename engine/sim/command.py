@@ -11,7 +11,9 @@ import signal
 import sys
 from decimal import Decimal, InvalidOperation
 
+from .exchange import DEFAULT_MARGIN_MULTIPLIER
 from .fmt import parse_time
+from .plan import DEFAULT_CONNECTION_HOLD_SECONDS, DEFAULT_PLAN, PLANS
 
 
 def _decimal(text: str) -> Decimal:
@@ -31,6 +33,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not v > 0 or v == float("inf"):
         raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return v
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
     return v
 
 
@@ -66,11 +78,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the venue clock moves only through the drill API")
     parser.add_argument("--partial-fill-prob", type=_probability, default=0.10,
                         help="share of eligible fills that are partial (default 0.10)")
-    parser.add_argument("--margin-multiplier", type=_decimal, default=Decimal(2),
-                        help="1 (cash), 2 (Reg T, default) or 4")
+    parser.add_argument("--margin-multiplier", type=_decimal, default=DEFAULT_MARGIN_MULTIPLIER,
+                        help="1 (cash), 2 (Reg T) or 4 (default, as a new Alpaca paper account)")
     parser.add_argument("--starting-cash", type=_decimal, default=Decimal(100000))
     parser.add_argument("--rate-limit", type=int, default=200, metavar="N",
                         help="requests per minute per key; 0 = off (default 200)")
+    parser.add_argument("--plan", choices=PLANS, default=DEFAULT_PLAN,
+                        help=f"market data plan: free (IEX, 30 stream symbols) or unlimited (SIP)"
+                             f" (default {DEFAULT_PLAN})")
+    parser.add_argument("--connection-hold", type=_non_negative_float, default=DEFAULT_CONNECTION_HOLD_SECONDS,
+                        metavar="SECONDS",
+                        help="how long a stream connection cut without a close holds its slot"
+                             f" (default {DEFAULT_CONNECTION_HOLD_SECONDS:g})")
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -82,6 +101,7 @@ async def _serve(args: argparse.Namespace, key_id: str, secret_key: str, show_se
         universe_path=args.universe, bars_csv=args.bars_csv, partial_fill_prob=args.partial_fill_prob,
         margin_multiplier=args.margin_multiplier, starting_cash=args.starting_cash,
         rate_limit_per_minute=args.rate_limit or None, start_at=args.start_at, frozen_clock=args.frozen,
+        plan=args.plan, connection_hold_seconds=args.connection_hold,
     )
     port = await server.start(args.port)
     base = f"http://127.0.0.1:{port}"
@@ -90,12 +110,12 @@ async def _serve(args: argparse.Namespace, key_id: str, secret_key: str, show_se
     out.write(f"  trading URL    {base}\n")
     out.write(f"  data URL       {base}\n")
     out.write(f"  trade stream   ws://127.0.0.1:{port}/stream\n")
-    out.write(f"  data stream    ws://127.0.0.1:{port}/v2/iex\n")
+    out.write(f"  data stream    ws://127.0.0.1:{port}/v2/iex   (plan {args.plan})\n")
     out.write(f"  drill API      {base}/sim/v1/\n")
     out.write(f"  key id         {key_id}\n")
     if show_secret:
         out.write(f"  secret key     {secret_key}   (generated for this run)\n")
-    out.write(f"  venue clock    {server.venue.t.isoformat()} speed {args.speed}"
+    out.write(f"  venue clock    {server.exchange.t.isoformat()} speed {args.speed}"
               f"{' (frozen)' if args.frozen else ''}\n")
     out.write(f"READY {base}\n")
     out.flush()
