@@ -13,7 +13,7 @@ import pytest
 from engine import cli
 from engine.cli import COMMANDS, CommandError, Subcommand, load_settings_or_exit, main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "config" / "execution.toml"
 
 

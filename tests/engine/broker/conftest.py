@@ -3,9 +3,7 @@ Drills go through the venue's HTTP drill API (/sim/v1/...), the wire an operator
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
 from typing import Any, Callable
 
 import pytest
@@ -14,6 +12,7 @@ import requests
 from engine.broker.alpaca import AlpacaBroker
 from engine.config import Credentials, Settings
 from engine.sim import SimVenue
+from tests.support import wait_for_async, with_sections
 
 KEY = "PKBROKERTEST01"
 SECRET = "sEcReT-broker-test-0123456789"
@@ -90,26 +89,22 @@ class Events:
         return [e for e in self.snapshot() if isinstance(e, kind)]
 
     async def wait_for(self, predicate: Callable[[Any], bool], timeout: float = 15.0, after: int = 0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            items = self.snapshot()
-            for e in items[after:]:
-                if predicate(e):
-                    return e
-            if time.monotonic() > deadline:
-                shown = "\n  ".join(repr(e) for e in items[-20:])
-                raise AssertionError(f"no matching event within {timeout} s; last events:\n  {shown}")
-            await asyncio.sleep(0.02)
+        """The first event from index `after` on that matches, once one has come."""
+
+        def match() -> Any:
+            return next((e for e in self.snapshot()[after:] if predicate(e)), None)
+
+        try:
+            return await wait_for_async(match, timeout=timeout, what="a matching event")
+        except AssertionError:
+            shown = "\n  ".join(repr(e) for e in self.snapshot()[-20:])
+            raise AssertionError(f"no matching event within {timeout} s; last events:\n  {shown}") from None
 
 
 def broker_settings(**broker: Any) -> Settings:
-    s = Settings()
-    s.broker.rate_limit_per_minute = 100000
-    s.broker.request_timeout = 2.0
-    s.broker.workers = 4
-    for k, v in broker.items():
-        setattr(s.broker, k, v)
-    return s
+    """The code's defaults, no client-side throttle, short timeouts, then the test's changes."""
+    return with_sections(Settings(), broker={"rate_limit_per_minute": 100000, "request_timeout": 2.0,
+                                             "workers": 4, **broker})
 
 
 def make_broker(venue: Venue, settings: Settings | None = None, secret: str = SECRET) -> AlpacaBroker:

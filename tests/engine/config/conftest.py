@@ -12,8 +12,6 @@ import pytest
 
 from engine.cli import main
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @dataclass
 class CliResult:

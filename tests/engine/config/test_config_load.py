@@ -20,7 +20,7 @@ from engine.config import (
 )
 from engine.model import RolloutMode, TradingState
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 SHIPPED = REPO / "config" / "execution.toml"
 

@@ -10,7 +10,7 @@ import pytest
 
 from engine.universe import Universe, UniverseError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 GOOD = {
     "name": "Example Corp.", "sector": "Energy", "exchange": "NYSE", "price": 10.25,

@@ -28,12 +28,11 @@ from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.requests import GetOrdersRequest
 
 from engine import events as ev
-from engine.config import Credentials, Settings, load_settings
+from engine.config import Credentials, Settings
 from engine.journal import Journal
 from engine.report import build_report
+from tests.support import UNIVERSE, merged, settings_from, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-UNIVERSE = ROOT / "config" / "universe.toml"
 KEY = "PKFAULTDRILL0001"
 SECRET = "fault-drill-secret-0123456789"
 CREDENTIALS = Credentials(key_id=KEY, secret_key=SECRET)
@@ -71,55 +70,10 @@ def base_config(journal: Path, signals: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def merged(base: dict[str, dict[str, Any]], changes: Mapping[str, Mapping[str, Any]] | None) -> dict:
-    out = {k: dict(v) for k, v in base.items()}
-    for section, values in (changes or {}).items():
-        out.setdefault(section, {}).update(values)
-    return out
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {v!r} as TOML")
-
-
-def write_config(path: Path, config: Mapping[str, Mapping[str, Any]]) -> Path:
-    lines: list[str] = []
-    for section, values in config.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-        lines.append("")
-    path.write_text("\n".join(lines))
-    return path
-
-
 def settings_for(tmp_path: Path, changes: Mapping[str, Mapping[str, Any]] | None = None) -> Settings:
     journal, signals = tmp_path / "journal.sqlite", tmp_path / "signals.jsonl"
     signals.touch()
-    cfg = write_config(tmp_path / "execution.toml", merged(base_config(journal, signals), changes))
-    return load_settings(cfg, env={})
-
-
-# ---- waiting ----------------------------------------------------------------------------------
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 30.0, what: str = "", every: float = 0.1) -> Any:
-    """Poll until predicate() is truthy (generous deadlines: the machine is shared)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:.0f} s for {what or predicate}")
-        time.sleep(every)
+    return settings_from(tmp_path / "execution.toml", merged(base_config(journal, signals), changes))
 
 
 # ---- signals --------------------------------------------------------------------------------------

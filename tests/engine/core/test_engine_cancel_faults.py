@@ -9,7 +9,8 @@ afterwards, so they stay resting until cancelled."""
 from __future__ import annotations
 
 import pytest
-from enginekit import venue_orders, wait_for
+from tests.engine.core.enginekit import venue_orders
+from tests.support import wait_for
 
 from engine import events as ev
 from engine.commands import CancelOrder, Halt

@@ -10,7 +10,7 @@ process, see tests/drills.)"""
 
 from __future__ import annotations
 
-from enginekit import wait_for
+from tests.support import wait_for
 
 from engine import events as ev
 from engine.commands import Resume

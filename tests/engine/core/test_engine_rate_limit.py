@@ -10,7 +10,8 @@ it was told about, so this test lasts until the next minute boundary at most
 from __future__ import annotations
 
 import requests
-from enginekit import KEY, SECRET, wait_for
+from tests.engine.core.enginekit import KEY, SECRET
+from tests.support import wait_for
 
 from engine import events as ev
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from enginekit import FINAL, wait_for
+from tests.engine.core.enginekit import FINAL
+from tests.support import wait_for
 
 from engine import events as ev
 
@@ -19,7 +20,7 @@ BIG = {"T": 1.0, "INTC": 1.0, "PFE": 1.0}
 
 
 def venue_by_cid(rig) -> dict[str, dict]:
-    from enginekit import venue_orders
+    from tests.engine.core.enginekit import venue_orders
 
     return {o["client_order_id"]: o for o in venue_orders(rig.trading)}
 

@@ -9,7 +9,7 @@ order, fill by fill, position by position."""
 from __future__ import annotations
 
 import pytest
-from enginekit import wait_for
+from tests.support import wait_for
 
 from engine import events as ev
 

@@ -1,5 +1,5 @@
-"""Builders shared by the journal and order-book scenarios (imported by name:
-this folder is on sys.path under pytest's default import mode)."""
+"""Builders shared by the journal and order-book scenarios
+(``from tests.engine.journal.journal_builders import ...``)."""
 
 from __future__ import annotations
 

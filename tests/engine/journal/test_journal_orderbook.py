@@ -12,7 +12,7 @@ from engine import events as ev
 from engine.model import TRANSITIONS, DenialReason, InvalidStateTransition, OrderStatus, Side
 from engine.orders import DuplicateOrder, OrderBook, OrderBookError, UnknownOrder
 
-from journal_builders import at, external, fill, intent
+from tests.engine.journal.journal_builders import at, external, fill, intent
 
 S = OrderStatus
 ALLOWED = [(cur, new) for cur, nexts in TRANSITIONS.items() for new in sorted(nexts, key=lambda s: s.value)]

@@ -17,10 +17,10 @@ from engine.journal import Journal, recover
 from engine.model import DenialReason, InvalidStateTransition, OrderStatus, RolloutMode, TradingState
 from engine.orders import OrderBook, OrderBookError, make_client_order_id
 
-from journal_builders import at, book_state, external, fill, process_batch
+from tests.engine.journal.journal_builders import at, book_state, external, fill, process_batch
 
 S = OrderStatus
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_given_a_busy_session_when_the_journal_is_replayed_then_the_book_equals_the_live_one(journal):
@@ -74,11 +74,10 @@ def test_given_a_busy_session_when_the_journal_is_replayed_then_the_book_equals_
 _CHILD = textwrap.dedent(
     """
     import os, signal, sys
-    sys.path.insert(0, {tests!r})
     from datetime import date
     from engine.journal import Journal
     from engine.orders import OrderBook
-    from journal_builders import at, process_batch
+    from tests.engine.journal.journal_builders import at, process_batch
     j = Journal({path!r})
     j.open_session("cfg", date(2026, 3, 5))
     book = OrderBook()

@@ -21,9 +21,9 @@ from engine.config import SymbolOverride
 from engine.journal import Journal, JournalError
 from engine.model import DenialReason, Position, RolloutMode, TradingState
 
-from journal_builders import T0, fill, intent
+from tests.engine.journal.journal_builders import T0, fill, intent
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_given_events_with_decimals_when_replayed_then_every_value_is_exact(journal):
@@ -78,8 +78,7 @@ _CHILD = textwrap.dedent(
     import os, signal, sys
     from engine import events as ev
     from engine.journal import Journal
-    sys.path.insert(0, {tests!r})
-    from journal_builders import intent
+    from tests.engine.journal.journal_builders import intent
     j = Journal({path!r})
     j.open_session("cfg")
     for i in range(50):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from report_journal import build
+from tests.engine.report.report_journal import build
 
 
 @pytest.fixture

@@ -140,7 +140,7 @@ def test_pnl_realized_and_unrealized(data):
 
 
 def test_unrealized_marked_at_last_fill_without_a_later_snapshot(journal_path, monkeypatch):
-    from report_journal import Clock, T0, fill
+    from tests.engine.report.report_journal import Clock, T0, fill
     import engine.journal as jm
     from engine.model import Side
 
@@ -148,7 +148,7 @@ def test_unrealized_marked_at_last_fill_without_a_later_snapshot(journal_path, m
     monkeypatch.setattr(jm, "_utcnow", clock)
     with Journal(journal_path) as j:
         j.open_session("c", date(2026, 3, 5))
-        from report_journal import order
+        from tests.engine.report.report_journal import order
         j.append(ev.IntentCreated(order=order("a", "AAPL", Side.BUY, "10", "100"), batch_seq=0))
         j.append(ev.SubmitSent(client_order_id="a"))
         clock.at_ms(5)
@@ -350,7 +350,7 @@ def test_command_line_process_has_no_traceback(tmp_path):
 
 def test_positions_carry_into_a_session_without_a_snapshot(journal_path, monkeypatch):
     """Day 1 buys 10 @ 100 (no snapshot); day 2 sells them @ 103: realized 30 on day 2."""
-    from report_journal import Clock, T0, fill, order
+    from tests.engine.report.report_journal import Clock, T0, fill, order
     import engine.journal as jm
     from engine.model import Side
 

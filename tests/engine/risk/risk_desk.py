@@ -5,30 +5,29 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from engine.config import Settings, SymbolOverride, load_settings
+from engine.config import Settings, SymbolOverride
 from engine.model import Side
 from engine.portfolio import Portfolio
 from engine.risk import CheckContext, Denial, PreTradeRisk
 from engine.sizing import OrderPurpose, ProposedOrder, marketable_limit
 from engine.universe import Universe
+from tests.support import shipped_settings, with_sections
+from tests.support import UNIVERSE as UNIVERSE_PATH
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "config" / "execution.toml"
-UNIVERSE = Universe.load(ROOT / "config" / "universe.toml")
+UNIVERSE = Universe.load(UNIVERSE_PATH)
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=timezone.utc)
 D = Decimal
 
 
 def settings_with(**changes: Any) -> Settings:
     """The default configuration with changes given as section__key=value."""
-    s = load_settings(CONFIG, env={})
+    sections: dict[str, dict[str, Any]] = {}
     for dotted, value in changes.items():
         section, key = dotted.split("__", 1)
-        setattr(getattr(s, section), key, value)
-    return s
+        sections.setdefault(section, {})[key] = value
+    return with_sections(shipped_settings(), **sections)
 
 
 class Desk:

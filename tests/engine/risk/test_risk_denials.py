@@ -13,7 +13,7 @@ from engine.model import DenialReason as R
 from engine.model import RolloutMode, Side, SideRestriction, TradingState
 from engine.risk import TripCause
 from engine.sizing import size_batch
-from risk_desk import NOW, UNIVERSE, D, Desk, settings_with
+from tests.engine.risk.risk_desk import NOW, UNIVERSE, D, Desk, settings_with
 
 # Reasons given by the approval queue, not by a pre-trade check.
 NOT_PRE_TRADE = {R.APPROVAL_EXPIRED, R.REJECTED_BY_OPERATOR}

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from engine.model import Position, Side
 from engine.portfolio import Portfolio
 from engine.risk import OrderRateWindow
-from risk_desk import NOW, UNIVERSE, D, Desk
+from tests.engine.risk.risk_desk import NOW, UNIVERSE, D, Desk
 
 
 def test_fill_moves_cash_by_the_notional_and_equity_by_the_mark():

@@ -21,7 +21,7 @@ from engine.config import SymbolOverride
 from engine.model import RolloutMode, Side, SideRestriction, TradingState
 from engine.risk import TripCause
 from engine.sizing import OrderPurpose, ProposedOrder, marketable_limit, size_batch
-from risk_desk import UNIVERSE, D, Desk, settings_with
+from tests.engine.risk.risk_desk import UNIVERSE, D, Desk, settings_with
 
 SYMBOLS = [a.symbol for a in UNIVERSE]
 SECTOR = {a.symbol: a.sector for a in UNIVERSE}

@@ -17,7 +17,7 @@ from engine.sizing import (
     size_batch,
     tick_for,
 )
-from risk_desk import UNIVERSE, D, Desk, settings_with
+from tests.engine.risk.risk_desk import UNIVERSE, D, Desk, settings_with
 
 OFFSET = D("0.001")
 

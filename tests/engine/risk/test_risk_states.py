@@ -8,7 +8,7 @@ from engine.model import DenialReason as R
 from engine.model import Side, TradingState
 from engine.risk import TradingStateRules, TripCause, flatten_orders, stop_loss_exit, stop_triggered
 from engine.sizing import OrderPurpose
-from risk_desk import D, Desk, settings_with
+from tests.engine.risk.risk_desk import D, Desk, settings_with
 
 ACTIVE, REDUCING, HALTED = TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED
 

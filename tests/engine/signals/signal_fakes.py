@@ -9,12 +9,11 @@ import random
 import tomllib
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import AsyncIterator, Mapping, Sequence
 
 from engine.signals import Bar, Quote, SignalBatch, SignalSource
+from tests.support import ROOT as REPO
 
-REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "signals"
 UNIVERSE = frozenset(tomllib.loads((REPO / "config" / "universe.toml").read_text())["symbols"])
 NOW = datetime(2026, 11, 25, 14, 40, tzinfo=timezone.utc)

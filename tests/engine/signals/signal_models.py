@@ -1,4 +1,4 @@
-"""Signal functions for the callable source tests, imported by "signal_models:<name>"."""
+"""Signal functions for the callable source tests, imported by "tests.engine.signals.signal_models:<name>"."""
 
 from __future__ import annotations
 

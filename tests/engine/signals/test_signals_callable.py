@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import pytest
 
-import signal_models
+from tests.engine.signals import signal_models
 from engine.config import Settings
 from engine.signals import CALLABLE_BARS, CallableSource, SignalSourceError, load_callable, open_source
-from signal_fakes import NOW, UNIVERSE, FakeMarket, drain, random_walk, reasons, take
+from tests.engine.signals.signal_fakes import NOW, UNIVERSE, FakeMarket, drain, random_walk, reasons, take
 
 BAR_TIMES = [NOW + timedelta(minutes=i) for i in range(3)]
 
@@ -27,7 +27,7 @@ def callable_source(spec: str):
 
 
 async def test_a_good_callable_gives_one_batch_per_bar():
-    source = callable_source("signal_models:momentum")
+    source = callable_source("tests.engine.signals.signal_models:momentum")
     signal_models.CALLS.clear()
     m = market()
     batches = await take(source, m, 3)
@@ -36,7 +36,7 @@ async def test_a_good_callable_gives_one_batch_per_bar():
     assert all(len(b.signals) == len(UNIVERSE) for b in batches)
     assert all(-1 <= v <= 1 for b in batches for v in b.signals.values())
     assert signal_models.CALLS == [(len(UNIVERSE), len(UNIVERSE))] * 3
-    assert batches[0].origin == "callable:signal_models:momentum"
+    assert batches[0].origin == "callable:tests.engine.signals.signal_models:momentum"
     await source.aclose()
 
 
@@ -57,18 +57,18 @@ async def test_the_callable_sees_the_last_bars_oldest_first():
 
 
 async def test_an_async_callable_is_awaited():
-    [batch] = await take(callable_source("signal_models:async_constant"), market(), 1)
+    [batch] = await take(callable_source("tests.engine.signals.signal_models:async_constant"), market(), 1)
     assert batch.signals == {"AAPL": 0.5}
 
 
 @pytest.mark.parametrize(
     "spec,reason,detail",
     [
-        ("signal_models:raising", "CALLABLE_ERROR", "raised ZeroDivisionError: model blew up"),
-        ("signal_models:exiting", "CALLABLE_ERROR", "raised SystemExit: 3"),
-        ("signal_models:returns_none", "BAD_RETURN", "returned null (NoneType), expected a mapping"),
-        ("signal_models:returns_list", "BAD_RETURN", "returned an array of 1 item (list)"),
-        ("signal_models:returns_broken_mapping", "BAD_RETURN", "cannot be read: RuntimeError"),
+        ("tests.engine.signals.signal_models:raising", "CALLABLE_ERROR", "raised ZeroDivisionError: model blew up"),
+        ("tests.engine.signals.signal_models:exiting", "CALLABLE_ERROR", "raised SystemExit: 3"),
+        ("tests.engine.signals.signal_models:returns_none", "BAD_RETURN", "returned null (NoneType), expected a mapping"),
+        ("tests.engine.signals.signal_models:returns_list", "BAD_RETURN", "returned an array of 1 item (list)"),
+        ("tests.engine.signals.signal_models:returns_broken_mapping", "BAD_RETURN", "cannot be read: RuntimeError"),
     ],
 )
 async def test_a_failing_callable_drops_its_bar_and_the_next_bar_is_called_again(spec, reason, detail):
@@ -80,14 +80,14 @@ async def test_a_failing_callable_drops_its_bar_and_the_next_bar_is_called_again
 
 
 async def test_junk_values_are_dropped_one_by_one_and_the_rest_proceeds():
-    [batch] = await take(callable_source("signal_models:returns_junk_values"), market(), 1)
+    [batch] = await take(callable_source("tests.engine.signals.signal_models:returns_junk_values"), market(), 1)
     assert batch.signals == {"TSLA": 0.25}
     assert reasons(batch) == sorted(["NAN", "NOT_A_NUMBER", "NOT_A_NUMBER", "OUT_OF_RANGE", "UNKNOWN_SYMBOL", "UNKNOWN_SYMBOL"])
     assert any("7 (int)" in d.detail for d in batch.dropped)
 
 
 async def test_a_callable_that_never_returns_does_not_block_aclose():
-    source = callable_source("signal_models:sleeps_forever")
+    source = callable_source("tests.engine.signals.signal_models:sleeps_forever")
     task = asyncio.ensure_future(drain(source.batches(market())))
     await asyncio.sleep(0.05)
     await source.aclose()
@@ -109,9 +109,9 @@ async def test_a_slow_callable_result_is_judged_by_max_age():
     "spec,message",
     [
         ("no_such_package.models:signal", "cannot import module 'no_such_package.models': ModuleNotFoundError"),
-        ("signal_models:nope", "module 'signal_models' has no attribute 'nope'"),
-        ("signal_models:not_a_function", "'not_a_function' is a int, not a function"),
-        ("signal_models:", 'expected "package.module:function"'),
+        ("tests.engine.signals.signal_models:nope", "module 'tests.engine.signals.signal_models' has no attribute 'nope'"),
+        ("tests.engine.signals.signal_models:not_a_function", "'not_a_function' is a int, not a function"),
+        ("tests.engine.signals.signal_models:", 'expected "package.module:function"'),
     ],
 )
 def test_a_callable_that_does_not_import_is_a_clear_startup_error(spec, message):

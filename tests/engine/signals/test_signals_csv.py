@@ -9,7 +9,7 @@ import pytest
 
 import engine.signals as signals_module
 from engine.signals import CsvFileSource, SignalSourceError
-from signal_fakes import FIXTURES, UNIVERSE, FakeMarket, drain, reasons, utc
+from tests.engine.signals.signal_fakes import FIXTURES, UNIVERSE, FakeMarket, drain, reasons, utc
 
 TRADABLE = UNIVERSE - {"XOM"}
 

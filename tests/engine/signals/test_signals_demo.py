@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from engine.config import Settings
 from engine.signals import DEMO_LONG, DEMO_MIN_BARS, Bar, DemoSource, demo_signals, open_source
-from signal_fakes import NOW, UNIVERSE, FakeMarket, random_walk, take
+from tests.engine.signals.signal_fakes import NOW, UNIVERSE, FakeMarket, random_walk, take
 
 THRESHOLD = 0.1  # position_sizing.signal_threshold default
 

@@ -17,7 +17,7 @@ from engine.signals import (
     JsonlStreamSource,
     SignalSourceError,
 )
-from signal_fakes import FIXTURES, UNIVERSE, FakeMarket, drain, reasons, utc
+from tests.engine.signals.signal_fakes import FIXTURES, UNIVERSE, FakeMarket, drain, reasons, utc
 
 TS = "2026-11-25T14:39:00Z"  # one minute before the fake venue's clock
 TRADABLE = UNIVERSE - {"XOM"}  # XOM is in the universe but not tradable today

@@ -10,7 +10,7 @@ import math
 from hypothesis import given, settings, strategies as st
 
 from engine.signals import JsonlStreamSource, _LineSplitter
-from signal_fakes import UNIVERSE, FakeMarket, drain
+from tests.engine.signals.signal_fakes import UNIVERSE, FakeMarket, drain
 
 TRADABLE = UNIVERSE - {"XOM"}
 SYMBOLS = sorted(UNIVERSE)[:8] + ["XOM", "ZZZZ", "aapl", ""]

@@ -9,7 +9,7 @@ import os
 
 from engine.config import Settings
 from engine.signals import JsonlStreamSource, open_source
-from signal_fakes import UNIVERSE, FakeMarket, drain, reasons
+from tests.engine.signals.signal_fakes import UNIVERSE, FakeMarket, drain, reasons
 
 
 def line(signals: str, ts: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from alpaca.trading.client import TradingClient
-from simkit import KEY, SECRET, Raw, make_venue, prepare
+from tests.engine.sim.simkit import KEY, SECRET, Raw, make_venue, prepare
 
 from engine.sim import SimVenue
 

@@ -1,10 +1,9 @@
-"""Helpers shared by the local venue tests (imported as ``simkit``: tests/sim is on sys.path)."""
+"""Helpers shared by the local venue tests (``from tests.engine.sim.simkit import ...``)."""
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -12,6 +11,10 @@ from typing import Any, Callable
 import requests
 
 from engine.sim import SimVenue
+from tests.support import wait_for
+
+#: the venue tests' name for tests.support.wait_for
+wait_until = wait_for
 
 KEY = "PKSIMTEST0001"
 SECRET = "sim-secret-0123456789"
@@ -64,17 +67,6 @@ class Raw:
 
     def delete(self, path: str, **kw: Any) -> requests.Response:
         return self.request("DELETE", path, **kw)
-
-
-def wait_until(pred: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 class Collector:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from simkit import Raw, prepare
+from tests.engine.sim.simkit import Raw, prepare
 
 from engine.sim import SimVenue
 

@@ -14,7 +14,7 @@ from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
 
 from engine.sim import SimVenue
 
-from simkit import KEY, make_venue
+from tests.engine.sim.simkit import KEY, make_venue
 
 
 def test_start_is_fast_and_urls_are_local():
@@ -66,7 +66,7 @@ def test_runs_on_its_own_in_real_time():
     """Not frozen: the venue clock, prices, fills and the session move by themselves."""
     from datetime import datetime, timezone
 
-    from simkit import wait_until
+    from tests.engine.sim.simkit import wait_until
 
     v = make_venue(frozen_clock=False, speed=600, start_at=datetime(2025, 6, 2, 19, 58, tzinfo=timezone.utc))
     try:

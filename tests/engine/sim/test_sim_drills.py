@@ -13,7 +13,7 @@ from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
-from simkit import Raw, prepare
+from tests.engine.sim.simkit import Raw, prepare
 
 from engine.sim import SimVenue
 

@@ -15,7 +15,7 @@ from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
-from simkit import KEY, SECRET, make_venue
+from tests.engine.sim.simkit import KEY, SECRET, make_venue
 
 from engine.sim import SimVenue
 from engine.sim import calendar as cal

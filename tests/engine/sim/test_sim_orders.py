@@ -12,7 +12,7 @@ from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeI
 from alpaca.trading.requests import (ClosePositionRequest, GetOrdersRequest, LimitOrderRequest, MarketOrderRequest,
                                      ReplaceOrderRequest, StopLimitOrderRequest, StopOrderRequest,
                                      TrailingStopOrderRequest)
-from simkit import Raw
+from tests.engine.sim.simkit import Raw
 
 from engine.sim import SimVenue
 
@@ -280,7 +280,7 @@ def test_pending_cancel_and_pending_replace(fresh: SimVenue, trading: TradingCli
     c = trading.submit_order(limit("UNH", 1, 1.03, tif=GTC))
     trading.cancel_order_by_id(c.id)
     assert trading.get_order_by_id(c.id).status in (OrderStatus.PENDING_CANCEL, OrderStatus.CANCELED)
-    from simkit import wait_until
+    from tests.engine.sim.simkit import wait_until
     wait_until(lambda: trading.get_order_by_id(c.id).status == OrderStatus.CANCELED, what="cancel confirmed")
     d = trading.submit_order(limit("UNH", 1, 1.04, tif=GTC))
     nd = trading.replace_order_by_id(d.id, ReplaceOrderRequest(limit_price=1.05))
@@ -385,7 +385,7 @@ def test_clock_and_calendar(fresh: SimVenue, trading: TradingClient):
 
 
 def test_fill_during_pending_replace_rejects_the_replacement(fresh: SimVenue, trading: TradingClient):
-    from simkit import wait_until
+    from tests.engine.sim.simkit import wait_until
 
     fresh.set_quote("TMO", "500.00", "500.10")
     fresh.set_faults(pending_ms=300)

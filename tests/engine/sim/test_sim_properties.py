@@ -14,7 +14,7 @@ from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import LimitOrderRequest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from simkit import START, prepare
+from tests.engine.sim.simkit import START, prepare
 
 from engine.sim import SimVenue
 from engine.sim.core import Venue

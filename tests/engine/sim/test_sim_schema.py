@@ -13,7 +13,7 @@ from alpaca.data.models.trades import Trade
 from alpaca.trading.models import (AccountConfiguration, Asset, Calendar, Clock, ClosePositionResponse, Order,
                                    Position, TradeAccount)
 from alpaca.trading.requests import CancelOrderResponse
-from simkit import Raw, assert_valid, prepare, schema_validator
+from tests.engine.sim.simkit import Raw, assert_valid, prepare, schema_validator
 
 from engine.sim import SimVenue
 

@@ -15,7 +15,7 @@ from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.models import TradeUpdate
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, ReplaceOrderRequest
 from alpaca.trading.stream import TradingStream
-from simkit import KEY, SECRET, Collector, make_venue, prepare, wait_until
+from tests.engine.sim.simkit import KEY, SECRET, Collector, make_venue, prepare, wait_until
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
