@@ -5,8 +5,9 @@ and configuration files written as TOML for tests that start a process."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from engine.config import Settings, load_settings
 

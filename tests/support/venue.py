@@ -31,16 +31,26 @@ class VenueProcess:
     module run with -m and its leading arguments (("engine.cli", "sim") for the
     `execdesk sim` command)."""
 
-    def __init__(self, key_id: str, secret_key: str, *args: str, log: Path | None = None,
-                 timeout: float = 60.0, entry: tuple[str, ...] = ("engine.sim",)) -> None:
+    def __init__(
+        self,
+        key_id: str,
+        secret_key: str,
+        *args: str,
+        log: Path | None = None,
+        timeout: float = 60.0,
+        entry: tuple[str, ...] = ("engine.sim",),
+    ) -> None:
         self.key_id, self.secret_key = key_id, secret_key
         self.log_path = log
         self._log: IO[str] | None = log.open("w") if log is not None else None
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", *entry, "--port", "0", *args],
-            cwd=ROOT, env=venue_env(key_id, secret_key), stdout=subprocess.PIPE,
-            stderr=self._log if self._log is not None else subprocess.DEVNULL, text=True,
+            cwd=ROOT,
+            env=venue_env(key_id, secret_key),
+            stdout=subprocess.PIPE,
+            stderr=self._log if self._log is not None else subprocess.DEVNULL,
+            text=True,
         )
         self.url = self._await_ready(timeout)
         #: seconds from spawning the process to its READY line
@@ -80,7 +90,7 @@ class VenueProcess:
             self._log.close()
             self._log = None
 
-    def __enter__(self) -> "VenueProcess":
+    def __enter__(self) -> VenueProcess:
         return self
 
     def __exit__(self, *exc: Any) -> None:

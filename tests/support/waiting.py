@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 #: seconds; generous on purpose
 DEFAULT_TIMEOUT = 45.0
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float = DEFAULT_TIMEOUT, what: str = "",
-             every: float = 0.05) -> Any:
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float = DEFAULT_TIMEOUT, what: str = "", every: float = 0.05
+) -> Any:
     """Poll until predicate() is truthy and return that value; AssertionError after
     timeout seconds, naming what was awaited."""
     deadline = time.monotonic() + timeout
@@ -26,8 +28,14 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = DEFAULT_TIMEOUT, 
         time.sleep(every)
 
 
-async def wait_for_async(predicate: Callable[[], Any], *, timeout: float = DEFAULT_TIMEOUT, what: str = "",
-                         every: float = 0.02, pause: Callable[[float], Awaitable[Any]] | None = None) -> Any:
+async def wait_for_async(
+    predicate: Callable[[], Any],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    what: str = "",
+    every: float = 0.02,
+    pause: Callable[[float], Awaitable[Any]] | None = None,
+) -> Any:
     """wait_for on an event loop: the loop runs between polls (through `pause`,
     asyncio.sleep by default; a Textual pilot's pause for console tests)."""
     deadline = time.monotonic() + timeout
