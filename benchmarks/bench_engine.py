@@ -42,7 +42,7 @@ from typing import Any, Callable
 
 from engine.config import Credentials, Settings, load_settings
 from engine.model import RolloutMode
-from tests.support import VenueProcess
+from tests.support import VenueProcess, wait_for_async
 
 REPO = Path(__file__).resolve().parent.parent
 #: Monday 2 March 2026, 10:00 New York: the regular session is open (venue clock frozen)
@@ -204,12 +204,7 @@ class BatchProbe:
 
 
 async def _until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.002) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
-        await asyncio.sleep(step)
+    await wait_for_async(predicate, timeout=timeout, what=what, every=step)
 
 
 async def engine_batch(eng, probe: BatchProbe, ts: datetime, signals: dict[str, float]) -> dict:

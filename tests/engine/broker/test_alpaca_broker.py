@@ -27,6 +27,7 @@ from engine.broker.base import (
     VenueQuote,
 )
 from engine.config import Settings
+from tests.support import wait_for_async
 
 from .conftest import KEY, SECRET, Events, Venue, broker_settings, count_posts, make_broker
 
@@ -34,10 +35,7 @@ FAR_BELOW = Decimal("1.00")  # a buy limit that never fills
 
 
 async def until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
+    await wait_for_async(condition, timeout=timeout, what="the condition", every=0.005)
 
 
 def cid(tag: str) -> str:
