@@ -1,13 +1,13 @@
 # execdesk: two commands for a fresh machine with Python 3.11+ and make.
 #   make run    start the operator console on the built-in local venue
-#   make test   install everything and run the whole suite
+#   make test   install everything, lint (ruff, mypy) and run the whole suite
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test bench drill screenshots clean
+.PHONY: run lint test bench drill screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,16 @@ $(STAMP_TEST): pyproject.toml | $(PY)
 run: $(STAMP_RUN)
 	$(VENV)/bin/execdesk
 
-# pytest exits 5 when it collects no test: that fails here, loudly.
-test: $(STAMP_TEST)
+# ruff (lint and format check) and mypy over the code; configured in pyproject.toml.
+LINT_PATHS := engine console tests benchmarks
+
+lint: $(STAMP_TEST)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
+
+# Lint first, then the suite. pytest exits 5 when it collects no test: that fails here, loudly.
+test: lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP_TEST)

@@ -8,14 +8,10 @@ Run alone: `python -m benchmarks.bench_broker` (or through `make bench`)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
@@ -24,32 +20,13 @@ from alpaca.trading.requests import LimitOrderRequest
 from engine.broker.alpaca import AlpacaBroker
 from engine.broker.base import SubmitRequest
 from engine.config import Credentials, Settings
+from tests.support import VenueProcess
 
-ROOT = Path(__file__).resolve().parents[1]
 KEY, SECRET = "PKBENCHBROKER1", "bench-broker-secret-0123456789"
 ROUNDS = 400
 WARMUP = 40
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "JPM", "XOM", "JNJ", "PG"]
 START = "2025-06-02T13:30:00Z"  # a Monday 09:30 New York, clock frozen: the market stays open
-
-
-def _start_venue() -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ, APCA_API_KEY_ID=KEY, APCA_API_SECRET_KEY=SECRET, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.sim", "--port", "0", "--rate-limit", "0", "--frozen",
-         "--start-at", START, "--partial-fill-prob", "0"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.monotonic() + 15
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("READY "):
-            return proc, line.split()[1]
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError("venue did not start: " + (proc.stderr.read() if proc.stderr else ""))
 
 
 def _raw_request(i: int, tag: str) -> LimitOrderRequest:
@@ -137,15 +114,9 @@ def _rows(samples: dict[str, list[float]]) -> list[dict]:
 
 
 def run() -> list[dict]:
-    proc, base = _start_venue()
-    try:
-        return _rows(asyncio.run(_measure(base)))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with VenueProcess(KEY, SECRET, "--rate-limit", "0", "--frozen", "--start-at", START,
+                      "--partial-fill-prob", "0", timeout=15) as venue:
+        return _rows(asyncio.run(_measure(venue.url)))
 
 
 if __name__ == "__main__":

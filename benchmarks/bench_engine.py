@@ -42,6 +42,7 @@ from typing import Any, Callable
 
 from engine.config import Credentials, Settings, load_settings
 from engine.model import RolloutMode
+from tests.support import VenueProcess, wait_for_async
 
 REPO = Path(__file__).resolve().parent.parent
 #: Monday 2 March 2026, 10:00 New York: the regular session is open (venue clock frozen)
@@ -207,12 +208,7 @@ class BatchProbe:
 
 
 async def _until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.002) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
-        await asyncio.sleep(step)
+    await wait_for_async(predicate, timeout=timeout, what=what, every=step)
 
 
 async def engine_batch(eng, probe: BatchProbe, ts: datetime, signals: dict[str, float]) -> dict:
@@ -244,40 +240,14 @@ async def engine_batch(eng, probe: BatchProbe, ts: datetime, signals: dict[str, 
 # ---------------------------------------------------------------- venues and raw alpaca-py
 
 
-def start_venue_process(start_at: datetime = START_AT) -> tuple[Any, str]:
+def start_venue_process(start_at: datetime = START_AT) -> VenueProcess:
     """The venue in its own process (python -m engine.sim), frozen clock, no rate
     limit: its CPU is not ours, as with Alpaca."""
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, APCA_API_KEY_ID=CREDS.key_id, APCA_API_SECRET_KEY=CREDS.secret_key, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.sim", "--port", "0", "--rate-limit", "0", "--frozen",
-         "--start-at", start_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "--partial-fill-prob", "0", "--seed", str(SEED),
-         "--starting-cash", str(CASH), "--universe", str(REPO / "config" / "universe.toml")],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    return VenueProcess(
+        CREDS.key_id, CREDS.secret_key, "--rate-limit", "0", "--frozen",
+        "--start-at", start_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "--partial-fill-prob", "0", "--seed", str(SEED),
+        "--starting-cash", str(CASH), "--universe", str(REPO / "config" / "universe.toml"), timeout=30,
     )
-    deadline = time.monotonic() + 30
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("READY "):
-            return proc, line.split()[1]
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError("the venue process did not start")
-
-
-def stop_process(proc) -> None:
-    import subprocess
-
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 class RawClient:
@@ -289,7 +259,8 @@ class RawClient:
 
         self.venue = self.proc = None
         if own_process:
-            self.proc, url = start_venue_process()
+            self.proc = start_venue_process()
+            url = self.proc.url
         else:
             from engine.sim import SimVenue
 
@@ -309,7 +280,7 @@ class RawClient:
         if self.venue is not None:
             self.venue.stop()
         if self.proc is not None:
-            stop_process(self.proc)
+            self.proc.stop()
 
     def _request(self, spec, tag: str):
         from alpaca.trading.enums import OrderSide, TimeInForce
@@ -359,8 +330,9 @@ def bench_batches(tmp: Path, own_process: bool = False) -> list[dict]:
     raw = session = None
     try:
         if own_process:
-            proc, url = start_venue_process()
+            proc = start_venue_process()
             procs.append(proc)
+            url = proc.url
             settings = _section(settings, "broker", kind="alpaca", trading_url=url, data_url=url)
             settings = _section(settings, "risk_management", max_quote_age=100_000)
             from engine.session import Session
@@ -402,7 +374,7 @@ def bench_batches(tmp: Path, own_process: bool = False) -> list[dict]:
         if raw is not None:
             raw.close()
         for proc in procs:
-            stop_process(proc)
+            proc.stop()
     n = len(eng_ms)
     orders = next(iter(counts)) if len(counts) == 1 else f"{sorted(counts)} (not 53 each!)"
     p50, p99 = statistics.median(eng_ms), pct(eng_ms, 99)

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
+
+from tests.support import VenueProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY, SECRET = "PKBENCH0001", "bench-secret-0123456789"
@@ -30,26 +29,6 @@ N_ORDERS = 10_000
 CONCURRENCY = 16
 # a Monday 09:30 New York: the market is open and the clock is frozen there
 START = "2025-06-02T13:30:00Z"
-
-
-def _start_venue() -> tuple[subprocess.Popen, str, float]:
-    env = dict(os.environ, APCA_API_KEY_ID=KEY, APCA_API_SECRET_KEY=SECRET, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.sim", "--port", "0", "--rate-limit", "0", "--frozen",
-         "--start-at", START, "--partial-fill-prob", "0"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    t0 = time.monotonic()
-    deadline = t0 + 15
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("READY "):
-            return proc, line.split()[1], time.monotonic() - t0
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError("venue did not start: " + (proc.stderr.read() if proc.stderr else ""))
 
 
 async def _run(base: str) -> list[dict]:
@@ -117,18 +96,13 @@ async def _run(base: str) -> list[dict]:
 
 
 def run() -> list[dict]:
-    proc, base, startup = _start_venue()
-    try:
-        rows = asyncio.run(_run(base))
+    with VenueProcess(KEY, SECRET, "--rate-limit", "0", "--frozen", "--start-at", START,
+                      "--partial-fill-prob", "0", timeout=15) as venue:
+        startup = venue.startup_s
+        rows = asyncio.run(_run(venue.url))
         rows.insert(0, {"name": "`python -m engine.sim` from spawn to READY", "value": round(startup, 2),
                         "unit": "s", "target": "< 2", "ok": startup < 2})
         return rows
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Mapping
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,8 @@ KEYS: tuple[ConsoleKey, ...] = (
 BY_ID = {key.id: key for key in KEYS}
 
 
-def bindings(where: Literal["app", "main"]) -> list[Binding]:
+def bindings(where: Literal["app", "main"]) -> list[BindingType]:
+    """The bindings of one place (typed as Textual's BINDINGS are)."""
     return [
         Binding(k.key, k.action, k.label, show=k.show, priority=k.priority, id=k.id, tooltip=k.description)
         for k in KEYS

@@ -182,7 +182,7 @@ class LiveTable(DataTable):
         )
         for row_key in doomed:
             for column_key in self._data.get(row_key, ()):
-                self._updated_cells.discard((row_key, column_key))  # type: ignore[arg-type]
+                self._updated_cells.discard((row_key, column_key))
             self.rows.pop(row_key, None)
             self._data.pop(row_key, None)
         self._require_update_dimensions = True

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("engine.session")
 
-from deskkit import SESSION_ID, Desk  # noqa: E402
+from tests.console.deskkit import SESSION_ID, Desk  # noqa: E402
 
 
 @pytest.fixture

@@ -3,14 +3,13 @@ venue clock, fixed seed, its own journal) and helpers to drive and observe it.""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from engine.config import Credentials, Settings, load_settings
+from engine.config import Credentials, Settings
+from tests.support import shipped_settings, wait_for, wait_for_async
 
-ROOT = Path(__file__).resolve().parents[2]
 #: Monday 2 March 2026, 10:00 New York: the regular session is open
 START_AT = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 SEED = 7
@@ -19,10 +18,7 @@ CREDENTIALS = Credentials(key_id="CONSOLETESTKEY01", secret_key="console-test-se
 
 
 def console_settings(**keymap: str) -> Settings:
-    settings = load_settings(ROOT / "config" / "execution.toml", env={})
-    settings.session.universe_path = str(ROOT / "config" / "universe.toml")
-    settings.console.keymap = dict(keymap)
-    return settings
+    return shipped_settings(console={"keymap": dict(keymap)})
 
 
 class Desk:
@@ -75,24 +71,8 @@ class Desk:
 
 async def until(pilot, predicate: Callable[[], bool], *, timeout: float = 15.0, what: str = "") -> None:
     """Let the app run until predicate() holds; fail saying what was awaited."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"waited {timeout:.0f} s for {what or predicate}")
-        await pilot.pause(0.05)
+    await wait_for_async(predicate, timeout=timeout, what=what, every=0.05, pause=pilot.pause)
     await pilot.pause()
-
-
-def wait_for(predicate: Callable[[], bool], *, timeout: float = 15.0, what: str = "") -> None:
-    """The same from plain test code, without an app."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:.0f} s for {what or predicate}")
-        time.sleep(0.05)
 
 
 def next_bar(desk: Desk, *, timeout: float = 10.0) -> None:

@@ -12,7 +12,7 @@ from console.screens.main import MainScreen
 from console.screens.override import OverrideScreen
 from engine.model import TradingState
 
-from deskkit import Desk, console_settings, intents_waiting, quotes_away_from_limits, until
+from tests.console.deskkit import Desk, console_settings, intents_waiting, quotes_away_from_limits, until
 
 SIZE = (160, 48)
 

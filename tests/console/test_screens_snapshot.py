@@ -18,7 +18,7 @@ from console.screens.override import OverrideScreen
 from engine.commands import ApproveAll
 from engine.model import TradingState
 
-from deskkit import Desk, intents_waiting, quotes_away_from_limits, until, wait_for
+from tests.console.deskkit import Desk, intents_waiting, quotes_away_from_limits, until, wait_for
 
 WIDE = (160, 48)
 NARROW = (80, 24)

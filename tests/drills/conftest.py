@@ -5,13 +5,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-# the journal-versus-venue comparison is shared with the in-process fault tests
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -26,7 +22,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def sim(tmp_path):
-    from drillkit import SimProcess
+    from tests.drills.drillkit import SimProcess
 
     venue = SimProcess(tmp_path)
     yield venue

@@ -6,18 +6,17 @@ read-only journal, alpaca-py TradingClient for the venue)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
 import requests
 from alpaca.trading.client import TradingClient
-from enginekit import KEY, ROOT, SECRET, SignalFile, base_config, journal_events, merged, wait_for, write_config
+from tests.engine.core.enginekit import KEY, SECRET, SignalFile, base_config, journal_events
+from tests.support import ROOT, VenueProcess, merged, venue_env, wait_for, write_config
 
 from engine import events as ev
 from engine.control import ControlError, request, socket_path_for
@@ -28,35 +27,20 @@ START_AT = "2026-03-02T15:00:00Z"  # a Monday, 10:00 New York
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECDESK_")}
-    env.update(APCA_API_KEY_ID=KEY, APCA_API_SECRET_KEY=SECRET, PYTHONUNBUFFERED="1")
-    return env
+    return venue_env(KEY, SECRET)
 
 
 class SimProcess:
-    """`execdesk sim` in its own process; its drill API over HTTP."""
+    """`execdesk sim` in its own process (tests.support.VenueProcess); its drill API over HTTP."""
 
     def __init__(self, workdir: Path, *, seed: int = 5, partial_fill_prob: float = 0.2):
         self.log_path = workdir / "sim.log"
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "sim", "--port", "0", "--seed", str(seed), "--rate-limit", "0",
-             "--start-at", START_AT, "--partial-fill-prob", str(partial_fill_prob)],
-            cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=self._log, text=True,
+        self.process = VenueProcess(
+            KEY, SECRET, "--seed", str(seed), "--rate-limit", "0", "--start-at", START_AT,
+            "--partial-fill-prob", str(partial_fill_prob), log=self.log_path, entry=("engine.cli", "sim"),
         )
-        self.url = ""
-        deadline = time.monotonic() + 60
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith("READY "):
-                self.url = line.split()[1].strip()
-                break
-        if not self.url:
-            self.stop()
-            raise AssertionError(f"the venue did not start: {self.log_path.read_text()[-2000:]}")
+        self.proc = self.process.proc
+        self.url = self.process.url
         self.trading = TradingClient(KEY, SECRET, paper=True, raw_data=True, url_override=self.url)
 
     def faults(self, **faults: Any) -> dict:
@@ -78,21 +62,12 @@ class SimProcess:
 
     def order_ids(self) -> set[str]:
         """Client order ids at the venue (through the drill-free REST: call with faults off)."""
-        from enginekit import venue_orders
+        from tests.engine.core.enginekit import venue_orders
 
         return {o["client_order_id"] for o in venue_orders(self.trading)}
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._log.close()
+        self.process.stop()
 
 
 def drill_config(workdir: Path, url: str, changes: Mapping[str, Mapping[str, Any]] | None = None) -> Path:

@@ -22,8 +22,9 @@ import resource
 import time
 
 import pytest
-from drillkit import EngineProcess, drill_config, signal_file, story, submits, wait_submits
-from enginekit import settle, wait_for
+from tests.drills.drillkit import EngineProcess, drill_config, signal_file, story, submits, wait_submits
+from tests.engine.core.enginekit import settle
+from tests.support import wait_for
 
 
 def settled(engine: EngineProcess, sim, *, timeout: float = 60.0):

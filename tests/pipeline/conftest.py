@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from pipekit import Pipe
+from tests.pipeline.pipekit import Pipe
 
 
 @pytest.fixture(autouse=True)

@@ -12,16 +12,15 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from engine.config import Credentials, Settings, load_settings
+from engine.config import Credentials, Settings
+from tests.support import ROOT, UNIVERSE, shipped_settings, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-UNIVERSE_PATH = ROOT / "config" / "universe.toml"
+UNIVERSE_PATH = UNIVERSE
 CORPUS = ROOT / "tests" / "fixtures" / "signals"
 #: Wednesday 25 November 2026, 09:40 New York: the regular session is open. The
 #: signal corpus in tests/fixtures/signals is written for this venue time.
@@ -36,42 +35,17 @@ _DROPPED_RE = re.compile(r": ([A-Z][A-Z_]+) — ")
 # ----------------------------------------------------------------- settings
 
 
-def with_sections(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
-    """A copy of settings with fields of some sections replaced, validated (so that
-    "auto" becomes RolloutMode.AUTO and overrides become SymbolOverride)."""
-    updates = {}
-    for name, fields in sections.items():
-        section = getattr(settings, name)
-        updates[name] = type(section).model_validate({**section.model_dump(), **fields})
-    return settings.model_copy(update=updates)
-
-
 def pipeline_settings(signals_path: Path, **sections: Mapping[str, Any]) -> Settings:
     """The shipped configuration, JSONL signals from signals_path, the repository's
     universe by absolute path, then the test's own changes."""
-    settings = load_settings(ROOT / "config" / "execution.toml", env={})
     kind = "csv" if str(signals_path).endswith(".csv") else "jsonl"
-    base = {
-        "session": {"universe_path": str(UNIVERSE_PATH)},
-        "signals": {"kind": kind, "path": str(signals_path)},
-    }
+    base: dict[str, Mapping[str, Any]] = {"signals": {"kind": kind, "path": str(signals_path)}}
     for name, fields in sections.items():
         base[name] = {**base.get(name, {}), **fields}
-    return with_sections(settings, **base)
+    return shipped_settings(**base)
 
 
 # ----------------------------------------------------------------- waiting
-
-
-def wait_for(predicate: Callable[[], Any], *, what: str, timeout: float = DEADLINE, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:.0f} s for {what}")
-        time.sleep(every)
 
 
 def iso(ts: datetime) -> str:

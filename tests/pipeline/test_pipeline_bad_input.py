@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import pytest
 
 from engine.model import TradingState
-from pipekit import CORPUS, dropped_reasons_in_events, parse_ts
+from tests.pipeline.pipekit import CORPUS, dropped_reasons_in_events, parse_ts
 
 
 def at(hms: str) -> datetime:

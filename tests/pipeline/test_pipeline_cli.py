@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from engine.sim import SimVenue
-from pipekit import (
+from tests.pipeline.pipekit import (
     CREDENTIALS,
     DEADLINE,
     EXECDESK,

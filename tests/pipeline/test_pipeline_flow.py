@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from engine.model import TradingState
-from pipekit import CREDENTIALS, execdesk, parse_ts
+from tests.pipeline.pipekit import CREDENTIALS, execdesk, parse_ts
 
 BAR_1 = {"AAPL": 0.5, "MSFT": -0.4, "JPM": 0.3, "KO": 0.8}
 BAR_2 = {"AAPL": 0.2, "MSFT": -0.8, "KO": 0.8, "XOM": 0.6, "JPM": 0.05}  # JPM below threshold: hold

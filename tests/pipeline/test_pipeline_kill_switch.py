@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from engine.commands import Halt
 from engine.model import TradingState
-from pipekit import UNIVERSE_PATH
+from tests.pipeline.pipekit import UNIVERSE_PATH
 
 SYMBOLS = sorted(tomllib.loads(UNIVERSE_PATH.read_text())["symbols"])
 
