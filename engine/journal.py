@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from engine import events as ev
 from engine.config import SymbolOverride
+from engine.errors import ExecdeskError
 from engine.model import TradingState
 from engine.orders import OrderBook
 
@@ -46,7 +47,7 @@ BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 _INSERT = "INSERT INTO events(ts, session_id, type, payload) VALUES (?, ?, ?, ?)"
 
 
-class JournalError(Exception):
+class JournalError(ExecdeskError):
     """The journal cannot be opened or written. Trading without an audit trail
     is not allowed: the Engine turns this into HALTED."""
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from engine.config import Settings
+from engine.exitcodes import ExitCode
 from engine.model import OrderStatus
 from engine.snapshot import EngineSnapshot, EventRow
 
@@ -79,7 +80,7 @@ class HeadlessRun:
         print(f"session {snap.session_id} stopped ({self.reason or 'done'}): journal sealed; "
               f"{working} open order(s) left working at the venue", file=self.out, flush=True)
         self._print_report()
-        return 0
+        return ExitCode.OK
 
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
         self.reason = signal.Signals(signum).name

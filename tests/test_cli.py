@@ -12,6 +12,7 @@ import pytest
 
 from engine import cli
 from engine.cli import COMMANDS, CommandError, Subcommand, load_settings_or_exit, main
+from engine.journal import JournalError
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "config" / "execution.toml"
@@ -171,6 +172,8 @@ def test_load_settings_or_exit_turns_config_errors_into_exit_2(monkeypatch, caps
         (PermissionError(13, "Permission denied", "var/journal.sqlite"), 1,
          "error: var/journal.sqlite: Permission denied"),
         (KeyboardInterrupt(), 130, "interrupted"),
+        (JournalError("journal var/journal.sqlite: cannot open: database is locked"), 1,
+         "error: journal var/journal.sqlite: cannot open: database is locked"),
     ],
 )
 def test_user_facing_failures_in_a_command_never_show_a_traceback(monkeypatch, capsys, raised, code, message):
@@ -188,3 +191,31 @@ def test_user_facing_failures_in_a_command_never_show_a_traceback(monkeypatch, c
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("execdesk ")
+
+
+def test_exit_codes_are_defined_once_and_the_sim_keeps_the_same_values():
+    from engine.exitcodes import ExitCode
+    from engine.sim import cli as sim_cli
+
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 130]
+    assert (sim_cli.EXIT_OK, sim_cli.EXIT_USAGE) == (ExitCode.OK, ExitCode.USAGE)
+    assert not hasattr(cli, "EXIT_USAGE"), "engine.cli uses engine.exitcodes.ExitCode, not its own constants"
+
+
+def test_every_error_the_engine_raises_on_purpose_is_an_execdesk_error():
+    from engine.broker.base import BrokerUnavailable
+    from engine.config import ConfigError
+    from engine.control import ControlError
+    from engine.errors import ExecdeskError
+    from engine.model import InvalidStateTransition
+    from engine.orders import DuplicateOrder, OrderBookError, UnknownOrder
+    from engine.report import ReportError
+    from engine.session import SessionError
+    from engine.signals import SignalSourceError
+    from engine.universe import UniverseError
+
+    errors = (BrokerUnavailable, CommandError, ConfigError, ControlError, DuplicateOrder, InvalidStateTransition,
+              JournalError, OrderBookError, ReportError, SessionError, SignalSourceError, UniverseError, UnknownOrder)
+    assert [e.__name__ for e in errors if not issubclass(e, ExecdeskError)] == []
+    assert issubclass(UniverseError, ValueError), "UniverseError stays a ValueError for its existing callers"
+

@@ -10,6 +10,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Callable, Protocol, Sequence
 
+from engine.errors import ExecdeskError
+
 
 # ---- venue records -------------------------------------------------------
 
@@ -234,5 +236,5 @@ class Broker(Protocol):
     async def bars(self, symbols: Sequence[str], start: datetime, end: datetime | None = None) -> dict[str, list[VenueBar]]: ...
 
 
-class BrokerUnavailable(Exception):
+class BrokerUnavailable(ExecdeskError):
     """The venue could not answer (timeout, 5xx, connection lost, rate limited)."""

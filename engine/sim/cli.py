@@ -13,6 +13,10 @@ from decimal import Decimal, InvalidOperation
 
 from .fmt import parse_time
 
+# Exit status, the same values as engine/exitcodes.py (the sim may not import the engine).
+EXIT_OK = 0
+EXIT_USAGE = 2
+
 
 def _decimal(text: str) -> Decimal:
     try:
@@ -110,7 +114,7 @@ async def _serve(args: argparse.Namespace, key_id: str, secret_key: str, show_se
     await server.stop()
     out.write("execdesk sim: stopped\n")
     out.flush()
-    return 0
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_serve(args, key_id, secret_key, show_secret))
     except (OSError, ValueError) as exc:
         print(f"execdesk sim: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 def main(argv: list[str] | None = None) -> int:
