@@ -18,6 +18,7 @@ from engine.config import SymbolOverride
 from engine.errors import ExecdeskError
 from engine.model import TradingState
 from engine.orders import OrderBook
+from engine.timezones import NEW_YORK
 
 SCHEMA_VERSION = 1
 
@@ -90,12 +91,7 @@ class SessionInfo:
 def default_venue_date(now: datetime | None = None) -> date:
     """Today at the venue (New York), falling back to UTC without tz data."""
     now = now or datetime.now(timezone.utc)
-    try:
-        from zoneinfo import ZoneInfo
-
-        return now.astimezone(ZoneInfo("America/New_York")).date()
-    except Exception:  # pragma: no cover - no tz database
-        return now.astimezone(timezone.utc).date()
+    return now.astimezone(NEW_YORK).date()
 
 
 def _utcnow() -> str:

@@ -219,3 +219,19 @@ def test_every_error_the_engine_raises_on_purpose_is_an_execdesk_error():
     assert [e.__name__ for e in errors if not issubclass(e, ExecdeskError)] == []
     assert issubclass(UniverseError, ValueError), "UniverseError stays a ValueError for its existing callers"
 
+
+def test_the_new_york_time_zone_is_defined_once_for_engine_and_console():
+    from datetime import datetime, timezone
+
+    from console.format import VENUE_TZ
+    from engine.journal import default_venue_date
+    from engine.timezones import NEW_YORK
+
+    assert VENUE_TZ is NEW_YORK
+    # 03:30 UTC on 6 March is still 5 March in New York (UTC-5 in winter)
+    assert default_venue_date(datetime(2026, 3, 6, 3, 30, tzinfo=timezone.utc)).isoformat() == "2026-03-05"
+    offenders = [str(p.relative_to(REPO)) for folder in ("engine", "console") for p in (REPO / folder).rglob("*.py")
+                 if "America/New_York" in p.read_text(encoding="utf-8")
+                 and p.relative_to(REPO).parts[:2] != ("engine", "sim") and p.name != "timezones.py"]
+    # engine/core.py is being split elsewhere: its copy goes when it switches to engine.timezones
+    assert sorted(set(offenders) - {"engine/core.py"}) == []
