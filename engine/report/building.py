@@ -4,10 +4,12 @@ times, and the session's counts (approvals, denials, drops, state changes, kill 
 
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,6 +78,7 @@ class SessionReport:
     pnl: dict[str, Any] = field(default_factory=dict)
     account: dict[str, Any] | None = None
     unknown_events: int = 0
+    submitted: set[str] = field(default_factory=set)  # this engine's orders a SubmitSent was journaled for
 
     def header(self) -> dict[str, Any]:
         rec = self.record
@@ -93,7 +96,7 @@ class SessionReport:
             "ended_at": _iso(rec.ended_at) if rec else None,
             "ended_how": ended_how,
             "sealed": bool(rec and rec.ended_at is not None),
-            "runs": self.runs,
+            "runs": [dict(r) for r in self.runs],
         }
 
 
@@ -113,16 +116,18 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (Decimals as exact strings). One object
         for one session or for all: orders, fills and every count cover the
-        sessions in scope; ``sessions`` has each session's header."""
+        sessions in scope; ``sessions`` has each session's header. Its lists and
+        their rows are new on every call; what a row holds is shared."""
         sessions = self.sessions
-        orders = [o for s in sessions for o in s.orders]
-        fills = [f for s in sessions for f in s.fills]
+        orders = [dict(o) for s in sessions for o in s.orders]
+        fills = [dict(f) for s in sessions for f in s.fills]
         samples: dict[str, list[float]] = {k: [] for k in LATENCY_KEYS}
         for s in sessions:
             for k in LATENCY_KEYS:
                 samples[k].extend(s.latency_samples.get(k, []))
-        denials = [d for s in sessions for d in s.denials]
-        dropped = [d for s in sessions for d in s.dropped]
+        denials = [dict(d) for s in sessions for d in s.denials]
+        dropped = [dict(d) for s in sessions for d in s.dropped]
+        submitted = set().union(*(s.submitted for s in sessions))
         approvals: Counter = Counter()
         cancels: Counter = Counter()
         for s in sessions:
@@ -136,7 +141,7 @@ class Report:
             "orders_by_status": dict(sorted(status_counts.items())),
             "batches": sum(s.batches for s in sessions),
             "fills": len(fills),
-            "fill_rate": _fill_rate(orders),
+            "fill_rate": _fill_rate(orders, submitted),
             "slippage": _slippage_summary(fills),
             "pnl": {k: v for k, v in pnl.items() if k != "positions"},
             "account": last.account,
@@ -150,7 +155,7 @@ class Report:
             "kill_switch_events": sum(len(s.kill_switch) for s in sessions),
             "unknown_events": sum(s.unknown_events for s in sessions),
         }
-        return _public({
+        return {
             "report": "execdesk execution report",
             "generated_at": _iso(self.generated_at),
             "journal": self.journal_path,
@@ -160,16 +165,16 @@ class Report:
             "latency_ms": {k: latency_stats(samples[k]) for k in LATENCY_KEYS},
             "orders": orders,
             "fills": fills,
-            "positions": pnl["positions"],
+            "positions": [dict(p) for p in pnl["positions"]],
             "denials_by_reason": _count_by(denials, "reason"),
             "denials": denials,
-            "venue_rejections": [r for s in sessions for r in s.venue_rejections],
+            "venue_rejections": [dict(r) for s in sessions for r in s.venue_rejections],
             "dropped_by_reason": _count_by(dropped, "code"),
             "dropped": dropped,
-            "state_changes": [c for s in sessions for c in s.state_changes],
-            "kill_switch": [k for s in sessions for k in s.kill_switch],
-            "reconciliations": [r for s in sessions for r in s.reconciliations],
-        })
+            "state_changes": [dict(c) for s in sessions for c in s.state_changes],
+            "kill_switch": [dict(k) for s in sessions for k in s.kill_switch],
+            "reconciliations": [dict(r) for s in sessions for r in s.reconciliations],
+        }
 
 
 def _count_by(rows: Iterable[dict[str, Any]], key: str) -> dict[str, int]:
@@ -186,6 +191,25 @@ def build_report(journal: str | os.PathLike[str] | Journal, session_id: str | No
     session (session_id="all"). journal: a path (opened read-only) or an open
     Journal. Raises ReportError for a missing or unreadable journal, a journal
     without sessions, or an unknown session id."""
+    with gc_paused():
+        return _build_report(journal, session_id)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile. Building a report makes hundreds of
+    thousands of objects that all live until it is done; the collector would walk
+    them again and again (a third of the time at 10,000 orders) to free nothing."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _build_report(journal: str | os.PathLike[str] | Journal, session_id: str | None) -> Report:
     own = not isinstance(journal, Journal)
     path = Path(journal) if own else journal.path
     if own and not path.exists():
@@ -219,7 +243,7 @@ def build_report(journal: str | os.PathLike[str] | Journal, session_id: str | No
     unique_fill_seqs: set[int] = set()
     for entry in entries:
         e = entry.event
-        if isinstance(e, ev.FillApplied) and e.fill.execution_id not in fill_seen:
+        if type(e) is ev.FillApplied and e.fill.execution_id not in fill_seen:
             fill_seen.add(e.fill.execution_id)
             unique_fill_seqs.add(entry.seq)
         if entry.session_id in by_session:
@@ -253,45 +277,72 @@ def _trace(entries: list[JournalEntry]) -> dict[str, _Trace]:
     """Per client_order_id, the wall-clock entry time of each lifecycle step."""
     traces: dict[str, _Trace] = {}
     batch_start: dict[tuple, datetime] = {}
-
-    def t(coid: str) -> _Trace:
-        tr = traces.get(coid)
-        if tr is None:
-            tr = traces[coid] = _Trace()
-        return tr
-
+    steps = _TRACE_STEPS
     for entry in entries:
-        e = entry.event
-        if isinstance(e, ev.IntentCreated):
-            tr = t(e.order.client_order_id)
-            if tr.created_ts is None:
-                tr.created_ts, tr.session_id = entry.ts, entry.session_id
-                if e.order.bar_ts is not None:
-                    key = (entry.session_id, e.order.bar_ts, e.batch_seq)
-                    tr.batch_key = key
-                    batch_start.setdefault(key, entry.ts)
-        elif isinstance(e, ev.ApprovalRequested):
-            tr = t(e.client_order_id)
-            tr.approval_requested_ts = tr.approval_requested_ts or entry.ts
-        elif isinstance(e, ev.IntentApproved):
-            tr = t(e.client_order_id)
-            tr.approved_ts = tr.approved_ts or entry.ts
-        elif isinstance(e, ev.SubmitSent):
-            tr = t(e.client_order_id)
-            tr.submit_ts = tr.submit_ts or entry.ts
-        elif isinstance(e, (ev.SubmitAcked, ev.OrderStatusChanged)):
-            tr = t(e.client_order_id)
-            if tr.submit_ts is not None and tr.ack_ts is None:
-                tr.ack_ts = entry.ts
-        elif isinstance(e, ev.FillApplied):
-            tr = t(e.fill.client_order_id)
-            if tr.submit_ts is not None and tr.ack_ts is None:
-                tr.ack_ts = entry.ts
-            tr.first_fill_ts = tr.first_fill_ts or entry.ts
+        step = steps.get(type(entry.event))
+        if step is not None:
+            step(traces, batch_start, entry, entry.event)
     for tr in traces.values():
         if tr.batch_key is not None:
             tr.created_ts = batch_start[tr.batch_key]  # the batch arrived with its first intent
     return traces
+
+
+def _traced(traces: dict[str, _Trace], coid: str) -> _Trace:
+    tr = traces.get(coid)
+    if tr is None:
+        tr = traces[coid] = _Trace()
+    return tr
+
+
+def _trace_created(traces, batch_start, entry: JournalEntry, e: ev.IntentCreated) -> None:
+    tr = _traced(traces, e.order.client_order_id)
+    if tr.created_ts is None:
+        tr.created_ts, tr.session_id = entry.ts, entry.session_id
+        if e.order.bar_ts is not None:
+            key = (entry.session_id, e.order.bar_ts, e.batch_seq)
+            tr.batch_key = key
+            batch_start.setdefault(key, entry.ts)
+
+
+def _trace_approval_requested(traces, batch_start, entry: JournalEntry, e: ev.ApprovalRequested) -> None:
+    tr = _traced(traces, e.client_order_id)
+    tr.approval_requested_ts = tr.approval_requested_ts or entry.ts
+
+
+def _trace_approved(traces, batch_start, entry: JournalEntry, e: ev.IntentApproved) -> None:
+    tr = _traced(traces, e.client_order_id)
+    tr.approved_ts = tr.approved_ts or entry.ts
+
+
+def _trace_sent(traces, batch_start, entry: JournalEntry, e: ev.SubmitSent) -> None:
+    tr = _traced(traces, e.client_order_id)
+    tr.submit_ts = tr.submit_ts or entry.ts
+
+
+def _trace_venue_word(traces, batch_start, entry: JournalEntry, e: ev.SubmitAcked | ev.OrderStatusChanged) -> None:
+    tr = _traced(traces, e.client_order_id)
+    if tr.submit_ts is not None and tr.ack_ts is None:
+        tr.ack_ts = entry.ts
+
+
+def _trace_fill(traces, batch_start, entry: JournalEntry, e: ev.FillApplied) -> None:
+    tr = _traced(traces, e.fill.client_order_id)
+    if tr.submit_ts is not None and tr.ack_ts is None:
+        tr.ack_ts = entry.ts
+    tr.first_fill_ts = tr.first_fill_ts or entry.ts
+
+
+# One step per event type (events are final classes: the exact type decides).
+_TRACE_STEPS: dict[type, Callable[..., None]] = {
+    ev.IntentCreated: _trace_created,
+    ev.ApprovalRequested: _trace_approval_requested,
+    ev.IntentApproved: _trace_approved,
+    ev.SubmitSent: _trace_sent,
+    ev.SubmitAcked: _trace_venue_word,
+    ev.OrderStatusChanged: _trace_venue_word,
+    ev.FillApplied: _trace_fill,
+}
 
 
 def _order_row(order: Order, session_id: str, tr: _Trace | None) -> dict[str, Any]:
@@ -329,7 +380,6 @@ def _order_row(order: Order, session_id: str, tr: _Trace | None) -> dict[str, An
         "approval_wait_ms": _ms(tr.approval_requested_ts, tr.approved_ts),
         "submit_to_ack_ms": _ms(tr.submit_ts, tr.ack_ts),
         "submit_to_first_fill_ms": _ms(tr.submit_ts, tr.first_fill_ts),
-        "_submitted": tr.submit_ts is not None,
     }
 
 
@@ -339,80 +389,16 @@ def _session_report(
     book: OrderBook,
     traces: dict[str, _Trace],
     unique_fill_seqs: set[int],
-    carry: "_Carry | None" = None,
-) -> tuple[SessionReport, "_Carry"]:
+    carry: _Carry | None = None,
+) -> tuple[SessionReport, _Carry]:
     sid = rec.session_id
-    rep = SessionReport(session_id=sid, record=rec)
+    reader = _SessionReader(SessionReport(session_id=sid, record=rec), unique_fill_seqs)
+    reader.read(entries)
+    rep = reader.rep
     samples: dict[str, list[float]] = {k: [] for k in LATENCY_KEYS}
     rep.latency_samples = samples
-    order_ids: list[str] = []
-    seen_orders: set[str] = set()
-    fills: list[tuple[JournalEntry, ev.FillApplied]] = []
-    snapshots: list[tuple[JournalEntry, ev.PositionsSnapshot]] = []
-    kill_requested: datetime | None = None
 
-    for entry in entries:
-        e = entry.event
-        ts = _iso(entry.ts)
-        if isinstance(e, ev.UnknownEvent):
-            rep.unknown_events += 1
-        elif isinstance(e, (ev.IntentCreated, ev.OrderExternal)):
-            coid = e.order.client_order_id
-            if coid not in seen_orders:
-                seen_orders.add(coid)
-                order_ids.append(coid)
-        elif isinstance(e, ev.SessionStarted):
-            rep.runs.append({"started": ts, "resumed": e.resumed, "resume_reason": e.resume_reason or None,
-                             "config_changed": e.previous_config_hash is not None,
-                             "ended": None, "how": None})
-        elif isinstance(e, ev.SessionEnded):
-            if rep.runs and rep.runs[-1]["ended"] is None:
-                rep.runs[-1].update(ended=ts, how=e.how)
-            else:
-                rep.runs.append({"started": None, "resumed": None, "resume_reason": None,
-                                 "config_changed": False, "ended": ts, "how": e.how})
-        elif isinstance(e, ev.ApprovalRequested):
-            rep.approvals["requested"] += 1
-        elif isinstance(e, ev.IntentApproved):
-            rep.approvals["approved"] += 1
-        elif isinstance(e, ev.IntentRejected):
-            rep.approvals["rejected"] += 1
-        elif isinstance(e, ev.IntentExpired):
-            rep.approvals["expired"] += 1
-        elif isinstance(e, ev.SubmitRejected):
-            rep.venue_rejections.append({"ts": ts, "client_order_id": e.client_order_id,
-                                         "http_status": e.http_status, "code": e.code, "message": e.message})
-        elif isinstance(e, ev.SubmitUnknown):
-            rep.submit_unknown += 1
-        elif isinstance(e, ev.CancelRequested):
-            rep.cancel_requests[e.cause] += 1
-        elif isinstance(e, ev.FillApplied):
-            if entry.seq in unique_fill_seqs:
-                fills.append((entry, e))
-        elif isinstance(e, ev.TradingStateChanged):
-            rep.state_changes.append({"ts": ts, "seq": entry.seq, "state": e.state.value,
-                                      "previous": e.previous.value if e.previous else None, "cause": e.cause})
-        elif isinstance(e, ev.KillSwitch):
-            if e.phase == "requested":
-                kill_requested = entry.ts
-            rep.kill_switch.append({"ts": ts, "seq": entry.seq, "phase": e.phase, "counts": dict(e.counts),
-                                    "detail": e.detail, "since_request_ms": _ms(kill_requested, entry.ts)})
-        elif isinstance(e, ev.SignalDropped):
-            rep.dropped.append({"ts": ts, "symbol": e.symbol, "code": _reason_code(e.reason),
-                                "reason": e.reason, "line": e.line})
-        elif isinstance(e, ev.BatchProcessed):
-            rep.batches += 1
-        elif isinstance(e, ev.AccountSnapshot):
-            rep.account = {"ts": ts, "source": "AccountSnapshot", "equity": _dec(e.equity),
-                           "last_equity": _dec(e.last_equity), "day_pl": _derived(e.equity - e.last_equity),
-                           "cash": _dec(e.cash), "buying_power": _dec(e.buying_power)}
-        elif isinstance(e, ev.PositionsSnapshot):
-            snapshots.append((entry, e))
-        elif isinstance(e, ev.ReconcileCompleted):
-            rep.reconciliations.append({"ts": ts, "ok": e.ok, "trigger": e.trigger,
-                                        "unaccounted": list(e.unaccounted), "counts": dict(e.counts)})
-
-    for coid in order_ids:
+    for coid in reader.order_ids:
         order = book.get(coid)
         if order is None:  # the book refused the intent itself (see OrderBook.skipped)
             continue
@@ -425,6 +411,7 @@ def _session_report(
         if tr is None or order.external:
             continue
         if tr.submit_ts is not None:
+            rep.submitted.add(coid)
             samples["signal_to_submit"].append(row["signal_to_submit_ms"])
             if tr.approval_requested_ts is None:
                 samples["signal_to_submit_auto"].append(row["signal_to_submit_ms"])
@@ -433,17 +420,127 @@ def _session_report(
             if value is not None:
                 samples[key].append(value)
 
-    rep.fills, rep.pnl, carry = _fills_and_pnl(sid, fills, snapshots, book, carry)
+    rep.fills, rep.pnl, carry = _fills_and_pnl(sid, reader.fills, reader.snapshots, book, carry)
     return rep, carry
 
 
+class _SessionReader:
+    """Reads one session's journal entries into its SessionReport: one handler per
+    event type (the table below); other events are not in the report."""
 
-def _public(value: Any) -> Any:
-    """Drop the private keys (leading underscore) before output."""
-    if isinstance(value, dict):
-        return {k: _public(v) for k, v in value.items() if not k.startswith("_")}
-    if isinstance(value, list):
-        return [_public(v) for v in value]
-    return value
+    def __init__(self, rep: SessionReport, unique_fill_seqs: set[int]):
+        self.rep = rep
+        self.unique_fill_seqs = unique_fill_seqs
+        self.order_ids: list[str] = []
+        self.seen_orders: set[str] = set()
+        self.fills: list[tuple[JournalEntry, ev.FillApplied]] = []
+        self.snapshots: list[tuple[JournalEntry, ev.PositionsSnapshot]] = []
+        self.kill_requested: datetime | None = None
 
+    def read(self, entries: Iterable[JournalEntry]) -> None:
+        handlers = self.HANDLERS
+        for entry in entries:
+            handler = handlers.get(type(entry.event))
+            if handler is not None:
+                handler(self, entry, entry.event)
 
+    def _unknown(self, entry: JournalEntry, e: ev.UnknownEvent) -> None:
+        self.rep.unknown_events += 1
+
+    def _order(self, entry: JournalEntry, e: ev.IntentCreated | ev.OrderExternal) -> None:
+        coid = e.order.client_order_id
+        if coid not in self.seen_orders:
+            self.seen_orders.add(coid)
+            self.order_ids.append(coid)
+
+    def _started(self, entry: JournalEntry, e: ev.SessionStarted) -> None:
+        self.rep.runs.append({"started": _iso(entry.ts), "resumed": e.resumed, "resume_reason": e.resume_reason or None,
+                              "config_changed": e.previous_config_hash is not None,
+                              "ended": None, "how": None})
+
+    def _ended(self, entry: JournalEntry, e: ev.SessionEnded) -> None:
+        runs, ts = self.rep.runs, _iso(entry.ts)
+        if runs and runs[-1]["ended"] is None:
+            runs[-1].update(ended=ts, how=e.how)
+        else:
+            runs.append({"started": None, "resumed": None, "resume_reason": None,
+                         "config_changed": False, "ended": ts, "how": e.how})
+
+    def _approval_requested(self, entry: JournalEntry, e: ev.ApprovalRequested) -> None:
+        self.rep.approvals["requested"] += 1
+
+    def _approved(self, entry: JournalEntry, e: ev.IntentApproved) -> None:
+        self.rep.approvals["approved"] += 1
+
+    def _rejected(self, entry: JournalEntry, e: ev.IntentRejected) -> None:
+        self.rep.approvals["rejected"] += 1
+
+    def _expired(self, entry: JournalEntry, e: ev.IntentExpired) -> None:
+        self.rep.approvals["expired"] += 1
+
+    def _venue_rejected(self, entry: JournalEntry, e: ev.SubmitRejected) -> None:
+        self.rep.venue_rejections.append({"ts": _iso(entry.ts), "client_order_id": e.client_order_id,
+                                          "http_status": e.http_status, "code": e.code, "message": e.message})
+
+    def _submit_unknown(self, entry: JournalEntry, e: ev.SubmitUnknown) -> None:
+        self.rep.submit_unknown += 1
+
+    def _cancel_requested(self, entry: JournalEntry, e: ev.CancelRequested) -> None:
+        self.rep.cancel_requests[e.cause] += 1
+
+    def _fill(self, entry: JournalEntry, e: ev.FillApplied) -> None:
+        if entry.seq in self.unique_fill_seqs:
+            self.fills.append((entry, e))
+
+    def _state_changed(self, entry: JournalEntry, e: ev.TradingStateChanged) -> None:
+        self.rep.state_changes.append({"ts": _iso(entry.ts), "seq": entry.seq, "state": e.state.value,
+                                       "previous": e.previous.value if e.previous else None, "cause": e.cause})
+
+    def _kill_switch(self, entry: JournalEntry, e: ev.KillSwitch) -> None:
+        if e.phase == "requested":
+            self.kill_requested = entry.ts
+        self.rep.kill_switch.append({"ts": _iso(entry.ts), "seq": entry.seq, "phase": e.phase, "counts": dict(e.counts),
+                                     "detail": e.detail, "since_request_ms": _ms(self.kill_requested, entry.ts)})
+
+    def _dropped(self, entry: JournalEntry, e: ev.SignalDropped) -> None:
+        self.rep.dropped.append({"ts": _iso(entry.ts), "symbol": e.symbol, "code": _reason_code(e.reason),
+                                 "reason": e.reason, "line": e.line})
+
+    def _batch(self, entry: JournalEntry, e: ev.BatchProcessed) -> None:
+        self.rep.batches += 1
+
+    def _account(self, entry: JournalEntry, e: ev.AccountSnapshot) -> None:
+        self.rep.account = {"ts": _iso(entry.ts), "source": "AccountSnapshot", "equity": _dec(e.equity),
+                            "last_equity": _dec(e.last_equity), "day_pl": _derived(e.equity - e.last_equity),
+                            "cash": _dec(e.cash), "buying_power": _dec(e.buying_power)}
+
+    def _positions(self, entry: JournalEntry, e: ev.PositionsSnapshot) -> None:
+        self.snapshots.append((entry, e))
+
+    def _reconciled(self, entry: JournalEntry, e: ev.ReconcileCompleted) -> None:
+        self.rep.reconciliations.append({"ts": _iso(entry.ts), "ok": e.ok, "trigger": e.trigger,
+                                         "unaccounted": list(e.unaccounted), "counts": dict(e.counts)})
+
+    # One handler per event type (events are final classes: the exact type decides).
+    HANDLERS: dict[type, Callable[[_SessionReader, JournalEntry, Any], None]] = {
+        ev.UnknownEvent: _unknown,
+        ev.IntentCreated: _order,
+        ev.OrderExternal: _order,
+        ev.SessionStarted: _started,
+        ev.SessionEnded: _ended,
+        ev.ApprovalRequested: _approval_requested,
+        ev.IntentApproved: _approved,
+        ev.IntentRejected: _rejected,
+        ev.IntentExpired: _expired,
+        ev.SubmitRejected: _venue_rejected,
+        ev.SubmitUnknown: _submit_unknown,
+        ev.CancelRequested: _cancel_requested,
+        ev.FillApplied: _fill,
+        ev.TradingStateChanged: _state_changed,
+        ev.KillSwitch: _kill_switch,
+        ev.SignalDropped: _dropped,
+        ev.BatchProcessed: _batch,
+        ev.AccountSnapshot: _account,
+        ev.PositionsSnapshot: _positions,
+        ev.ReconcileCompleted: _reconciled,
+    }

@@ -32,10 +32,11 @@ def _bps(side: Side, price: Decimal, decision: Decimal | None) -> Decimal | None
 
 
 
-def _fill_rate(orders: list[dict[str, Any]]) -> dict[str, Any]:
-    """Over this engine's orders that were sent to the venue (a SubmitSent was
-    journaled): filled qty / submitted qty, filled orders / submitted orders."""
-    sent = [o for o in orders if o["_submitted"] and not o["external"]]
+def _fill_rate(orders: list[dict[str, Any]], submitted: set[str]) -> dict[str, Any]:
+    """Over this engine's orders that were sent to the venue (submitted: the
+    client_order_ids a SubmitSent was journaled for): filled qty / submitted qty,
+    filled orders / submitted orders."""
+    sent = [o for o in orders if o["client_order_id"] in submitted and not o["external"]]
     submitted_qty = sum((Decimal(o["qty"]) for o in sent), Decimal(0))
     filled_qty = sum((Decimal(o["filled_qty"]) for o in sent), Decimal(0))
     filled = sum(1 for o in sent if o["status"] == OrderStatus.FILLED.value)
@@ -137,7 +138,9 @@ def _fills_and_pnl(
         decision = order.decision_price if order is not None else None
         bps = _bps(f.side, f.price, decision)
         cost = f.side.sign * (f.price - decision) * f.qty if bps is not None else None
-        pos = positions.setdefault(f.symbol, Position(symbol=f.symbol))
+        pos = positions.get(f.symbol)
+        if pos is None:  # (not setdefault: a Position is a validated model, dear to build per fill)
+            pos = positions[f.symbol] = Position(symbol=f.symbol)
         realized = pos.apply_fill(f.side, f.qty, f.price)
         realized_by_symbol[f.symbol] = realized_by_symbol.get(f.symbol, Decimal(0)) + realized
         prev = marks.get(f.symbol)

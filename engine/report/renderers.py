@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from engine.report.building import Report
+from engine.report.building import Report, gc_paused
 from engine.report.figures import CSV_TABLES, FILL_COLUMNS, FORMATS, ORDER_COLUMNS
 
 
@@ -18,7 +18,11 @@ def render(report: Report, fmt: str = "text", *, table: str = "orders", color: b
     """The report as text (a terminal report), md (Markdown), csv (one table:
     table="orders" or "fills") or json (one object). color: bold titles in text
     (ANSI), for a terminal."""
-    data = report.to_dict()
+    with gc_paused():
+        return _render(report.to_dict(), fmt, table, color)
+
+
+def _render(data: dict[str, Any], fmt: str, table: str, color: bool) -> str:
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False)
     if fmt == "csv":
@@ -30,7 +34,6 @@ def render(report: Report, fmt: str = "text", *, table: str = "orders", color: b
     if fmt == "text":
         return _render_text(data, color=color)
     raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-
 
 
 def _printable(text: str | None, limit: int = 80) -> str:
