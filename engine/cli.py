@@ -379,7 +379,25 @@ def _version() -> str:
         return "unknown"
 
 
-def build_parser(commands: Sequence[Subcommand] | None = None) -> argparse.ArgumentParser:
+class _VersionAction(argparse.Action):
+    """--version, looked up only when asked for (the package metadata is slow to read)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"execdesk {_version()}")
+        parser.exit()
+
+
+def build_parser(
+    commands: Sequence[Subcommand] | None = None, argv: Sequence[str] | None = None
+) -> argparse.ArgumentParser:
+    """The `execdesk` parser. With argv, only the subcommands named in it (and the
+    default command) get their options: building a subcommand's options may import
+    what it runs (`sim` imports the venue), and `execdesk report` or `status` must
+    not pay for that. Without argv, every subcommand gets its options."""
     parser = argparse.ArgumentParser(
         prog="execdesk",
         description="execdesk: signal-driven execution on Alpaca (paper first) with pre-trade "
@@ -387,18 +405,19 @@ def build_parser(commands: Sequence[Subcommand] | None = None) -> argparse.Argum
         epilog="Configuration reference: docs/configuration.md. "
         "Run `execdesk <command> --help` for a command's options.",
     )
-    parser.add_argument("--version", action="version", version=f"execdesk {_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     parser.add_argument(
         "-c", "--config", metavar="PATH", default=None,
         help="configuration file (default: config/execution.toml)",
     )
     _add_live_argument(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
+    named = None if argv is None else {*argv, DEFAULT_COMMAND}
     for command in COMMANDS if commands is None else commands:
         p = sub.add_parser(
             command.name, help=command.help, description=command.description or command.help
         )
-        if command.add_arguments is not None:
+        if command.add_arguments is not None and (named is None or command.name in named):
             command.add_arguments(p)
         p.set_defaults(_run=command.run)
     return parser
@@ -410,7 +429,7 @@ def main(argv: Sequence[str] | None = None, extra_commands: Sequence[Subcommand]
     engine never imports them."""
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = (*extra_commands, *COMMANDS)
-    parser = build_parser(commands)
+    parser = build_parser(commands, argv)
     try:
         args = parser.parse_args(argv)
         if args.command is None:

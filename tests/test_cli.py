@@ -235,3 +235,31 @@ def test_the_new_york_time_zone_is_defined_once_for_engine_and_console():
                  and p.relative_to(REPO).parts[:2] != ("engine", "sim") and p.name != "timezones.py"]
     # engine/core.py is being split elsewhere: its copy goes when it switches to engine.timezones
     assert sorted(set(offenders) - {"engine/core.py"}) == []
+
+
+def test_a_command_builds_only_its_own_options_so_report_and_status_do_not_import_the_venue(tmp_path):
+    probe = (
+        "import sys\n"
+        "from console.cli import main\n"
+        f"code = main(['report', '--journal', {str(tmp_path / 'missing.sqlite')!r}])\n"
+        "print(code, 'engine.sim' in sys.modules, 'aiohttp' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.stdout.split() == ["2", "False", "False"], done.stdout + done.stderr
+
+
+
+def test_every_subcommand_still_has_its_options_when_named_wherever_the_global_options_are(capsys):
+    assert main(["sim", "--help"]) == 0
+    assert "--port" in capsys.readouterr().out
+    assert main(["-c", "x.toml", "report", "--help"]) == 0
+    assert "--format" in capsys.readouterr().out
+
+
+def test_version_is_read_only_when_asked_for(capsys, monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli, "_version", lambda: calls.append(1) or "9.9")
+    assert main(["check-config", "--help"]) == 0 and calls == []
+    capsys.readouterr()
+    assert main(["--version"]) == 0 and calls == [1]
+    assert capsys.readouterr().out == "execdesk 9.9\n"
