@@ -100,11 +100,12 @@ class HeadlessRun:
         if not pending:
             self.reason = f"{self.bars} batch(es) processed, their orders final"
             return True
-        if getattr(self, "_settled_since", None) is None:
-            self._settled_since = now
+        settled_since = getattr(self, "_settled_since", None)
+        if settled_since is None:
+            settled_since = self._settled_since = now
         limit = max(self.settings.rollout.approval_timeout, self.settings.order_management.submit_timeout) / max(
             engine.clock.speed, 1.0) + 5
-        if now - self._settled_since > limit:
+        if now - settled_since > limit:
             self.reason = f"{self.bars} batch(es) processed; {len(pending)} order(s) not final after {limit:.0f}s (timed out)"
             return True
         return False

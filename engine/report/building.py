@@ -211,13 +211,13 @@ def gc_paused() -> Iterator[None]:
 
 def _build_report(journal: str | os.PathLike[str] | Journal, session_id: str | None) -> Report:
     own = not isinstance(journal, Journal)
-    path = Path(journal) if own else journal.path
+    path = journal.path if isinstance(journal, Journal) else Path(journal)
     if own and not path.exists():
         raise ReportError(f"journal {path}: no such file")
     if own and path.is_dir():
         raise ReportError(f"journal {path}: is a directory, not a journal file")
     try:
-        j = Journal(path, readonly=True) if own else journal
+        j = journal if isinstance(journal, Journal) else Journal(path, readonly=True)
         try:
             sessions = j.sessions()
             if not sessions:

@@ -137,7 +137,7 @@ def _fills_and_pnl(
         order = book.get(f.client_order_id)
         decision = order.decision_price if order is not None else None
         bps = _bps(f.side, f.price, decision)
-        cost = f.side.sign * (f.price - decision) * f.qty if bps is not None else None
+        cost = f.side.sign * (f.price - decision) * f.qty if bps is not None and decision is not None else None
         pos = positions.get(f.symbol)
         if pos is None:  # (not setdefault: a Position is a validated model, dear to build per fill)
             pos = positions[f.symbol] = Position(symbol=f.symbol)

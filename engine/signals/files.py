@@ -218,6 +218,7 @@ class JsonlStreamSource(_JsonlLines):
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
         fileobj = self._fileobj
+        assert fileobj is not None  # a stream without a StreamReader has a file object
         read_some = getattr(fileobj, "read1", None) or fileobj.read
 
         def pump() -> None:

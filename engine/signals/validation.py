@@ -132,11 +132,11 @@ class _Judge:
                 where_all = f"{where.rsplit(':', 1)[0]}:{','.join(lines)}" if len(set(lines)) > 1 else at
                 dropped.append(_drop(DropReason.DUPLICATE_SYMBOL, f"{where_all}: {symbol} appears {len(group)} times in one batch ({seen}); none is used", symbol, first.line))
             else:
-                number, reason = _classify(first.value)
-                if reason is None:
+                number, refused = _classify(first.value)
+                if refused is None:
                     signals[symbol] = number  # type: ignore[assignment]
                 else:
-                    dropped.append(_drop(reason, f"{at}: {symbol}: expected a number in [-1, 1], found {_shown(first.value)}", symbol, first.line))
+                    dropped.append(_drop(refused, f"{at}: {symbol}: expected a number in [-1, 1], found {_shown(first.value)}", symbol, first.line))
         return SignalBatch(ts=ts, signals=signals, dropped=_capped(dropped, where), origin=origin)
 
     def _refuse_ts(self, market: MarketView, ts: datetime, where: str, count: int) -> tuple[DropReason, str] | None:
