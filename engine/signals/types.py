@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from engine.errors import ExecdeskError
-from engine.portfolio import Quote
+from engine.portfolio import Quote  # the engine's one Quote, as the portfolio keeps it
 
 __all__ = [
     "Bar",
@@ -82,13 +82,15 @@ class SignalBatch:
 
 @dataclass(frozen=True)
 class Bar:
+    """A minute bar of one symbol as signal models see it: the engine's one Bar (the
+    broker's VenueBar is the record off the wire, with its symbol)."""
+
     ts: datetime
     open: Decimal
     high: Decimal
     low: Decimal
     close: Decimal
     volume: Decimal
-
 
 
 class MarketView(Protocol):
