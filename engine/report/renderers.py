@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -201,24 +202,17 @@ def _sections(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]
     return out
 
 
-_NUMERIC_CHARS = frozenset("0123456789+-.,%")
-
-
-def _is_numeric(cell: str) -> bool:
-    return bool(cell) and cell[0] in "+-0123456789" and set(cell) <= _NUMERIC_CHARS
+# A number as the renderers write it: a sign or digit first, then digits, signs, . , %
+_NUMERIC = re.compile(r"[+\-0-9][0-9+\-.,%]*")
 
 
 def _text_table(cols: list[str], rows: list[list[str]]) -> list[str]:
-    """Aligned columns (numbers to the right), a rule under the header. Plain
-    string work: a table of 10,000 orders renders in a fraction of a second."""
-    widths = [len(c) for c in cols]
-    numeric = [True] * len(cols)
-    for r in rows:
-        for i, cell in enumerate(r):
-            if len(cell) > widths[i]:
-                widths[i] = len(cell)
-            if cell and numeric[i] and not _is_numeric(cell):
-                numeric[i] = False
+    """Aligned columns (numbers to the right: a column whose every non-empty cell is a
+    number), a rule under the header. Column-wise, with the loops in C: a table of
+    10,000 orders renders in a fraction of a second."""
+    columns = list(zip(*rows)) if rows else [() for _ in cols]
+    widths = [max(len(c), max(map(len, col), default=0)) for c, col in zip(cols, columns)]
+    numeric = [all(map(_NUMERIC.fullmatch, filter(None, col))) for col in columns]
 
     def line(cells: list[str]) -> str:
         out = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)]
