@@ -3,16 +3,12 @@ Presentation only: every value shown comes from an engine snapshot."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.text import Text
 
-try:
-    VENUE_TZ: timezone | ZoneInfo = ZoneInfo("America/New_York")
-except ZoneInfoNotFoundError:  # pragma: no cover - a machine without a tz database
-    VENUE_TZ = timezone.utc
+from engine.timezones import NEW_YORK as VENUE_TZ
 
 DASH = "–"
 

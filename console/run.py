@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import Settings
+from engine.exitcodes import ExitCode
 
 
 def run_console(settings: Settings, *, journal_path: str | Path | None = None, **session_options: Any) -> int:
@@ -24,7 +25,7 @@ def run_console(settings: Settings, *, journal_path: str | Path | None = None, *
         handle = session.start()
     except SessionError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.FAILURE
     try:
         ExecDeskApp(handle, settings).run()
     finally:
@@ -32,4 +33,4 @@ def run_console(settings: Settings, *, journal_path: str | Path | None = None, *
     working = handle.snapshot.open_order_count
     if working:
         print(f"{working} orders left working at the venue (the console cancels nothing on quit).")
-    return 0
+    return ExitCode.OK

@@ -1,6 +1,6 @@
 """The `execdesk` command line: one `cmd_<name>(args) -> int` function per subcommand,
 registered in COMMANDS. User mistakes end as `error: ...` lines and exit 2, never a
-traceback.
+traceback; any other ExecdeskError a command lets through ends the same way, exit 1.
 
 Adding a subcommand (the whole edit):
 
@@ -12,7 +12,7 @@ Adding a subcommand (the whole edit):
         settings = load_settings_or_exit(args)   # errors -> stderr, exit 2
         from engine.core import Engine           # heavy imports inside the command
         ...
-        return 0
+        return ExitCode.OK                       # engine/exitcodes.py: every exit status
 
     COMMANDS = (
         ...,
@@ -39,19 +39,18 @@ from engine.config import (
     effective_view,
     load_settings,
 )
+from engine.errors import ExecdeskError
+from engine.exitcodes import ExitCode
 from engine.universe import UniverseError
 
-EXIT_OK = 0
-EXIT_FAILURE = 1  # the command ran and failed (venue down, file not writable, ...)
-EXIT_USAGE = 2  # the user asked for something invalid (bad configuration, bad arguments)
 DEFAULT_COMMAND = "console"
 
 
-class CommandError(Exception):
+class CommandError(ExecdeskError):
     """A user-facing failure: each problem is printed as `error: <problem>`.
     Raise it from any cmd_<name>; main() prints it and exits with `code`."""
 
-    def __init__(self, *problems: str, code: int = EXIT_USAGE):
+    def __init__(self, *problems: str, code: int = ExitCode.USAGE):
         super().__init__("\n".join(problems))
         self.problems = list(problems)
         self.code = code
@@ -101,7 +100,7 @@ def load_settings_or_exit(args: argparse.Namespace) -> Settings:
         return load_settings(getattr(args, "config", None), live_confirmed=bool(getattr(args, "live", False)))
     except ConfigError as exc:
         print_errors(exc.problems)
-        raise SystemExit(EXIT_USAGE) from None
+        raise SystemExit(ExitCode.USAGE) from None
 
 
 # -- check-config ---------------------------------------------------------------------------
@@ -124,9 +123,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     view = effective_view(settings, json_safe=args.format == "json")
     if args.format == "json":
         print(json.dumps(view, indent=2, ensure_ascii=False))
-        return EXIT_OK
+        return ExitCode.OK
     print(render_settings_toml(settings, view))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def render_settings_toml(settings: Settings, view: dict[str, Any]) -> str:
@@ -246,7 +245,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return HeadlessRun(settings, journal_path=args.journal, bars=args.bars,
                            auto_approve=args.auto_approve).run()
     except (SessionError, SignalSourceError) as exc:
-        raise CommandError(str(exc), code=EXIT_FAILURE) from None
+        raise CommandError(str(exc), code=ExitCode.FAILURE) from None
 
 
 def _sim_arguments(p: argparse.ArgumentParser) -> None:
@@ -281,9 +280,9 @@ def _control(args: argparse.Namespace, cmd: str) -> dict[str, Any]:
     try:
         answer = request(socket_path_for(journal), cmd)
     except ControlError as exc:
-        raise CommandError(str(exc), code=EXIT_FAILURE) from None
+        raise CommandError(str(exc), code=ExitCode.FAILURE) from None
     if not answer.get("ok") and "status" not in answer:
-        raise CommandError(answer.get("error") or answer.get("message") or "the session refused", code=EXIT_FAILURE)
+        raise CommandError(answer.get("error") or answer.get("message") or "the session refused", code=ExitCode.FAILURE)
     return answer
 
 
@@ -291,7 +290,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = _control(args, "status")["status"]
     if args.json:
         print(json.dumps(status, indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     c = status["connectivity"]
     print(f"session {status['session_id']}  {status['mode']}/{status['venue']}  {status['trading_state']}"
           + (f" ({status['state_cause']})" if status["trading_state"] != "ACTIVE" else ""))
@@ -301,7 +300,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"REST {c['rest']}  trade stream {c['trade_stream']}  market data {c['market_data']}"
           + ("  reconciling" if c["reconciling"] else "") + ("  RATE LIMITED" if c["rate_limited"] else "")
           + ("" if c["journal_ok"] else "  JOURNAL ERROR"))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _control_command(name: str) -> Callable[[argparse.Namespace], int]:
@@ -310,7 +309,7 @@ def _control_command(name: str) -> Callable[[argparse.Namespace], int]:
         print(answer.get("message", ""))
         if name == "halt" and answer.get("ok"):
             _wait_for_kill_confirmation(args)
-        return EXIT_OK if answer.get("ok") else EXIT_FAILURE
+        return ExitCode.OK if answer.get("ok") else ExitCode.FAILURE
     return run
 
 
@@ -380,7 +379,25 @@ def _version() -> str:
         return "unknown"
 
 
-def build_parser(commands: Sequence[Subcommand] | None = None) -> argparse.ArgumentParser:
+class _VersionAction(argparse.Action):
+    """--version, looked up only when asked for (the package metadata is slow to read)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"execdesk {_version()}")
+        parser.exit()
+
+
+def build_parser(
+    commands: Sequence[Subcommand] | None = None, argv: Sequence[str] | None = None
+) -> argparse.ArgumentParser:
+    """The `execdesk` parser. With argv, only the subcommands named in it (and the
+    default command) get their options: building a subcommand's options may import
+    what it runs (`sim` imports the venue), and `execdesk report` or `status` must
+    not pay for that. Without argv, every subcommand gets its options."""
     parser = argparse.ArgumentParser(
         prog="execdesk",
         description="execdesk: signal-driven execution on Alpaca (paper first) with pre-trade "
@@ -388,18 +405,19 @@ def build_parser(commands: Sequence[Subcommand] | None = None) -> argparse.Argum
         epilog="Configuration reference: docs/configuration.md. "
         "Run `execdesk <command> --help` for a command's options.",
     )
-    parser.add_argument("--version", action="version", version=f"execdesk {_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     parser.add_argument(
         "-c", "--config", metavar="PATH", default=None,
         help="configuration file (default: config/execution.toml)",
     )
     _add_live_argument(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
+    named = None if argv is None else {*argv, DEFAULT_COMMAND}
     for command in COMMANDS if commands is None else commands:
         p = sub.add_parser(
             command.name, help=command.help, description=command.description or command.help
         )
-        if command.add_arguments is not None:
+        if command.add_arguments is not None and (named is None or command.name in named):
             command.add_arguments(p)
         p.set_defaults(_run=command.run)
     return parser
@@ -411,35 +429,38 @@ def main(argv: Sequence[str] | None = None, extra_commands: Sequence[Subcommand]
     engine never imports them."""
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = (*extra_commands, *COMMANDS)
-    parser = build_parser(commands)
+    parser = build_parser(commands, argv)
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             if DEFAULT_COMMAND not in {c.name for c in commands}:
                 parser.print_help()
-                return EXIT_OK
+                return ExitCode.OK
             args = parser.parse_args([*argv, DEFAULT_COMMAND])
-        return int(args._run(args) or EXIT_OK)
+        return int(args._run(args) or ExitCode.OK)
     except SystemExit as exc:  # argparse (--help, bad arguments) and load_settings_or_exit
-        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
+        return exc.code if isinstance(exc.code, int) else (ExitCode.OK if exc.code is None else ExitCode.USAGE)
     except CommandError as exc:
         print_errors(exc.problems)
         return exc.code
     except (ConfigError, UniverseError) as exc:
         print_errors(exc.problems)
-        return EXIT_USAGE
+        return ExitCode.USAGE
+    except ExecdeskError as exc:  # refused by the engine and not handled by the command
+        print_errors(getattr(exc, "problems", None) or [str(exc)])
+        return ExitCode.FAILURE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:  # `execdesk check-config | head`
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        return ExitCode.OK
     except OSError as exc:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         print_errors([f"{where}{exc.strerror or exc}"])
-        return EXIT_FAILURE
+        return ExitCode.FAILURE
 
 
 if __name__ == "__main__":  # pragma: no cover

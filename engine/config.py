@@ -29,6 +29,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from engine.errors import ExecdeskError
 from engine.model import RolloutMode, SideRestriction, TradingState
 from engine.universe import Universe, UniverseError
 
@@ -304,7 +305,7 @@ def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials | 
 # -- errors ---------------------------------------------------------------------------------
 
 
-class ConfigError(Exception):
+class ConfigError(ExecdeskError):
     """Every problem found in a configuration, each naming the file and the key."""
 
     def __init__(self, problems: list[str]):

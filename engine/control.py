@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from engine.commands import Command, CommandResult, Flatten, Halt, Resume
+from engine.errors import ExecdeskError
 from engine.snapshot import EngineSnapshot
 
 MAX_REQUEST = 4096
 
 
-class ControlError(Exception):
+class ControlError(ExecdeskError):
     """The session cannot be reached or answered badly."""
 
 

@@ -15,8 +15,10 @@ from urllib.parse import quote
 
 from engine import events as ev
 from engine.config import SymbolOverride
+from engine.errors import ExecdeskError
 from engine.model import TradingState
 from engine.orders import OrderBook
+from engine.timezones import NEW_YORK
 
 SCHEMA_VERSION = 1
 
@@ -46,7 +48,7 @@ BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 _INSERT = "INSERT INTO events(ts, session_id, type, payload) VALUES (?, ?, ?, ?)"
 
 
-class JournalError(Exception):
+class JournalError(ExecdeskError):
     """The journal cannot be opened or written. Trading without an audit trail
     is not allowed: the Engine turns this into HALTED."""
 
@@ -89,12 +91,7 @@ class SessionInfo:
 def default_venue_date(now: datetime | None = None) -> date:
     """Today at the venue (New York), falling back to UTC without tz data."""
     now = now or datetime.now(timezone.utc)
-    try:
-        from zoneinfo import ZoneInfo
-
-        return now.astimezone(ZoneInfo("America/New_York")).date()
-    except Exception:  # pragma: no cover - no tz database
-        return now.astimezone(timezone.utc).date()
+    return now.astimezone(NEW_YORK).date()
 
 
 def _utcnow() -> str:

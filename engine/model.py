@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.errors import ExecdeskError
+
 
 class Side(str, Enum):
     BUY = "buy"
@@ -169,7 +171,7 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 
 
-class InvalidStateTransition(Exception):
+class InvalidStateTransition(ExecdeskError):
     def __init__(self, client_order_id: str, current: OrderStatus, new: OrderStatus):
         super().__init__(
             f"order {client_order_id}: transition {current.value} -> {new.value} is not allowed"

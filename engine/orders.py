@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Iterable, Iterator
 
 from engine import events as ev
+from engine.errors import ExecdeskError
 from engine.model import (
     FINAL_STATUSES,
     DenialReason,
@@ -101,7 +102,7 @@ def make_client_order_id(session_id: str, bar_seq: int, symbol: str, seq: int) -
 # ---- errors -------------------------------------------------------------------------
 
 
-class OrderBookError(Exception):
+class OrderBookError(ExecdeskError):
     """An event that does not fit the book (unknown order, duplicate intent, ...)."""
 
 

@@ -116,7 +116,7 @@ def stop_price_of(qty: Decimal, avg_entry: Decimal, stop_loss_pct: Decimal) -> D
     return None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Quote:
     bid: Decimal
     ask: Decimal

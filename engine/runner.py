@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from engine.config import Settings
+from engine.exitcodes import ExitCode
 from engine.model import OrderStatus
 from engine.snapshot import EngineSnapshot, EventRow
 
@@ -79,7 +80,7 @@ class HeadlessRun:
         print(f"session {snap.session_id} stopped ({self.reason or 'done'}): journal sealed; "
               f"{working} open order(s) left working at the venue", file=self.out, flush=True)
         self._print_report()
-        return 0
+        return ExitCode.OK
 
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
         self.reason = signal.Signals(signum).name
@@ -99,11 +100,12 @@ class HeadlessRun:
         if not pending:
             self.reason = f"{self.bars} batch(es) processed, their orders final"
             return True
-        if getattr(self, "_settled_since", None) is None:
-            self._settled_since = now
+        settled_since = getattr(self, "_settled_since", None)
+        if settled_since is None:
+            settled_since = self._settled_since = now
         limit = max(self.settings.rollout.approval_timeout, self.settings.order_management.submit_timeout) / max(
             engine.clock.speed, 1.0) + 5
-        if now - self._settled_since > limit:
+        if now - settled_since > limit:
             self.reason = f"{self.bars} batch(es) processed; {len(pending)} order(s) not final after {limit:.0f}s (timed out)"
             return True
         return False

@@ -22,13 +22,14 @@ from engine.commands import Command, CommandResult
 from engine.control import ControlError, ControlServer, socket_path_for
 from engine.config import Credentials, Settings, credentials_from_env
 from engine.core import Engine
+from engine.errors import ExecdeskError
 from engine.journal import Journal
 from engine.snapshot import EngineSnapshot, EventRow
 
 log = logging.getLogger("execdesk.session")
 
 
-class SessionError(Exception):
+class SessionError(ExecdeskError):
     """A session could not start; the message says why, for the operator."""
 
 

@@ -14,13 +14,15 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from engine.errors import ExecdeskError
+
 # Primary listing exchanges as Alpaca names them on an asset.
 EXCHANGES = ("AMEX", "ARCA", "BATS", "NYSE", "NASDAQ", "NYSEARCA", "OTC")
 _SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,11}$")
 _MAX_VOLATILITY = 5.0  # 500% annualised: anything above is a typo
 
 
-class UniverseError(ValueError):
+class UniverseError(ExecdeskError, ValueError):
     """Every problem found in a universe file, each naming the file, symbol and key."""
 
     def __init__(self, problems: list[str]):

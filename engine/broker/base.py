@@ -76,6 +76,8 @@ class LinkStatus(StrEnum):
 
 OrderQuery = Literal["open", "closed", "all"]  # GET /v2/orders?status=
 
+from engine.errors import ExecdeskError
+
 
 # ---- venue records -------------------------------------------------------
 
@@ -296,5 +298,5 @@ class Broker(Protocol):
     async def bars(self, symbols: Sequence[str], start: datetime, end: datetime | None = None) -> dict[str, list[VenueBar]]: ...
 
 
-class BrokerUnavailable(Exception):
+class BrokerUnavailable(ExecdeskError):
     """The venue could not answer (timeout, 5xx, connection lost, rate limited)."""

@@ -15,6 +15,10 @@ from .exchange import DEFAULT_MARGIN_MULTIPLIER
 from .fmt import parse_time
 from .plan import DEFAULT_CONNECTION_HOLD_SECONDS, DEFAULT_PLAN, PLANS
 
+# Exit status, the same values as engine/exitcodes.py (the sim may not import the engine).
+EXIT_OK = 0
+EXIT_USAGE = 2
+
 
 def _decimal(text: str) -> Decimal:
     try:
@@ -130,7 +134,7 @@ async def _serve(args: argparse.Namespace, key_id: str, secret_key: str, show_se
     await server.stop()
     out.write("execdesk sim: stopped\n")
     out.flush()
-    return 0
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_serve(args, key_id, secret_key, show_secret))
     except (OSError, ValueError) as exc:
         print(f"execdesk sim: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ import pytest
 
 from engine import cli
 from engine.cli import COMMANDS, CommandError, Subcommand, load_settings_or_exit, main
+from engine.journal import JournalError
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "config" / "execution.toml"
@@ -171,6 +172,8 @@ def test_load_settings_or_exit_turns_config_errors_into_exit_2(monkeypatch, caps
         (PermissionError(13, "Permission denied", "var/journal.sqlite"), 1,
          "error: var/journal.sqlite: Permission denied"),
         (KeyboardInterrupt(), 130, "interrupted"),
+        (JournalError("journal var/journal.sqlite: cannot open: database is locked"), 1,
+         "error: journal var/journal.sqlite: cannot open: database is locked"),
     ],
 )
 def test_user_facing_failures_in_a_command_never_show_a_traceback(monkeypatch, capsys, raised, code, message):
@@ -188,3 +191,75 @@ def test_user_facing_failures_in_a_command_never_show_a_traceback(monkeypatch, c
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("execdesk ")
+
+
+def test_exit_codes_are_defined_once_and_the_sim_keeps_the_same_values():
+    from engine.exitcodes import ExitCode
+    from engine.sim import cli as sim_cli
+
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 130]
+    assert (sim_cli.EXIT_OK, sim_cli.EXIT_USAGE) == (ExitCode.OK, ExitCode.USAGE)
+    assert not hasattr(cli, "EXIT_USAGE"), "engine.cli uses engine.exitcodes.ExitCode, not its own constants"
+
+
+def test_every_error_the_engine_raises_on_purpose_is_an_execdesk_error():
+    from engine.broker.base import BrokerUnavailable
+    from engine.config import ConfigError
+    from engine.control import ControlError
+    from engine.errors import ExecdeskError
+    from engine.model import InvalidStateTransition
+    from engine.orders import DuplicateOrder, OrderBookError, UnknownOrder
+    from engine.report import ReportError
+    from engine.session import SessionError
+    from engine.signals import SignalSourceError
+    from engine.universe import UniverseError
+
+    errors = (BrokerUnavailable, CommandError, ConfigError, ControlError, DuplicateOrder, InvalidStateTransition,
+              JournalError, OrderBookError, ReportError, SessionError, SignalSourceError, UniverseError, UnknownOrder)
+    assert [e.__name__ for e in errors if not issubclass(e, ExecdeskError)] == []
+    assert issubclass(UniverseError, ValueError), "UniverseError stays a ValueError for its existing callers"
+
+
+def test_the_new_york_time_zone_is_defined_once_for_engine_and_console():
+    from datetime import datetime, timezone
+
+    from console.format import VENUE_TZ
+    from engine.journal import default_venue_date
+    from engine.timezones import NEW_YORK
+
+    assert VENUE_TZ is NEW_YORK
+    # 03:30 UTC on 6 March is still 5 March in New York (UTC-5 in winter)
+    assert default_venue_date(datetime(2026, 3, 6, 3, 30, tzinfo=timezone.utc)).isoformat() == "2026-03-05"
+    offenders = [str(p.relative_to(REPO)) for folder in ("engine", "console") for p in (REPO / folder).rglob("*.py")
+                 if "America/New_York" in p.read_text(encoding="utf-8")
+                 and p.relative_to(REPO).parts[:2] != ("engine", "sim") and p.name != "timezones.py"]
+    # engine/core.py is being split elsewhere: its copy goes when it switches to engine.timezones
+    assert sorted(set(offenders) - {"engine/core.py"}) == []
+
+
+def test_a_command_builds_only_its_own_options_so_report_and_status_do_not_import_the_venue(tmp_path):
+    probe = (
+        "import sys\n"
+        "from console.cli import main\n"
+        f"code = main(['report', '--journal', {str(tmp_path / 'missing.sqlite')!r}])\n"
+        "print(code, 'engine.sim' in sys.modules, 'aiohttp' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.stdout.split() == ["2", "False", "False"], done.stdout + done.stderr
+
+
+
+def test_every_subcommand_still_has_its_options_when_named_wherever_the_global_options_are(capsys):
+    assert main(["sim", "--help"]) == 0
+    assert "--port" in capsys.readouterr().out
+    assert main(["-c", "x.toml", "report", "--help"]) == 0
+    assert "--format" in capsys.readouterr().out
+
+
+def test_version_is_read_only_when_asked_for(capsys, monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli, "_version", lambda: calls.append(1) or "9.9")
+    assert main(["check-config", "--help"]) == 0 and calls == []
+    capsys.readouterr()
+    assert main(["--version"]) == 0 and calls == [1]
+    assert capsys.readouterr().out == "execdesk 9.9\n"

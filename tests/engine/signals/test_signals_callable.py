@@ -132,3 +132,18 @@ def test_a_module_that_fails_while_importing_is_a_startup_error(tmp_path, monkey
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(SignalSourceError, match="cannot import module 'broken_model': RuntimeError: needs a GPU"):
         load_callable("broken_model:signal")
+
+
+def test_the_quote_a_model_sees_is_the_engines_one_quote_and_cannot_be_changed():
+    import dataclasses
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from engine.portfolio import Quote as PortfolioQuote
+    from engine.signals import Quote
+
+    assert Quote is PortfolioQuote, "engine.signals.Quote must be the portfolio's Quote, not a second type"
+    quote = Quote(bid=Decimal("99.99"), ask=Decimal("100.01"), ts=datetime(2026, 11, 25, 14, 39, tzinfo=timezone.utc))
+    assert quote.mid == Decimal("100.00") and quote.usable
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        quote.bid = Decimal("1")  # type: ignore[misc]

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-import engine.signals as signals_module
+import engine.signals.files as signal_files  # where MAX_CSV_GROUP_ROWS is read
 from engine.signals import CsvFileSource, SignalSourceError
 from tests.engine.signals.signal_fakes import FIXTURES, UNIVERSE, FakeMarket, drain, reasons, utc
 
@@ -139,7 +139,7 @@ async def test_a_missing_header_is_reported_and_the_standard_columns_are_assumed
 
 
 async def test_a_group_too_large_is_refused_whole(tmp_path, monkeypatch):
-    monkeypatch.setattr(signals_module, "MAX_CSV_GROUP_ROWS", 3)
+    monkeypatch.setattr(signal_files, "MAX_CSV_GROUP_ROWS", 3)
     path = tmp_path / "signals.csv"
     rows = "".join(f"2026-11-25T14:39:00Z,AAPL,0.{i}\n" for i in range(5))
     path.write_text("ts,symbol,signal\n" + rows)

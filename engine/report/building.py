@@ -1,0 +1,546 @@
+"""Building the report from the journal: every event of a session read back once, the
+orders in the state a replay of the whole journal gives, their latencies from journal
+times, and the session's counts (approvals, denials, drops, state changes, kill switch)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine import events as ev
+from engine.journal import Journal, JournalEntry, JournalError, SessionRecord
+from engine.model import Order
+from engine.orders import OrderBook
+from engine.report.figures import (
+    LATENCY_KEYS,
+    ReportError,
+    _dec,
+    _derived,
+    _iso,
+    _ms,
+    _reason_code,
+    latency_stats,
+)
+from engine.report.pnl import (
+    _bps,
+    _Carry,
+    _combine_pnl,
+    _fill_rate,
+    _fills_and_pnl,
+    _slippage_summary,
+)
+
+
+@dataclass
+class _Trace:
+    """Where one order's events sit in the journal (wall-clock entry times)."""
+
+    session_id: str | None = None
+    created_ts: datetime | None = None
+    batch_key: tuple | None = None
+    approval_requested_ts: datetime | None = None
+    approved_ts: datetime | None = None
+    submit_ts: datetime | None = None
+    ack_ts: datetime | None = None  # the venue's first word after the submit
+    first_fill_ts: datetime | None = None
+
+
+@dataclass
+class SessionReport:
+    """The figures of one session (see docs/report.md). Built by build_report."""
+
+    session_id: str
+    record: SessionRecord | None
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    denials: list[dict[str, Any]] = field(default_factory=list)
+    venue_rejections: list[dict[str, Any]] = field(default_factory=list)
+    dropped: list[dict[str, Any]] = field(default_factory=list)
+    state_changes: list[dict[str, Any]] = field(default_factory=list)
+    kill_switch: list[dict[str, Any]] = field(default_factory=list)
+    reconciliations: list[dict[str, Any]] = field(default_factory=list)
+    cancel_requests: Counter = field(default_factory=Counter)
+    submit_unknown: int = 0
+    batches: int = 0
+    approvals: Counter = field(default_factory=Counter)
+    latency_samples: dict[str, list[float]] = field(default_factory=dict)
+    pnl: dict[str, Any] = field(default_factory=dict)
+    account: dict[str, Any] | None = None
+    unknown_events: int = 0
+    submitted: set[str] = field(default_factory=set)  # this engine's orders a SubmitSent was journaled for
+
+    def header(self) -> dict[str, Any]:
+        rec = self.record
+        if rec is None:
+            ended_how = "unknown (not in the journal's manifest)"
+        elif rec.ended_at is None:
+            ended_how = "not sealed: still running, or the process stopped without sealing it (crash)"
+        else:
+            ended_how = rec.how_ended or "stopped"
+        return {
+            "session_id": self.session_id,
+            "venue_date": rec.venue_date.isoformat() if rec else None,
+            "config_hash": rec.config_hash if rec else None,
+            "started_at": _iso(rec.started_at) if rec else None,
+            "ended_at": _iso(rec.ended_at) if rec else None,
+            "ended_how": ended_how,
+            "sealed": bool(rec and rec.ended_at is not None),
+            "runs": [dict(r) for r in self.runs],
+        }
+
+
+@dataclass
+class Report:
+    """An execution report over one session or several (scope "all")."""
+
+    journal_path: str
+    scope: str  # the session id, or "all"
+    sessions: list[SessionReport]
+    generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def session_id(self) -> str:
+        return self.scope
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (Decimals as exact strings). One object
+        for one session or for all: orders, fills and every count cover the
+        sessions in scope; ``sessions`` has each session's header. Its lists and
+        their rows are new on every call; what a row holds is shared."""
+        sessions = self.sessions
+        orders = [dict(o) for s in sessions for o in s.orders]
+        fills = [dict(f) for s in sessions for f in s.fills]
+        samples: dict[str, list[float]] = {k: [] for k in LATENCY_KEYS}
+        for s in sessions:
+            for k in LATENCY_KEYS:
+                samples[k].extend(s.latency_samples.get(k, []))
+        denials = [dict(d) for s in sessions for d in s.denials]
+        dropped = [dict(d) for s in sessions for d in s.dropped]
+        submitted = set().union(*(s.submitted for s in sessions))
+        approvals: Counter = Counter()
+        cancels: Counter = Counter()
+        for s in sessions:
+            approvals.update(s.approvals)
+            cancels.update(s.cancel_requests)
+        last = sessions[-1]
+        pnl = _combine_pnl([s.pnl for s in sessions])
+        status_counts = Counter(o["status"] for o in orders)
+        summary = {
+            "orders": len(orders),
+            "orders_by_status": dict(sorted(status_counts.items())),
+            "batches": sum(s.batches for s in sessions),
+            "fills": len(fills),
+            "fill_rate": _fill_rate(orders, submitted),
+            "slippage": _slippage_summary(fills),
+            "pnl": {k: v for k, v in pnl.items() if k != "positions"},
+            "account": last.account,
+            "approvals": {k: approvals.get(k, 0) for k in ("requested", "approved", "rejected", "expired")},
+            "denied": len(denials),
+            "venue_rejected": sum(len(s.venue_rejections) for s in sessions),
+            "submit_unknown": sum(s.submit_unknown for s in sessions),
+            "dropped_signals": len(dropped),
+            "cancel_requests_by_cause": dict(sorted(cancels.items())),
+            "state_changes": sum(len(s.state_changes) for s in sessions),
+            "kill_switch_events": sum(len(s.kill_switch) for s in sessions),
+            "unknown_events": sum(s.unknown_events for s in sessions),
+        }
+        return {
+            "report": "execdesk execution report",
+            "generated_at": _iso(self.generated_at),
+            "journal": self.journal_path,
+            "session_id": self.scope,
+            "sessions": [s.header() for s in sessions],
+            "summary": summary,
+            "latency_ms": {k: latency_stats(samples[k]) for k in LATENCY_KEYS},
+            "orders": orders,
+            "fills": fills,
+            "positions": [dict(p) for p in pnl["positions"]],
+            "denials_by_reason": _count_by(denials, "reason"),
+            "denials": denials,
+            "venue_rejections": [dict(r) for s in sessions for r in s.venue_rejections],
+            "dropped_by_reason": _count_by(dropped, "code"),
+            "dropped": dropped,
+            "state_changes": [dict(c) for s in sessions for c in s.state_changes],
+            "kill_switch": [dict(k) for s in sessions for k in s.kill_switch],
+            "reconciliations": [dict(r) for s in sessions for r in s.reconciliations],
+        }
+
+
+def _count_by(rows: Iterable[dict[str, Any]], key: str) -> dict[str, int]:
+    counts = Counter(str(r[key]) for r in rows)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+
+# ---- building -----------------------------------------------------------------------------
+
+
+def build_report(journal: str | os.PathLike[str] | Journal, session_id: str | None = None) -> Report:
+    """The report of one session of a journal (default: the latest), or of every
+    session (session_id="all"). journal: a path (opened read-only) or an open
+    Journal. Raises ReportError for a missing or unreadable journal, a journal
+    without sessions, or an unknown session id."""
+    with gc_paused():
+        return _build_report(journal, session_id)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile. Building a report makes hundreds of
+    thousands of objects that all live until it is done; the collector would walk
+    them again and again (a third of the time at 10,000 orders) to free nothing."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _build_report(journal: str | os.PathLike[str] | Journal, session_id: str | None) -> Report:
+    own = not isinstance(journal, Journal)
+    path = journal.path if isinstance(journal, Journal) else Path(journal)
+    if own and not path.exists():
+        raise ReportError(f"journal {path}: no such file")
+    if own and path.is_dir():
+        raise ReportError(f"journal {path}: is a directory, not a journal file")
+    try:
+        j = journal if isinstance(journal, Journal) else Journal(path, readonly=True)
+        try:
+            sessions = j.sessions()
+            if not sessions:
+                raise ReportError(f"journal {path} has no sessions yet")
+            chosen = _choose(sessions, session_id, path)
+            entries = list(j.replay())
+        finally:
+            if own:
+                j.close()
+    except ReportError:
+        raise
+    except JournalError as exc:
+        raise ReportError(str(exc)) from exc
+    except (sqlite3.Error, OSError) as exc:
+        raise ReportError(f"journal {path}: cannot read: {exc}") from exc
+    except (ValidationError, ValueError) as exc:
+        raise ReportError(f"journal {path}: an event cannot be decoded: {exc}") from exc
+
+    book = OrderBook.from_replay(entries)
+    traces = _trace(entries)
+    by_session: dict[str, list[JournalEntry]] = {r.session_id: [] for r in sessions}
+    fill_seen: set[str] = set()
+    unique_fill_seqs: set[int] = set()
+    for entry in entries:
+        e = entry.event
+        if type(e) is ev.FillApplied and e.fill.execution_id not in fill_seen:
+            fill_seen.add(e.fill.execution_id)
+            unique_fill_seqs.add(entry.seq)
+        if entry.session_id in by_session:
+            by_session[entry.session_id].append(entry)
+    # Every session in journal order, so that positions carry from one to the next.
+    built: dict[str, SessionReport] = {}
+    carry: _Carry | None = None
+    for rec in sessions:
+        built[rec.session_id], carry = _session_report(
+            rec, by_session[rec.session_id], book, traces, unique_fill_seqs, carry
+        )
+    reports = [built[rec.session_id] for rec in chosen]
+    scope = "all" if session_id == "all" else chosen[0].session_id
+    return Report(journal_path=str(path), scope=scope, sessions=reports)
+
+
+def _choose(sessions: list[SessionRecord], session_id: str | None, path: Path) -> list[SessionRecord]:
+    if session_id in (None, "", "latest"):
+        return [sessions[-1]]
+    if session_id == "all":
+        return list(sessions)
+    for rec in sessions:
+        if rec.session_id == session_id:
+            return [rec]
+    known = ", ".join(r.session_id for r in sessions[-10:])
+    more = f" (and {len(sessions) - 10} earlier)" if len(sessions) > 10 else ""
+    raise ReportError(f"journal {path} has no session {session_id!r}; its sessions: {known}{more}")
+
+
+def _trace(entries: list[JournalEntry]) -> dict[str, _Trace]:
+    """Per client_order_id, the wall-clock entry time of each lifecycle step."""
+    traces: dict[str, _Trace] = {}
+    batch_start: dict[tuple, datetime] = {}
+    steps = _TRACE_STEPS
+    for entry in entries:
+        step = steps.get(type(entry.event))
+        if step is not None:
+            step(traces, batch_start, entry, entry.event)
+    for tr in traces.values():
+        if tr.batch_key is not None:
+            tr.created_ts = batch_start[tr.batch_key]  # the batch arrived with its first intent
+    return traces
+
+
+def _traced(traces: dict[str, _Trace], coid: str) -> _Trace:
+    tr = traces.get(coid)
+    if tr is None:
+        tr = traces[coid] = _Trace()
+    return tr
+
+
+def _trace_created(traces, batch_start, entry: JournalEntry, e: ev.IntentCreated) -> None:
+    tr = _traced(traces, e.order.client_order_id)
+    if tr.created_ts is None:
+        tr.created_ts, tr.session_id = entry.ts, entry.session_id
+        if e.order.bar_ts is not None:
+            key = (entry.session_id, e.order.bar_ts, e.batch_seq)
+            tr.batch_key = key
+            batch_start.setdefault(key, entry.ts)
+
+
+def _trace_approval_requested(traces, batch_start, entry: JournalEntry, e: ev.ApprovalRequested) -> None:
+    tr = _traced(traces, e.client_order_id)
+    tr.approval_requested_ts = tr.approval_requested_ts or entry.ts
+
+
+def _trace_approved(traces, batch_start, entry: JournalEntry, e: ev.IntentApproved) -> None:
+    tr = _traced(traces, e.client_order_id)
+    tr.approved_ts = tr.approved_ts or entry.ts
+
+
+def _trace_sent(traces, batch_start, entry: JournalEntry, e: ev.SubmitSent) -> None:
+    tr = _traced(traces, e.client_order_id)
+    tr.submit_ts = tr.submit_ts or entry.ts
+
+
+def _trace_venue_word(traces, batch_start, entry: JournalEntry, e: ev.SubmitAcked | ev.OrderStatusChanged) -> None:
+    tr = _traced(traces, e.client_order_id)
+    if tr.submit_ts is not None and tr.ack_ts is None:
+        tr.ack_ts = entry.ts
+
+
+def _trace_fill(traces, batch_start, entry: JournalEntry, e: ev.FillApplied) -> None:
+    tr = _traced(traces, e.fill.client_order_id)
+    if tr.submit_ts is not None and tr.ack_ts is None:
+        tr.ack_ts = entry.ts
+    tr.first_fill_ts = tr.first_fill_ts or entry.ts
+
+
+# One step per event type (events are final classes: the exact type decides).
+_TRACE_STEPS: dict[type, Callable[..., None]] = {
+    ev.IntentCreated: _trace_created,
+    ev.ApprovalRequested: _trace_approval_requested,
+    ev.IntentApproved: _trace_approved,
+    ev.SubmitSent: _trace_sent,
+    ev.SubmitAcked: _trace_venue_word,
+    ev.OrderStatusChanged: _trace_venue_word,
+    ev.FillApplied: _trace_fill,
+}
+
+
+def _order_row(order: Order, session_id: str, tr: _Trace | None) -> dict[str, Any]:
+    tr = tr or _Trace()
+    slip = None
+    if order.filled_avg_price is not None and order.filled_qty > 0:
+        slip = _bps(order.side, order.filled_avg_price, order.decision_price)
+    return {
+        "session_id": session_id,
+        "client_order_id": order.client_order_id,
+        "symbol": order.symbol,
+        "side": order.side.value,
+        "qty": _dec(order.qty),
+        "order_type": order.order_type.value,
+        "time_in_force": order.time_in_force.value,
+        "limit_price": _dec(order.limit_price),
+        "status": order.status.value,
+        "filled_qty": _dec(order.filled_qty),
+        "filled_avg_price": _dec(order.filled_avg_price),
+        "decision_price": _dec(order.decision_price),
+        "slippage_bps": _derived(slip),
+        "signal": order.signal,
+        "reason": order.reason,
+        "denial_reason": order.denial.value if order.denial is not None else None,
+        "detail": order.denial_detail,
+        "external": order.external,
+        "reduce_only": order.reduce_only,
+        "venue_order_id": order.venue_order_id,
+        "bar_ts": _iso(order.bar_ts),
+        "created_at": _iso(order.created_at),
+        "submitted_at": _iso(order.submitted_at),
+        "final_at": _iso(order.final_at),
+        "fill_ids": list(order.fill_ids),
+        "signal_to_submit_ms": _ms(tr.created_ts, tr.submit_ts),
+        "approval_wait_ms": _ms(tr.approval_requested_ts, tr.approved_ts),
+        "submit_to_ack_ms": _ms(tr.submit_ts, tr.ack_ts),
+        "submit_to_first_fill_ms": _ms(tr.submit_ts, tr.first_fill_ts),
+    }
+
+
+def _session_report(
+    rec: SessionRecord,
+    entries: list[JournalEntry],
+    book: OrderBook,
+    traces: dict[str, _Trace],
+    unique_fill_seqs: set[int],
+    carry: _Carry | None = None,
+) -> tuple[SessionReport, _Carry]:
+    sid = rec.session_id
+    reader = _SessionReader(SessionReport(session_id=sid, record=rec), unique_fill_seqs)
+    reader.read(entries)
+    rep = reader.rep
+    samples: dict[str, list[float]] = {k: [] for k in LATENCY_KEYS}
+    rep.latency_samples = samples
+
+    for coid in reader.order_ids:
+        order = book.get(coid)
+        if order is None:  # the book refused the intent itself (see OrderBook.skipped)
+            continue
+        tr = traces.get(coid)
+        row = _order_row(order, sid, tr)
+        rep.orders.append(row)
+        if order.denial is not None:
+            rep.denials.append({"client_order_id": coid, "symbol": order.symbol, "side": order.side.value,
+                                "reason": order.denial.value, "detail": order.denial_detail})
+        if tr is None or order.external:
+            continue
+        if tr.submit_ts is not None:
+            rep.submitted.add(coid)
+            samples["signal_to_submit"].append(row["signal_to_submit_ms"])
+            if tr.approval_requested_ts is None:
+                samples["signal_to_submit_auto"].append(row["signal_to_submit_ms"])
+        for key in ("approval_wait", "submit_to_ack", "submit_to_first_fill"):
+            value = row[f"{key}_ms"]
+            if value is not None:
+                samples[key].append(value)
+
+    rep.fills, rep.pnl, carry = _fills_and_pnl(sid, reader.fills, reader.snapshots, book, carry)
+    return rep, carry
+
+
+class _SessionReader:
+    """Reads one session's journal entries into its SessionReport: one handler per
+    event type (the table below); other events are not in the report."""
+
+    def __init__(self, rep: SessionReport, unique_fill_seqs: set[int]):
+        self.rep = rep
+        self.unique_fill_seqs = unique_fill_seqs
+        self.order_ids: list[str] = []
+        self.seen_orders: set[str] = set()
+        self.fills: list[tuple[JournalEntry, ev.FillApplied]] = []
+        self.snapshots: list[tuple[JournalEntry, ev.PositionsSnapshot]] = []
+        self.kill_requested: datetime | None = None
+
+    def read(self, entries: Iterable[JournalEntry]) -> None:
+        handlers = self.HANDLERS
+        for entry in entries:
+            handler = handlers.get(type(entry.event))
+            if handler is not None:
+                handler(self, entry, entry.event)
+
+    def _unknown(self, entry: JournalEntry, e: ev.UnknownEvent) -> None:
+        self.rep.unknown_events += 1
+
+    def _order(self, entry: JournalEntry, e: ev.IntentCreated | ev.OrderExternal) -> None:
+        coid = e.order.client_order_id
+        if coid not in self.seen_orders:
+            self.seen_orders.add(coid)
+            self.order_ids.append(coid)
+
+    def _started(self, entry: JournalEntry, e: ev.SessionStarted) -> None:
+        self.rep.runs.append({"started": _iso(entry.ts), "resumed": e.resumed, "resume_reason": e.resume_reason or None,
+                              "config_changed": e.previous_config_hash is not None,
+                              "ended": None, "how": None})
+
+    def _ended(self, entry: JournalEntry, e: ev.SessionEnded) -> None:
+        runs, ts = self.rep.runs, _iso(entry.ts)
+        if runs and runs[-1]["ended"] is None:
+            runs[-1].update(ended=ts, how=e.how)
+        else:
+            runs.append({"started": None, "resumed": None, "resume_reason": None,
+                         "config_changed": False, "ended": ts, "how": e.how})
+
+    def _approval_requested(self, entry: JournalEntry, e: ev.ApprovalRequested) -> None:
+        self.rep.approvals["requested"] += 1
+
+    def _approved(self, entry: JournalEntry, e: ev.IntentApproved) -> None:
+        self.rep.approvals["approved"] += 1
+
+    def _rejected(self, entry: JournalEntry, e: ev.IntentRejected) -> None:
+        self.rep.approvals["rejected"] += 1
+
+    def _expired(self, entry: JournalEntry, e: ev.IntentExpired) -> None:
+        self.rep.approvals["expired"] += 1
+
+    def _venue_rejected(self, entry: JournalEntry, e: ev.SubmitRejected) -> None:
+        self.rep.venue_rejections.append({"ts": _iso(entry.ts), "client_order_id": e.client_order_id,
+                                          "http_status": e.http_status, "code": e.code, "message": e.message})
+
+    def _submit_unknown(self, entry: JournalEntry, e: ev.SubmitUnknown) -> None:
+        self.rep.submit_unknown += 1
+
+    def _cancel_requested(self, entry: JournalEntry, e: ev.CancelRequested) -> None:
+        self.rep.cancel_requests[e.cause] += 1
+
+    def _fill(self, entry: JournalEntry, e: ev.FillApplied) -> None:
+        if entry.seq in self.unique_fill_seqs:
+            self.fills.append((entry, e))
+
+    def _state_changed(self, entry: JournalEntry, e: ev.TradingStateChanged) -> None:
+        self.rep.state_changes.append({"ts": _iso(entry.ts), "seq": entry.seq, "state": e.state.value,
+                                       "previous": e.previous.value if e.previous else None, "cause": e.cause})
+
+    def _kill_switch(self, entry: JournalEntry, e: ev.KillSwitch) -> None:
+        if e.phase == "requested":
+            self.kill_requested = entry.ts
+        self.rep.kill_switch.append({"ts": _iso(entry.ts), "seq": entry.seq, "phase": e.phase, "counts": dict(e.counts),
+                                     "detail": e.detail, "since_request_ms": _ms(self.kill_requested, entry.ts)})
+
+    def _dropped(self, entry: JournalEntry, e: ev.SignalDropped) -> None:
+        self.rep.dropped.append({"ts": _iso(entry.ts), "symbol": e.symbol, "code": _reason_code(e.reason),
+                                 "reason": e.reason, "line": e.line})
+
+    def _batch(self, entry: JournalEntry, e: ev.BatchProcessed) -> None:
+        self.rep.batches += 1
+
+    def _account(self, entry: JournalEntry, e: ev.AccountSnapshot) -> None:
+        self.rep.account = {"ts": _iso(entry.ts), "source": "AccountSnapshot", "equity": _dec(e.equity),
+                            "last_equity": _dec(e.last_equity), "day_pl": _derived(e.equity - e.last_equity),
+                            "cash": _dec(e.cash), "buying_power": _dec(e.buying_power)}
+
+    def _positions(self, entry: JournalEntry, e: ev.PositionsSnapshot) -> None:
+        self.snapshots.append((entry, e))
+
+    def _reconciled(self, entry: JournalEntry, e: ev.ReconcileCompleted) -> None:
+        self.rep.reconciliations.append({"ts": _iso(entry.ts), "ok": e.ok, "trigger": e.trigger,
+                                         "unaccounted": list(e.unaccounted), "counts": dict(e.counts)})
+
+    # One handler per event type (events are final classes: the exact type decides).
+    HANDLERS: dict[type, Callable[[_SessionReader, JournalEntry, Any], None]] = {
+        ev.UnknownEvent: _unknown,
+        ev.IntentCreated: _order,
+        ev.OrderExternal: _order,
+        ev.SessionStarted: _started,
+        ev.SessionEnded: _ended,
+        ev.ApprovalRequested: _approval_requested,
+        ev.IntentApproved: _approved,
+        ev.IntentRejected: _rejected,
+        ev.IntentExpired: _expired,
+        ev.SubmitRejected: _venue_rejected,
+        ev.SubmitUnknown: _submit_unknown,
+        ev.CancelRequested: _cancel_requested,
+        ev.FillApplied: _fill,
+        ev.TradingStateChanged: _state_changed,
+        ev.KillSwitch: _kill_switch,
+        ev.SignalDropped: _dropped,
+        ev.BatchProcessed: _batch,
+        ev.AccountSnapshot: _account,
+        ev.PositionsSnapshot: _positions,
+        ev.ReconcileCompleted: _reconciled,
+    }

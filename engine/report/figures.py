@@ -1,0 +1,140 @@
+"""The report's vocabulary: its formats, tables and latency series, ReportError, and
+how a figure is written (Decimals as exact strings, ISO times, milliseconds between
+journal times, nearest-rank percentiles)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from engine.errors import ExecdeskError
+
+FORMATS = ("text", "md", "csv", "json")
+CSV_TABLES = ("orders", "fills")
+#: Latency series, in the order they are shown.
+LATENCY_KEYS = (
+    "signal_to_submit",
+    "signal_to_submit_auto",
+    "approval_wait",
+    "submit_to_ack",
+    "submit_to_first_fill",
+)
+PERCENTILES = (50, 90, 99)
+
+_BPS = Decimal(10000)
+_BPS_PLACES = Decimal("0.0001")
+_RATE_PLACES = Decimal("0.0001")
+
+ORDER_COLUMNS = (
+    "session_id",
+    "client_order_id",
+    "symbol",
+    "side",
+    "qty",
+    "order_type",
+    "limit_price",
+    "status",
+    "filled_qty",
+    "filled_avg_price",
+    "decision_price",
+    "slippage_bps",
+    "signal",
+    "reason",
+    "denial_reason",
+    "detail",
+    "external",
+    "venue_order_id",
+    "bar_ts",
+    "created_at",
+    "submitted_at",
+    "final_at",
+    "signal_to_submit_ms",
+    "approval_wait_ms",
+    "submit_to_ack_ms",
+    "submit_to_first_fill_ms",
+)
+
+FILL_COLUMNS = (
+    "session_id",
+    "execution_id",
+    "client_order_id",
+    "symbol",
+    "side",
+    "qty",
+    "price",
+    "ts",
+    "decision_price",
+    "slippage_bps",
+    "slippage_cost",
+    "realized_pl",
+    "journal_seq",
+)
+
+
+
+class ReportError(ExecdeskError):
+    """The report cannot be built: no such journal, no such session, unreadable file."""
+
+
+# ---- small helpers ---------------------------------------------------------------------
+
+
+def _dec(value: Decimal | None) -> str | None:
+    """A Decimal from the journal as an exact string (never exponent notation)."""
+    if value is None:
+        return None
+    return format(value, "f")
+
+
+def _derived(value: Decimal | None) -> str | None:
+    """A computed Decimal as an exact string without trailing zeros."""
+    if value is None:
+        return None
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+def _q(value: Decimal, places: Decimal) -> Decimal:
+    return value.quantize(places, rounding=ROUND_HALF_EVEN)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _ms(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds() * 1000.0, 3)
+
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile: the smallest value with at least p% of the
+    values at or below it. None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def latency_stats(values: Sequence[float]) -> dict[str, Any]:
+    out: dict[str, Any] = {"count": len(values)}
+    for p in PERCENTILES:
+        out[f"p{p}"] = percentile(values, p)
+    out["max"] = max(values) if values else None
+    return out
+
+
+def _reason_code(reason: str) -> str:
+    """"CODE: detail" -> "CODE" (the whole text when there is no code)."""
+    code, sep, _ = reason.partition(":")
+    code = code.strip()
+    return code if sep and code else reason.strip() or "UNSPECIFIED"
+
+

@@ -1,0 +1,226 @@
+"""P&L and execution quality from the journal's fills: slippage against the decision
+price, realized P&L by average cost from the opening positions, unrealized P&L at the
+latest price the journal has, fill rate; and how several sessions combine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from engine import events as ev
+from engine.journal import JournalEntry
+from engine.model import OrderStatus, Position, Side
+from engine.orders import OrderBook
+from engine.report.figures import (
+    _BPS,
+    _BPS_PLACES,
+    _RATE_PLACES,
+    _dec,
+    _derived,
+    _iso,
+    _q,
+)
+
+
+def _bps(side: Side, price: Decimal, decision: Decimal | None) -> Decimal | None:
+    """Slippage of price against decision in basis points, positive = worse
+    (a buy paid above, a sell received below)."""
+    if decision is None or decision <= 0:
+        return None
+    return _q(side.sign * (price - decision) / decision * _BPS, _BPS_PLACES)
+
+
+
+def _fill_rate(orders: list[dict[str, Any]], submitted: set[str]) -> dict[str, Any]:
+    """Over this engine's orders that were sent to the venue (submitted: the
+    client_order_ids a SubmitSent was journaled for): filled qty / submitted qty,
+    filled orders / submitted orders."""
+    sent = [o for o in orders if o["client_order_id"] in submitted and not o["external"]]
+    submitted_qty = sum((Decimal(o["qty"]) for o in sent), Decimal(0))
+    filled_qty = sum((Decimal(o["filled_qty"]) for o in sent), Decimal(0))
+    filled = sum(1 for o in sent if o["status"] == OrderStatus.FILLED.value)
+    any_fill = sum(1 for o in sent if Decimal(o["filled_qty"]) > 0)
+    return {
+        "orders_submitted": len(sent),
+        "orders_filled": filled,
+        "orders_with_fills": any_fill,
+        "orders_rate": _derived(_q(Decimal(filled) / len(sent), _RATE_PLACES)) if sent else None,
+        "submitted_qty": _derived(submitted_qty),
+        "filled_qty": _derived(filled_qty),
+        "qty_rate": _derived(_q(filled_qty / submitted_qty, _RATE_PLACES)) if submitted_qty else None,
+    }
+
+
+def _slippage_summary(fills: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-fill slippage summarised: weighted by decision notional (the
+    implementation shortfall of the session, in bps), the simple mean, the best
+    and worst fill, and the cost in money (positive = paid)."""
+    rows = [f for f in fills if f["slippage_bps"] is not None]
+    if not rows:
+        return {"fills": 0, "fills_without_decision_price": len(fills), "weighted_bps": None,
+                "mean_bps": None, "best_bps": None, "worst_bps": None, "cost": "0"}
+    cost = sum((Decimal(f["slippage_cost"]) for f in rows), Decimal(0))
+    notional = sum((Decimal(f["decision_price"]) * Decimal(f["qty"]) for f in rows), Decimal(0))
+    bps = [Decimal(f["slippage_bps"]) for f in rows]
+    return {
+        "fills": len(rows),
+        "fills_without_decision_price": len(fills) - len(rows),
+        "weighted_bps": _derived(_q(cost / notional * _BPS, _BPS_PLACES)) if notional else None,
+        "mean_bps": _derived(_q(sum(bps, Decimal(0)) / len(bps), _BPS_PLACES)),
+        "best_bps": _derived(min(bps)),
+        "worst_bps": _derived(max(bps)),
+        "cost": _derived(cost),
+    }
+
+
+def _combine_pnl(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One session's P&L as is; several: realized summed, positions and
+    unrealized from the last session (they carry over)."""
+    if len(parts) == 1:
+        return parts[0]
+    last = parts[-1]
+    realized = sum((Decimal(p["realized"]) for p in parts), Decimal(0))
+    out = dict(last)
+    out["realized"] = _derived(realized)
+    out["opening_positions_source"] = parts[0]["opening_positions_source"]
+    out["realized_by_session"] = {p["session_id"]: p["realized"] for p in parts}
+    return out
+
+
+@dataclass
+class _Carry:
+    """A session's closing positions and last prices, the next one's opening
+    when it journaled no positions snapshot before its first fill."""
+
+    session_id: str
+    positions: dict[str, Position]
+    marks: dict[str, tuple[int, Decimal, str]]
+
+
+def _fills_and_pnl(
+    sid: str,
+    fills: list[tuple[JournalEntry, ev.FillApplied]],
+    snapshots: list[tuple[JournalEntry, ev.PositionsSnapshot]],
+    book: OrderBook,
+    carry: _Carry | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any], _Carry]:
+    first_fill_seq = fills[0][0].seq if fills else None
+    opening = None
+    for entry, snap in snapshots:
+        if first_fill_seq is None or entry.seq < first_fill_seq:
+            opening = (entry, snap)
+    positions: dict[str, Position] = {}
+    if opening is not None:
+        for p in opening[1].positions:
+            positions[p.symbol] = Position(symbol=p.symbol, qty=p.qty, avg_entry_price=p.avg_entry_price)
+        opening_source = f"positions snapshot (journal seq {opening[0].seq})"
+    elif carry is not None and any(p.qty != 0 for p in carry.positions.values()):
+        for p in carry.positions.values():
+            if p.qty != 0:
+                positions[p.symbol] = Position(symbol=p.symbol, qty=p.qty, avg_entry_price=p.avg_entry_price)
+        opening_source = f"carried from session {carry.session_id} (no positions snapshot before the first fill)"
+    else:
+        opening_source = "flat: no positions snapshot before the first fill, none carried"
+
+    # the most recent price per symbol: (seq, price, source)
+    marks: dict[str, tuple[int, Decimal, str]] = dict(carry.marks) if carry is not None else {}
+    for entry, snap in snapshots:
+        for p in snap.positions:
+            if p.last_price is not None:
+                marks[p.symbol] = (entry.seq, p.last_price, "positions_snapshot")
+
+    rows: list[dict[str, Any]] = []
+    realized_by_symbol: dict[str, Decimal] = {}
+    for entry, e in fills:
+        f = e.fill
+        order = book.get(f.client_order_id)
+        decision = order.decision_price if order is not None else None
+        bps = _bps(f.side, f.price, decision)
+        cost = f.side.sign * (f.price - decision) * f.qty if bps is not None and decision is not None else None
+        pos = positions.get(f.symbol)
+        if pos is None:  # (not setdefault: a Position is a validated model, dear to build per fill)
+            pos = positions[f.symbol] = Position(symbol=f.symbol)
+        realized = pos.apply_fill(f.side, f.qty, f.price)
+        realized_by_symbol[f.symbol] = realized_by_symbol.get(f.symbol, Decimal(0)) + realized
+        prev = marks.get(f.symbol)
+        if prev is None or prev[0] < entry.seq:
+            marks[f.symbol] = (entry.seq, f.price, "last_fill")
+        rows.append({
+            "session_id": sid,
+            "execution_id": f.execution_id,
+            "client_order_id": f.client_order_id,
+            "symbol": f.symbol,
+            "side": f.side.value,
+            "qty": _dec(f.qty),
+            "price": _dec(f.price),
+            "ts": _iso(f.ts),
+            "journaled_at": _iso(entry.ts),
+            "journal_seq": entry.seq,
+            "order_status": e.status.value if e.status is not None else None,
+            "decision_price": _dec(decision),
+            "slippage_bps": _derived(bps),
+            "slippage_cost": _derived(cost),
+            "realized_pl": _derived(realized),
+        })
+
+    last_fill_seq = fills[-1][0].seq if fills else 0
+    broker_final = None
+    if snapshots and snapshots[-1][0].seq > last_fill_seq:
+        broker_final = {p.symbol: p for p in snapshots[-1][1].positions}
+    pos_rows = []
+    unrealized_total = Decimal(0)
+    sources: set[str] = set()
+    unmarked = []
+    for symbol in sorted(set(positions) | set(broker_final or {})):
+        pos = positions.get(symbol, Position(symbol=symbol))
+        realized = realized_by_symbol.get(symbol, Decimal(0))
+        if pos.qty == 0 and realized == 0 and not (broker_final and symbol in broker_final):
+            continue
+        mark = marks.get(symbol)
+        unrealized = None
+        if pos.qty != 0:
+            if mark is not None:
+                unrealized = (mark[1] - pos.avg_entry_price) * pos.qty
+                unrealized_total += unrealized
+                sources.add(mark[2])
+            else:
+                unmarked.append(symbol)
+        broker = broker_final.get(symbol) if broker_final is not None else None
+        broker_qty = (broker.qty if broker is not None else Decimal(0)) if broker_final is not None else None
+        pos_rows.append({
+            "symbol": symbol,
+            "qty": _derived(pos.qty),
+            "avg_entry_price": _derived(pos.avg_entry_price) if pos.qty != 0 else None,
+            "mark_price": _dec(mark[1]) if mark is not None and pos.qty != 0 else None,
+            "mark_source": mark[2] if mark is not None and pos.qty != 0 else None,
+            "unrealized_pl": _derived(unrealized),
+            "realized_pl": _derived(realized),
+            "broker_qty": _derived(broker_qty),
+            "matches_broker": None if broker_qty is None else broker_qty == pos.qty,
+        })
+    if not sources:
+        source = "none (no open position)" if not unmarked else "none (no price in the journal)"
+    elif len(sources) == 1:
+        source = sources.pop()
+    else:
+        source = "mixed (per position: mark_source)"
+    realized_total = sum(realized_by_symbol.values(), Decimal(0))
+    pnl = {
+        "session_id": sid,
+        "method": "average cost",
+        "opening_positions_source": opening_source,
+        "realized": _derived(realized_total),
+        "unrealized": _derived(unrealized_total),
+        "unrealized_source": source,
+        "unmarked_symbols": unmarked,
+        "positions": pos_rows,
+    }
+    if broker_final is not None:  # the broker's word is the closing position
+        closing = {sym: Position(symbol=sym, qty=p.qty, avg_entry_price=p.avg_entry_price)
+                   for sym, p in broker_final.items()}
+    else:
+        closing = {sym: p for sym, p in positions.items() if p.qty != 0}
+    return rows, pnl, _Carry(sid, closing, marks)
+
+
