@@ -82,7 +82,7 @@ def plan_reconciliation(
         catch_up = catch_up_fill(order, venue)
         if catch_up is not None:
             plan.fills.append(catch_up)
-        if venue.status != order.status.value or (
+        if venue.status is not order.status or (
             order.venue_order_id is None and venue.id
         ):
             plan.status_changes.append((order.client_order_id, venue))

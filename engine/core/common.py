@@ -7,16 +7,11 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+from engine.backoff import Backoff
 from engine.config import Settings
-from engine.model import FINAL_STATUSES
 from engine.risk import TripCause
 
-try:
-    from zoneinfo import ZoneInfo
-
-    NY = ZoneInfo("America/New_York")
-except Exception:  # pragma: no cover
-    NY = timezone.utc
+from engine.timezones import NEW_YORK as NY
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 MINUTE = timedelta(minutes=1)
@@ -24,6 +19,13 @@ EXTERNAL = "\0external"  # marks a change among external orders (snapshot rows)
 # seq numbers of client order ids for orders outside the signal flow
 SEQ_STOP = 5000
 SEQ_FLATTEN = 7000
+
+# The Engine's retry policies (engine/backoff.py): one place for every constant.
+THROTTLE_RETRY = Backoff(initial=0.5, factor=2.0, cap=10.0)  # a submit refused with 429
+LOOKUP_RETRY = Backoff(initial=0.1, factor=2.0, cap=2.0)  # an unknown submit, looked up
+CANCEL_RETRY = Backoff(initial=0.5, factor=2.0, cap=5.0)  # a cancel whose outcome is unknown
+CANCEL_ALL_RETRY = Backoff(initial=0.25, factor=2.0, cap=2.0)  # the kill switch's cancel-all failed
+KILL_POLL = Backoff(initial=0.25, factor=1.5, cap=2.0)  # confirming the kill switch's cancels
 
 
 def config_hash(settings: Settings) -> str:
@@ -60,9 +62,3 @@ def trip_cause_of(cause: str) -> TripCause:
     return TripCause.OPERATOR
 
 
-_FINAL_VALUES = frozenset(s.value for s in FINAL_STATUSES)
-
-
-def venue_final(status: str) -> bool:
-    """A venue order's status (as the venue spells it) is final."""
-    return status in _FINAL_VALUES

@@ -13,7 +13,7 @@ from engine import events as ev
 from engine.broker.base import BrokerUnavailable, RequestFailed
 from engine.commands import CommandResult, Flatten, Halt, Resume
 from engine.core import messages as msg
-from engine.core.common import SEQ_FLATTEN, replace
+from engine.core.common import CANCEL_ALL_RETRY, KILL_POLL, SEQ_FLATTEN, replace
 from engine.model import Order, TradingState
 from engine.risk import TripCause, flatten_orders
 from engine.snapshot import KillSwitchStatus
@@ -108,7 +108,7 @@ class Halting:
         self.e.post(msg.CancelAllAnswered(out, attempt))
 
     async def _retry_cancel_all(self, attempt: int) -> None:
-        await asyncio.sleep(min(0.25 * attempt, 2.0))
+        await asyncio.sleep(CANCEL_ALL_RETRY.delay(attempt - 1))
         await self._cancel_all(attempt)
 
     def on_cancel_all_answered(self, item: msg.CancelAllAnswered) -> None:
@@ -133,10 +133,9 @@ class Halting:
     async def _kill_poll(self) -> None:
         """The stream may be down: ask the venue until every cancel is confirmed."""
         e = self.e
-        delay = 0.25
+        delays = KILL_POLL.delays()
         while e.kill.phase == "sent":
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
+            await asyncio.sleep(next(delays))
             try:
                 open_orders = await e.broker.list_orders(status="open")
             except BrokerUnavailable:

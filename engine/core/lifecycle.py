@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from engine import events as ev
 from engine.broker.base import TradeUpdate, VenueOrder
-from engine.core.common import EXTERNAL, q, venue_final
+from engine.core.common import EXTERNAL, q
 from engine.model import Fill, Order, OrderStatus
 from engine.reconcile import catch_up_fill
 
@@ -29,7 +29,7 @@ class Lifecycle:
         if order is None or order.external:
             self.see_external(venue, "the trade stream")
             return
-        if upd.event in ("fill", "partial_fill") and upd.execution_id and upd.qty and upd.price is not None:
+        if upd.event.is_fill and upd.execution_id and upd.qty and upd.price is not None:
             # the venue's cumulative fill says whether this execution is new to us
             if order.filled_qty + upd.qty <= venue.filled_qty:
                 self.apply_fill(order, upd.execution_id, upd.qty, upd.price, upd.timestamp, source="stream",
@@ -42,10 +42,7 @@ class Lifecycle:
     def acked(self, order: Order, venue: VenueOrder, source: str) -> None:
         """The venue has the order (a submit's answer, or a lookup)."""
         e = self.e
-        try:
-            status = OrderStatus(venue.status)
-        except ValueError:
-            status = OrderStatus.NEW
+        status = venue.status
         if order.status in (OrderStatus.SUBMITTING, OrderStatus.UNKNOWN):
             if e.recorder.record(ev.SubmitAcked(client_order_id=order.client_order_id, venue_order_id=venue.id,
                                                 status=status)):
@@ -57,18 +54,13 @@ class Lifecycle:
         self.after_status(order)
 
     def apply_fill(self, order: Order, execution_id: str, qty: Decimal, price: Decimal, ts: datetime,
-                   source: str, status: str | None = None) -> None:
+                   source: str, status: OrderStatus | None = None) -> None:
         e = self.e
         if e.book.has_execution(execution_id) or qty <= 0:
             return
         fill = Fill(execution_id=execution_id, client_order_id=order.client_order_id, symbol=order.symbol,
                     side=order.side, qty=qty, price=price, ts=ts)
-        st = None
-        if status is not None:
-            try:
-                st = OrderStatus(status)
-            except ValueError:
-                st = None
+        st = status
         if not e.recorder.record(ev.FillApplied(fill=fill, status=st)):
             # the status in the event did not fit (reordered stream): apply the fill alone
             if st is None or not e.recorder.record(ev.FillApplied(fill=fill)):
@@ -83,11 +75,7 @@ class Lifecycle:
         order = e.book.get(cid)
         if order is None:
             return
-        try:
-            new = OrderStatus(venue.status)
-        except ValueError:
-            e.note("error", order.symbol, f"{cid}: venue status {venue.status!r} is not known")
-            return
+        new = venue.status
         if venue.filled_qty < order.filled_qty:
             # an older picture than the fills already applied (a REST answer overtaken by the
             # stream): keep the newer status, take only the venue id
@@ -108,7 +96,7 @@ class Lifecycle:
 
     def see_external(self, venue: VenueOrder, where: str) -> None:
         e = self.e
-        if venue_final(venue.status):
+        if venue.status.is_final:
             e.external.pop(venue.id, None)
             e.publisher.dirty_orders.add(EXTERNAL)
             return
@@ -116,5 +104,5 @@ class Lifecycle:
         e.external[venue.id] = venue
         e.publisher.dirty_orders.add(EXTERNAL)
         if not known:
-            e.note("order", venue.symbol, f"EXTERNAL order {venue.side} {q(venue.qty)} {venue.symbol} "
-                                          f"({venue.status}, {venue.client_order_id}) seen by {where}: shown, left alone")
+            e.note("order", venue.symbol, f"EXTERNAL order {venue.side.value} {q(venue.qty)} {venue.symbol} "
+                                          f"({venue.status.value}, {venue.client_order_id}) seen by {where}: shown, left alone")

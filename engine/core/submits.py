@@ -11,10 +11,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Sequence
 
 from engine import events as ev
-from engine.broker.base import BrokerUnavailable, SubmitRequest
+from engine.broker.base import BrokerUnavailable, CancelOutcomeKind, SubmitOutcomeKind, SubmitRequest
 from engine.commands import CancelOrder, CommandResult
 from engine.core import messages as msg
-from engine.core.common import q
+from engine.core.common import CANCEL_RETRY, LOOKUP_RETRY, THROTTLE_RETRY, q
 from engine.model import Order, OrderStatus, OrderType, TimeInForce, TradingState
 
 if TYPE_CHECKING:
@@ -60,8 +60,8 @@ class Submits:
         extended = (order.reason == "flatten" and order.order_type is OrderType.LIMIT
                     and order.time_in_force is TimeInForce.DAY and not e.clock.market_open())
         req = SubmitRequest(
-            client_order_id=order.client_order_id, symbol=order.symbol, side=order.side.value, qty=order.qty,
-            order_type=order.order_type.value, time_in_force=order.time_in_force.value,
+            client_order_id=order.client_order_id, symbol=order.symbol, side=order.side, qty=order.qty,
+            order_type=order.order_type, time_in_force=order.time_in_force,
             limit_price=order.limit_price, extended_hours=extended,
         )
         t0 = time.perf_counter()
@@ -77,9 +77,9 @@ class Submits:
             return
         out = item.outcome
         cid = order.client_order_id
-        if out.kind == "acked" and out.order is not None:
+        if out.kind is SubmitOutcomeKind.ACKED and out.order is not None:
             e.lifecycle.acked(order, out.order, "rest")
-        elif out.kind == "rejected":
+        elif out.kind is SubmitOutcomeKind.REJECTED:
             if e.recorder.record(ev.SubmitRejected(client_order_id=cid, http_status=out.http_status,
                                                    code=out.code, message=out.message)):
                 e.halt.check_kill_progress()
@@ -99,7 +99,7 @@ class Submits:
             e.spawn(self.resolve_unknown(cid), "resolve")
 
     async def _after_throttle(self, cid: str, attempt: int) -> None:
-        await asyncio.sleep(min(0.5 * 2 ** attempt, 10.0))
+        await asyncio.sleep(THROTTLE_RETRY.delay(attempt))
         try:
             found = await self.e.broker.lookup(cid)
         except BrokerUnavailable:
@@ -137,7 +137,7 @@ class Submits:
             return
         self.resolving.add(cid)
         try:
-            delay = 0.1
+            delays = LOOKUP_RETRY.delays()
             loop = asyncio.get_running_loop()
             absent_since: float | None = None
             patience = 2 * self.e.settings.broker.request_timeout
@@ -155,8 +155,7 @@ class Submits:
                     if loop.time() - absent_since >= patience:
                         self.e.post(msg.Resolved(cid, None))
                         return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await asyncio.sleep(next(delays))
         finally:
             self.resolving.discard(cid)
 
@@ -195,14 +194,13 @@ class Submits:
         try:
             # a cancel whose outcome is unknown is asked again (cancels are safe to
             # repeat) until the venue answers or the order is final
-            delay = 0.5
+            delays = CANCEL_RETRY.delays()
             while True:
                 out = await e.broker.cancel(order.venue_order_id)
-                if out.kind != "unknown" or order.status.is_final:
+                if out.kind is not CancelOutcomeKind.UNKNOWN or order.status.is_final:
                     return
                 e.post(msg.CancelUnknown(cid, order.symbol, out.message))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await asyncio.sleep(next(delays))
                 if order.status.is_final:
                     return
         finally:

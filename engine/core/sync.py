@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Sequence
 from engine import events as ev
 from engine.broker.base import BrokerUnavailable, ConnectivityChanged, RateLimitChanged, VenueBar, VenueOrder, VenuePosition
 from engine.core import messages as msg
-from engine.core.common import EXTERNAL, replace, venue_final
+from engine.core.common import EXTERNAL, replace
 from engine.model import OrderStatus, Position
 from engine.reconcile import plan_reconciliation
 from engine.sizing import AssetFlags
@@ -224,7 +224,7 @@ class VenueSync:
             e.lifecycle.apply_venue_status(cid, venue, source="reconcile")
         for venue in plan.external:
             e.lifecycle.see_external(venue, "reconciliation")
-        open_ids = {v.id for v in venue_orders if not venue_final(v.status)}
+        open_ids = {v.id for v in venue_orders if not v.status.is_final}
         for vid in [vid for vid in e.external if vid not in open_ids]:
             e.external.pop(vid, None)
             e.publisher.dirty_orders.add(EXTERNAL)
