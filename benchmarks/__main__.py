@@ -39,9 +39,7 @@ class ModuleOutcome:
 
 def discover() -> list[str]:
     """Module names of benchmarks/bench_*.py, sorted."""
-    return sorted(
-        m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")
-    )
+    return sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
 
 
 def select(available: list[str], only: list[str] | None) -> list[str]:
@@ -114,8 +112,7 @@ def table_rows(outcomes: list[ModuleOutcome]) -> list[list[str]]:
         if o.error:
             rows.append([area, "(module failed)", "", "", "", f"ERROR {o.error}"])
         for r in o.rows:
-            rows.append([area, str(r["name"]), format_value(r["value"]), str(r["unit"]),
-                         str(r["target"]), status(r)])
+            rows.append([area, str(r["name"]), format_value(r["value"]), str(r["unit"]), str(r["target"]), status(r)])
     return rows
 
 
@@ -128,7 +125,7 @@ def render_text(outcomes: list[ModuleOutcome]) -> str:
     right = {2}  # values align right
     lines = []
     for n, r in enumerate(rows):
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False))]
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -208,8 +205,9 @@ def _cores() -> str:
 
 def _commit() -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
         return sha or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -222,7 +220,7 @@ def machine_info() -> dict[str, str]:
         "Memory": _memory(),
         "Python": f"{platform.python_implementation()} {platform.python_version()}",
         "OS": platform.platform(),
-        "Date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "Date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "Commit": _commit(),
     }
 
@@ -235,11 +233,16 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks",
         description="Run every benchmarks/bench_*.py, print a table, write docs/benchmarks.md.",
     )
-    parser.add_argument("--only", action="append", metavar="NAME",
-                        help="run only benchmarks/bench_NAME.py (repeatable)")
-    parser.add_argument("--output", type=Path, metavar="PATH",
-                        help=f"write the Markdown report here (default: {DEFAULT_OUTPUT.relative_to(REPO)} "
-                        "for a full run; a --only run writes nothing unless --output is given)")
+    parser.add_argument(
+        "--only", action="append", metavar="NAME", help="run only benchmarks/bench_NAME.py (repeatable)"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        metavar="PATH",
+        help=f"write the Markdown report here (default: {DEFAULT_OUTPUT.relative_to(REPO)} "
+        "for a full run; a --only run writes nothing unless --output is given)",
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmark modules and exit")
     args = parser.parse_args(argv)
 

@@ -31,14 +31,19 @@ START = "2025-06-02T13:30:00Z"  # a Monday 09:30 New York, clock frozen: the mar
 
 def _raw_request(i: int, tag: str) -> LimitOrderRequest:
     return LimitOrderRequest(
-        symbol=SYMBOLS[i % len(SYMBOLS)], qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
-        limit_price=1.00, client_order_id=f"bench-{tag}-{i}",
+        symbol=SYMBOLS[i % len(SYMBOLS)],
+        qty=1,
+        side=OrderSide.BUY,
+        time_in_force=TimeInForce.GTC,
+        limit_price=1.00,
+        client_order_id=f"bench-{tag}-{i}",
     )
 
 
 def _broker_request(i: int) -> SubmitRequest:
-    return SubmitRequest(f"bench-broker-{i}", SYMBOLS[i % len(SYMBOLS)], "buy", Decimal(1), "limit", "gtc",
-                         Decimal("1.00"))
+    return SubmitRequest(
+        f"bench-broker-{i}", SYMBOLS[i % len(SYMBOLS)], "buy", Decimal(1), "limit", "gtc", Decimal("1.00")
+    )
 
 
 async def _measure(base: str) -> dict[str, list[float]]:
@@ -91,31 +96,61 @@ def _rows(samples: dict[str, list[float]]) -> list[dict]:
     logic_us = (med["broker"] - med["hop"]) * 1000
     n = len(samples["broker"])
     return [
-        {"name": f"alpaca-py submit_order round trip (default models), median of {n}",
-         "value": round(med["parsed"], 3), "unit": "ms", "target": "(baseline)",
-         "note": f"mean {mean['parsed']:.3f} ms"},
-        {"name": f"alpaca-py submit_order round trip (raw_data=True), median of {n}",
-         "value": round(med["raw"], 3), "unit": "ms", "target": "(reported)",
-         "note": f"mean {mean['raw']:.3f} ms"},
-        {"name": f"AlpacaBroker.submit round trip, median of {n}",
-         "value": round(med["broker"], 3), "unit": "ms", "target": "(reported)",
-         "note": f"mean {mean['broker']:.3f} ms"},
-        {"name": "AlpacaBroker.submit overhead vs alpaca-py submit_order (default models)",
-         "value": round(over_parsed, 1), "unit": "%", "target": "< 10", "ok": over_parsed < 10},
-        {"name": "AlpacaBroker.submit overhead vs alpaca-py submit_order (raw_data=True)",
-         "value": round(over_raw, 1), "unit": "%", "target": "(reported)"},
-        {"name": "of which the worker-pool hop (run_in_executor around raw submit_order)",
-         "value": round(hop_us, 1), "unit": "us", "target": "(reported)",
-         "note": f"{hop_us / (med['parsed'] * 10):.1f} % of the baseline"},
-        {"name": "of which the broker's own work (limiter, request, outcome, parsing, events)",
-         "value": round(logic_us, 1), "unit": "us", "target": "(reported)",
-         "note": f"{logic_us / (med['parsed'] * 10):.1f} % of the baseline"},
+        {
+            "name": f"alpaca-py submit_order round trip (default models), median of {n}",
+            "value": round(med["parsed"], 3),
+            "unit": "ms",
+            "target": "(baseline)",
+            "note": f"mean {mean['parsed']:.3f} ms",
+        },
+        {
+            "name": f"alpaca-py submit_order round trip (raw_data=True), median of {n}",
+            "value": round(med["raw"], 3),
+            "unit": "ms",
+            "target": "(reported)",
+            "note": f"mean {mean['raw']:.3f} ms",
+        },
+        {
+            "name": f"AlpacaBroker.submit round trip, median of {n}",
+            "value": round(med["broker"], 3),
+            "unit": "ms",
+            "target": "(reported)",
+            "note": f"mean {mean['broker']:.3f} ms",
+        },
+        {
+            "name": "AlpacaBroker.submit overhead vs alpaca-py submit_order (default models)",
+            "value": round(over_parsed, 1),
+            "unit": "%",
+            "target": "< 10",
+            "ok": over_parsed < 10,
+        },
+        {
+            "name": "AlpacaBroker.submit overhead vs alpaca-py submit_order (raw_data=True)",
+            "value": round(over_raw, 1),
+            "unit": "%",
+            "target": "(reported)",
+        },
+        {
+            "name": "of which the worker-pool hop (run_in_executor around raw submit_order)",
+            "value": round(hop_us, 1),
+            "unit": "us",
+            "target": "(reported)",
+            "note": f"{hop_us / (med['parsed'] * 10):.1f} % of the baseline",
+        },
+        {
+            "name": "of which the broker's own work (limiter, request, outcome, parsing, events)",
+            "value": round(logic_us, 1),
+            "unit": "us",
+            "target": "(reported)",
+            "note": f"{logic_us / (med['parsed'] * 10):.1f} % of the baseline",
+        },
     ]
 
 
 def run() -> list[dict]:
-    with VenueProcess(KEY, SECRET, "--rate-limit", "0", "--frozen", "--start-at", START,
-                      "--partial-fill-prob", "0", timeout=15) as venue:
+    with VenueProcess(
+        KEY, SECRET, "--rate-limit", "0", "--frozen", "--start-at", START, "--partial-fill-prob", "0", timeout=15
+    ) as venue:
         return _rows(asyncio.run(_measure(venue.url)))
 
 

@@ -27,8 +27,7 @@ N_UPDATES = 1_000
 
 def _orders(n: int, start: int = 0) -> dict:
     return {
-        row.client_order_id: row
-        for row in (order_row(i, SYMBOLS[i % len(SYMBOLS)]) for i in range(start, start + n))
+        row.client_order_id: row for row in (order_row(i, SYMBOLS[i % len(SYMBOLS)]) for i in range(start, start + n))
     }
 
 
@@ -52,7 +51,9 @@ async def _table_updates() -> list[dict]:
         handle.publish(orders=MappingProxyType(orders))
         app.refresh_snapshot()
         await pilot.pause()
-        results.append(_row(f"console: load {N_ORDERS:,} working orders into the table", time.perf_counter() - t0, "s", "—"))
+        results.append(
+            _row(f"console: load {N_ORDERS:,} working orders into the table", time.perf_counter() - t0, "s", "—")
+        )
 
         table = app.main_screen.orders  # type: ignore[union-attr]
         table.move_cursor(row=5000, animate=False)
@@ -114,7 +115,9 @@ def _row(name: str, value: float, unit: str, target: str) -> dict:
 async def _run() -> list[dict]:
     results = [_row("console: first frame (headless, 160x48)", await _first_frame(), "s", "<= 1.5 s")]
     results += await _table_updates()
-    results.append(_row("console: idle CPU (polling at max_fps, nothing changes)", await _idle_cpu(), "% core", "< 5 %"))
+    results.append(
+        _row("console: idle CPU (polling at max_fps, nothing changes)", await _idle_cpu(), "% core", "< 5 %")
+    )
     return results
 
 

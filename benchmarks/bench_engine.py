@@ -33,12 +33,13 @@ import statistics
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.config import Credentials, Settings, load_settings
 from engine.model import RolloutMode
@@ -46,9 +47,9 @@ from tests.support import VenueProcess, wait_for_async
 
 REPO = Path(__file__).resolve().parent.parent
 #: Monday 2 March 2026, 10:00 New York: the regular session is open (venue clock frozen)
-START_AT = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
+START_AT = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 #: Monday 2 March 2026, 07:00 New York: before the open, orders rest as "accepted"
-BEFORE_OPEN = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+BEFORE_OPEN = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 CREDS = Credentials(key_id="BENCHENGINEKEY01", secret_key="bench-engine-secret-0001")
 SEED = 11
 CASH = 10_000_000  # so buying power never binds over 100+ batches (reserves clear at account refresh)
@@ -85,21 +86,26 @@ def bench_settings(**monitoring: float) -> Settings:
     s = _section(s, "order_management", max_orders_per_bar=100, unfilled_policy="keep")
     s = _section(s, "rollout", default_mode=RolloutMode.AUTO)
     # 0.5 x 0.0003 x 10M = 1,500 USD per symbol; 53 of them, 80k gross
-    s = _section(s, "position_sizing", max_position_size=0.0003, max_total_exposure=4.0,
-                 below_threshold="flatten")
-    s = _section(s, "risk_management", max_sector_exposure=1.0, max_orders_per_second=1_000_000,
-                 max_orders_per_minute=1_000_000)
+    s = _section(s, "position_sizing", max_position_size=0.0003, max_total_exposure=4.0, below_threshold="flatten")
+    s = _section(
+        s, "risk_management", max_sector_exposure=1.0, max_orders_per_second=1_000_000, max_orders_per_minute=1_000_000
+    )
     s = _section(s, "broker", rate_limit_per_minute=100_000)
-    s = _section(s, "sim", partial_fill_prob=0.0, rate_limit_per_minute=0, seed=SEED,
-                 starting_cash=Decimal(CASH))
+    s = _section(s, "sim", partial_fill_prob=0.0, rate_limit_per_minute=0, seed=SEED, starting_cash=Decimal(CASH))
     if monitoring:
         s = _section(s, "monitoring", **monitoring)
     return s
 
 
 def sim_overrides(start_at: datetime = START_AT) -> dict[str, Any]:
-    return {"rate_limit_per_minute": None, "frozen_clock": True, "start_at": start_at,
-            "partial_fill_prob": 0.0, "seed": SEED, "starting_cash": Decimal(CASH)}
+    return {
+        "rate_limit_per_minute": None,
+        "frozen_clock": True,
+        "start_at": start_at,
+        "partial_fill_prob": 0.0,
+        "seed": SEED,
+        "starting_cash": Decimal(CASH),
+    }
 
 
 class QuietSource:
@@ -118,8 +124,13 @@ def start_session(journal: Path, settings: Settings, start_at: datetime = START_
     from engine.session import Session
 
     session = Session.from_settings(
-        settings, journal_path=journal, sim_overrides=sim_overrides(start_at), auto_approve=True,
-        signal_source=QuietSource(), credentials=CREDS, new_session=True,
+        settings,
+        journal_path=journal,
+        sim_overrides=sim_overrides(start_at),
+        auto_approve=True,
+        signal_source=QuietSource(),
+        credentials=CREDS,
+        new_session=True,
     ).start()
     eng = session.engine
     if not eng.trading_ready:
@@ -137,7 +148,7 @@ def on_loop(session, coro, timeout: float = 120.0):
 def pct(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
     s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(q / 100 * len(s) + 0.5)) - 1))
+    k = max(0, min(len(s) - 1, round(q / 100 * len(s) + 0.5) - 1))
     return s[k]
 
 
@@ -244,9 +255,22 @@ def start_venue_process(start_at: datetime = START_AT) -> VenueProcess:
     """The venue in its own process (python -m engine.sim), frozen clock, no rate
     limit: its CPU is not ours, as with Alpaca."""
     return VenueProcess(
-        CREDS.key_id, CREDS.secret_key, "--rate-limit", "0", "--frozen",
-        "--start-at", start_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "--partial-fill-prob", "0", "--seed", str(SEED),
-        "--starting-cash", str(CASH), "--universe", str(REPO / "config" / "universe.toml"), timeout=30,
+        CREDS.key_id,
+        CREDS.secret_key,
+        "--rate-limit",
+        "0",
+        "--frozen",
+        "--start-at",
+        start_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "--partial-fill-prob",
+        "0",
+        "--seed",
+        str(SEED),
+        "--starting-cash",
+        str(CASH),
+        "--universe",
+        str(REPO / "config" / "universe.toml"),
+        timeout=30,
     )
 
 
@@ -266,9 +290,14 @@ class RawClient:
 
             opts = sim_overrides()
             opts.pop("rate_limit_per_minute")
-            self.venue = SimVenue(key_id=CREDS.key_id, secret_key=CREDS.secret_key, port=0,
-                                  universe_path=str(REPO / "config" / "universe.toml"),
-                                  rate_limit_per_minute=None, **opts).start()
+            self.venue = SimVenue(
+                key_id=CREDS.key_id,
+                secret_key=CREDS.secret_key,
+                port=0,
+                universe_path=str(REPO / "config" / "universe.toml"),
+                rate_limit_per_minute=None,
+                **opts,
+            ).start()
             url = self.venue.trading_url
         self.parsed = TradingClient(CREDS.key_id, CREDS.secret_key, paper=True, url_override=url)
         self.raw = TradingClient(CREDS.key_id, CREDS.secret_key, paper=True, url_override=url, raw_data=True)
@@ -288,8 +317,14 @@ class RawClient:
 
         symbol, side, qty, limit = spec
         self.n += 1
-        return LimitOrderRequest(symbol=symbol, qty=float(qty), side=OrderSide(side), time_in_force=TimeInForce.DAY,
-                                 limit_price=float(limit), client_order_id=f"raw-{tag}-{self.n}")
+        return LimitOrderRequest(
+            symbol=symbol,
+            qty=float(qty),
+            side=OrderSide(side),
+            time_in_force=TimeInForce.DAY,
+            limit_price=float(limit),
+            client_order_id=f"raw-{tag}-{self.n}",
+        )
 
     def sequential(self, specs, client=None) -> float:
         client = client or self.parsed
@@ -337,8 +372,14 @@ def bench_batches(tmp: Path, own_process: bool = False) -> list[dict]:
             settings = _section(settings, "risk_management", max_quote_age=100_000)
             from engine.session import Session
 
-            session = Session.from_settings(settings, journal_path=tmp / "batches-own.sqlite", auto_approve=True,
-                                            signal_source=QuietSource(), credentials=CREDS, new_session=True).start()
+            session = Session.from_settings(
+                settings,
+                journal_path=tmp / "batches-own.sqlite",
+                auto_approve=True,
+                signal_source=QuietSource(),
+                credentials=CREDS,
+                new_session=True,
+            ).start()
         else:
             session = start_session(tmp / "batches.sqlite", settings)
         raw = RawClient(workers, own_process)
@@ -353,8 +394,9 @@ def bench_batches(tmp: Path, own_process: bool = False) -> list[dict]:
             if k == BATCH_WARMUP:
                 cpu0 = thread_cpu()
             signal = 0.5 if k % 2 == 0 else 0.0  # buy every symbol, then close every position
-            res = on_loop(session, engine_batch(eng, probe, START_AT + timedelta(seconds=k + 1),
-                                                {s: signal for s in symbols}))
+            res = on_loop(
+                session, engine_batch(eng, probe, START_AT + timedelta(seconds=k + 1), dict.fromkeys(symbols, signal))
+            )
             counts.add(res["n"])
             first = k % 2 == 0  # who goes first after the engine: alternate
             a = raw.sequential(res["orders"]) if first else raw.concurrent(res["orders"])
@@ -381,52 +423,93 @@ def bench_batches(tmp: Path, own_process: bool = False) -> list[dict]:
     c50, s50 = statistics.median(conc_ms), statistics.median(seq_ms)
     rows = []
     if not own_process:
-        rows.append({
-            "name": "setup of the batch benchmarks", "value": n, "unit": "batches", "target": "(>= 100)",
-            "note": f"each batch {orders} orders after {BATCH_WARMUP} warm-up batches: alternately +0.5 on all 53 "
-                    "symbols (53 buys) and 0.0 with below_threshold=flatten (53 sells closing them); marketable "
-                    "limits fill at once on the frozen-clock venue, so every batch starts without working orders; "
-                    f"max_orders_per_bar 100, approval auto, rate limits off; load average {_load()} (shared machine)",
-        })
+        rows.append(
+            {
+                "name": "setup of the batch benchmarks",
+                "value": n,
+                "unit": "batches",
+                "target": "(>= 100)",
+                "note": f"each batch {orders} orders after {BATCH_WARMUP} warm-up batches: alternately +0.5 on all 53 "
+                "symbols (53 buys) and 0.0 with below_threshold=flatten (53 sells closing them); marketable "
+                "limits fill at once on the frozen-clock venue, so every batch starts without working orders; "
+                f"max_orders_per_bar 100, approval auto, rate limits off; load average {_load()} (shared machine)",
+            }
+        )
     rows += [
-        {"name": f"53-signal batch, arrival on the inbox -> every order acked, p50 ({tag})",
-         "value": ms(p50), "unit": "ms", "target": "(reported)",
-         "note": f"{where}; {workers} submits in flight (broker.workers); handling the batch (sizing, 53 checks, "
-                 f"journal, fsync) took {statistics.median(handled):.1f} ms p50, first ack at "
-                 f"{statistics.median(first_ack):.1f} ms p50"
-                 + ("" if own_process else f"; CPU per batch: {_cpu_note(cpu0 or {}, cpu1, per=n)}")},
-        {"name": f"53-signal batch, arrival on the inbox -> every order acked, p99 ({tag})",
-         "value": ms(p99), "unit": "ms", "target": f"<= {BATCH_P99_TARGET_MS:g}", "ok": p99 <= BATCH_P99_TARGET_MS,
-         "note": f"over {n} batches; max {max(eng_ms):.1f} ms"},
-        {"name": f"raw alpaca-py, the same 53 orders, {workers} threads, p50 / p99 ({tag})",
-         "value": ms(c50), "unit": "ms", "target": "(baseline)",
-         "note": f"p99 {pct(conc_ms, 99):.1f} ms; one TradingClient (default models) shared by {workers} threads, "
-                 "its own copy of the venue, right after the engine's batch"},
-        {"name": f"raw alpaca-py, the same 53 orders one after another, p50 / p99 ({tag})",
-         "value": ms(s50), "unit": "ms", "target": "(baseline)",
-         "note": f"p99 {pct(seq_ms, 99):.1f} ms; {s50 / 53:.2f} ms per order"},
+        {
+            "name": f"53-signal batch, arrival on the inbox -> every order acked, p50 ({tag})",
+            "value": ms(p50),
+            "unit": "ms",
+            "target": "(reported)",
+            "note": f"{where}; {workers} submits in flight (broker.workers); handling the batch (sizing, 53 checks, "
+            f"journal, fsync) took {statistics.median(handled):.1f} ms p50, first ack at "
+            f"{statistics.median(first_ack):.1f} ms p50"
+            + ("" if own_process else f"; CPU per batch: {_cpu_note(cpu0 or {}, cpu1, per=n)}"),
+        },
+        {
+            "name": f"53-signal batch, arrival on the inbox -> every order acked, p99 ({tag})",
+            "value": ms(p99),
+            "unit": "ms",
+            "target": f"<= {BATCH_P99_TARGET_MS:g}",
+            "ok": p99 <= BATCH_P99_TARGET_MS,
+            "note": f"over {n} batches; max {max(eng_ms):.1f} ms",
+        },
+        {
+            "name": f"raw alpaca-py, the same 53 orders, {workers} threads, p50 / p99 ({tag})",
+            "value": ms(c50),
+            "unit": "ms",
+            "target": "(baseline)",
+            "note": f"p99 {pct(conc_ms, 99):.1f} ms; one TradingClient (default models) shared by {workers} threads, "
+            "its own copy of the venue, right after the engine's batch",
+        },
+        {
+            "name": f"raw alpaca-py, the same 53 orders one after another, p50 / p99 ({tag})",
+            "value": ms(s50),
+            "unit": "ms",
+            "target": "(baseline)",
+            "note": f"p99 {pct(seq_ms, 99):.1f} ms; {s50 / 53:.2f} ms per order",
+        },
     ]
     over = (p50 - c50) / c50 * 100
-    rows.append({
-        "name": f"engine overhead per order in a 53-order batch vs raw alpaca-py at the same concurrency ({tag})",
-        "value": round(over, 1), "unit": "%", "target": f"< {OVERHEAD_TARGET_PCT:g}", "ok": over < OVERHEAD_TARGET_PCT,
-        "note": f"(engine batch p50 - raw {workers}-thread batch p50) / raw batch p50: {(p50 - c50) / 53:.2f} ms of "
-                f"engine time per order on {c50 / 53:.2f} ms of raw round trip per order",
-    })
+    rows.append(
+        {
+            "name": f"engine overhead per order in a 53-order batch vs raw alpaca-py at the same concurrency ({tag})",
+            "value": round(over, 1),
+            "unit": "%",
+            "target": f"< {OVERHEAD_TARGET_PCT:g}",
+            "ok": over < OVERHEAD_TARGET_PCT,
+            "note": f"(engine batch p50 - raw {workers}-thread batch p50) / raw batch p50: {(p50 - c50) / 53:.2f} ms of "
+            f"engine time per order on {c50 / 53:.2f} ms of raw round trip per order",
+        }
+    )
     e50, r50, rr50 = statistics.median(e1), statistics.median(r1), statistics.median(rr1)
     over1 = (e50 - r50) / r50 * 100
     rows += [
-        {"name": f"one signal -> its order acked, p50 ({tag})", "value": ms(e50), "unit": "ms",
-         "target": "(reported)", "note": f"p99 {pct(e1, 99):.2f} ms over {len(e1)} one-signal batches"},
-        {"name": f"raw alpaca-py submit_order round trip of the same order, p50 ({tag})", "value": ms(r50),
-         "unit": "ms", "target": "(baseline)",
-         "note": f"p99 {pct(r1, 99):.2f} ms; raw_data=True (the broker's mode) {rr50:.2f} ms; interleaved with the "
-                 "engine's"},
-        {"name": f"engine overhead per submitted order, one order alone, vs raw alpaca-py ({tag})",
-         "value": round(over1, 1), "unit": "%", "target": f"< {OVERHEAD_TARGET_PCT:g}", "ok": over1 < OVERHEAD_TARGET_PCT,
-         "note": f"(engine p50 - raw p50) / raw p50 = {e50 - r50:.2f} ms per order: batch handling, sizing, checks, "
-                 "journal (intent, durable sent + batch, acked), task and worker-pool hop, limiter, parsing, "
-                 "and the trade-stream events of the order's fill competing for the same interpreter"},
+        {
+            "name": f"one signal -> its order acked, p50 ({tag})",
+            "value": ms(e50),
+            "unit": "ms",
+            "target": "(reported)",
+            "note": f"p99 {pct(e1, 99):.2f} ms over {len(e1)} one-signal batches",
+        },
+        {
+            "name": f"raw alpaca-py submit_order round trip of the same order, p50 ({tag})",
+            "value": ms(r50),
+            "unit": "ms",
+            "target": "(baseline)",
+            "note": f"p99 {pct(r1, 99):.2f} ms; raw_data=True (the broker's mode) {rr50:.2f} ms; interleaved with the "
+            "engine's",
+        },
+        {
+            "name": f"engine overhead per submitted order, one order alone, vs raw alpaca-py ({tag})",
+            "value": round(over1, 1),
+            "unit": "%",
+            "target": f"< {OVERHEAD_TARGET_PCT:g}",
+            "ok": over1 < OVERHEAD_TARGET_PCT,
+            "note": f"(engine p50 - raw p50) / raw p50 = {e50 - r50:.2f} ms per order: batch handling, sizing, checks, "
+            "journal (intent, durable sent + batch, acked), task and worker-pool hop, limiter, parsing, "
+            "and the trade-stream events of the order's fill competing for the same interpreter",
+        },
     ]
     return rows
 
@@ -513,9 +596,18 @@ def build_desk(n: int, tmp: Path, hook: Callable[[Any], None] | None = None) -> 
     from engine.sim import SimVenue
 
     t_setup = time.perf_counter()
-    venue = SimVenue(key_id=CREDS.key_id, secret_key=CREDS.secret_key, seed=SEED, speed=1.0, port=0,
-                     universe_path=str(REPO / "config" / "universe.toml"), partial_fill_prob=0.0,
-                     starting_cash=Decimal(CASH), rate_limit_per_minute=None, start_at=BEFORE_OPEN).start()
+    venue = SimVenue(
+        key_id=CREDS.key_id,
+        secret_key=CREDS.secret_key,
+        seed=SEED,
+        speed=1.0,
+        port=0,
+        universe_path=str(REPO / "config" / "universe.toml"),
+        partial_fill_prob=0.0,
+        starting_cash=Decimal(CASH),
+        rate_limit_per_minute=None,
+        start_at=BEFORE_OPEN,
+    ).start()
     try:
         url = venue.trading_url
         settings = bench_settings(order_reconciliation_interval=3600, position_update_interval=3600)
@@ -533,8 +625,18 @@ def build_desk(n: int, tmp: Path, hook: Callable[[Any], None] | None = None) -> 
             limit = (prices[sym].bp / 2).quantize(Decimal("0.01"))
             cid = make_client_order_id(sid, i // 100, sym, i % 100)
             specs.append((cid, sym, limit))
-        bodies = [{"symbol": sym, "side": "buy", "type": "limit", "time_in_force": "day", "qty": "1",
-                   "limit_price": str(limit), "client_order_id": cid} for cid, sym, limit in specs]
+        bodies = [
+            {
+                "symbol": sym,
+                "side": "buy",
+                "type": "limit",
+                "time_in_force": "day",
+                "qty": "1",
+                "limit_price": str(limit),
+                "client_order_id": cid,
+            }
+            for cid, sym, limit in specs
+        ]
 
         def submit_all() -> list[dict]:
             # the venue's own loop, no HTTP: sync() first so each order has its own time
@@ -547,20 +649,31 @@ def build_desk(n: int, tmp: Path, hook: Callable[[Any], None] | None = None) -> 
         placed = venue._call(submit_all, timeout=300)  # noqa: SLF001 - the venue's drill fast path
         events: list = []
         bar_ts = BEFORE_OPEN - timedelta(minutes=1)
-        for i, ((cid, sym, limit), v) in enumerate(zip(specs, placed)):
+        for i, ((cid, sym, limit), v) in enumerate(zip(specs, placed, strict=False)):
             if v["status"] != "accepted":
                 raise RuntimeError(f"venue order {cid} is {v['status']}, expected accepted")
             at = datetime.fromisoformat(v["submitted_at"].replace("Z", "+00:00"))
-            order = Order(client_order_id=cid, symbol=sym, side=Side.BUY, qty=Decimal(1), limit_price=limit,
-                          bar_ts=bar_ts + timedelta(seconds=i // 100), signal=0.5, decision_price=limit * 2,
-                          reason="signal", created_at=at)
-            events += [ev.IntentCreated(order=order, batch_seq=i // 100),
-                       ev.SubmitSent(client_order_id=cid, at=at),
-                       ev.SubmitAcked(client_order_id=cid, venue_order_id=v["id"], status=OrderStatus.ACCEPTED)]
+            order = Order(
+                client_order_id=cid,
+                symbol=sym,
+                side=Side.BUY,
+                qty=Decimal(1),
+                limit_price=limit,
+                bar_ts=bar_ts + timedelta(seconds=i // 100),
+                signal=0.5,
+                decision_price=limit * 2,
+                reason="signal",
+                created_at=at,
+            )
+            events += [
+                ev.IntentCreated(order=order, batch_seq=i // 100),
+                ev.SubmitSent(client_order_id=cid, at=at),
+                ev.SubmitAcked(client_order_id=cid, venue_order_id=v["id"], status=OrderStatus.ACCEPTED),
+            ]
             if i % 100 == 99 or i == n - 1:
                 events.append(ev.BatchProcessed(bar_ts=order.bar_ts, batch_seq=i // 100, intents=i % 100 + 1))
         for k in range(0, len(events), 3000):
-            journal.append_many(events[k:k + 3000])
+            journal.append_many(events[k : k + 3000])
         journal.close()  # not sealed: the engine continues this session, as after a crash
 
         timings: dict[str, float] = {}
@@ -586,8 +699,9 @@ def build_desk(n: int, tmp: Path, hook: Callable[[Any], None] | None = None) -> 
 
         setup_s = time.perf_counter() - t_setup
         t = time.perf_counter()
-        session = _HookedSession(instrument, settings, journal_path=path, auto_approve=True,
-                                 signal_source=QuietSource(), credentials=CREDS).start()
+        session = _HookedSession(
+            instrument, settings, journal_path=path, auto_approve=True, signal_source=QuietSource(), credentials=CREDS
+        ).start()
         timings["start"] = time.perf_counter() - t
     except BaseException:
         venue.stop()
@@ -597,18 +711,34 @@ def build_desk(n: int, tmp: Path, hook: Callable[[Any], None] | None = None) -> 
     mine = sum(1 for o in eng.book.iter_open() if not o.external)
     if not eng.trading_ready or mine != n or eng.external:
         desk.close()
-        raise RuntimeError(f"desk of {n}: ready={eng.trading_ready} ({eng.not_ready_reason}), "
-                           f"{mine} open orders of the engine, {len(eng.external)} external")
+        raise RuntimeError(
+            f"desk of {n}: ready={eng.trading_ready} ({eng.not_ready_reason}), "
+            f"{mine} open orders of the engine, {len(eng.external)} external"
+        )
     return desk
 
 
 def _venue_order(cid: str, vid: str, symbol: str, status: str, filled: Decimal, price: Decimal, at: datetime):
     from engine.broker.base import VenueOrder
 
-    return VenueOrder(id=vid, client_order_id=cid, symbol=symbol, side="buy", qty=Decimal(2), notional=None,
-                      filled_qty=filled, filled_avg_price=price if filled else None, status=status,
-                      order_type="limit", time_in_force="day", limit_price=price, stop_price=None,
-                      created_at=at, updated_at=at, submitted_at=at)
+    return VenueOrder(
+        id=vid,
+        client_order_id=cid,
+        symbol=symbol,
+        side="buy",
+        qty=Decimal(2),
+        notional=None,
+        filled_qty=filled,
+        filled_avg_price=price if filled else None,
+        status=status,
+        order_type="limit",
+        time_in_force="day",
+        limit_price=price,
+        stop_price=None,
+        created_at=at,
+        updated_at=at,
+        submitted_at=at,
+    )
 
 
 async def _apply_rounds(eng, rounds: int, per_round: int = 5, warmup: int = 20) -> dict[str, list[float]]:
@@ -632,20 +762,40 @@ async def _apply_rounds(eng, rounds: int, per_round: int = 5, warmup: int = 20) 
             sym = symbols[(r * per_round + j) % len(symbols)]
             price = eng.portfolio.books[sym].bid or Decimal("100")
             cid = make_client_order_id(eng.session_id, 90_000 + r, sym, j)
-            order = Order(client_order_id=cid, symbol=sym, side=Side.BUY, qty=Decimal(2), limit_price=price,
-                          reason="signal", created_at=now, signal=0.5, decision_price=price)
+            order = Order(
+                client_order_id=cid,
+                symbol=sym,
+                side=Side.BUY,
+                qty=Decimal(2),
+                limit_price=price,
+                reason="signal",
+                created_at=now,
+                signal=0.5,
+                decision_price=price,
+            )
             vid = str(uuid.uuid4())
-            for e in (ev.IntentCreated(order=order, batch_seq=90_000 + r), ev.SubmitSent(client_order_id=cid, at=now),
-                      ev.SubmitAcked(client_order_id=cid, venue_order_id=vid, status=OrderStatus.ACCEPTED)):
+            for e in (
+                ev.IntentCreated(order=order, batch_seq=90_000 + r),
+                ev.SubmitSent(client_order_id=cid, at=now),
+                ev.SubmitAcked(client_order_id=cid, venue_order_id=vid, status=OrderStatus.ACCEPTED),
+            ):
                 if not eng.recorder.record(e):  # the portfolio follows (Recorder.project)
                     raise RuntimeError(f"the book refused {type(e).__name__} for {cid}")
             made.append((cid, vid, sym, price))
-        for kind, status, filled in (("new", "new", Decimal(0)), ("partial_fill", "partially_filled", Decimal(1)),
-                                     ("fill", "filled", Decimal(2))):
+        for kind, status, filled in (
+            ("new", "new", Decimal(0)),
+            ("partial_fill", "partially_filled", Decimal(1)),
+            ("fill", "filled", Decimal(2)),
+        ):
             for cid, vid, sym, price in made:
-                upd = TradeUpdate(event=kind, order=_venue_order(cid, vid, sym, status, filled, price, now),
-                                  timestamp=now, execution_id=None if kind == "new" else f"x-{vid}-{filled}",
-                                  price=None if kind == "new" else price, qty=None if kind == "new" else Decimal(1))
+                upd = TradeUpdate(
+                    event=kind,
+                    order=_venue_order(cid, vid, sym, status, filled, price, now),
+                    timestamp=now,
+                    execution_id=None if kind == "new" else f"x-{vid}-{filled}",
+                    price=None if kind == "new" else price,
+                    qty=None if kind == "new" else Decimal(1),
+                )
                 t = time.perf_counter_ns()
                 eng.handle(upd)
                 dt = time.perf_counter_ns() - t
@@ -682,24 +832,31 @@ def bench_desks(tmp: Path) -> list[dict]:
             desk.close()
         every = got["new"] + got["partial_fill"] + got["fill"]
         costs[n] = statistics.median(every)
-        apply_rows.append({
-            "name": f"Engine.handle(TradeUpdate), one event at {n:,} open orders, median",
-            "value": round(costs[n], 1), "unit": "us/event", "target": "same at 10 and 10,000 open orders",
-            "note": f"{len(every)} events through the engine's handler inside its loop (new / partial_fill / fill "
-                    f"medians {statistics.median(got['new']):.0f} / {statistics.median(got['partial_fill']):.0f} / "
-                    f"{statistics.median(got['fill']):.0f} us; p90 {pct(every, 90):.0f} us), journal write "
-                    f"included; {open_now:,} open orders after",
-        })
+        apply_rows.append(
+            {
+                "name": f"Engine.handle(TradeUpdate), one event at {n:,} open orders, median",
+                "value": round(costs[n], 1),
+                "unit": "us/event",
+                "target": "same at 10 and 10,000 open orders",
+                "note": f"{len(every)} events through the engine's handler inside its loop (new / partial_fill / fill "
+                f"medians {statistics.median(got['new']):.0f} / {statistics.median(got['partial_fill']):.0f} / "
+                f"{statistics.median(got['fill']):.0f} us; p90 {pct(every, 90):.0f} us), journal write "
+                f"included; {open_now:,} open orders after",
+            }
+        )
     rows = []
     for n, t in recon.items():
         total = t["replay"] + t["reconcile:startup"]
-        row = {"name": f"start-up reconciliation, {n:,} open orders: journal replay + reconciliation with the venue",
-               "value": round(total, 3), "unit": "s",
-               "note": f"replay and rebuild {t['replay']:.3f} s ({3 * n + (n + 99) // 100:,} journal events), "
-                       f"reconciliation {t['reconcile:startup']:.3f} s "
-                       f"(open and closed orders in pages of 500 and positions through alpaca-py, match, apply); "
-                       f"venue in this process; whole engine start {t['start']:.1f} s (streams, clock, 53 assets, "
-                       f"quotes, 3 h of bars)"}
+        row = {
+            "name": f"start-up reconciliation, {n:,} open orders: journal replay + reconciliation with the venue",
+            "value": round(total, 3),
+            "unit": "s",
+            "note": f"replay and rebuild {t['replay']:.3f} s ({3 * n + (n + 99) // 100:,} journal events), "
+            f"reconciliation {t['reconcile:startup']:.3f} s "
+            f"(open and closed orders in pages of 500 and positions through alpaca-py, match, apply); "
+            f"venue in this process; whole engine start {t['start']:.1f} s (streams, clock, 53 assets, "
+            f"quotes, 3 h of bars)",
+        }
         if n == RECON_ORDERS:
             row.update(target=f"<= {RECON_TARGET_S:g}", ok=total <= RECON_TARGET_S)
         else:
@@ -710,12 +867,16 @@ def bench_desks(tmp: Path) -> list[dict]:
         row["ok"] = same
     apply_rows[-1]["note"] += f"; {costs[RECON_ORDERS] / costs[10]:.2f} x the cost at 10 (same if <= 1.5)"
     rows += apply_rows
-    rows.append({
-        "name": "Engine.publish (one snapshot to the console / control socket) at 10,000 open orders",
-        "value": round(pubs[RECON_ORDERS], 2), "unit": "ms", "target": "(reported)",
-        "note": f"{pubs[10]:.2f} ms at 10 open orders; up to 20 a second (2 x console.max_fps) while anything "
-                "changes, each blocking the engine's loop",
-    })
+    rows.append(
+        {
+            "name": "Engine.publish (one snapshot to the console / control socket) at 10,000 open orders",
+            "value": round(pubs[RECON_ORDERS], 2),
+            "unit": "ms",
+            "target": "(reported)",
+            "note": f"{pubs[10]:.2f} ms at 10 open orders; up to 20 a second (2 x console.max_fps) while anything "
+            "changes, each blocking the engine's loop",
+        }
+    )
     return rows
 
 
@@ -774,25 +935,41 @@ def bench_kill(tmp: Path) -> list[dict]:
     wire = (marks["client"] - t0) * 1000
     at_venue = (marks["venue"] - t0) * 1000
     rows = [
-        {"name": f"kill switch, {KILL_ORDERS:,} open orders: Halt -> cancel-all request on the wire",
-         "value": ms(wire), "unit": "ms", "target": f"<= {KILL_WIRE_TARGET_MS:g}", "ok": wire <= KILL_WIRE_TARGET_MS,
-         "note": f"Halt sent from another thread (Session.execute_sync) -> alpaca-py cancel_orders called in the "
-                 f"broker's worker; the venue handled DELETE /v2/orders at {at_venue:.1f} ms; the command "
-                 f"returned at {(t_result - t0) * 1000:.1f} ms; state {state}"},
+        {
+            "name": f"kill switch, {KILL_ORDERS:,} open orders: Halt -> cancel-all request on the wire",
+            "value": ms(wire),
+            "unit": "ms",
+            "target": f"<= {KILL_WIRE_TARGET_MS:g}",
+            "ok": wire <= KILL_WIRE_TARGET_MS,
+            "note": f"Halt sent from another thread (Session.execute_sync) -> alpaca-py cancel_orders called in the "
+            f"broker's worker; the venue handled DELETE /v2/orders at {at_venue:.1f} ms; the command "
+            f"returned at {(t_result - t0) * 1000:.1f} ms; state {state}",
+        },
     ]
     if "confirmed" in marks:
         conf = (marks["confirmed"] - t0) * 1000
-        rows.append({
-            "name": f"kill switch, {KILL_ORDERS:,} open orders: Halt -> every cancel confirmed by the venue",
-            "value": ms(conf), "unit": "ms", "target": f"<= {KILL_CONFIRM_TARGET_MS:g}",
-            "ok": conf <= KILL_CONFIRM_TARGET_MS,
-            "note": f"phase confirmed, {kill.cancels_confirmed} of {kill.cancels_requested} cancels; "
-                    f"{left} open at the venue after; CPU in that time: {_cpu_note(cpu0, cpu1)}"})
+        rows.append(
+            {
+                "name": f"kill switch, {KILL_ORDERS:,} open orders: Halt -> every cancel confirmed by the venue",
+                "value": ms(conf),
+                "unit": "ms",
+                "target": f"<= {KILL_CONFIRM_TARGET_MS:g}",
+                "ok": conf <= KILL_CONFIRM_TARGET_MS,
+                "note": f"phase confirmed, {kill.cancels_confirmed} of {kill.cancels_requested} cancels; "
+                f"{left} open at the venue after; CPU in that time: {_cpu_note(cpu0, cpu1)}",
+            }
+        )
     else:
-        rows.append({
-            "name": f"kill switch, {KILL_ORDERS:,} open orders: Halt -> every cancel confirmed by the venue",
-            "value": "not within 30 s", "unit": "", "target": f"<= {KILL_CONFIRM_TARGET_MS:g}", "ok": False,
-            "note": f"phase {kill.phase}, {kill.cancels_confirmed} of {kill.cancels_requested}; {left} open at the venue"})
+        rows.append(
+            {
+                "name": f"kill switch, {KILL_ORDERS:,} open orders: Halt -> every cancel confirmed by the venue",
+                "value": "not within 30 s",
+                "unit": "",
+                "target": f"<= {KILL_CONFIRM_TARGET_MS:g}",
+                "ok": False,
+                "note": f"phase {kill.phase}, {kill.cancels_confirmed} of {kill.cancels_requested}; {left} open at the venue",
+            }
+        )
     return rows
 
 
@@ -814,8 +991,13 @@ def thread_cpu() -> dict[str, float]:
 
 
 def _cpu_note(a: dict[str, float], b: dict[str, float], per: float = 1.0, unit: str = "ms") -> str:
-    names = {"execdesk-engine": "engine", "execdesk-sim": "venue", "broker-rest": "alpaca-py workers",
-             "broker-trade_stream": "trade stream", "broker-market_data": "data stream"}
+    names = {
+        "execdesk-engine": "engine",
+        "execdesk-sim": "venue",
+        "broker-rest": "alpaca-py workers",
+        "broker-trade_stream": "trade stream",
+        "broker-market_data": "data stream",
+    }
     parts = []
     for key, label in names.items():
         if key in a and key in b:
@@ -830,13 +1012,22 @@ def run() -> list[dict]:
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="execdesk-bench-engine-") as tmp:
         for fn, name, target in (
-            (bench_batches, "53-signal batch -> every order acked, p99 (in-process venue)",
-             f"<= {BATCH_P99_TARGET_MS:g}"),
-            (lambda t: bench_batches(t, own_process=True), "53-signal batch -> every order acked, p99 "
-             "(own-process venue)", f"<= {BATCH_P99_TARGET_MS:g}"),
+            (
+                bench_batches,
+                "53-signal batch -> every order acked, p99 (in-process venue)",
+                f"<= {BATCH_P99_TARGET_MS:g}",
+            ),
+            (
+                lambda t: bench_batches(t, own_process=True),
+                "53-signal batch -> every order acked, p99 (own-process venue)",
+                f"<= {BATCH_P99_TARGET_MS:g}",
+            ),
             (bench_kill, "kill switch, 1,000 open orders", f"<= {KILL_WIRE_TARGET_MS:g} / {KILL_CONFIRM_TARGET_MS:g}"),
-            (bench_desks, "start-up reconciliation, 10,000 open orders; event cost at 10 / 10,000",
-             f"<= {RECON_TARGET_S:g}"),
+            (
+                bench_desks,
+                "start-up reconciliation, 10,000 open orders; event cost at 10 / 10,000",
+                f"<= {RECON_TARGET_S:g}",
+            ),
         ):
             try:
                 results += fn(Path(tmp))
@@ -848,5 +1039,7 @@ def run() -> list[dict]:
 
 if __name__ == "__main__":
     for row in run():
-        print(f"{row['name']:<100} {row['value']!s:>9} {row['unit']:<3} target {row['target']}  "
-              f"{'' if row.get('ok') is None else ('ok' if row['ok'] else 'MISSED')}  {row.get('note', '')}")
+        print(
+            f"{row['name']:<100} {row['value']!s:>9} {row['unit']:<3} target {row['target']}  "
+            f"{'' if row.get('ok') is None else ('ok' if row['ok'] else 'MISSED')}  {row.get('note', '')}"
+        )

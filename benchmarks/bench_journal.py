@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from engine.journal import Journal, recover
 from engine.model import Fill, Order, OrderStatus, Side
 from engine.orders import OrderBook, make_client_order_id
 
-T0 = datetime(2026, 3, 5, 14, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 5, 14, 30, tzinfo=UTC)
 SESSION = "20260305-benchbnc"
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "JPM", "XOM", "UNH"]
 
@@ -53,8 +53,15 @@ def _lifecycle(n: int, bar: int, durable_send: bool = False) -> list[tuple[ev.Ev
         (ev.OrderStatusChanged(client_order_id=coid, status=OrderStatus.NEW, source="stream"), False),
         (
             ev.FillApplied(
-                fill=Fill(execution_id=f"x-{bar}-{n}", client_order_id=coid, symbol=o.symbol, side=o.side,
-                          qty=o.qty, price=Decimal("187.24"), ts=T0),
+                fill=Fill(
+                    execution_id=f"x-{bar}-{n}",
+                    client_order_id=coid,
+                    symbol=o.symbol,
+                    side=o.side,
+                    qty=o.qty,
+                    price=Decimal("187.24"),
+                    ts=T0,
+                ),
                 status=OrderStatus.FILLED,
             ),
             False,
@@ -76,49 +83,57 @@ def bench_append(dirpath: Path) -> list[dict]:
             for event, durable in mix:
                 j.append(event, durable=durable)
             rate = _rate(len(mix), time.perf_counter() - t)
-            out.append({
-                "name": f"journal append, order lifecycles ({label})",
-                "value": rate,
-                "unit": "events/s",
-                "target": ">= 5000",
-                "ok": rate >= 5000,
-            })
+            out.append(
+                {
+                    "name": f"journal append, order lifecycles ({label})",
+                    "value": rate,
+                    "unit": "events/s",
+                    "target": ">= 5000",
+                    "ok": rate >= 5000,
+                }
+            )
     intents = [_intent(i, i // 10) for i in range(3000)]
     with Journal(dirpath / "durable.sqlite") as j:
         j.open_session("bench")
         t = time.perf_counter()
         for event in intents:
             j.append(event, durable=True)
-        out.append({
-            "name": "journal append, every event durable (fsync each)",
-            "value": _rate(len(intents), time.perf_counter() - t),
-            "unit": "events/s",
-            "target": "(reported)",
-            "note": "bounded by the disk's fsync latency",
-        })
+        out.append(
+            {
+                "name": "journal append, every event durable (fsync each)",
+                "value": _rate(len(intents), time.perf_counter() - t),
+                "unit": "events/s",
+                "target": "(reported)",
+                "note": "bounded by the disk's fsync latency",
+            }
+        )
     with Journal(dirpath / "group.sqlite") as j:
         j.open_session("bench")
         t = time.perf_counter()
         for k in range(0, len(intents), 10):
-            j.append_many(intents[k:k + 10], durable=True)
-        out.append({
-            "name": "journal append_many, durable group commit of 10 intents",
-            "value": _rate(len(intents), time.perf_counter() - t),
-            "unit": "events/s",
-            "target": "(reported)",
-        })
+            j.append_many(intents[k : k + 10], durable=True)
+        out.append(
+            {
+                "name": "journal append_many, durable group commit of 10 intents",
+                "value": _rate(len(intents), time.perf_counter() - t),
+                "unit": "events/s",
+                "target": "(reported)",
+            }
+        )
     plain = [item[0] for item in mix[:10000]]
     with Journal(dirpath / "plain.sqlite") as j:
         j.open_session("bench")
         t = time.perf_counter()
         for event in plain:
             j.append(event)
-        out.append({
-            "name": "journal append, none durable",
-            "value": _rate(len(plain), time.perf_counter() - t),
-            "unit": "events/s",
-            "target": "(reported)",
-        })
+        out.append(
+            {
+                "name": "journal append, none durable",
+                "value": _rate(len(plain), time.perf_counter() - t),
+                "unit": "events/s",
+                "target": "(reported)",
+            }
+        )
     return out
 
 
@@ -136,13 +151,15 @@ def bench_replay(dirpath: Path) -> list[dict]:
         recovered = recover(j.replay())
         seconds = time.perf_counter() - t
     assert len(recovered.book) == 10000 and not recovered.book.skipped
-    return [{
-        "name": f"journal replay + OrderBook rebuild, 10,000 orders ({total} events)",
-        "value": round(seconds, 3),
-        "unit": "s",
-        "target": "< 2 (part of the 2 s start-up reconciliation)",
-        "ok": seconds < 2,
-    }]
+    return [
+        {
+            "name": f"journal replay + OrderBook rebuild, 10,000 orders ({total} events)",
+            "value": round(seconds, 3),
+            "unit": "s",
+            "target": "< 2 (part of the 2 s start-up reconciliation)",
+            "ok": seconds < 2,
+        }
+    ]
 
 
 def _book_with_open_orders(n: int) -> OrderBook:
@@ -175,12 +192,14 @@ def bench_order_book(cycles: int = 5000, repeats: int = 3) -> list[dict]:
             best = min(best, (time.perf_counter() - t) / len(stream))
             assert book.open_count == n
         costs[n] = best
-        out.append({
-            "name": f"OrderBook.apply, one event at {n:,} open orders",
-            "value": round(best * 1e6, 2),
-            "unit": "us/event",
-            "target": "same at 10 and 10,000 open orders",
-        })
+        out.append(
+            {
+                "name": f"OrderBook.apply, one event at {n:,} open orders",
+                "value": round(best * 1e6, 2),
+                "unit": "us/event",
+                "target": "same at 10 and 10,000 open orders",
+            }
+        )
     same = costs[10_000] <= 1.5 * costs[10]
     for row in out:
         row["ok"] = same

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from engine.sizing import ProposedOrder, marketable_limit, size_batch
 from engine.universe import Universe
 
 REPO = Path(__file__).resolve().parent.parent
-NOW = datetime(2026, 3, 5, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 5, 15, 0, tzinfo=UTC)
 EQUITY = Decimal(10_000_000)
 CHECK_TARGET_US = 20.0
 SIZING_TARGET_MS = 1.0
@@ -90,8 +90,9 @@ def bench_sizing(open_orders: int) -> dict:
     orders = size_batch(signals, pf, overrides=ctx.overrides, assets=universe)
     assert orders
     table = {a.symbol: a for a in universe}
-    ms = _per_call_us(lambda: size_batch(signals, pf, overrides=ctx.overrides, assets=table),
-                      calls=5, batches=40) / 1000
+    ms = (
+        _per_call_us(lambda: size_batch(signals, pf, overrides=ctx.overrides, assets=table), calls=5, batches=40) / 1000
+    )
     return {
         "name": f"sizing a batch of 53 signals, 53 positions + {open_orders:,} open orders",
         "value": round(ms, 3),
@@ -112,5 +113,7 @@ def run() -> list[dict]:
 
 if __name__ == "__main__":
     for row in run():
-        print(f"{row['name']:<80} {row['value']:>10} {row['unit']:<10} target {row['target']}"
-              f"  {'ok' if row['ok'] else 'MISSED'}  {row.get('note', '')}")
+        print(
+            f"{row['name']:<80} {row['value']:>10} {row['unit']:<10} target {row['target']}"
+            f"  {'ok' if row['ok'] else 'MISSED'}  {row.get('note', '')}"
+        )

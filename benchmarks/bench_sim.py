@@ -37,14 +37,12 @@ async def _run(base: str) -> list[dict]:
     canceled_at: list[float] = []
     stream_ready = asyncio.Event()
 
-    async with aiohttp.ClientSession(headers=HEADERS,
-                                     connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as http:
+    async with aiohttp.ClientSession(headers=HEADERS, connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as http:
         ws_url = base.replace("http://", "ws://") + "/stream"
 
         async def stream() -> None:
             async with http.ws_connect(ws_url, max_msg_size=0) as ws:
-                await ws.send_str(json.dumps({"action": "authenticate",
-                                              "data": {"key_id": KEY, "secret_key": SECRET}}))
+                await ws.send_str(json.dumps({"action": "authenticate", "data": {"key_id": KEY, "secret_key": SECRET}}))
                 await ws.receive()
                 await ws.send_str(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
                 await ws.receive()
@@ -62,8 +60,15 @@ async def _run(base: str) -> list[dict]:
 
         async def submit_range(worker: int) -> None:
             for i in range(worker, N_ORDERS, CONCURRENCY):
-                body = {"symbol": symbols[i % len(symbols)], "qty": 1, "side": "buy", "type": "limit",
-                        "limit_price": "1.00", "time_in_force": "gtc", "client_order_id": f"bench-{i}"}
+                body = {
+                    "symbol": symbols[i % len(symbols)],
+                    "qty": 1,
+                    "side": "buy",
+                    "type": "limit",
+                    "limit_price": "1.00",
+                    "time_in_force": "gtc",
+                    "client_order_id": f"bench-{i}",
+                }
                 async with http.post(base + "/v2/orders", json=body) as r:
                     if r.status != 200:
                         raise RuntimeError(f"submit failed: {r.status} {await r.text()}")
@@ -86,22 +91,46 @@ async def _run(base: str) -> list[dict]:
 
     submit_rate = N_ORDERS / submit_s
     return [
-        {"name": "order submissions via HTTP (16 connections, rate limit off)",
-         "value": round(submit_rate), "unit": "orders/s", "target": ">= 1000", "ok": submit_rate >= 1000},
-        {"name": f"cancel-all of {N_ORDERS:,} open orders (one DELETE /v2/orders)",
-         "value": round(cancel_s, 3), "unit": "s", "target": "< 1", "ok": cancel_s < 1},
-        {"name": "trade_updates delivered to one stream client",
-         "value": round(stream_rate), "unit": "events/s", "target": ">= 10000", "ok": stream_rate >= 10000},
+        {
+            "name": "order submissions via HTTP (16 connections, rate limit off)",
+            "value": round(submit_rate),
+            "unit": "orders/s",
+            "target": ">= 1000",
+            "ok": submit_rate >= 1000,
+        },
+        {
+            "name": f"cancel-all of {N_ORDERS:,} open orders (one DELETE /v2/orders)",
+            "value": round(cancel_s, 3),
+            "unit": "s",
+            "target": "< 1",
+            "ok": cancel_s < 1,
+        },
+        {
+            "name": "trade_updates delivered to one stream client",
+            "value": round(stream_rate),
+            "unit": "events/s",
+            "target": ">= 10000",
+            "ok": stream_rate >= 10000,
+        },
     ]
 
 
 def run() -> list[dict]:
-    with VenueProcess(KEY, SECRET, "--rate-limit", "0", "--frozen", "--start-at", START,
-                      "--partial-fill-prob", "0", timeout=15) as venue:
+    with VenueProcess(
+        KEY, SECRET, "--rate-limit", "0", "--frozen", "--start-at", START, "--partial-fill-prob", "0", timeout=15
+    ) as venue:
         startup = venue.startup_s
         rows = asyncio.run(_run(venue.url))
-        rows.insert(0, {"name": "`python -m engine.sim` from spawn to READY", "value": round(startup, 2),
-                        "unit": "s", "target": "< 2", "ok": startup < 2})
+        rows.insert(
+            0,
+            {
+                "name": "`python -m engine.sim` from spawn to READY",
+                "value": round(startup, 2),
+                "unit": "s",
+                "target": "< 2",
+                "ok": startup < 2,
+            },
+        )
         return rows
 
 

@@ -5,9 +5,9 @@ downwards. Deterministic when given its own random source (tests, drills)."""
 from __future__ import annotations
 
 import random as _random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Callable, Iterator
 
 
 @dataclass(frozen=True)

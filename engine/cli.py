@@ -28,9 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from engine.config import (
     ConfigError,
@@ -72,7 +73,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """-c/--config PATH and --live, for every command that loads the configuration.
     They may also be given before the subcommand: `execdesk --config x.toml run`."""
     parser.add_argument(
-        "-c", "--config", metavar="PATH", default=argparse.SUPPRESS,
+        "-c",
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
         help="configuration file (default: config/execution.toml)",
     )
     _add_live_argument(parser)
@@ -80,7 +84,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_live_argument(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
     parser.add_argument(
-        "--live", action="store_true", default=default,
+        "--live",
+        action="store_true",
+        default=default,
         help='confirm live trading: needed, together with execution.mode = "live" in the '
         "configuration, before anything talks to a live account",
     )
@@ -108,12 +114,17 @@ def load_settings_or_exit(args: argparse.Namespace) -> Settings:
 
 def _check_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "config", nargs="?", metavar="PATH", default=argparse.SUPPRESS,
+        "config",
+        nargs="?",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
         help="configuration file to check (default: config/execution.toml)",
     )
     _add_live_argument(p)
     p.add_argument(
-        "--format", choices=("toml", "json"), default="toml",
+        "--format",
+        choices=("toml", "json"),
+        default="toml",
         help="toml (default; the output loads back as a configuration file) or json",
     )
 
@@ -142,9 +153,7 @@ def render_settings_toml(settings: Settings, view: dict[str, Any]) -> str:
     ]
     lines += [f"# credentials from the environment: {k} = {v}" for k, v in creds.items()]
     if credentials_from_env() is None and settings.broker.kind == "alpaca":
-        lines.append(
-            '# note: broker.kind = "alpaca" needs APCA_API_KEY_ID and APCA_API_SECRET_KEY to run'
-        )
+        lines.append('# note: broker.kind = "alpaca" needs APCA_API_KEY_ID and APCA_API_SECRET_KEY to run')
     body = _toml_tables(view, ())
     return "\n".join(lines) + "\n" + body + "\n\n# configuration OK"
 
@@ -200,8 +209,12 @@ def _toml_value(value: Any) -> str:
 
 
 def _journal_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--journal", metavar="PATH", default=None,
-                   help="the session's journal (default: session.journal_path of the configuration)")
+    p.add_argument(
+        "--journal",
+        metavar="PATH",
+        default=None,
+        help="the session's journal (default: session.journal_path of the configuration)",
+    )
 
 
 def journal_argument(p: argparse.ArgumentParser) -> None:
@@ -210,13 +223,25 @@ def journal_argument(p: argparse.ArgumentParser) -> None:
 
 def _run_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
-    p.add_argument("--signals", metavar="PATH", default=None,
-                   help='signal file: JSONL (one batch a line, "-" for stdin) or CSV (ts,symbol,signal) by extension')
+    p.add_argument(
+        "--signals",
+        metavar="PATH",
+        default=None,
+        help='signal file: JSONL (one batch a line, "-" for stdin) or CSV (ts,symbol,signal) by extension',
+    )
     _journal_argument(p)
-    p.add_argument("--bars", metavar="N", type=_positive_int, default=None,
-                   help="stop after N batches once their orders are final or timed out")
-    p.add_argument("--auto-approve", action="store_true",
-                   help="send every intent that passes the checks without waiting for approval (refused in live mode)")
+    p.add_argument(
+        "--bars",
+        metavar="N",
+        type=_positive_int,
+        default=None,
+        help="stop after N batches once their orders are final or timed out",
+    )
+    p.add_argument(
+        "--auto-approve",
+        action="store_true",
+        help="send every intent that passes the checks without waiting for approval (refused in live mode)",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -242,8 +267,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(f"--signals {args.signals}: {exc}") from None
     try:
-        return HeadlessRun(settings, journal_path=args.journal, bars=args.bars,
-                           auto_approve=args.auto_approve).run()
+        return HeadlessRun(settings, journal_path=args.journal, bars=args.bars, auto_approve=args.auto_approve).run()
     except (SessionError, SignalSourceError) as exc:
         raise CommandError(str(exc), code=ExitCode.FAILURE) from None
 
@@ -292,14 +316,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
         return ExitCode.OK
     c = status["connectivity"]
-    print(f"session {status['session_id']}  {status['mode']}/{status['venue']}  {status['trading_state']}"
-          + (f" ({status['state_cause']})" if status["trading_state"] != "ACTIVE" else ""))
+    print(
+        f"session {status['session_id']}  {status['mode']}/{status['venue']}  {status['trading_state']}"
+        + (f" ({status['state_cause']})" if status["trading_state"] != "ACTIVE" else "")
+    )
     print(f"equity {status['equity']}  day P&L {status['day_pl']} (limit -{status['daily_loss_limit']})")
-    print(f"open orders {status['open_orders']} (+{status['external_orders']} external)  positions {status['positions']}"
-          f"  awaiting approval {status['awaiting_approval']}  bars {status['bars_processed']}")
-    print(f"REST {c['rest']}  trade stream {c['trade_stream']}  market data {c['market_data']}"
-          + ("  reconciling" if c["reconciling"] else "") + ("  RATE LIMITED" if c["rate_limited"] else "")
-          + ("" if c["journal_ok"] else "  JOURNAL ERROR"))
+    print(
+        f"open orders {status['open_orders']} (+{status['external_orders']} external)  positions {status['positions']}"
+        f"  awaiting approval {status['awaiting_approval']}  bars {status['bars_processed']}"
+    )
+    print(
+        f"REST {c['rest']}  trade stream {c['trade_stream']}  market data {c['market_data']}"
+        + ("  reconciling" if c["reconciling"] else "")
+        + ("  RATE LIMITED" if c["rate_limited"] else "")
+        + ("" if c["journal_ok"] else "  JOURNAL ERROR")
+    )
     return ExitCode.OK
 
 
@@ -310,6 +341,7 @@ def _control_command(name: str) -> Callable[[argparse.Namespace], int]:
         if name == "halt" and answer.get("ok"):
             _wait_for_kill_confirmation(args)
         return ExitCode.OK if answer.get("ok") else ExitCode.FAILURE
+
     return run
 
 
@@ -353,16 +385,24 @@ COMMANDS: tuple[Subcommand, ...] = (
         "validate it, and print the effective configuration (API keys masked). Exits 0 when "
         "it is valid; otherwise prints every problem as `error: ...` and exits 2.",
     ),
-    Subcommand("run", cmd_run, "run a headless session", _run_arguments,
-               description="Run a session without the console: a live status in a terminal, plain log lines "
-               "when piped. SIGINT/SIGTERM stop it in order; the execution report is printed at the end."),
+    Subcommand(
+        "run",
+        cmd_run,
+        "run a headless session",
+        _run_arguments,
+        description="Run a session without the console: a live status in a terminal, plain log lines "
+        "when piped. SIGINT/SIGTERM stop it in order; the execution report is printed at the end.",
+    ),
     Subcommand("sim", cmd_sim, "run the local Alpaca-compatible venue standalone", _sim_arguments),
     Subcommand("status", cmd_status, "show the state of a running session", _status_arguments),
-    Subcommand("halt", _control_command("halt"), "kill switch: HALT a running session and cancel every open order",
-               _control_arguments),
+    Subcommand(
+        "halt",
+        _control_command("halt"),
+        "kill switch: HALT a running session and cancel every open order",
+        _control_arguments,
+    ),
     Subcommand("resume", _control_command("resume"), "resume a HALTED or REDUCING session", _control_arguments),
-    Subcommand("flatten", _control_command("flatten"), "close every position of a running session",
-               _control_arguments),
+    Subcommand("flatten", _control_command("flatten"), "close every position of a running session", _control_arguments),
     Subcommand("report", cmd_report, "execution report of a session's journal", _report_arguments),
 )
 
@@ -385,8 +425,13 @@ class _VersionAction(argparse.Action):
     def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         print(f"execdesk {_version()}")
         parser.exit()
 
@@ -407,16 +452,17 @@ def build_parser(
     )
     parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     parser.add_argument(
-        "-c", "--config", metavar="PATH", default=None,
+        "-c",
+        "--config",
+        metavar="PATH",
+        default=None,
         help="configuration file (default: config/execution.toml)",
     )
     _add_live_argument(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
     named = None if argv is None else {*argv, DEFAULT_COMMAND}
     for command in COMMANDS if commands is None else commands:
-        p = sub.add_parser(
-            command.name, help=command.help, description=command.description or command.help
-        )
+        p = sub.add_parser(command.name, help=command.help, description=command.description or command.help)
         if command.add_arguments is not None and (named is None or command.name in named):
             command.add_arguments(p)
         p.set_defaults(_run=command.run)

@@ -5,7 +5,7 @@ may run faster, or be frozen for deterministic tests)."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 class VenueTime:
@@ -18,10 +18,12 @@ class VenueTime:
         self.next_open: datetime | None = None
         self.next_close: datetime | None = None
 
-    def anchor(self, venue_now: datetime, is_open: bool, next_open: datetime | None, next_close: datetime | None) -> None:
+    def anchor(
+        self, venue_now: datetime, is_open: bool, next_open: datetime | None, next_close: datetime | None
+    ) -> None:
         if venue_now.tzinfo is None:
-            venue_now = venue_now.replace(tzinfo=timezone.utc)
-        self._anchor_venue = venue_now.astimezone(timezone.utc)
+            venue_now = venue_now.replace(tzinfo=UTC)
+        self._anchor_venue = venue_now.astimezone(UTC)
         self._anchor_mono = self._monotonic()
         self.is_open = is_open
         self.next_open = next_open
@@ -33,7 +35,7 @@ class VenueTime:
 
     def now(self) -> datetime:
         if self._anchor_venue is None:
-            return datetime.now(timezone.utc)
+            return datetime.now(UTC)
         elapsed = (self._monotonic() - self._anchor_mono) * self.speed
         return self._anchor_venue + timedelta(seconds=elapsed)
 
@@ -42,8 +44,8 @@ class VenueTime:
         now = self.now()
         if self.is_open:
             return self.next_close is None or now < self.next_close
-        return self.next_open is not None and now >= self.next_open and (
-            self.next_close is None or now < self.next_close
+        return (
+            self.next_open is not None and now >= self.next_open and (self.next_close is None or now < self.next_close)
         )
 
     def wall_seconds(self, venue_seconds: float) -> float:

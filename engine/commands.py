@@ -74,17 +74,7 @@ class SetOverride:
     clear: bool = False
 
 
-Command = (
-    ApproveIntent
-    | RejectIntent
-    | ApproveAll
-    | RejectAll
-    | CancelOrder
-    | Halt
-    | Resume
-    | Flatten
-    | SetOverride
-)
+Command = ApproveIntent | RejectIntent | ApproveAll | RejectAll | CancelOrder | Halt | Resume | Flatten | SetOverride
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +90,7 @@ class EngineHandle(Protocol):
     calls are safe from any thread or loop."""
 
     @property
-    def snapshot(self) -> "EngineSnapshot":
+    def snapshot(self) -> EngineSnapshot:
         """The latest published snapshot (cheap: a reference read)."""
         ...
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import sys
+import tomllib
 import types
 import typing
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -23,11 +24,6 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 from engine.errors import ExecdeskError
 from engine.model import RolloutMode, SideRestriction, TradingState
@@ -41,9 +37,22 @@ ENV_PREFIX = "EXECDESK_"
 SECRET_ENV = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY")
 # Key names that look like credentials: refused anywhere in the file or in EXECDESK_*.
 _SECRET_KEY_NAMES = {
-    "api_key", "api_key_id", "key_id", "secret", "secret_key", "api_secret",
-    "apca_api_key_id", "apca_api_secret_key", "password", "passphrase", "token",
-    "oauth_token", "access_token", "refresh_token", "private_key", "credentials",
+    "api_key",
+    "api_key_id",
+    "key_id",
+    "secret",
+    "secret_key",
+    "api_secret",
+    "apca_api_key_id",
+    "apca_api_secret_key",
+    "password",
+    "passphrase",
+    "token",
+    "oauth_token",
+    "access_token",
+    "refresh_token",
+    "private_key",
+    "credentials",
 }
 _SECRET_KEY_SUFFIXES = ("_secret", "_secret_key", "_token", "_password", "_api_key", "_key_id")
 # Tables whose keys are symbols: an environment override keeps the symbol upper-case.
@@ -163,13 +172,12 @@ class BrokerSection(_Section):
     request_timeout: float = Field(10, gt=0, le=120)
 
     @model_validator(mode="after")
-    def _urls_are_http(self) -> "BrokerSection":
+    def _urls_are_http(self) -> BrokerSection:
         for name in ("trading_url", "data_url"):
             url = getattr(self, name)
             if url and not re.match(r"^https?://[^\s/]+", url):
                 raise ValueError(
-                    f"broker.{name} must be an http:// or https:// URL, or empty for Alpaca's own "
-                    f"(got {url!r})"
+                    f"broker.{name} must be an http:// or https:// URL, or empty for Alpaca's own (got {url!r})"
                 )
         return self
 
@@ -193,7 +201,7 @@ class SignalsSection(_Section):
     max_age: float = Field(120, gt=0)
 
     @model_validator(mode="after")
-    def _source_named(self) -> "SignalsSection":
+    def _source_named(self) -> SignalsSection:
         if self.kind in ("jsonl", "csv") and not self.path:
             raise ValueError(f'signals.path is required when signals.kind = "{self.kind}"')
         if self.kind == "csv" and self.path == "-":
@@ -316,14 +324,20 @@ class ConfigError(ExecdeskError):
 _BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
 
 _TYPE_WORDS = {
-    "float_type": "a number", "float_parsing": "a number",
-    "decimal_type": "a number", "decimal_parsing": "a number",
-    "int_type": "a whole number", "int_parsing": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "decimal_type": "a number",
+    "decimal_parsing": "a number",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
     "int_from_float": "a whole number",
-    "bool_type": "true or false", "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
     "string_type": "a string (in double quotes)",
     "list_type": 'a list, e.g. ["AAPL", "MSFT"]',
-    "dict_type": "a table", "model_type": "a table", "model_attributes_type": "a table",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
 }
 
 
@@ -425,9 +439,7 @@ def _describe(err: Mapping[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def _format_errors(
-    source: str, exc: ValidationError, env_sources: Mapping[tuple[str, ...], str]
-) -> list[str]:
+def _format_errors(source: str, exc: ValidationError, env_sources: Mapping[tuple[str, ...], str]) -> list[str]:
     problems = []
     for err in exc.errors():
         loc = tuple(str(p) for p in err["loc"])
@@ -436,9 +448,7 @@ def _format_errors(
         kind = err.get("type", "")
         if kind == "extra_forbidden":
             known = _known_keys(loc)
-            hint = [k for k in known if k.startswith(loc[-1])] or difflib.get_close_matches(
-                loc[-1], known, n=1
-            )
+            hint = [k for k in known if k.startswith(loc[-1])] or difflib.get_close_matches(loc[-1], known, n=1)
             did_you_mean = f" (did you mean {hint[0]}?)" if hint else ""
             problems.append(f"{where}: {key} is not a known key{did_you_mean}")
         elif kind == "value_error" and _is_table(loc):
@@ -535,7 +545,7 @@ def _env_key_path(name: str) -> tuple[str, ...] | None:
     """EXECDESK_ROLLOUT__OVERRIDES__AAPL__MODE -> ("rollout", "overrides", "AAPL", "mode")."""
     if not name.startswith(ENV_PREFIX) or "__" not in name:
         return None
-    parts = name[len(ENV_PREFIX):].split("__")
+    parts = name[len(ENV_PREFIX) :].split("__")
     path: list[str] = []
     for part in parts:
         path.append(part.upper() if tuple(path[-2:]) in _SYMBOL_KEYED else part.lower())
@@ -547,10 +557,10 @@ def _looks_like_single_underscore_override(name: str, sections: tuple[str, ...])
     (silently ignoring it would leave the operator believing the limit changed)."""
     if not name.startswith(ENV_PREFIX):
         return False
-    rest = name[len(ENV_PREFIX):].lower()
+    rest = name[len(ENV_PREFIX) :].lower()
     for section in sections:
         if rest.startswith(section + "_"):
-            key = rest[len(section) + 1:]
+            key = rest[len(section) + 1 :]
             if key in _known_keys((section, key)):
                 return True
     return False
@@ -641,9 +651,7 @@ def _toml_error(message: str, text: str) -> str:
     return f"invalid TOML: {message}"
 
 
-def _check_symbols(
-    settings: Settings, source: str, env_sources: Mapping[tuple[str, ...], str]
-) -> list[str]:
+def _check_symbols(settings: Settings, source: str, env_sources: Mapping[tuple[str, ...], str]) -> list[str]:
     """Symbols named in [rollout] must be in the universe named by session.universe_path."""
     where = _where(source, ("session", "universe_path"), env_sources)
     try:
@@ -694,9 +702,7 @@ def load_settings(
 
     problems = [f"{source}: {key} looks like a credential: {_SECRET_HINT}" for key in _find_secrets(data)]
     real_secrets = [(var, env[var]) for var in SECRET_ENV if len(env.get(var, "")) >= 8]
-    problems += [
-        f"{source}: {found}: {_SECRET_HINT}" for found in _find_secret_values(data, real_secrets)
-    ]
+    problems += [f"{source}: {found}: {_SECRET_HINT}" for found in _find_secret_values(data, real_secrets)]
     overrides, env_sources, env_problems = _env_overrides(env)
     problems += env_problems
     if problems:

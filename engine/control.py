@@ -10,9 +10,10 @@ import asyncio
 import json
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from engine.commands import Command, CommandResult, Flatten, Halt, Resume
 from engine.errors import ExecdeskError
@@ -114,7 +115,7 @@ class ControlServer:
         try:
             line = await asyncio.wait_for(reader.readline(), timeout=5)
             answer = await self._answer(line)
-        except (asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError):
             answer = {"ok": False, "error": "no request"}
         try:
             writer.write(json.dumps(answer, default=_json_default).encode() + b"\n")
@@ -180,7 +181,7 @@ def request(path: Path, cmd: str, timeout: float = 15.0) -> dict[str, Any]:
             chunks.append(chunk)
             if chunk.endswith(b"\n"):
                 break
-    except socket.timeout:
+    except TimeoutError:
         raise ControlError(f"the session at {path} did not answer within {timeout:.0f} s") from None
     finally:
         s.close()

@@ -22,7 +22,7 @@ from engine.config import SymbolOverride
 from engine.model import DenialReason, Fill, Order, OrderStatus, Position, TradingState
 
 #: type name -> event class, for decoding the journal.
-EVENT_TYPES: dict[str, type["Event"]] = {}
+EVENT_TYPES: dict[str, type[Event]] = {}
 
 
 class Event(BaseModel):
@@ -278,4 +278,3 @@ class ReconcileCompleted(Event):
     unaccounted: list[str] = Field(default_factory=list)
     trigger: Literal["startup", "retry", "periodic", "reconnect", "in_flight", "kill switch", "flatten"] = "startup"
     counts: dict[str, int] = Field(default_factory=dict)
-

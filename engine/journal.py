@@ -7,10 +7,10 @@ import base64
 import os
 import sqlite3
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 from urllib.parse import quote
 
 from engine import events as ev
@@ -90,12 +90,12 @@ class SessionInfo:
 
 def default_venue_date(now: datetime | None = None) -> date:
     """Today at the venue (New York), falling back to UTC without tz data."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return now.astimezone(NEW_YORK).date()
 
 
 def _utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _new_session_id(venue_date: date) -> str:
@@ -182,9 +182,7 @@ class Journal:
             os.chmod(self.path, 0o600)  # an audit trail is owner-only
         old_umask = os.umask(0o077)  # -wal and -shm: owner-only as well
         try:
-            conn = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False, timeout=10
-            )
+            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
             try:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
@@ -207,7 +205,7 @@ class Journal:
         _fsync_dir(self.path.parent)
         return conn
 
-    def __enter__(self) -> "Journal":
+    def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -272,9 +270,7 @@ class Journal:
             )
         return _session_record(rows[0]) if rows else None
 
-    def open_session(
-        self, config_hash: str, venue_date: date | None = None, *, new: bool = False
-    ) -> SessionInfo:
+    def open_session(self, config_hash: str, venue_date: date | None = None, *, new: bool = False) -> SessionInfo:
         """Start or continue a session (see the class docstring for the rule).
         Journals SessionStarted durably."""
         if self._session_id is not None:
@@ -302,8 +298,7 @@ class Journal:
                     self._write(
                         [
                             (
-                                "UPDATE sessions SET ended_at=NULL, how_ended=NULL, config_hash=? "
-                                "WHERE session_id=?",
+                                "UPDATE sessions SET ended_at=NULL, how_ended=NULL, config_hash=? WHERE session_id=?",
                                 (config_hash, latest.session_id),
                             )
                         ],
@@ -337,8 +332,10 @@ class Journal:
             )
             self._write(statements, pending, durable=True)
             self._session_id, self._venue_date = session_id, venue_date
-            reason = "operator asked for a new session" if new else (
-                "first session of this journal" if latest is None else "new venue date or configuration"
+            reason = (
+                "operator asked for a new session"
+                if new
+                else ("first session of this journal" if latest is None else "new venue date or configuration")
             )
             return SessionInfo(session_id, venue_date, False, reason)
 
@@ -454,8 +451,7 @@ class Journal:
         while True:
             with self._lock:
                 rows = self._read(
-                    f"SELECT seq, ts, session_id, type, payload FROM events WHERE {where} "
-                    "ORDER BY seq LIMIT 5000",
+                    f"SELECT seq, ts, session_id, type, payload FROM events WHERE {where} ORDER BY seq LIMIT 5000",
                     (last, *params[1:]),
                 )
             if not rows:

@@ -173,9 +173,7 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 
 class InvalidStateTransition(ExecdeskError):
     def __init__(self, client_order_id: str, current: OrderStatus, new: OrderStatus):
-        super().__init__(
-            f"order {client_order_id}: transition {current.value} -> {new.value} is not allowed"
-        )
+        super().__init__(f"order {client_order_id}: transition {current.value} -> {new.value} is not allowed")
         self.client_order_id = client_order_id
         self.current = current
         self.new = new

@@ -19,9 +19,9 @@ import base64
 import hashlib
 import heapq
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Iterator
 
 from engine import events as ev
 from engine.errors import ExecdeskError
@@ -93,9 +93,7 @@ def make_client_order_id(session_id: str, bar_seq: int, symbol: str, seq: int) -
         raise ValueError(f"bar_seq and seq must be >= 0, got bar_seq={bar_seq} seq={seq}")
     coid = f"{CLIENT_ORDER_ID_PREFIX}-{session_short(session_id)}-{bar_seq}-{_symbol_part(symbol)}-{seq}"
     if len(coid) > CLIENT_ORDER_ID_MAX:
-        raise ValueError(
-            f"client_order_id {coid!r} is {len(coid)} characters, the limit is {CLIENT_ORDER_ID_MAX}"
-        )
+        raise ValueError(f"client_order_id {coid!r} is {len(coid)} characters, the limit is {CLIENT_ORDER_ID_MAX}")
     return coid
 
 
@@ -191,7 +189,9 @@ class OrderBook:
         self.ledger = BatchLedger()
 
     def __repr__(self) -> str:
-        return f"OrderBook({len(self.orders)} orders, {self._open_count} open, {len(self._approvals)} awaiting approval)"
+        return (
+            f"OrderBook({len(self.orders)} orders, {self._open_count} open, {len(self._approvals)} awaiting approval)"
+        )
 
     # -- queries ------------------------------------------------------------------------
 
@@ -242,17 +242,13 @@ class OrderBook:
         a = self._approvals.get(client_order_id)
         return a.expires_at if a else None
 
-    def approve(
-        self, client_order_id: str, by: str = "operator", now: datetime | None = None
-    ) -> ev.IntentApproved:
+    def approve(self, client_order_id: str, by: str = "operator", now: datetime | None = None) -> ev.IntentApproved:
         """Take an intent off the approval queue. Applied; journal the result.
         The order stays AWAITING_APPROVAL until SubmitSent. With now, an intent
         past its deadline cannot be approved (call expire(now))."""
         deadline = self.approval_deadline(client_order_id)
         if now is not None and deadline is not None and deadline <= now:
-            raise OrderBookError(
-                f"intent {client_order_id}: approval deadline {deadline.isoformat()} has passed"
-            )
+            raise OrderBookError(f"intent {client_order_id}: approval deadline {deadline.isoformat()} has passed")
         event = ev.IntentApproved(client_order_id=client_order_id, by=by)
         self.apply(event)
         return event
@@ -290,7 +286,7 @@ class OrderBook:
         changing anything when the event does not fit."""
         return self._apply(event, commit=True)
 
-    def rebuild(self, entries: Iterable[object], session_id: str | None = None) -> "OrderBook":
+    def rebuild(self, entries: Iterable[object], session_id: str | None = None) -> OrderBook:
         """Apply every event of a replay (events or JournalEntry records with
         .event and .session_id). Events that raise are skipped (the live book
         refused them too) and listed in ``skipped``. The batch ledger follows
@@ -310,7 +306,7 @@ class OrderBook:
         return self
 
     @classmethod
-    def from_replay(cls, entries: Iterable[object], session_id: str | None = None) -> "OrderBook":
+    def from_replay(cls, entries: Iterable[object], session_id: str | None = None) -> OrderBook:
         return cls().rebuild(entries, session_id)
 
     # -- internals ---------------------------------------------------------------------------
@@ -416,9 +412,7 @@ class OrderBook:
     def _pending_approval(self, coid: str, what: str) -> Order:
         order = self._need(coid, what)
         if coid not in self._approvals:
-            raise OrderBookError(
-                f"{what}: intent {coid} is not awaiting approval (status {order.status.value})"
-            )
+            raise OrderBookError(f"{what}: intent {coid} is not awaiting approval (status {order.status.value})")
         return order
 
     def _on_approved(self, e: ev.IntentApproved, commit: bool, session_id: str | None) -> bool:

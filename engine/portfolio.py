@@ -15,10 +15,11 @@ the average entry). Money and quantities are Decimal throughout.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from engine.model import Position, Side
 
@@ -65,7 +66,7 @@ class RiskLimits:
     max_orders_per_bar: int = 10
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> "RiskLimits":
+    def from_settings(cls, settings: Settings) -> RiskLimits:
         ps, rm, om = settings.position_sizing, settings.risk_management, settings.order_management
         return cls(
             max_position_size=dec(ps.max_position_size),
@@ -91,9 +92,7 @@ class RiskLimits:
         )
 
 
-def position_limit_usd(
-    equity: Decimal, limits: RiskLimits, override: "SymbolOverride | None"
-) -> Decimal:
+def position_limit_usd(equity: Decimal, limits: RiskLimits, override: SymbolOverride | None) -> Decimal:
     """Largest |position value| allowed in one symbol: max_position_size x equity,
     lowered (never raised) by the symbol's max_position_usd / max_position_pct."""
     cap = limits.max_position_size * equity
@@ -136,10 +135,23 @@ class SymbolBook:
     to the portfolio's aggregates."""
 
     __slots__ = (
-        "symbol", "sector", "position", "qty", "avg_entry", "stop_price",
-        "bid", "ask", "quote_ts", "quote_ok", "mark",
-        "buy_open", "sell_open", "buy_count", "sell_count",
-        "value", "committed",
+        "ask",
+        "avg_entry",
+        "bid",
+        "buy_count",
+        "buy_open",
+        "committed",
+        "mark",
+        "position",
+        "qty",
+        "quote_ok",
+        "quote_ts",
+        "sector",
+        "sell_count",
+        "sell_open",
+        "stop_price",
+        "symbol",
+        "value",
     )
 
     def __init__(self, symbol: str, sector: str):
@@ -254,8 +266,7 @@ class RiskMetrics:
         from engine.snapshot import LimitUsage
 
         return tuple(
-            LimitUsage(name=h.name, used=float(h.used), limit=float(h.limit), unit=h.unit)
-            for h in self.limits
+            LimitUsage(name=h.name, used=float(h.used), limit=float(h.limit), unit=h.unit) for h in self.limits
         )
 
 
@@ -268,7 +279,7 @@ class Portfolio:
 
     def __init__(
         self,
-        settings: "Settings | None" = None,
+        settings: Settings | None = None,
         sector_of: Mapping[str, str] | Any | None = None,
         *,
         limits: RiskLimits | None = None,
@@ -347,9 +358,7 @@ class Portfolio:
 
     # -- account -----------------------------------------------------------------
 
-    def set_account(
-        self, cash: Decimal, equity: Decimal, last_equity: Decimal, buying_power: Decimal
-    ) -> None:
+    def set_account(self, cash: Decimal, equity: Decimal, last_equity: Decimal, buying_power: Decimal) -> None:
         """A broker account snapshot. It is authoritative: equity is re-anchored to it
         and the local buying-power reserve starts again from zero (the broker's buying
         power already reflects the orders open at that moment)."""
@@ -461,9 +470,7 @@ class Portfolio:
             return
         b = self.books.get(symbol) or self._book(symbol)
         price = limit_price if limit_price is not None else b.mark
-        wo = WorkingOrder(
-            client_order_id, symbol, side, qty, ZERO, price, not reduce_only, self._epoch
-        )
+        wo = WorkingOrder(client_order_id, symbol, side, qty, ZERO, price, not reduce_only, self._epoch)
         self.working[client_order_id] = wo
         if side is Side.BUY:
             b.buy_count += 1
@@ -505,7 +512,7 @@ class Portfolio:
     def metrics(
         self,
         *,
-        overrides: Mapping[str, "SymbolOverride"] | None = None,
+        overrides: Mapping[str, SymbolOverride] | None = None,
         rate: Any | None = None,
         now: datetime | None = None,
         orders_this_bar: int = 0,

@@ -8,9 +8,9 @@ Engine applies the plan as events, in order, in its one task."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Iterable, Mapping
 
 from engine.broker.base import VenueOrder
 from engine.model import Order, OrderStatus
@@ -82,9 +82,7 @@ def plan_reconciliation(
         catch_up = catch_up_fill(order, venue)
         if catch_up is not None:
             plan.fills.append(catch_up)
-        if venue.status is not order.status or (
-            order.venue_order_id is None and venue.id
-        ):
+        if venue.status is not order.status or (order.venue_order_id is None and venue.id):
             plan.status_changes.append((order.client_order_id, venue))
     for order in working:
         if order.client_order_id in seen:

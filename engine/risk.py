@@ -5,11 +5,12 @@ outage, error rate) and stop-loss exits. The rules are in docs/risk.md."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from engine.model import DenialReason, RolloutMode, Side, SideRestriction, TradingState
 from engine.portfolio import ONE, ZERO, Portfolio, RiskLimits, position_limit_usd
@@ -68,7 +69,7 @@ class CheckContext:
     market_open: bool = True
     trading_state: TradingState = TradingState.ACTIVE
     state_cause: TripCause | None = None  # why the state is not ACTIVE
-    overrides: Mapping[str, "SymbolOverride"] = field(default_factory=dict)
+    overrides: Mapping[str, SymbolOverride] = field(default_factory=dict)
     orders_this_bar: int = 0  # signal orders that passed the checks this bar
     # The order-rate throttle counts real seconds (the venue's limits are per real
     # minute, whatever its clock does); None: use `now`.
@@ -80,7 +81,7 @@ class OrderRateWindow:
     """Sliding one-second and one-minute windows of submitted orders. The engine calls
     record() when it submits; check() denies when either window is full."""
 
-    __slots__ = ("per_second", "per_minute", "_sec", "_min")
+    __slots__ = ("_min", "_sec", "per_minute", "per_second")
 
     def __init__(self, per_second: int, per_minute: int):
         self.per_second = per_second
@@ -135,7 +136,7 @@ class PreTradeRisk:
 
     def __init__(
         self,
-        settings: "Settings | None" = None,
+        settings: Settings | None = None,
         *,
         assets: Mapping[str, Any] | Any | None = None,
         limits: RiskLimits | None = None,
@@ -166,9 +167,7 @@ class PreTradeRisk:
         must_reduce = o.reduce_only
         state = ctx.trading_state
         if state is not _ACTIVE:
-            if state is _HALTED and not (
-                flatten_ok or (purpose is _STOP and ctx.state_cause is TripCause.DAILY_LOSS)
-            ):
+            if state is _HALTED and not (flatten_ok or (purpose is _STOP and ctx.state_cause is TripCause.DAILY_LOSS)):
                 cause = ctx.state_cause.value if ctx.state_cause else "unknown cause"
                 return Denial(
                     R.TRADING_HALTED,
@@ -258,8 +257,7 @@ class PreTradeRisk:
         if notional > lim.max_order_notional:
             return Denial(
                 R.NOTIONAL_EXCEEDS_MAX_PER_ORDER,
-                f"notional {notional:.2f} > risk_management.max_order_notional "
-                f"{lim.max_order_notional}",
+                f"notional {notional:.2f} > risk_management.max_order_notional {lim.max_order_notional}",
             )
         if limit is not None and abs(limit - ref) > ref * lim.price_collar_pct:
             return Denial(
@@ -283,8 +281,9 @@ class PreTradeRisk:
         else:
             opening = abs(post)
         if opening > ZERO:
-            denial = self._check_exposure(pf, o, ctx, b, ov, asset, must_reduce, pre, post,
-                                          other_worst, opening, bid, ask)
+            denial = self._check_exposure(
+                pf, o, ctx, b, ov, asset, must_reduce, pre, post, other_worst, opening, bid, ask
+            )
             if denial is not None:
                 return denial
 
@@ -294,9 +293,20 @@ class PreTradeRisk:
         return None
 
     def _check_exposure(
-        self, pf: Portfolio, o: ProposedOrder, ctx: CheckContext, b: Any, ov: Any,
-        asset: Any, must_reduce: bool, pre: Decimal, post: Decimal, other_worst: Decimal,
-        opening: Decimal, bid: Decimal, ask: Decimal,
+        self,
+        pf: Portfolio,
+        o: ProposedOrder,
+        ctx: CheckContext,
+        b: Any,
+        ov: Any,
+        asset: Any,
+        must_reduce: bool,
+        pre: Decimal,
+        post: Decimal,
+        other_worst: Decimal,
+        opening: Decimal,
+        bid: Decimal,
+        ask: Decimal,
     ) -> Denial | None:
         lim = self.limits
         sym = o.symbol
@@ -377,8 +387,7 @@ class PreTradeRisk:
         if loss > risk_cap:
             return Denial(
                 R.POSITION_RISK_EXCEEDS_MAX,
-                f"{sym} loss to stop would be {loss:.2f} > {risk_cap:.2f} "
-                f"({lim.max_position_risk:%} of equity)",
+                f"{sym} loss to stop would be {loss:.2f} > {risk_cap:.2f} ({lim.max_position_risk:%} of equity)",
             )
         need = opening * px
         available = pf.buying_power - pf.reserved_buying_power
@@ -409,7 +418,7 @@ class TradingStateRules:
     the engine must move to trip_state (only ever to a more restrictive state than
     `current`), else None. Resuming is the operator's: call reset() then."""
 
-    def __init__(self, settings: "Settings | None" = None):
+    def __init__(self, settings: Settings | None = None):
         from engine.config import RiskManagementSection
 
         rm = settings.risk_management if settings is not None else RiskManagementSection()
@@ -434,9 +443,7 @@ class TradingStateRules:
             return None
         return Trip(self.trip_state, cause, detail)
 
-    def evaluate_daily_loss(
-        self, equity: Decimal, last_equity: Decimal, current: TradingState
-    ) -> Trip | None:
+    def evaluate_daily_loss(self, equity: Decimal, last_equity: Decimal, current: TradingState) -> Trip | None:
         """Call on every risk evaluation (risk_check_interval, account refresh). A
         breach must be seen on daily_loss_confirmations consecutive calls."""
         if last_equity <= ZERO:
@@ -535,8 +542,7 @@ def flatten_orders(
     names = sorted(pf.positions) if symbols is None else symbols
     out = []
     for sym in names:
-        o = exit_order(pf, sym, OrderPurpose.FLATTEN, assets=table, limits=limits,
-                       operator_confirmed=True)
+        o = exit_order(pf, sym, OrderPurpose.FLATTEN, assets=table, limits=limits, operator_confirmed=True)
         if o is not None:
             out.append(o)
     return out

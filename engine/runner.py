@@ -35,8 +35,16 @@ def _plain_line(row: EventRow) -> str:
 
 
 class HeadlessRun:
-    def __init__(self, settings: Settings, *, journal_path: str | None, bars: int | None,
-                 auto_approve: bool, out: TextIO | None = None, live_view: bool | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        journal_path: str | None,
+        bars: int | None,
+        auto_approve: bool,
+        out: TextIO | None = None,
+        live_view: bool | None = None,
+    ):
         self.settings = settings
         self.journal_path = Path(journal_path or settings.session.journal_path)
         self.bars = bars
@@ -60,8 +68,9 @@ class HeadlessRun:
     def run(self) -> int:
         from engine.session import Session
 
-        session = Session.from_settings(self.settings, journal_path=self.journal_path,
-                                        auto_approve=self.auto_approve, log_sink=self._sink)
+        session = Session.from_settings(
+            self.settings, journal_path=self.journal_path, auto_approve=self.auto_approve, log_sink=self._sink
+        )
         previous = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, self._on_signal)
@@ -77,8 +86,12 @@ class HeadlessRun:
                 signal.signal(sig, handler)
         snap = session.snapshot
         working = snap.open_order_count
-        print(f"session {snap.session_id} stopped ({self.reason or 'done'}): journal sealed; "
-              f"{working} open order(s) left working at the venue", file=self.out, flush=True)
+        print(
+            f"session {snap.session_id} stopped ({self.reason or 'done'}): journal sealed; "
+            f"{working} open order(s) left working at the venue",
+            file=self.out,
+            flush=True,
+        )
         self._print_report()
         return ExitCode.OK
 
@@ -103,10 +116,15 @@ class HeadlessRun:
         settled_since = getattr(self, "_settled_since", None)
         if settled_since is None:
             settled_since = self._settled_since = now
-        limit = max(self.settings.rollout.approval_timeout, self.settings.order_management.submit_timeout) / max(
-            engine.clock.speed, 1.0) + 5
+        limit = (
+            max(self.settings.rollout.approval_timeout, self.settings.order_management.submit_timeout)
+            / max(engine.clock.speed, 1.0)
+            + 5
+        )
         if now - settled_since > limit:
-            self.reason = f"{self.bars} batch(es) processed; {len(pending)} order(s) not final after {limit:.0f}s (timed out)"
+            self.reason = (
+                f"{self.bars} batch(es) processed; {len(pending)} order(s) not final after {limit:.0f}s (timed out)"
+            )
             return True
         return False
 
@@ -133,16 +151,24 @@ class HeadlessRun:
             Text(f"{snap.mode} · {snap.venue}", style="bold"),
             Text(state, style=_STATE_STYLE.get(state, "")),
             Text(f"equity {snap.equity:,.2f}"),
-            Text(f"day P&L {snap.day_pl:+,.2f} / -{snap.daily_loss_limit:,.2f}",
-                 style="red" if snap.day_pl < 0 else "green"),
+            Text(
+                f"day P&L {snap.day_pl:+,.2f} / -{snap.daily_loss_limit:,.2f}",
+                style="red" if snap.day_pl < 0 else "green",
+            ),
             Text(f"orders {snap.open_order_count}  positions {len(snap.positions)}  approvals {len(snap.intents)}"),
-            Text(f"last bar {snap.last_bar_ts.strftime('%H:%M') if snap.last_bar_ts else '-'}"
-                 f"  bars {snap.bars_processed}"),
+            Text(
+                f"last bar {snap.last_bar_ts.strftime('%H:%M') if snap.last_bar_ts else '-'}"
+                f"  bars {snap.bars_processed}"
+            ),
         )
         c = snap.connectivity
-        conn = Text(f"REST {c.rest}  stream {c.trade_stream}  data {c.market_data}"
-                    + ("  RECONCILING" if c.reconciling else "") + ("  RATE-LIMITED" if c.rate_limited else "")
-                    + ("" if c.journal_ok else "  JOURNAL ERROR"), style="yellow" if c.degraded else "dim")
+        conn = Text(
+            f"REST {c.rest}  stream {c.trade_stream}  data {c.market_data}"
+            + ("  RECONCILING" if c.reconciling else "")
+            + ("  RATE-LIMITED" if c.rate_limited else "")
+            + ("" if c.journal_ok else "  JOURNAL ERROR"),
+            style="yellow" if c.degraded else "dim",
+        )
         with self._lock:
             lines = list(self._lines)
         log = Text("\n".join(lines) if lines else "(no events yet)", style="dim")

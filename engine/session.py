@@ -12,15 +12,16 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.broker.alpaca import AlpacaBroker
 from engine.commands import Command, CommandResult
-from engine.control import ControlError, ControlServer, socket_path_for
 from engine.config import Credentials, Settings, credentials_from_env
+from engine.control import ControlError, ControlServer, socket_path_for
 from engine.core import Engine
 from engine.errors import ExecdeskError
 from engine.journal import Journal
@@ -80,7 +81,7 @@ class Session:
         self._how = "stopped"
 
     @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: Any) -> "Session":
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> Session:
         return cls(settings, **kwargs)
 
     # ------------------------------------------------------------- building
@@ -90,31 +91,39 @@ class Session:
         if s.broker.kind == "sim":
             from engine.sim import SimVenue  # the built-in venue, in-process
 
-            creds = self.credentials or credentials_from_env() or Credentials(
-                key_id="SIM" + secrets.token_hex(8).upper(), secret_key=secrets.token_urlsafe(24)
+            creds = (
+                self.credentials
+                or credentials_from_env()
+                or Credentials(key_id="SIM" + secrets.token_hex(8).upper(), secret_key=secrets.token_urlsafe(24))
             )
-            options: dict[str, Any] = dict(
-                key_id=creds.key_id,
-                secret_key=creds.secret_key,
-                seed=s.sim.seed,
-                speed=s.sim.speed,
-                port=0,
-                universe_path=str(s.universe_file()),
-                bars_csv=s.sim.bars_csv or None,
-                partial_fill_prob=s.sim.partial_fill_prob,
-                margin_multiplier=s.sim.margin_multiplier,
-                starting_cash=s.sim.starting_cash,
-                rate_limit_per_minute=s.sim.rate_limit_per_minute or None,
-                plan=s.sim.plan,
-            )
+            options: dict[str, Any] = {
+                "key_id": creds.key_id,
+                "secret_key": creds.secret_key,
+                "seed": s.sim.seed,
+                "speed": s.sim.speed,
+                "port": 0,
+                "universe_path": str(s.universe_file()),
+                "bars_csv": s.sim.bars_csv or None,
+                "partial_fill_prob": s.sim.partial_fill_prob,
+                "margin_multiplier": s.sim.margin_multiplier,
+                "starting_cash": s.sim.starting_cash,
+                "rate_limit_per_minute": s.sim.rate_limit_per_minute or None,
+                "plan": s.sim.plan,
+            }
             options.update(self.sim_overrides)
             self.venue = SimVenue(**options)
             self.venue.start()
             speed = 0.0 if options.get("frozen_clock") else float(options.get("speed", 1.0))
-            return creds, VenueEndpoints(
-                self.venue.trading_url, self.venue.data_url,
-                self.venue.trading_stream_url, self.venue.data_stream_url,
-            ), speed
+            return (
+                creds,
+                VenueEndpoints(
+                    self.venue.trading_url,
+                    self.venue.data_url,
+                    self.venue.trading_stream_url,
+                    self.venue.data_stream_url,
+                ),
+                speed,
+            )
         creds = self.credentials or credentials_from_env()
         if creds is None:
             raise SessionError(
@@ -165,7 +174,7 @@ class Session:
         root.setLevel(logging.INFO)
         self.log_path = path
 
-    def start(self, timeout: float = 60.0) -> "Session":
+    def start(self, timeout: float = 60.0) -> Session:
         """Start the venue (if built in) and the engine thread; return once the
         engine has started (start-up reconciliation done or failed closed)."""
         self._configure_logging()
@@ -204,8 +213,9 @@ class Session:
 
                 self.signal_source = open_source(self.settings, known_symbols=frozenset(self.engine.symbols))
             self._signal_task = asyncio.get_running_loop().create_task(self._pump_signals())
-            self.control = ControlServer(socket_path_for(self.journal_path), lambda: self.engine.snapshot,
-                                         self.engine.execute)
+            self.control = ControlServer(
+                socket_path_for(self.journal_path), lambda: self.engine.snapshot, self.engine.execute
+            )
             try:
                 await self.control.start()
             except (ControlError, OSError) as exc:
@@ -227,7 +237,7 @@ class Session:
         if self._signal_task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._signal_task), timeout=2)
-            except (asyncio.TimeoutError, Exception):
+            except (TimeoutError, Exception):
                 self._signal_task.cancel()
                 await asyncio.gather(self._signal_task, return_exceptions=True)
         await asyncio.sleep(0)  # let the engine take the last batch off its inbox

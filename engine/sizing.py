@@ -8,10 +8,11 @@ docs/risk.md; the pre-trade checks in engine/risk.py use the same prices
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from engine.model import Order, OrderType, Side, SideRestriction
 from engine.portfolio import ONE, ZERO, Portfolio, RiskLimits, SymbolBook, dec, position_limit_usd
@@ -115,9 +116,7 @@ def marketable_limit(side: Side, bid: Decimal, ask: Decimal, offset: Decimal) ->
     return px.quantize(tick_for(px), ROUND_CEILING)
 
 
-def valuation_price(
-    side: Side, decision: Decimal, limit: Decimal | None, bid: Decimal, ask: Decimal
-) -> Decimal:
+def valuation_price(side: Side, decision: Decimal, limit: Decimal | None, bid: Decimal, ask: Decimal) -> Decimal:
     """The price an order's exposure is valued at by sizing and by the checks: the
     higher of the decision price and the worst price it may fill at (its limit; the
     ask for a market buy, the bid for a market sell)."""
@@ -174,7 +173,7 @@ def target_value(
     signal: Decimal,
     equity: Decimal,
     limits: RiskLimits,
-    override: "SymbolOverride | None",
+    override: SymbolOverride | None,
     asset: Any = None,
 ) -> Decimal:
     """signal x max_position_size x equity x size_multiplier, capped at the position
@@ -200,7 +199,7 @@ def size_batch(
     signals: Mapping[str, float],
     portfolio: Portfolio,
     *,
-    overrides: Mapping[str, "SymbolOverride"] | None = None,
+    overrides: Mapping[str, SymbolOverride] | None = None,
     assets: Mapping[str, Any] | Any | None = None,
     limits: RiskLimits | None = None,
 ) -> list[ProposedOrder]:
@@ -254,9 +253,7 @@ def size_batch(
         by_sector.setdefault(p.book.sector, []).append(p)
     sector_cap = lim.max_sector_exposure * equity
     for sector, group in by_sector.items():
-        held = portfolio.sector_committed.get(sector, ZERO) - sum(
-            (p.book.committed for p in group), ZERO
-        )
+        held = portfolio.sector_committed.get(sector, ZERO) - sum((p.book.committed for p in group), ZERO)
         _scale(group, sector_cap - held)
     held = portfolio.committed_gross - sum((p.book.committed for p in plans), ZERO)
     _scale(plans, lim.max_total_exposure * equity - held)
@@ -369,11 +366,7 @@ def exit_order(
         return None
     table = assets if isinstance(assets, dict) else asset_table(assets)
     asset = table.get(symbol)
-    limit = (
-        None
-        if lim.order_type == "market"
-        else marketable_limit(side, b.bid, b.ask, lim.limit_price_offset)
-    )
+    limit = None if lim.order_type == "market" else marketable_limit(side, b.bid, b.ask, lim.limit_price_offset)
     notional_px = limit if limit is not None else (b.ask if side is Side.BUY else b.bid)
     capped = False
     if qty > lim.max_order_qty:

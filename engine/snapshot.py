@@ -10,11 +10,11 @@ without comparing fields.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Mapping
 
 from engine.model import TradingState
 

@@ -3,7 +3,7 @@ New York time. engine/sim, a separate system, keeps its own."""
 
 from __future__ import annotations
 
-from datetime import timezone, tzinfo
+from datetime import UTC, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = ["NEW_YORK"]
@@ -11,4 +11,4 @@ __all__ = ["NEW_YORK"]
 try:
     NEW_YORK: tzinfo = ZoneInfo("America/New_York")
 except ZoneInfoNotFoundError:  # pragma: no cover - a machine without a tz database
-    NEW_YORK = timezone.utc
+    NEW_YORK = UTC

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from engine.errors import ExecdeskError
 
@@ -57,7 +58,7 @@ class Universe:
     # -- loading -------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path) -> "Universe":
+    def load(cls, path: str | Path) -> Universe:
         """Read and validate a universe file. Raises UniverseError naming every problem."""
         source = str(path)
         p = Path(path)
@@ -76,7 +77,7 @@ class Universe:
         return cls.from_mapping(data, source=source)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "<memory>") -> "Universe":
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "<memory>") -> Universe:
         """Validate already-parsed TOML data ({"symbols": {SYM: {...}}})."""
         problems: list[str] = []
         extra = sorted(set(data) - {"symbols"})
@@ -153,9 +154,7 @@ def _parse_asset(source: str, sym: str, entry: Any, problems: list[str]) -> Asse
     where = f"{source}: symbols.{sym}"
     start = len(problems)
     if not _SYMBOL_RE.match(sym):
-        problems.append(
-            f"{where}: symbol must be upper-case letters, digits, '.' or '-' (got {sym!r})"
-        )
+        problems.append(f"{where}: symbol must be upper-case letters, digits, '.' or '-' (got {sym!r})")
     if not isinstance(entry, Mapping):
         problems.append(f"{where} must be a table of {', '.join(_KEYS)} (got {entry!r})")
         return None

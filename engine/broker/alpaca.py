@@ -33,10 +33,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -224,7 +225,9 @@ class AlpacaBroker:
         self.in_flight = b.workers + CANCEL_SLOTS
         self._pool = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="broker-rest")
         self.limiter = OutboundLimiter(
-            b.rate_limit_per_minute, max_in_flight=self.in_flight, cancel_slots=CANCEL_SLOTS,
+            b.rate_limit_per_minute,
+            max_in_flight=self.in_flight,
+            cancel_slots=CANCEL_SLOTS,
             on_change=self._on_rate_change,
         )
         self._permit = _Permit()
@@ -328,12 +331,21 @@ class AlpacaBroker:
                 self._rest_failures = 0
                 if was != "up":
                     self._rest_status = LinkStatus.UP
-                    event = ConnectivityChanged(Channel.REST, LinkStatus.UP, "", reconnected=was in ("down", "degraded"))
+                    event = ConnectivityChanged(
+                        Channel.REST, LinkStatus.UP, "", reconnected=was in ("down", "degraded")
+                    )
         if event is not None:
             self._emit(event)
 
-    async def _query(self, operation: str, fn: Callable[..., Any], *args: Any, host: str = TRADING,
-                     priority: int = Priority.QUERY, not_found_ok: bool = False) -> Any:
+    async def _query(
+        self,
+        operation: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        host: str = TRADING,
+        priority: int = Priority.QUERY,
+        not_found_ok: bool = False,
+    ) -> Any:
         """A read: the raw answer, None on 404 when not_found_ok, else BrokerUnavailable."""
         try:
             raw = await self._call(priority, host, fn, *args)
@@ -371,15 +383,24 @@ class AlpacaBroker:
         self._started = True
         key, secret = self._creds.key_id, self._creds.secret_key
         self._trade_stream = streams.trade_updates(
-            key, secret, url=self.urls.trading_stream, paper=not self.settings.is_live,
-            emit=self._emit, scrub=self._scrub,
+            key,
+            secret,
+            url=self.urls.trading_stream,
+            paper=not self.settings.is_live,
+            emit=self._emit,
+            scrub=self._scrub,
         )
         self._trade_stream.start()
         symbols = [s for s in dict.fromkeys(symbols) if s]
         if symbols:
             self._data_stream = streams.market_data(
-                key, secret, url=self.urls.data_stream, feed=self.feed, symbols=symbols,
-                emit=self._emit, scrub=self._scrub,
+                key,
+                secret,
+                url=self.urls.data_stream,
+                feed=self.feed,
+                symbols=symbols,
+                emit=self._emit,
+                scrub=self._scrub,
             )
             self._data_stream.start()
         await self.wait_trade_stream(self.request_timeout)
@@ -431,16 +452,18 @@ class AlpacaBroker:
         except Exception as exc:
             f = failure_of(exc, self._scrub)
             self._note("submit", f)
-            return SubmitOutcome(SubmitOutcomeKind.UNKNOWN, http_status=200,
-                                 message=f"acknowledged but unreadable: {f.message}")
+            return SubmitOutcome(
+                SubmitOutcomeKind.UNKNOWN, http_status=200, message=f"acknowledged but unreadable: {f.message}"
+            )
         self._note("submit", None)
         return SubmitOutcome(SubmitOutcomeKind.ACKED, order=order, http_status=200)
 
     async def lookup(self, client_order_id: str) -> VenueOrder | None:
         """GET /v2/orders:by_client_order_id (at a submit's priority). None on 404;
         BrokerUnavailable when the venue cannot say (timeout, 5xx, 429, connection)."""
-        raw = await self._query("lookup", self._trading.get_order_by_client_id, client_order_id,
-                                priority=Priority.SUBMIT, not_found_ok=True)
+        raw = await self._query(
+            "lookup", self._trading.get_order_by_client_id, client_order_id, priority=Priority.SUBMIT, not_found_ok=True
+        )
         if raw is None:
             return None
         return self._parse("lookup", order_from_raw, raw)
@@ -545,9 +568,7 @@ class AlpacaBroker:
             return {}
         req = StockLatestQuoteRequest(symbol_or_symbols=unique, feed=DataFeed(self.feed))
         raw = await self._query("latest_quotes", self._data.get_stock_latest_quote, req, host=DATA)
-        return self._parse(
-            "latest_quotes", lambda d: {s: quote_from_raw(s, q) for s, q in (d or {}).items()}, raw
-        )
+        return self._parse("latest_quotes", lambda d: {s: quote_from_raw(s, q) for s, q in (d or {}).items()}, raw)
 
     async def bars(
         self, symbols: Sequence[str], start: datetime, end: datetime | None = None

@@ -6,11 +6,12 @@ decides what they mean."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Callable, Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
 from engine.model import OrderStatus, OrderType, Side, TimeInForce
 
@@ -77,7 +78,6 @@ class LinkStatus(StrEnum):
 OrderQuery = Literal["open", "closed", "all"]  # GET /v2/orders?status=
 
 from engine.errors import ExecdeskError
-
 
 # ---- venue records -------------------------------------------------------
 
@@ -295,7 +295,9 @@ class Broker(Protocol):
 
     async def latest_quotes(self, symbols: Sequence[str]) -> dict[str, VenueQuote]: ...
 
-    async def bars(self, symbols: Sequence[str], start: datetime, end: datetime | None = None) -> dict[str, list[VenueBar]]: ...
+    async def bars(
+        self, symbols: Sequence[str], start: datetime, end: datetime | None = None
+    ) -> dict[str, list[VenueBar]]: ...
 
 
 class BrokerUnavailable(ExecdeskError):

@@ -17,9 +17,9 @@ import heapq
 import itertools
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Callable, Mapping
 
 from engine.backoff import Backoff
 
@@ -46,7 +46,7 @@ class _Waiter:
     granted: bool = False
     abandoned: bool = False
 
-    def __lt__(self, other: "_Waiter") -> bool:
+    def __lt__(self, other: _Waiter) -> bool:
         return (self.priority, self.seq) < (other.priority, other.seq)
 
 
@@ -163,7 +163,7 @@ class OutboundLimiter:
                 event.clear()
                 try:
                     await asyncio.wait_for(event.wait(), _nap(delay))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 if waiter.granted:
                     return
@@ -210,9 +210,7 @@ class OutboundLimiter:
             self._grant(host, slot, now)
             return True
 
-    def enqueue(
-        self, priority: Priority | int, host: str, wake: Callable[[], None], *, slot: bool = True
-    ) -> _Waiter:
+    def enqueue(self, priority: Priority | int, host: str, wake: Callable[[], None], *, slot: bool = True) -> _Waiter:
         waiter = _Waiter(int(priority), next(self._seq), host, slot, wake)
         with self._lock:
             heapq.heappush(self._heap, waiter)
@@ -331,9 +329,7 @@ class OutboundLimiter:
                 woken.append(w)
             for w in skipped:
                 heapq.heappush(self._heap, w)
-            host_blocked = any(
-                hs.blocked_until > now or hs.low_until > now for hs in self._hosts.values()
-            )
+            host_blocked = any(hs.blocked_until > now or hs.low_until > now for hs in self._hosts.values())
             limited = rate_blocked or host_blocked
             changed = limited != self._limited
             self._limited = limited

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import websockets
 from alpaca.data.enums import DataFeed
@@ -208,11 +209,18 @@ def trade_updates(
             return
         emit(update)
 
-    stream = TradingStream(key_id, secret_key, paper=paper, raw_data=True, url_override=url,
-                           websocket_params=dict(WS_PARAMS, logger=_ws_log))
+    stream = TradingStream(
+        key_id,
+        secret_key,
+        paper=paper,
+        raw_data=True,
+        url_override=url,
+        websocket_params=dict(WS_PARAMS, logger=_ws_log),
+    )
     stream.subscribe_trade_updates(on_update)
-    return StreamRunner(Channel.TRADE_STREAM, stream, emit, scrub,
-                        lambda m: m.get("stream") in ("listening", "trade_updates"))
+    return StreamRunner(
+        Channel.TRADE_STREAM, stream, emit, scrub, lambda m: m.get("stream") in ("listening", "trade_updates")
+    )
 
 
 def market_data(
@@ -240,9 +248,16 @@ def market_data(
         except Exception as exc:
             log.debug("unreadable bar: %s", scrub(exc))
 
-    stream = StockDataStream(key_id, secret_key, raw_data=True, feed=DataFeed(feed),
-                             websocket_params=dict(WS_PARAMS, logger=_ws_log), url_override=url)
+    stream = StockDataStream(
+        key_id,
+        secret_key,
+        raw_data=True,
+        feed=DataFeed(feed),
+        websocket_params=dict(WS_PARAMS, logger=_ws_log),
+        url_override=url,
+    )
     stream.subscribe_quotes(on_quote, *symbols)
     stream.subscribe_bars(on_bar, *symbols)
-    return StreamRunner(Channel.MARKET_DATA, stream, emit, scrub,
-                        lambda m: m.get("T") in ("subscription", "q", "b", "t"))
+    return StreamRunner(
+        Channel.MARKET_DATA, stream, emit, scrub, lambda m: m.get("T") in ("subscription", "q", "b", "t")
+    )

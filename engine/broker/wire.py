@@ -7,11 +7,12 @@ scrubbed of secrets."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 import requests
@@ -59,12 +60,12 @@ def _ts(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     to_datetime = getattr(value, "to_datetime", None)  # msgpack Timestamp
     if to_datetime is not None:
         return to_datetime()
     parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _word(value: Any) -> str:
@@ -184,9 +185,7 @@ def quote_from_raw(symbol: str, d: Mapping[str, Any]) -> VenueQuote:
     ts = _ts(d.get("t"))
     if ts is None:
         raise ValueError("quote without t")
-    return VenueQuote(
-        symbol=symbol, bid=_dec(d.get("bp")) or Decimal(0), ask=_dec(d.get("ap")) or Decimal(0), ts=ts
-    )
+    return VenueQuote(symbol=symbol, bid=_dec(d.get("bp")) or Decimal(0), ask=_dec(d.get("ap")) or Decimal(0), ts=ts)
 
 
 def bar_from_raw(symbol: str, d: Mapping[str, Any]) -> VenueBar:
@@ -211,14 +210,14 @@ def bar_from_raw(symbol: str, d: Mapping[str, Any]) -> VenueBar:
 def order_request(r: SubmitRequest) -> LimitOrderRequest | MarketOrderRequest:
     """alpaca-py's request model for r. Raises ValueError (nothing sent) when the
     request cannot be expressed."""
-    common: dict[str, Any] = dict(
-        symbol=r.symbol,
-        qty=float(r.qty),
-        side=AlpacaOrderSide(Side(r.side).value),
-        time_in_force=AlpacaTimeInForce(TimeInForce(r.time_in_force).value),
-        client_order_id=r.client_order_id,
-        extended_hours=True if r.extended_hours else None,
-    )
+    common: dict[str, Any] = {
+        "symbol": r.symbol,
+        "qty": float(r.qty),
+        "side": AlpacaOrderSide(Side(r.side).value),
+        "time_in_force": AlpacaTimeInForce(TimeInForce(r.time_in_force).value),
+        "client_order_id": r.client_order_id,
+        "extended_hours": True if r.extended_hours else None,
+    }
     if r.order_type is OrderType.LIMIT:
         if r.limit_price is None:
             raise ValueError("a limit order needs limit_price")
@@ -317,9 +316,7 @@ def is_uuid(value: str) -> bool:
 
 def _is_duplicate_client_order_id(f: Failure) -> bool:
     text = f.message.lower()
-    return any(marker in text for marker in _DUPLICATE_MARKERS) or (
-        "client_order_id" in text and "unique" in text
-    )
+    return any(marker in text for marker in _DUPLICATE_MARKERS) or ("client_order_id" in text and "unique" in text)
 
 
 def submit_outcome(f: Failure) -> SubmitOutcome:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from engine.backoff import Backoff
 from engine.config import Settings
 from engine.risk import TripCause
 
-from engine.timezones import NEW_YORK as NY
-
-FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 EXTERNAL = "\0external"  # marks a change among external orders (snapshot rows)
 # seq numbers of client order ids for orders outside the signal flow
@@ -60,5 +58,3 @@ def trip_cause_of(cause: str) -> TripCause:
         if c.value in cause:
             return c
     return TripCause.OPERATOR
-
-

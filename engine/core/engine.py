@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from engine.broker.base import (
     Broker,
@@ -189,7 +190,7 @@ class Engine:
         everything the engine times so that drills and tests are deterministic."""
         if self.clock.speed == 0:
             return self.clock.now()
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     # ------------------------------------------------------------------ public
 
@@ -263,7 +264,9 @@ class Engine:
         if self.stopping:
             return
         self.stopping = True
-        working = [o for o in self.open_orders() if o.status not in (OrderStatus.CREATED, OrderStatus.AWAITING_APPROVAL)]
+        working = [
+            o for o in self.open_orders() if o.status not in (OrderStatus.CREATED, OrderStatus.AWAITING_APPROVAL)
+        ]
         self.note("info", None, f"stopping: no new orders; {len(working)} open order(s) left working at the venue")
         for task in list(self._tasks):
             task.cancel()

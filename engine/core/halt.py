@@ -124,8 +124,11 @@ class Halting:
         refused = len(out.results) - len(ids)
         e.kill = replace(e.kill, phase="sent", cancels_requested=len(self.kill_ids))
         e.recorder.journal(ev.KillSwitch(phase="sent", counts={"requested": len(ids), "refused": refused}))
-        e.note("kill", None, f"kill switch: the venue took {len(ids)} cancel(s)"
-                             + (f", refused {refused}" if refused else ""))
+        e.note(
+            "kill",
+            None,
+            f"kill switch: the venue took {len(ids)} cancel(s)" + (f", refused {refused}" if refused else ""),
+        )
         self.check_kill_progress()
         if e.kill.phase == "sent":
             e.spawn(self._kill_poll(), "kill-poll")
@@ -222,8 +225,9 @@ class Halting:
     def on_flatten_ready(self, item: msg.FlattenReady) -> None:
         e, cause = self.e, item.cause
         proposals = flatten_orders(e.portfolio, assets=e.asset_flags, limits=e.limits)
-        e.recorder.journal(ev.KillSwitch(phase="flatten", counts={"positions": len(proposals)}, detail=cause),
-                           durable=True)
+        e.recorder.journal(
+            ev.KillSwitch(phase="flatten", counts={"positions": len(proposals)}, detail=cause), durable=True
+        )
         round_ = e.intents.next_aux_seq()
         denials_before = sum(e.stats.denials.values())
         e.intents.create(proposals, bar_seq=e.intents.current_bar_seq(), base_seq=SEQ_FLATTEN + 100 * (round_ % 20))
@@ -231,7 +235,8 @@ class Halting:
         e.submits.flush()
         denied = sum(e.stats.denials.values()) - denials_before
         text = f"flatten: {sent} closing order(s) sent for {len(proposals)} position(s)" + (
-            f", {denied} denied (see the event log)" if denied else "")
+            f", {denied} denied (see the event log)" if denied else ""
+        )
         e.note("kill", None, f"FLATTEN ({cause}): {text}")
         _answer(item.future, CommandResult(denied == 0, text, sent))
 

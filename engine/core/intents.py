@@ -6,9 +6,10 @@ stop-loss exits a quote can trigger."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from engine import events as ev
 from engine.broker.base import VenueQuote
@@ -45,8 +46,11 @@ class Intents:
         e = self.e
         for d in batch.dropped:
             e.stats.dropped[d.reason] = e.stats.dropped.get(d.reason, 0) + 1
-            e.recorder.journal(ev.SignalDropped(symbol=d.symbol, line=str(d.line) if d.line is not None else None,
-                                                reason=f"{d.reason}: {d.detail}"))
+            e.recorder.journal(
+                ev.SignalDropped(
+                    symbol=d.symbol, line=str(d.line) if d.line is not None else None, reason=f"{d.reason}: {d.detail}"
+                )
+            )
             what = d.symbol or (f"line {d.line}" if d.line is not None else "entry")
             e.note("dropped", d.symbol, f"DROPPED {what}: {d.reason} — {d.detail}")
         if getattr(batch, "rejected", False):
@@ -61,24 +65,33 @@ class Intents:
         self._expire(FAR_FUTURE, "next bar")
         if e.settings.order_management.unfilled_policy == "cancel":
             for o in e.open_orders():
-                if o.reason == "signal" and o.venue_order_id and o.bar_ts is not None and o.bar_ts < batch.ts \
-                        and not o.status.is_local:
+                if (
+                    o.reason == "signal"
+                    and o.venue_order_id
+                    and o.bar_ts is not None
+                    and o.bar_ts < batch.ts
+                    and not o.status.is_local
+                ):
                     e.spawn(e.submits.cancel_one(o.client_order_id, "unfilled at the next bar"), "cancel-unfilled")
         self.orders_this_bar = 0
-        proposals = size_batch(batch.signals, e.portfolio, overrides=e.overrides, assets=e.asset_flags,
-                               limits=e.limits)
+        proposals = size_batch(batch.signals, e.portfolio, overrides=e.overrides, assets=e.asset_flags, limits=e.limits)
         created = self.create(proposals, bar_seq=seq, base_seq=0, bar_ts=batch.ts)
         # the batch's submits and its BatchProcessed leave the journal in one durable write
         e.submits.flush(also=[ev.BatchProcessed(bar_ts=batch.ts, batch_seq=seq, intents=created)])
         e.stats.batches += 1
         n_sig = len(batch.signals)
-        e.note("info", None, f"bar {batch.ts.astimezone(NY).strftime('%H:%M')}: {n_sig} signal(s), {created} intent(s)"
-                             + (f", {len(batch.dropped)} dropped" if batch.dropped else ""))
+        e.note(
+            "info",
+            None,
+            f"bar {batch.ts.astimezone(NY).strftime('%H:%M')}: {n_sig} signal(s), {created} intent(s)"
+            + (f", {len(batch.dropped)} dropped" if batch.dropped else ""),
+        )
         if e.on_batch_done is not None:
             e.on_batch_done(batch)
 
-    def create(self, proposals: Sequence[ProposedOrder], *, bar_seq: int, base_seq: int,
-               bar_ts: datetime | None = None) -> int:
+    def create(
+        self, proposals: Sequence[ProposedOrder], *, bar_seq: int, base_seq: int, bar_ts: datetime | None = None
+    ) -> int:
         """Check every proposal; journal each intent; release what may go now (sent
         by the next Submits.flush, after one durable write), queue the rest for
         approval."""
@@ -111,8 +124,9 @@ class Intents:
                 continue
             if p.purpose is OrderPurpose.SIGNAL:
                 self.orders_this_bar += 1
-            skip = (p.purpose is OrderPurpose.STOP_LOSS and e.settings.risk_management.stop_loss_skips_approval) \
-                or p.purpose is OrderPurpose.FLATTEN
+            skip = (
+                p.purpose is OrderPurpose.STOP_LOSS and e.settings.risk_management.stop_loss_skips_approval
+            ) or p.purpose is OrderPurpose.FLATTEN
             if skip or e.auto_approve or self.mode(p.symbol) is RolloutMode.AUTO:
                 # counts as working for the checks of the next proposal
                 rec.release(cid)
@@ -121,8 +135,12 @@ class Intents:
                 expires = now + timedelta(seconds=e.settings.rollout.approval_timeout)
                 rec.record(ev.ApprovalRequested(client_order_id=cid, expires_at=expires))
         if beyond_bar:
-            e.note("denial", None, f"DENIED {len(beyond_bar)} smaller change(s) past max_orders_per_bar = "
-                                   f"{om.max_orders_per_bar} (MAX_ORDERS_PER_BAR_EXCEEDED): {', '.join(beyond_bar)}")
+            e.note(
+                "denial",
+                None,
+                f"DENIED {len(beyond_bar)} smaller change(s) past max_orders_per_bar = "
+                f"{om.max_orders_per_bar} (MAX_ORDERS_PER_BAR_EXCEEDED): {', '.join(beyond_bar)}",
+            )
         return created
 
     def mode(self, symbol: str) -> RolloutMode:
@@ -133,7 +151,7 @@ class Intents:
 
     def check(self, p: ProposedOrder, now: datetime, at_approval: bool = False) -> Denial | None:
         e = self.e
-        if not e.trading_ready and not (p.purpose is OrderPurpose.FLATTEN):
+        if not e.trading_ready and p.purpose is not OrderPurpose.FLATTEN:
             return Denial(DenialReason.TRADING_HALTED, f"trading not ready: {e.not_ready_reason}")
         ctx = CheckContext(
             now=now,
@@ -152,7 +170,11 @@ class Intents:
         e.recorder.record(ev.IntentDenied(client_order_id=cid, reason=denial.reason, detail=denial.detail))
         e.stats.denials[denial.reason.value] = e.stats.denials.get(denial.reason.value, 0) + 1
         if not quiet:
-            e.note("denial", p.symbol, f"DENIED {p.side.value} {q(p.qty)} {p.symbol}: {denial.reason.value} — {denial.detail}")
+            e.note(
+                "denial",
+                p.symbol,
+                f"DENIED {p.side.value} {q(p.qty)} {p.symbol}: {denial.reason.value} — {denial.detail}",
+            )
 
     # ------------------------------------------------------------- stop losses
 
@@ -167,7 +189,9 @@ class Intents:
             return
         if any(o.reduce_only and o.reason == "stop_loss" for o in e.book.open_orders(quote.symbol)):
             return
-        e.note("info", quote.symbol, f"STOP crossed in {quote.symbol}: reduce-only exit {exit_.side.value} {q(exit_.qty)}")
+        e.note(
+            "info", quote.symbol, f"STOP crossed in {quote.symbol}: reduce-only exit {exit_.side.value} {q(exit_.qty)}"
+        )
         # other working orders in the symbol would block the exit (duplicate / wash trade)
         for o in e.book.open_orders(quote.symbol):
             if not o.reduce_only and o.venue_order_id and not o.status.is_local:
@@ -190,8 +214,13 @@ class Intents:
 
     def _proposal_of(self, order: Order) -> ProposedOrder:
         return ProposedOrder(
-            symbol=order.symbol, side=order.side, qty=order.qty, limit_price=order.limit_price,
-            decision_price=order.decision_price or Decimal(0), signal=order.signal, reduce_only=order.reduce_only,
+            symbol=order.symbol,
+            side=order.side,
+            qty=order.qty,
+            limit_price=order.limit_price,
+            decision_price=order.decision_price or Decimal(0),
+            signal=order.signal,
+            reduce_only=order.reduce_only,
             purpose=OrderPurpose(order.reason or "signal"),
         )
 
@@ -264,9 +293,13 @@ class Intents:
             override = None
         else:
             try:
-                override = SymbolOverride(mode=cmd.mode, max_position_usd=cmd.max_position_usd,
-                                          max_position_pct=cmd.max_position_pct,
-                                          size_multiplier=cmd.size_multiplier, side=cmd.side)
+                override = SymbolOverride(
+                    mode=cmd.mode,
+                    max_position_usd=cmd.max_position_usd,
+                    max_position_pct=cmd.max_position_pct,
+                    size_multiplier=cmd.size_multiplier,
+                    side=cmd.side,
+                )
             except Exception as exc:  # pydantic ValidationError: say which field
                 return CommandResult(False, f"invalid override for {cmd.symbol}: {first_error(exc)}")
         if not e.recorder.journal(ev.OverrideSet(symbol=cmd.symbol, override=override), durable=True):
@@ -276,6 +309,9 @@ class Intents:
             desc = "cleared"
         else:
             e.overrides[cmd.symbol] = override
-            desc = ", ".join(f"{k}={v}" for k, v in override.model_dump(exclude_none=True, mode="json").items()) or "no fields"
+            desc = (
+                ", ".join(f"{k}={v}" for k, v in override.model_dump(exclude_none=True, mode="json").items())
+                or "no fields"
+            )
         e.note("info", cmd.symbol, f"OVERRIDE {cmd.symbol}: {desc}")
         return CommandResult(True, f"override {cmd.symbol}: {desc}")

@@ -5,7 +5,7 @@ external and left alone."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -32,8 +32,9 @@ class Lifecycle:
         if upd.event.is_fill and upd.execution_id and upd.qty and upd.price is not None:
             # the venue's cumulative fill says whether this execution is new to us
             if order.filled_qty + upd.qty <= venue.filled_qty:
-                self.apply_fill(order, upd.execution_id, upd.qty, upd.price, upd.timestamp, source="stream",
-                                status=venue.status)
+                self.apply_fill(
+                    order, upd.execution_id, upd.qty, upd.price, upd.timestamp, source="stream", status=venue.status
+                )
         catch = catch_up_fill(order, venue)
         if catch is not None:
             self.apply_fill(order, catch.execution_id, catch.qty, catch.price, upd.timestamp, source="stream")
@@ -44,22 +45,38 @@ class Lifecycle:
         e = self.e
         status = venue.status
         if order.status in (OrderStatus.SUBMITTING, OrderStatus.UNKNOWN):
-            if e.recorder.record(ev.SubmitAcked(client_order_id=order.client_order_id, venue_order_id=venue.id,
-                                                status=status)):
-                order.acked_at = datetime.now(timezone.utc)
+            if e.recorder.record(
+                ev.SubmitAcked(client_order_id=order.client_order_id, venue_order_id=venue.id, status=status)
+            ):
+                order.acked_at = datetime.now(UTC)
         catch = catch_up_fill(order, venue)
         if catch is not None:
             self.apply_fill(order, catch.execution_id, catch.qty, catch.price, e.clock.now(), source=source)
         self.apply_venue_status(order.client_order_id, venue, source=source)
         self.after_status(order)
 
-    def apply_fill(self, order: Order, execution_id: str, qty: Decimal, price: Decimal, ts: datetime,
-                   source: str, status: OrderStatus | None = None) -> None:
+    def apply_fill(
+        self,
+        order: Order,
+        execution_id: str,
+        qty: Decimal,
+        price: Decimal,
+        ts: datetime,
+        source: str,
+        status: OrderStatus | None = None,
+    ) -> None:
         e = self.e
         if e.book.has_execution(execution_id) or qty <= 0:
             return
-        fill = Fill(execution_id=execution_id, client_order_id=order.client_order_id, symbol=order.symbol,
-                    side=order.side, qty=qty, price=price, ts=ts)
+        fill = Fill(
+            execution_id=execution_id,
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=qty,
+            price=price,
+            ts=ts,
+        )
         st = status
         if not e.recorder.record(ev.FillApplied(fill=fill, status=st)):
             # the status in the event did not fit (reordered stream): apply the fill alone
@@ -67,8 +84,12 @@ class Lifecycle:
                 return
         e.stats.fills += 1
         self.after_status(order)
-        e.note("fill", order.symbol, f"{order.side.value} {q(qty)} {order.symbol} @ {q(price)} "
-                                     f"({q(order.filled_qty)}/{q(order.qty)})" + ("" if source == "stream" else f" [{source}]"))
+        e.note(
+            "fill",
+            order.symbol,
+            f"{order.side.value} {q(qty)} {order.symbol} @ {q(price)} "
+            f"({q(order.filled_qty)}/{q(order.qty)})" + ("" if source == "stream" else f" [{source}]"),
+        )
 
     def apply_venue_status(self, cid: str, venue: VenueOrder, source: str) -> None:
         e = self.e
@@ -87,8 +108,12 @@ class Lifecycle:
             return  # stale (reordered/duplicated) status: fills were applied from cumulative counts
         self.after_status(order)
         if new in (OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.DONE_FOR_DAY):
-            e.note("order", order.symbol, f"{new.value.upper()} {order.side.value} {q(order.qty)} {order.symbol} "
-                                          f"(filled {q(order.filled_qty)}) [{source}]")
+            e.note(
+                "order",
+                order.symbol,
+                f"{new.value.upper()} {order.side.value} {q(order.qty)} {order.symbol} "
+                f"(filled {q(order.filled_qty)}) [{source}]",
+            )
 
     def after_status(self, order: Order) -> None:
         if order.status.is_final:
@@ -104,5 +129,9 @@ class Lifecycle:
         e.external[venue.id] = venue
         e.publisher.dirty_orders.add(EXTERNAL)
         if not known:
-            e.note("order", venue.symbol, f"EXTERNAL order {venue.side.value} {q(venue.qty)} {venue.symbol} "
-                                          f"({venue.status.value}, {venue.client_order_id}) seen by {where}: shown, left alone")
+            e.note(
+                "order",
+                venue.symbol,
+                f"EXTERNAL order {venue.side.value} {q(venue.qty)} {venue.symbol} "
+                f"({venue.status.value}, {venue.client_order_id}) seen by {where}: shown, left alone",
+            )

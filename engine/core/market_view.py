@@ -4,8 +4,9 @@ tradable symbols, minute bars, quotes, and the clock of the next bar's close."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from engine.signals import Bar, Quote
 
@@ -33,8 +34,9 @@ class EngineMarketView:
         dq = self._engine.bars.get(symbol)
         if not dq:
             return []
-        return [Bar(ts=b.ts, open=b.open, high=b.high, low=b.low, close=b.close, volume=b.volume)
-                for b in list(dq)[-n:]]
+        return [
+            Bar(ts=b.ts, open=b.open, high=b.high, low=b.low, close=b.close, volume=b.volume) for b in list(dq)[-n:]
+        ]
 
     def quotes(self) -> Mapping[str, Quote]:
         out = {}
@@ -67,7 +69,7 @@ class EngineMarketView:
             remaining = max((boundary + _QUIET_STREAM_GRACE - e.clock.now()).total_seconds(), 0.0)
             try:
                 await asyncio.wait_for(fut, timeout=e.clock.wall_seconds(remaining) + 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         await asyncio.sleep(0.05)  # the rest of that minute's bars arrive together
         self._last = boundary
@@ -76,4 +78,4 @@ class EngineMarketView:
 
 def _floor(ts: datetime, interval: timedelta) -> datetime:
     step = interval.total_seconds()
-    return datetime.fromtimestamp((ts.timestamp() // step) * step, tz=timezone.utc)
+    return datetime.fromtimestamp((ts.timestamp() // step) * step, tz=UTC)

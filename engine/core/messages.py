@@ -6,8 +6,8 @@ task, so nothing but that task mutates state."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from engine.broker.base import CancelAllOutcome, SubmitOutcome, VenueAccount, VenueOrder, VenuePosition
 from engine.commands import Command

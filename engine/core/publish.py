@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from decimal import Decimal
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from engine.core.common import EXTERNAL
 from engine.model import OrderStatus
@@ -62,11 +63,18 @@ class Publisher:
         self.dirty = False
         self._seq += 1
         p = e.portfolio
-        metrics = p.metrics(overrides=e.overrides, rate=e.risk.rate, now=e.rate_now(),
-                            orders_this_bar=e.intents.orders_this_bar)
+        metrics = p.metrics(
+            overrides=e.overrides, rate=e.risk.rate, now=e.rate_now(), orders_this_bar=e.intents.orders_this_bar
+        )
         overrides = {
-            s: OverrideRow(s, o.mode.value if o.mode else None, o.max_position_usd, o.max_position_pct,
-                           o.size_multiplier, o.side.value if o.side else None)
+            s: OverrideRow(
+                s,
+                o.mode.value if o.mode else None,
+                o.max_position_usd,
+                o.max_position_pct,
+                o.size_multiplier,
+                o.side.value if o.side else None,
+            )
             for s, o in e.overrides.items()
         }
         orders = self._order_rows()
@@ -126,27 +134,51 @@ class Publisher:
                 del rows[key]
             for vid, v in e.external.items():
                 rows[f"ext:{vid}"] = OrderRow(
-                    client_order_id=v.client_order_id, venue_order_id=v.id, symbol=v.symbol, side=v.side,
-                    qty=v.qty or Decimal(0), filled_qty=v.filled_qty, filled_avg_price=v.filled_avg_price,
-                    limit_price=v.limit_price, order_type=v.order_type, status=v.status,
-                    submitted_at=v.submitted_at, external=True,
+                    client_order_id=v.client_order_id,
+                    venue_order_id=v.id,
+                    symbol=v.symbol,
+                    side=v.side,
+                    qty=v.qty or Decimal(0),
+                    filled_qty=v.filled_qty,
+                    filled_avg_price=v.filled_avg_price,
+                    limit_price=v.limit_price,
+                    order_type=v.order_type,
+                    status=v.status,
+                    submitted_at=v.submitted_at,
+                    external=True,
                 )
         self._rows_orders = rows
         return rows
 
     def _order_row(self, rows: dict[str, OrderRow], cid: str) -> None:
         o = self.e.book.get(cid)
-        if o is None or o.external or o.status.is_final or o.status in (OrderStatus.CREATED, OrderStatus.AWAITING_APPROVAL):
+        if (
+            o is None
+            or o.external
+            or o.status.is_final
+            or o.status in (OrderStatus.CREATED, OrderStatus.AWAITING_APPROVAL)
+        ):
             rows.pop(cid, None)
             return
         old = rows.get(cid)
-        if (old is not None and old.status == o.status.value and old.filled_qty == o.filled_qty
-                and old.venue_order_id == o.venue_order_id):
+        if (
+            old is not None
+            and old.status == o.status.value
+            and old.filled_qty == o.filled_qty
+            and old.venue_order_id == o.venue_order_id
+        ):
             return
         rows[cid] = OrderRow(
-            client_order_id=o.client_order_id, venue_order_id=o.venue_order_id, symbol=o.symbol,
-            side=o.side.value, qty=o.qty, filled_qty=o.filled_qty, filled_avg_price=o.filled_avg_price,
-            limit_price=o.limit_price, order_type=o.order_type.value, status=o.status.value,
+            client_order_id=o.client_order_id,
+            venue_order_id=o.venue_order_id,
+            symbol=o.symbol,
+            side=o.side.value,
+            qty=o.qty,
+            filled_qty=o.filled_qty,
+            filled_avg_price=o.filled_avg_price,
+            limit_price=o.limit_price,
+            order_type=o.order_type.value,
+            status=o.status.value,
             submitted_at=o.submitted_at,
         )
 
@@ -160,9 +192,16 @@ class Publisher:
                 continue
             price = o.limit_price or o.decision_price or Decimal(0)
             rows[o.client_order_id] = IntentRow(
-                intent_id=o.client_order_id, symbol=o.symbol, side=o.side.value, qty=o.qty,
-                limit_price=o.limit_price, notional=(price * o.qty).quantize(_CENT), signal=o.signal,
-                verdict="ok", verdict_detail="passed the pre-trade checks", expires_at=o.expires_at,
+                intent_id=o.client_order_id,
+                symbol=o.symbol,
+                side=o.side.value,
+                qty=o.qty,
+                limit_price=o.limit_price,
+                notional=(price * o.qty).quantize(_CENT),
+                signal=o.signal,
+                verdict="ok",
+                verdict_detail="passed the pre-trade checks",
+                expires_at=o.expires_at,
                 reason=o.reason or "signal",
             )
         self._rows_intents = rows
@@ -175,15 +214,25 @@ class Publisher:
         for pr in metrics.positions:
             override = pr.symbol in overrides
             old = cache.get(pr.symbol)
-            if (old is not None and old.qty == pr.qty and old.last_price == pr.mark
-                    and old.avg_entry_price == pr.avg_entry_price and old.override == override):
+            if (
+                old is not None
+                and old.qty == pr.qty
+                and old.last_price == pr.mark
+                and old.avg_entry_price == pr.avg_entry_price
+                and old.override == override
+            ):
                 rows[pr.symbol] = old
                 continue
             rows[pr.symbol] = PositionRow(
-                symbol=pr.symbol, qty=pr.qty, avg_entry_price=pr.avg_entry_price.quantize(Decimal("0.0001")),
-                last_price=pr.mark, market_value=pr.market_value.quantize(_CENT),
-                unrealized_pl=pr.unrealized_pl.quantize(_CENT), share_of_equity=float(pr.share_of_equity),
-                stop_price=pr.stop_price.quantize(_CENT) if pr.stop_price is not None else None, override=override,
+                symbol=pr.symbol,
+                qty=pr.qty,
+                avg_entry_price=pr.avg_entry_price.quantize(Decimal("0.0001")),
+                last_price=pr.mark,
+                market_value=pr.market_value.quantize(_CENT),
+                unrealized_pl=pr.unrealized_pl.quantize(_CENT),
+                share_of_equity=float(pr.share_of_equity),
+                stop_price=pr.stop_price.quantize(_CENT) if pr.stop_price is not None else None,
+                override=override,
             )
         self._rows_positions = rows
         return rows

@@ -7,7 +7,8 @@ working orders follow the book, so the two cannot drift."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.core.common import FAR_FUTURE, NY, config_hash, replace, trip_cause_of

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.broker.base import BrokerUnavailable, CancelOutcomeKind, SubmitOutcomeKind, SubmitRequest
@@ -57,12 +58,21 @@ class Submits:
 
     async def submit_task(self, order: Order) -> None:
         e = self.e
-        extended = (order.reason == "flatten" and order.order_type is OrderType.LIMIT
-                    and order.time_in_force is TimeInForce.DAY and not e.clock.market_open())
+        extended = (
+            order.reason == "flatten"
+            and order.order_type is OrderType.LIMIT
+            and order.time_in_force is TimeInForce.DAY
+            and not e.clock.market_open()
+        )
         req = SubmitRequest(
-            client_order_id=order.client_order_id, symbol=order.symbol, side=order.side, qty=order.qty,
-            order_type=order.order_type, time_in_force=order.time_in_force,
-            limit_price=order.limit_price, extended_hours=extended,
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=order.qty,
+            order_type=order.order_type,
+            time_in_force=order.time_in_force,
+            limit_price=order.limit_price,
+            extended_hours=extended,
         )
         t0 = time.perf_counter()
         outcome = await e.broker.submit(req)
@@ -80,22 +90,33 @@ class Submits:
         if out.kind is SubmitOutcomeKind.ACKED and out.order is not None:
             e.lifecycle.acked(order, out.order, "rest")
         elif out.kind is SubmitOutcomeKind.REJECTED:
-            if e.recorder.record(ev.SubmitRejected(client_order_id=cid, http_status=out.http_status,
-                                                   code=out.code, message=out.message)):
+            if e.recorder.record(
+                ev.SubmitRejected(client_order_id=cid, http_status=out.http_status, code=out.code, message=out.message)
+            ):
                 e.halt.check_kill_progress()
-            e.note("order", order.symbol, f"REJECTED by the venue: {order.side.value} {q(order.qty)} {order.symbol}: {out.message}")
+            e.note(
+                "order",
+                order.symbol,
+                f"REJECTED by the venue: {order.side.value} {q(order.qty)} {order.symbol}: {out.message}",
+            )
         elif out.http_status == 429:
             # Refused for the rate before anything happened at the venue: looked up
             # first, then sent again under the same client_order_id (the venue would
             # refuse a duplicate) once the limiter allows.
             e.recorder.record(ev.SubmitUnknown(client_order_id=cid, cause=f"rate limited (429): {out.message}"))
-            e.note("error", order.symbol, f"{cid} refused for the rate (429): "
-                                          "will look it up, then send it again under the same id")
+            e.note(
+                "error",
+                order.symbol,
+                f"{cid} refused for the rate (429): will look it up, then send it again under the same id",
+            )
             e.spawn(self._after_throttle(cid, self.throttled.get(cid, 0)), "after-429")
         else:
             e.recorder.record(ev.SubmitUnknown(client_order_id=cid, cause=out.message or "unknown"))
-            e.note("error", order.symbol, f"submit outcome unknown for {cid} ({out.message}): "
-                                          "looking it up by client_order_id, never resending")
+            e.note(
+                "error",
+                order.symbol,
+                f"submit outcome unknown for {cid} ({out.message}): looking it up by client_order_id, never resending",
+            )
             e.spawn(self.resolve_unknown(cid), "resolve")
 
     async def _after_throttle(self, cid: str, attempt: int) -> None:
@@ -118,14 +139,23 @@ class Submits:
         if order is None or order.status is not OrderStatus.UNKNOWN:
             return
         if e.state is TradingState.HALTED or attempt > 5:
-            why = "trading HALTED" if e.state is TradingState.HALTED else f"still rate limited after {attempt - 1} tries"
-            e.recorder.record(ev.SubmitRejected(client_order_id=cid, http_status=429,
-                                                message=f"not sent: refused for the rate, then {why}"))
+            why = (
+                "trading HALTED" if e.state is TradingState.HALTED else f"still rate limited after {attempt - 1} tries"
+            )
+            e.recorder.record(
+                ev.SubmitRejected(
+                    client_order_id=cid, http_status=429, message=f"not sent: refused for the rate, then {why}"
+                )
+            )
             e.note("order", order.symbol, f"{cid} not sent: refused for the rate (429), then {why}")
             return
         self.throttled[cid] = attempt
-        if not e.recorder.journal(ev.SubmitUnknown(client_order_id=cid, cause=f"sending again after 429 (try {attempt + 1}); "
-                                                                          "lookup: not at the venue"), durable=True):
+        if not e.recorder.journal(
+            ev.SubmitUnknown(
+                client_order_id=cid, cause=f"sending again after 429 (try {attempt + 1}); lookup: not at the venue"
+            ),
+            durable=True,
+        ):
             return
         e.spawn(self.submit_task(order), "resubmit")
 
@@ -167,8 +197,12 @@ class Submits:
         if item.order is not None:
             e.lifecycle.acked(order, item.order, "lookup")
         elif order.status in (OrderStatus.SUBMITTING, OrderStatus.UNKNOWN):
-            e.recorder.record(ev.SubmitRejected(client_order_id=order.client_order_id,
-                                                message="never reached the venue (lookup by client_order_id: not found)"))
+            e.recorder.record(
+                ev.SubmitRejected(
+                    client_order_id=order.client_order_id,
+                    message="never reached the venue (lookup by client_order_id: not found)",
+                )
+            )
             e.note("order", order.symbol, f"{order.client_order_id} never reached the venue (lookup: not found)")
 
     def on_in_flight_timer(self) -> None:
@@ -177,7 +211,11 @@ class Submits:
         limit = timedelta(seconds=e.settings.order_management.in_flight_query_after)
         now = e.clock.now()
         for o in e.open_orders():
-            if o.status in (OrderStatus.SUBMITTING, OrderStatus.UNKNOWN) and o.submitted_at and now - o.submitted_at > limit:
+            if (
+                o.status in (OrderStatus.SUBMITTING, OrderStatus.UNKNOWN)
+                and o.submitted_at
+                and now - o.submitted_at > limit
+            ):
                 e.spawn(self.resolve_unknown(o.client_order_id), "resolve-in-flight")
 
     # ---------------------------------------------------------------- cancels
@@ -210,7 +248,9 @@ class Submits:
         self.e.recorder.journal(ev.CancelRequested(client_order_id=item.client_order_id, cause=item.cause))
 
     def on_cancel_unknown(self, item: msg.CancelUnknown) -> None:
-        self.e.note("error", item.symbol, f"cancel of {item.client_order_id}: outcome unknown ({item.message}): asking again")
+        self.e.note(
+            "error", item.symbol, f"cancel of {item.client_order_id}: outcome unknown ({item.message}): asking again"
+        )
 
     def on_cancel_command(self, cmd: CancelOrder) -> CommandResult:
         e = self.e

@@ -8,11 +8,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from engine import events as ev
-from engine.broker.base import BrokerUnavailable, ConnectivityChanged, RateLimitChanged, VenueBar, VenueOrder, VenuePosition
+from engine.broker.base import (
+    BrokerUnavailable,
+    ConnectivityChanged,
+    RateLimitChanged,
+    VenueBar,
+    VenueOrder,
+    VenuePosition,
+)
 from engine.core import messages as msg
 from engine.core.common import EXTERNAL, replace
 from engine.model import OrderStatus, Position
@@ -47,7 +55,9 @@ class VenueSync:
             e.note("error", None, f"assets unavailable ({exc}): using the universe file's flags")
             return
         for sym, a in assets.items():
-            e.asset_flags[sym] = AssetFlags(a.shortable, a.easy_to_borrow, a.fractionable, a.tradable and a.status == "active")
+            e.asset_flags[sym] = AssetFlags(
+                a.shortable, a.easy_to_borrow, a.fractionable, a.tradable and a.status == "active"
+            )
 
     async def refresh_account(self, evaluate: bool = False) -> None:
         e = self.e
@@ -67,11 +77,20 @@ class VenueSync:
         e.portfolio.set_account(acct.cash, acct.equity, acct.last_equity, acct.buying_power)
         e.account_number = acct.account_number
         if item.evaluate:
-            e.recorder.journal(ev.AccountSnapshot(
-                account_number=acct.account_number, status=acct.status, cash=acct.cash, equity=acct.equity,
-                last_equity=acct.last_equity, buying_power=acct.buying_power,
-                long_market_value=acct.long_market_value, short_market_value=acct.short_market_value,
-                trading_blocked=acct.trading_blocked, shorting_enabled=acct.shorting_enabled))
+            e.recorder.journal(
+                ev.AccountSnapshot(
+                    account_number=acct.account_number,
+                    status=acct.status,
+                    cash=acct.cash,
+                    equity=acct.equity,
+                    last_equity=acct.last_equity,
+                    buying_power=acct.buying_power,
+                    long_market_value=acct.long_market_value,
+                    short_market_value=acct.short_market_value,
+                    trading_blocked=acct.trading_blocked,
+                    shorting_enabled=acct.shorting_enabled,
+                )
+            )
             e.publisher.pl_history.append(float(e.portfolio.daily_pnl))
             e.halt.check_daily_loss()
 
@@ -96,8 +115,11 @@ class VenueSync:
             diff = sorted(set(mine.items()) ^ set(theirs.items()))
             if diff and e.trading_ready:
                 e.note("info", None, f"positions re-synced from the venue ({len(diff)} difference(s))")
-        snapshot = [Position(symbol=p.symbol, qty=p.qty, avg_entry_price=p.avg_entry_price, last_price=p.current_price)
-                    for p in positions if p.qty != 0]
+        snapshot = [
+            Position(symbol=p.symbol, qty=p.qty, avg_entry_price=p.avg_entry_price, last_price=p.current_price)
+            for p in positions
+            if p.qty != 0
+        ]
         e.portfolio.replace_positions_from_broker(snapshot)
         if e.session_id:
             e.recorder.journal(ev.PositionsSnapshot(positions=snapshot))
@@ -139,9 +161,13 @@ class VenueSync:
             if getattr(e.connectivity, c.channel) == c.status and not c.reconnected:
                 return
             e.connectivity = replace(e.connectivity, **{c.channel: c.status}, detail=c.detail or e.connectivity.detail)
-        e.note("reconnect" if c.status == "up" else "error", None,
-               f"{c.channel.replace('_', ' ')} {c.status.upper()}" + (" (reconnected)" if c.reconnected else "")
-               + (f": {c.detail}" if c.detail else ""))
+        e.note(
+            "reconnect" if c.status == "up" else "error",
+            None,
+            f"{c.channel.replace('_', ' ')} {c.status.upper()}"
+            + (" (reconnected)" if c.reconnected else "")
+            + (f": {c.detail}" if c.detail else ""),
+        )
         if c.reconnected and c.channel == "trade_stream":
             e.spawn(self.reconcile("reconnect"), "reconcile-reconnect")
         if c.channel == "rest":
@@ -151,8 +177,11 @@ class VenueSync:
         e = self.e
         if item.limited != e.connectivity.rate_limited:
             e.connectivity = replace(e.connectivity, rate_limited=item.limited)
-            e.note("error" if item.limited else "info", None,
-                   "venue rate limit reached: requests held back" if item.limited else "rate limit cleared")
+            e.note(
+                "error" if item.limited else "info",
+                None,
+                "venue rate limit reached: requests held back" if item.limited else "rate limit cleared",
+            )
 
     # --------------------------------------------------------- reconciliation
 
@@ -198,7 +227,7 @@ class VenueSync:
         await self.reconcile("retry")
 
     def _oldest_open_time(self) -> datetime:
-        oldest = datetime.now(timezone.utc) - timedelta(days=1)
+        oldest = datetime.now(UTC) - timedelta(days=1)
         for o in self.e.open_orders():
             if o.created_at and o.created_at < oldest:
                 oldest = o.created_at
@@ -211,8 +240,14 @@ class VenueSync:
             if not item.done.done():
                 item.done.set_result(None)
 
-    def _apply(self, trigger: str, venue_orders: list[VenueOrder], positions: Sequence[VenuePosition],
-               lookups: dict[str, VenueOrder | None], unaccounted: list[str]) -> None:
+    def _apply(
+        self,
+        trigger: str,
+        venue_orders: list[VenueOrder],
+        positions: Sequence[VenuePosition],
+        lookups: dict[str, VenueOrder | None],
+        unaccounted: list[str],
+    ) -> None:
         e = self.e
         plan = plan_reconciliation(e.book.orders, e.open_orders(), venue_orders, e.external)
         now = e.clock.now()
@@ -237,12 +272,20 @@ class VenueSync:
                 continue
             e.submits.on_resolved(msg.Resolved(cid, found))
         self.apply_positions(positions)
-        e.recorder.journal(ev.ReconcileCompleted(
-            ok=not unaccounted, unaccounted=unaccounted, trigger=trigger,
-            counts={"venue_orders": len(venue_orders), "fills": len(plan.fills),
-                    "status_changes": len(plan.status_changes), "external": len(e.external),
-                    "looked_up": len(lookups)},
-        ))
+        e.recorder.journal(
+            ev.ReconcileCompleted(
+                ok=not unaccounted,
+                unaccounted=unaccounted,
+                trigger=trigger,
+                counts={
+                    "venue_orders": len(venue_orders),
+                    "fills": len(plan.fills),
+                    "status_changes": len(plan.status_changes),
+                    "external": len(e.external),
+                    "looked_up": len(lookups),
+                },
+            )
+        )
         e.connectivity = replace(e.connectivity, reconciling=False)
         if unaccounted:
             e.trading_ready = False
@@ -251,11 +294,19 @@ class VenueSync:
             e.spawn(self._retry(), "reconcile-retry")
         else:
             if not e.trading_ready:
-                e.note("info", None, f"reconciliation ({trigger}): {len(venue_orders)} venue order(s), "
-                                     f"{len(e.external)} external, {len(plan.fills)} missed fill(s) applied — trading ready")
+                e.note(
+                    "info",
+                    None,
+                    f"reconciliation ({trigger}): {len(venue_orders)} venue order(s), "
+                    f"{len(e.external)} external, {len(plan.fills)} missed fill(s) applied — trading ready",
+                )
             elif plan.fills or plan.status_changes:
-                e.note("info", None, f"reconciliation ({trigger}): {len(plan.fills)} missed fill(s), "
-                                     f"{len(plan.status_changes)} status change(s) applied")
+                e.note(
+                    "info",
+                    None,
+                    f"reconciliation ({trigger}): {len(plan.fills)} missed fill(s), "
+                    f"{len(plan.status_changes)} status change(s) applied",
+                )
             e.trading_ready = True
             e.not_ready_reason = ""
         e.halt.check_kill_progress()

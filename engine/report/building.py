@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ class Report:
     journal_path: str
     scope: str  # the session id, or "all"
     sessions: list[SessionReport]
-    generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def session_id(self) -> str:
@@ -180,7 +180,6 @@ class Report:
 def _count_by(rows: Iterable[dict[str, Any]], key: str) -> dict[str, int]:
     counts = Counter(str(r[key]) for r in rows)
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
 
 
 # ---- building -----------------------------------------------------------------------------
@@ -406,8 +405,15 @@ def _session_report(
         row = _order_row(order, sid, tr)
         rep.orders.append(row)
         if order.denial is not None:
-            rep.denials.append({"client_order_id": coid, "symbol": order.symbol, "side": order.side.value,
-                                "reason": order.denial.value, "detail": order.denial_detail})
+            rep.denials.append(
+                {
+                    "client_order_id": coid,
+                    "symbol": order.symbol,
+                    "side": order.side.value,
+                    "reason": order.denial.value,
+                    "detail": order.denial_detail,
+                }
+            )
         if tr is None or order.external:
             continue
         if tr.submit_ts is not None:
@@ -454,17 +460,32 @@ class _SessionReader:
             self.order_ids.append(coid)
 
     def _started(self, entry: JournalEntry, e: ev.SessionStarted) -> None:
-        self.rep.runs.append({"started": _iso(entry.ts), "resumed": e.resumed, "resume_reason": e.resume_reason or None,
-                              "config_changed": e.previous_config_hash is not None,
-                              "ended": None, "how": None})
+        self.rep.runs.append(
+            {
+                "started": _iso(entry.ts),
+                "resumed": e.resumed,
+                "resume_reason": e.resume_reason or None,
+                "config_changed": e.previous_config_hash is not None,
+                "ended": None,
+                "how": None,
+            }
+        )
 
     def _ended(self, entry: JournalEntry, e: ev.SessionEnded) -> None:
         runs, ts = self.rep.runs, _iso(entry.ts)
         if runs and runs[-1]["ended"] is None:
             runs[-1].update(ended=ts, how=e.how)
         else:
-            runs.append({"started": None, "resumed": None, "resume_reason": None,
-                         "config_changed": False, "ended": ts, "how": e.how})
+            runs.append(
+                {
+                    "started": None,
+                    "resumed": None,
+                    "resume_reason": None,
+                    "config_changed": False,
+                    "ended": ts,
+                    "how": e.how,
+                }
+            )
 
     def _approval_requested(self, entry: JournalEntry, e: ev.ApprovalRequested) -> None:
         self.rep.approvals["requested"] += 1
@@ -479,8 +500,15 @@ class _SessionReader:
         self.rep.approvals["expired"] += 1
 
     def _venue_rejected(self, entry: JournalEntry, e: ev.SubmitRejected) -> None:
-        self.rep.venue_rejections.append({"ts": _iso(entry.ts), "client_order_id": e.client_order_id,
-                                          "http_status": e.http_status, "code": e.code, "message": e.message})
+        self.rep.venue_rejections.append(
+            {
+                "ts": _iso(entry.ts),
+                "client_order_id": e.client_order_id,
+                "http_status": e.http_status,
+                "code": e.code,
+                "message": e.message,
+            }
+        )
 
     def _submit_unknown(self, entry: JournalEntry, e: ev.SubmitUnknown) -> None:
         self.rep.submit_unknown += 1
@@ -493,33 +521,68 @@ class _SessionReader:
             self.fills.append((entry, e))
 
     def _state_changed(self, entry: JournalEntry, e: ev.TradingStateChanged) -> None:
-        self.rep.state_changes.append({"ts": _iso(entry.ts), "seq": entry.seq, "state": e.state.value,
-                                       "previous": e.previous.value if e.previous else None, "cause": e.cause})
+        self.rep.state_changes.append(
+            {
+                "ts": _iso(entry.ts),
+                "seq": entry.seq,
+                "state": e.state.value,
+                "previous": e.previous.value if e.previous else None,
+                "cause": e.cause,
+            }
+        )
 
     def _kill_switch(self, entry: JournalEntry, e: ev.KillSwitch) -> None:
         if e.phase == "requested":
             self.kill_requested = entry.ts
-        self.rep.kill_switch.append({"ts": _iso(entry.ts), "seq": entry.seq, "phase": e.phase, "counts": dict(e.counts),
-                                     "detail": e.detail, "since_request_ms": _ms(self.kill_requested, entry.ts)})
+        self.rep.kill_switch.append(
+            {
+                "ts": _iso(entry.ts),
+                "seq": entry.seq,
+                "phase": e.phase,
+                "counts": dict(e.counts),
+                "detail": e.detail,
+                "since_request_ms": _ms(self.kill_requested, entry.ts),
+            }
+        )
 
     def _dropped(self, entry: JournalEntry, e: ev.SignalDropped) -> None:
-        self.rep.dropped.append({"ts": _iso(entry.ts), "symbol": e.symbol, "code": _reason_code(e.reason),
-                                 "reason": e.reason, "line": e.line})
+        self.rep.dropped.append(
+            {
+                "ts": _iso(entry.ts),
+                "symbol": e.symbol,
+                "code": _reason_code(e.reason),
+                "reason": e.reason,
+                "line": e.line,
+            }
+        )
 
     def _batch(self, entry: JournalEntry, e: ev.BatchProcessed) -> None:
         self.rep.batches += 1
 
     def _account(self, entry: JournalEntry, e: ev.AccountSnapshot) -> None:
-        self.rep.account = {"ts": _iso(entry.ts), "source": "AccountSnapshot", "equity": _dec(e.equity),
-                            "last_equity": _dec(e.last_equity), "day_pl": _derived(e.equity - e.last_equity),
-                            "cash": _dec(e.cash), "buying_power": _dec(e.buying_power)}
+        self.rep.account = {
+            "ts": _iso(entry.ts),
+            "source": "AccountSnapshot",
+            "equity": _dec(e.equity),
+            "last_equity": _dec(e.last_equity),
+            "day_pl": _derived(e.equity - e.last_equity),
+            "cash": _dec(e.cash),
+            "buying_power": _dec(e.buying_power),
+        }
 
     def _positions(self, entry: JournalEntry, e: ev.PositionsSnapshot) -> None:
         self.snapshots.append((entry, e))
 
     def _reconciled(self, entry: JournalEntry, e: ev.ReconcileCompleted) -> None:
-        self.rep.reconciliations.append({"ts": _iso(entry.ts), "ok": e.ok, "trigger": e.trigger,
-                                         "unaccounted": list(e.unaccounted), "counts": dict(e.counts)})
+        self.rep.reconciliations.append(
+            {
+                "ts": _iso(entry.ts),
+                "ok": e.ok,
+                "trigger": e.trigger,
+                "unaccounted": list(e.unaccounted),
+                "counts": dict(e.counts),
+            }
+        )
 
     # One handler per event type (events are final classes: the exact type decides).
     HANDLERS: dict[type, Callable[[_SessionReader, JournalEntry, Any], None]] = {

@@ -19,19 +19,27 @@ from engine.report.renderers import render
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`execdesk report` options."""
     parser.add_argument(
-        "--journal", metavar="PATH", default=None,
+        "--journal",
+        metavar="PATH",
+        default=None,
         help="journal file (default: session.journal_path of the configuration)",
     )
     parser.add_argument(
-        "--format", choices=FORMATS, default="text",
+        "--format",
+        choices=FORMATS,
+        default="text",
         help="text (default, for a terminal), md (Markdown), csv (one table, see --table) or json (one object)",
     )
     parser.add_argument(
-        "--session", metavar="ID|all", default=None,
+        "--session",
+        metavar="ID|all",
+        default=None,
         help="the session to report: a session id, 'latest' (default) or 'all'",
     )
     parser.add_argument(
-        "--table", choices=CSV_TABLES, default="orders",
+        "--table",
+        choices=CSV_TABLES,
+        default="orders",
         help="with --format csv: which table to print, orders (default) or fills",
     )
 
@@ -90,4 +98,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-c", "--config", metavar="PATH", default=None)
     add_arguments(parser)
     return run(parser.parse_args(argv))
-

@@ -74,7 +74,6 @@ FILL_COLUMNS = (
 )
 
 
-
 class ReportError(ExecdeskError):
     """The report cannot be built: no such journal, no such session, unreadable file."""
 
@@ -112,7 +111,6 @@ def _ms(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds() * 1000.0, 3)
 
 
-
 def percentile(values: Sequence[float], p: float) -> float | None:
     """Nearest-rank percentile: the smallest value with at least p% of the
     values at or below it. None for no values."""
@@ -132,9 +130,7 @@ def latency_stats(values: Sequence[float]) -> dict[str, Any]:
 
 
 def _reason_code(reason: str) -> str:
-    """"CODE: detail" -> "CODE" (the whole text when there is no code)."""
+    """ "CODE: detail" -> "CODE" (the whole text when there is no code)."""
     code, sep, _ = reason.partition(":")
     code = code.strip()
     return code if sep and code else reason.strip() or "UNSPECIFIED"
-
-

@@ -31,7 +31,6 @@ def _bps(side: Side, price: Decimal, decision: Decimal | None) -> Decimal | None
     return _q(side.sign * (price - decision) / decision * _BPS, _BPS_PLACES)
 
 
-
 def _fill_rate(orders: list[dict[str, Any]], submitted: set[str]) -> dict[str, Any]:
     """Over this engine's orders that were sent to the venue (submitted: the
     client_order_ids a SubmitSent was journaled for): filled qty / submitted qty,
@@ -58,8 +57,15 @@ def _slippage_summary(fills: list[dict[str, Any]]) -> dict[str, Any]:
     and worst fill, and the cost in money (positive = paid)."""
     rows = [f for f in fills if f["slippage_bps"] is not None]
     if not rows:
-        return {"fills": 0, "fills_without_decision_price": len(fills), "weighted_bps": None,
-                "mean_bps": None, "best_bps": None, "worst_bps": None, "cost": "0"}
+        return {
+            "fills": 0,
+            "fills_without_decision_price": len(fills),
+            "weighted_bps": None,
+            "mean_bps": None,
+            "best_bps": None,
+            "worst_bps": None,
+            "cost": "0",
+        }
     cost = sum((Decimal(f["slippage_cost"]) for f in rows), Decimal(0))
     notional = sum((Decimal(f["decision_price"]) * Decimal(f["qty"]) for f in rows), Decimal(0))
     bps = [Decimal(f["slippage_bps"]) for f in rows]
@@ -146,23 +152,25 @@ def _fills_and_pnl(
         prev = marks.get(f.symbol)
         if prev is None or prev[0] < entry.seq:
             marks[f.symbol] = (entry.seq, f.price, "last_fill")
-        rows.append({
-            "session_id": sid,
-            "execution_id": f.execution_id,
-            "client_order_id": f.client_order_id,
-            "symbol": f.symbol,
-            "side": f.side.value,
-            "qty": _dec(f.qty),
-            "price": _dec(f.price),
-            "ts": _iso(f.ts),
-            "journaled_at": _iso(entry.ts),
-            "journal_seq": entry.seq,
-            "order_status": e.status.value if e.status is not None else None,
-            "decision_price": _dec(decision),
-            "slippage_bps": _derived(bps),
-            "slippage_cost": _derived(cost),
-            "realized_pl": _derived(realized),
-        })
+        rows.append(
+            {
+                "session_id": sid,
+                "execution_id": f.execution_id,
+                "client_order_id": f.client_order_id,
+                "symbol": f.symbol,
+                "side": f.side.value,
+                "qty": _dec(f.qty),
+                "price": _dec(f.price),
+                "ts": _iso(f.ts),
+                "journaled_at": _iso(entry.ts),
+                "journal_seq": entry.seq,
+                "order_status": e.status.value if e.status is not None else None,
+                "decision_price": _dec(decision),
+                "slippage_bps": _derived(bps),
+                "slippage_cost": _derived(cost),
+                "realized_pl": _derived(realized),
+            }
+        )
 
     last_fill_seq = fills[-1][0].seq if fills else 0
     broker_final = None
@@ -188,17 +196,19 @@ def _fills_and_pnl(
                 unmarked.append(symbol)
         broker = broker_final.get(symbol) if broker_final is not None else None
         broker_qty = (broker.qty if broker is not None else Decimal(0)) if broker_final is not None else None
-        pos_rows.append({
-            "symbol": symbol,
-            "qty": _derived(pos.qty),
-            "avg_entry_price": _derived(pos.avg_entry_price) if pos.qty != 0 else None,
-            "mark_price": _dec(mark[1]) if mark is not None and pos.qty != 0 else None,
-            "mark_source": mark[2] if mark is not None and pos.qty != 0 else None,
-            "unrealized_pl": _derived(unrealized),
-            "realized_pl": _derived(realized),
-            "broker_qty": _derived(broker_qty),
-            "matches_broker": None if broker_qty is None else broker_qty == pos.qty,
-        })
+        pos_rows.append(
+            {
+                "symbol": symbol,
+                "qty": _derived(pos.qty),
+                "avg_entry_price": _derived(pos.avg_entry_price) if pos.qty != 0 else None,
+                "mark_price": _dec(mark[1]) if mark is not None and pos.qty != 0 else None,
+                "mark_source": mark[2] if mark is not None and pos.qty != 0 else None,
+                "unrealized_pl": _derived(unrealized),
+                "realized_pl": _derived(realized),
+                "broker_qty": _derived(broker_qty),
+                "matches_broker": None if broker_qty is None else broker_qty == pos.qty,
+            }
+        )
     if not sources:
         source = "none (no open position)" if not unmarked else "none (no price in the journal)"
     elif len(sources) == 1:
@@ -217,10 +227,9 @@ def _fills_and_pnl(
         "positions": pos_rows,
     }
     if broker_final is not None:  # the broker's word is the closing position
-        closing = {sym: Position(symbol=sym, qty=p.qty, avg_entry_price=p.avg_entry_price)
-                   for sym, p in broker_final.items()}
+        closing = {
+            sym: Position(symbol=sym, qty=p.qty, avg_entry_price=p.avg_entry_price) for sym, p in broker_final.items()
+        }
     else:
         closing = {sym: p for sym, p in positions.items() if p.qty != 0}
     return rows, pnl, _Carry(sid, closing, marks)
-
-

@@ -52,7 +52,5 @@ class _SourceBase:
         """Sleep, but wake at once on aclose()."""
         try:
             await asyncio.wait_for(self._closing.wait(), timeout=seconds)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             pass
-
-

@@ -8,7 +8,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from engine.signals.types import DropReason
@@ -98,8 +98,7 @@ def _parse_ts(raw: Any) -> tuple[datetime | None, str]:
         return None, f"ts {_shown(raw)} is not an ISO 8601 timestamp"
     if ts.tzinfo is None or ts.utcoffset() is None:
         return None, f"ts {_shown(raw)} has no timezone (write Z or +00:00)"
-    return ts.astimezone(timezone.utc), ""
-
+    return ts.astimezone(UTC), ""
 
 
 @dataclass
@@ -113,13 +112,12 @@ def _not_acted_on(count: int) -> str:
     return f"{count} signal{'s' if count != 1 else ''} not acted on"
 
 
-
 def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 # --------------------------------------------------------------------------- lines
@@ -198,10 +196,8 @@ def _decode_line(raw: bytes, line_no: int) -> tuple[str | None, str]:
         return None, f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
 
 
-
 def _blank(raw: bytes | _TooLong) -> bool:
     return isinstance(raw, bytes) and not raw.strip()
-
 
 
 # --------------------------------------------------------------------------- JSON
@@ -259,24 +255,32 @@ def _read_jsonl_line(text: str, line_no: int, where: str) -> _LineVerdict:
     try:
         doc = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
-        return _LineVerdict(reason=DropReason.MALFORMED_LINE, detail=f"{where}: not JSON: {exc.msg} at column {exc.colno}")
+        return _LineVerdict(
+            reason=DropReason.MALFORMED_LINE, detail=f"{where}: not JSON: {exc.msg} at column {exc.colno}"
+        )
     except (RecursionError, ValueError) as exc:
         return _LineVerdict(reason=DropReason.MALFORMED_LINE, detail=f"{where}: not JSON: {type(exc).__name__}")
     if not isinstance(doc, _Pairs):
-        return _LineVerdict(reason=DropReason.MALFORMED_LINE, detail=f"{where}: expected a JSON object {{\"ts\": ..., \"signals\": {{...}}}}, found {_json_type(doc)}")
+        return _LineVerdict(
+            reason=DropReason.MALFORMED_LINE,
+            detail=f'{where}: expected a JSON object {{"ts": ..., "signals": {{...}}}}, found {_json_type(doc)}',
+        )
     keys = doc.keys_seen()
     twice = [k for k in ("ts", "signals") if keys.get(k, 0) > 1]
     if twice:
-        return _LineVerdict(reason=DropReason.MALFORMED_LINE, detail=f"{where}: key {twice[0]!r} appears {keys[twice[0]]} times")
+        return _LineVerdict(
+            reason=DropReason.MALFORMED_LINE, detail=f"{where}: key {twice[0]!r} appears {keys[twice[0]]} times"
+        )
     fields = dict(doc)
     if "signals" not in fields:
-        return _LineVerdict(reason=DropReason.MALFORMED_LINE, detail=f"{where}: no \"signals\" object")
+        return _LineVerdict(reason=DropReason.MALFORMED_LINE, detail=f'{where}: no "signals" object')
     signals = fields["signals"]
     if not isinstance(signals, _Pairs):
-        return _LineVerdict(reason=DropReason.MALFORMED_LINE, detail=f"{where}: \"signals\" must be an object {{symbol: number}}, found {_shown(signals)}")
+        return _LineVerdict(
+            reason=DropReason.MALFORMED_LINE,
+            detail=f'{where}: "signals" must be an object {{symbol: number}}, found {_shown(signals)}',
+        )
     ts, why = _parse_ts(fields.get("ts", _NO_TS))
     if ts is None:
         return _LineVerdict(reason=DropReason.BAD_TIMESTAMP, detail=f"{where}: {why}; {_not_acted_on(len(signals))}")
     return _LineVerdict(ts=ts, entries=tuple(_Entry(k, v, line_no) for k, v in signals))
-
-

@@ -21,7 +21,9 @@ def open_source(settings: Settings, *, known_symbols: frozenset[str], stdin: Any
     if cfg.kind == "demo":
         return DemoSource(known_symbols=known, max_age=cfg.max_age)
     if cfg.kind == "callable":
-        return CallableSource(load_callable(cfg.callable), known_symbols=known, max_age=cfg.max_age, name=f"callable:{cfg.callable}")
+        return CallableSource(
+            load_callable(cfg.callable), known_symbols=known, max_age=cfg.max_age, name=f"callable:{cfg.callable}"
+        )
     if cfg.kind == "jsonl" and cfg.path == "-":
         return JsonlStreamSource(stdin if stdin is not None else sys.stdin, known_symbols=known, max_age=cfg.max_age)
     if cfg.kind == "jsonl":

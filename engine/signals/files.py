@@ -57,15 +57,37 @@ class _JsonlLines(_SourceBase):
         line_no, raw = tail
         where = f"{self.name}:{line_no}"
         if isinstance(raw, _TooLong):
-            return [self._judge.reject(market, DropReason.LINE_TOO_LONG, f"{where}: line of {raw.size} bytes (limit {MAX_LINE_BYTES}), unfinished at close", origin=where, line=line_no)]
+            return [
+                self._judge.reject(
+                    market,
+                    DropReason.LINE_TOO_LONG,
+                    f"{where}: line of {raw.size} bytes (limit {MAX_LINE_BYTES}), unfinished at close",
+                    origin=where,
+                    line=line_no,
+                )
+            ]
         if _blank(raw):
             return []
-        return [self._judge.reject(market, DropReason.TRUNCATED_LINE, f"{where}: last line has no newline at close ({len(raw)} bytes: {_clip(raw.decode('utf-8', 'replace'), 40)!r})", origin=where, line=line_no)]
+        return [
+            self._judge.reject(
+                market,
+                DropReason.TRUNCATED_LINE,
+                f"{where}: last line has no newline at close ({len(raw)} bytes: {_clip(raw.decode('utf-8', 'replace'), 40)!r})",
+                origin=where,
+                line=line_no,
+            )
+        ]
 
     def _line_batch(self, market: MarketView, line_no: int, raw: bytes | _TooLong) -> SignalBatch:
         where = f"{self.name}:{line_no}"
         if isinstance(raw, _TooLong):
-            return self._judge.reject(market, DropReason.LINE_TOO_LONG, f"{where}: line of {raw.size} bytes skipped (limit {MAX_LINE_BYTES})", origin=where, line=line_no)
+            return self._judge.reject(
+                market,
+                DropReason.LINE_TOO_LONG,
+                f"{where}: line of {raw.size} bytes skipped (limit {MAX_LINE_BYTES})",
+                origin=where,
+                line=line_no,
+            )
         text, why = _decode_line(raw, line_no)
         if text is None:
             return self._judge.reject(market, DropReason.BINARY_GARBAGE, f"{where}: {why}", origin=where, line=line_no)
@@ -77,8 +99,12 @@ class _JsonlLines(_SourceBase):
 
 
 def _read_failed(judge: _Judge, market: MarketView, where: str, exc: BaseException) -> SignalBatch:
-    return judge.reject(market, DropReason.READ_ERROR, f"{where}: reading failed: {type(exc).__name__}: {_clip(str(exc))}; this source ends here", origin=where)
-
+    return judge.reject(
+        market,
+        DropReason.READ_ERROR,
+        f"{where}: reading failed: {type(exc).__name__}: {_clip(str(exc))}; this source ends here",
+        origin=where,
+    )
 
 
 class _FollowedFile:
@@ -139,7 +165,14 @@ class JsonlFileSource(_JsonlLines):
     """One batch per line of a JSONL file, read from its start and followed as it grows.
     Ends only after aclose(); a last line still without newline then is TRUNCATED_LINE."""
 
-    def __init__(self, path: str | os.PathLike[str], *, known_symbols: frozenset[str], max_age: float, poll_interval: float = POLL_INTERVAL):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        known_symbols: frozenset[str],
+        max_age: float,
+        poll_interval: float = POLL_INTERVAL,
+    ):
         super().__init__(known_symbols, max_age)
         self._file = _FollowedFile(_checked_path(os.fspath(path), "jsonl"))
         self.name = self._file.path.name
@@ -262,7 +295,15 @@ class CsvFileSource(_SourceBase):
 
     COLUMNS = ("ts", "symbol", "signal")
 
-    def __init__(self, path: str | os.PathLike[str], *, known_symbols: frozenset[str], max_age: float, poll_interval: float = POLL_INTERVAL, idle_flush: float = CSV_IDLE_FLUSH):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        known_symbols: frozenset[str],
+        max_age: float,
+        poll_interval: float = POLL_INTERVAL,
+        idle_flush: float = CSV_IDLE_FLUSH,
+    ):
         super().__init__(known_symbols, max_age)
         self._file = _FollowedFile(_checked_path(os.fspath(path), "csv"))
         self.name = self._file.path.name
@@ -319,9 +360,25 @@ class CsvFileSource(_SourceBase):
             n, raw = tail
             where = f"{self.name}:{n}"
             if isinstance(raw, _TooLong):
-                out.append(self._judge.reject(market, DropReason.LINE_TOO_LONG, f"{where}: line of {raw.size} bytes (limit {MAX_LINE_BYTES}), unfinished at close", origin=where, line=n))
+                out.append(
+                    self._judge.reject(
+                        market,
+                        DropReason.LINE_TOO_LONG,
+                        f"{where}: line of {raw.size} bytes (limit {MAX_LINE_BYTES}), unfinished at close",
+                        origin=where,
+                        line=n,
+                    )
+                )
             else:
-                out.append(self._judge.reject(market, DropReason.TRUNCATED_LINE, f"{where}: last row has no newline at close ({_clip(raw.decode('utf-8', 'replace'), 40)!r})", origin=where, line=n))
+                out.append(
+                    self._judge.reject(
+                        market,
+                        DropReason.TRUNCATED_LINE,
+                        f"{where}: last row has no newline at close ({_clip(raw.decode('utf-8', 'replace'), 40)!r})",
+                        origin=where,
+                        line=n,
+                    )
+                )
         if self._group is not None:
             out.append(self._flush(market))
         return out
@@ -332,14 +389,36 @@ class CsvFileSource(_SourceBase):
         span = f"{group.first_line}" if group.first_line == group.last_line else f"{group.first_line}-{group.last_line}"
         origin = f"{self.name}:{span}"
         if group.rows > MAX_CSV_GROUP_ROWS:
-            return self._judge.reject(market, DropReason.BATCH_TOO_LARGE, f"{origin}: {group.rows} rows for {_iso(group.ts)} (limit {MAX_CSV_GROUP_ROWS}); none acted on", origin=origin, ts=group.ts, line=group.first_line)
-        return self._judge.judge(market, group.ts, group.entries, origin=origin, where=f"{self.name}:{group.first_line}", line=group.first_line)
+            return self._judge.reject(
+                market,
+                DropReason.BATCH_TOO_LARGE,
+                f"{origin}: {group.rows} rows for {_iso(group.ts)} (limit {MAX_CSV_GROUP_ROWS}); none acted on",
+                origin=origin,
+                ts=group.ts,
+                line=group.first_line,
+            )
+        return self._judge.judge(
+            market,
+            group.ts,
+            group.entries,
+            origin=origin,
+            where=f"{self.name}:{group.first_line}",
+            line=group.first_line,
+        )
 
     def _row(self, market: MarketView, n: int, raw: bytes | _TooLong) -> list[SignalBatch]:
         where = f"{self.name}:{n}"
         reject = self._judge.reject
         if isinstance(raw, _TooLong):
-            return [reject(market, DropReason.LINE_TOO_LONG, f"{where}: line of {raw.size} bytes skipped (limit {MAX_LINE_BYTES})", origin=where, line=n)]
+            return [
+                reject(
+                    market,
+                    DropReason.LINE_TOO_LONG,
+                    f"{where}: line of {raw.size} bytes skipped (limit {MAX_LINE_BYTES})",
+                    origin=where,
+                    line=n,
+                )
+            ]
         if _blank(raw):
             return []
         text, why = _decode_line(raw, n)
@@ -352,11 +431,28 @@ class CsvFileSource(_SourceBase):
         if self._columns is None:
             return self._header(market, n, cells, where)
         if len(cells) != self._width:
-            return [reject(market, DropReason.MALFORMED_LINE, f"{where}: {len(cells)} fields, expected {self._width} ({','.join(self.COLUMNS)})", origin=where, line=n)]
+            return [
+                reject(
+                    market,
+                    DropReason.MALFORMED_LINE,
+                    f"{where}: {len(cells)} fields, expected {self._width} ({','.join(self.COLUMNS)})",
+                    origin=where,
+                    line=n,
+                )
+            ]
         ts_raw, symbol, value = (cells[i] for i in self._columns)
         ts, why = _parse_ts(ts_raw)
         if ts is None:
-            return [reject(market, DropReason.BAD_TIMESTAMP, f"{where}: {why}", origin=where, line=n, symbol=_clip(symbol) or None)]
+            return [
+                reject(
+                    market,
+                    DropReason.BAD_TIMESTAMP,
+                    f"{where}: {why}",
+                    origin=where,
+                    line=n,
+                    symbol=_clip(symbol) or None,
+                )
+            ]
         out = []
         if self._group is not None and self._group.ts != ts:
             out.append(self._flush(market))
@@ -376,6 +472,12 @@ class CsvFileSource(_SourceBase):
             self._width = len(names)
             return []
         self._columns, self._width = (0, 1, 2), 3
-        return [self._judge.reject(market, DropReason.BAD_HEADER, f"{where}: first row {_clip(','.join(cells), 60)!r} is not the header ts,symbol,signal; line skipped, columns taken as ts,symbol,signal", origin=where, line=n)]
-
-
+        return [
+            self._judge.reject(
+                market,
+                DropReason.BAD_HEADER,
+                f"{where}: first row {_clip(','.join(cells), 60)!r} is not the header ts,symbol,signal; line skipped, columns taken as ts,symbol,signal",
+                origin=where,
+                line=n,
+            )
+        ]

@@ -29,22 +29,28 @@ T = TypeVar("T")
 
 
 def load_callable(spec: str) -> Callable[..., Any]:
-    """"package.module:function" (or "package.module:Class.method") -> the callable.
+    """ "package.module:function" (or "package.module:Class.method") -> the callable.
     Raises SignalSourceError naming the spec when it cannot be imported."""
     module_name, sep, attr_path = spec.partition(":")
     if not sep or not module_name or not attr_path:
-        raise SignalSourceError(f"signals.callable {spec!r}: expected \"package.module:function\"", path=spec)
+        raise SignalSourceError(f'signals.callable {spec!r}: expected "package.module:function"', path=spec)
     try:
         target: Any = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is a startup error
-        raise SignalSourceError(f"signals.callable {spec!r}: cannot import module {module_name!r}: {type(exc).__name__}: {exc}", path=spec) from exc
+        raise SignalSourceError(
+            f"signals.callable {spec!r}: cannot import module {module_name!r}: {type(exc).__name__}: {exc}", path=spec
+        ) from exc
     for part in attr_path.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise SignalSourceError(f"signals.callable {spec!r}: module {module_name!r} has no attribute {attr_path!r}", path=spec) from None
+            raise SignalSourceError(
+                f"signals.callable {spec!r}: module {module_name!r} has no attribute {attr_path!r}", path=spec
+            ) from None
     if not callable(target):
-        raise SignalSourceError(f"signals.callable {spec!r}: {attr_path!r} is a {type(target).__name__}, not a function", path=spec)
+        raise SignalSourceError(
+            f"signals.callable {spec!r}: {attr_path!r} is a {type(target).__name__}, not a function", path=spec
+        )
     return target
 
 
@@ -76,10 +82,15 @@ class CallableSource(_EveryBar):
     thread (the engine stays responsive); an async one is awaited. Raising or returning
     something that is not a mapping drops the bar (CALLABLE_ERROR / BAD_RETURN)."""
 
-    def __init__(self, function: Callable[..., Any], *, known_symbols: frozenset[str], max_age: float, name: str | None = None):
+    def __init__(
+        self, function: Callable[..., Any], *, known_symbols: frozenset[str], max_age: float, name: str | None = None
+    ):
         super().__init__(known_symbols, max_age)
         self._function = function
-        self.name = name or f"callable:{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', repr(function))}"
+        self.name = (
+            name
+            or f"callable:{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', repr(function))}"
+        )
 
     async def _compute(self, market: MarketView, ts: datetime) -> SignalBatch:
         where = f"{self.name}@{_iso(ts)}"
@@ -94,13 +105,31 @@ class CallableSource(_EveryBar):
                 if inspect.isawaitable(result):
                     result = await result
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - a failing model drops its bar, never the engine
-            return self._judge.reject(market, DropReason.CALLABLE_ERROR, f"{where}: raised {type(exc).__name__}: {_clip(str(exc), 200)}", origin=self.name, ts=ts)
+            return self._judge.reject(
+                market,
+                DropReason.CALLABLE_ERROR,
+                f"{where}: raised {type(exc).__name__}: {_clip(str(exc), 200)}",
+                origin=self.name,
+                ts=ts,
+            )
         if not isinstance(result, Mapping):
-            return self._judge.reject(market, DropReason.BAD_RETURN, f"{where}: returned {_shown(result)} ({type(result).__name__}), expected a mapping {{symbol: signal}}", origin=self.name, ts=ts)
+            return self._judge.reject(
+                market,
+                DropReason.BAD_RETURN,
+                f"{where}: returned {_shown(result)} ({type(result).__name__}), expected a mapping {{symbol: signal}}",
+                origin=self.name,
+                ts=ts,
+            )
         try:
             entries = [_Entry(k, v, None) for k, v in result.items()]
         except Exception as exc:  # noqa: BLE001 - a junk mapping
-            return self._judge.reject(market, DropReason.BAD_RETURN, f"{where}: its mapping cannot be read: {type(exc).__name__}: {_clip(str(exc))}", origin=self.name, ts=ts)
+            return self._judge.reject(
+                market,
+                DropReason.BAD_RETURN,
+                f"{where}: its mapping cannot be read: {type(exc).__name__}: {_clip(str(exc))}",
+                origin=self.name,
+                ts=ts,
+            )
         return self._judge.judge(market, ts, entries, origin=self.name, where=where)
 
 
@@ -164,5 +193,3 @@ class DemoSource(_EveryBar):
         signals = demo_signals({s: market.bars(s, DEMO_LONG) for s in symbols})
         entries = [_Entry(s, v, None) for s, v in signals.items()]
         return self._judge.judge(market, ts, entries, origin="demo", where=f"demo@{_iso(ts)}")
-
-

@@ -120,4 +120,3 @@ class SignalSourceError(ExecdeskError):
     def __init__(self, message: str, *, path: str | None = None):
         super().__init__(message)
         self.path = path
-

@@ -50,10 +50,8 @@ def _classify(value: Any) -> tuple[float | None, DropReason | None]:
     return number, None
 
 
-
 def _drop(reason: DropReason, detail: str, symbol: str | None = None, line: int | None = None) -> DroppedSignal:
     return DroppedSignal(reason=reason.value, detail=detail, symbol=symbol, line=line)
-
 
 
 @dataclass
@@ -113,7 +111,14 @@ class _Judge:
         signals: dict[str, float] = {}
         dropped: list[DroppedSignal] = []
         for entry in unhashable:
-            dropped.append(_drop(DropReason.UNKNOWN_SYMBOL, f"{_where(where, entry)}: {_shown_symbol(entry.symbol)} is not a symbol", None, entry.line))
+            dropped.append(
+                _drop(
+                    DropReason.UNKNOWN_SYMBOL,
+                    f"{_where(where, entry)}: {_shown_symbol(entry.symbol)} is not a symbol",
+                    None,
+                    entry.line,
+                )
+            )
         for symbol, group in by_symbol.items():
             first = group[0]
             at = _where(where, first)
@@ -123,40 +128,74 @@ class _Judge:
                 hint = ""
                 if isinstance(symbol, str) and symbol.strip().upper() in self.known_symbols:
                     hint = f" (symbols are exact, upper case: {symbol.strip().upper()})"
-                dropped.append(_drop(DropReason.UNKNOWN_SYMBOL, f"{at}: unknown symbol {_shown_symbol(symbol)}{times}{hint}", _clip(name) if name else None, first.line))
+                dropped.append(
+                    _drop(
+                        DropReason.UNKNOWN_SYMBOL,
+                        f"{at}: unknown symbol {_shown_symbol(symbol)}{times}{hint}",
+                        _clip(name) if name else None,
+                        first.line,
+                    )
+                )
             elif symbol not in tradable:
-                dropped.append(_drop(DropReason.UNTRADABLE_SYMBOL, f"{at}: {symbol} is not tradable now{times}", symbol, first.line))
+                dropped.append(
+                    _drop(
+                        DropReason.UNTRADABLE_SYMBOL, f"{at}: {symbol} is not tradable now{times}", symbol, first.line
+                    )
+                )
             elif len(group) > 1:
                 seen = ", ".join(_shown(e.value) for e in group[:5]) + (", …" if len(group) > 5 else "")
                 lines = [str(e.line) for e in group[:5]]
                 where_all = f"{where.rsplit(':', 1)[0]}:{','.join(lines)}" if len(set(lines)) > 1 else at
-                dropped.append(_drop(DropReason.DUPLICATE_SYMBOL, f"{where_all}: {symbol} appears {len(group)} times in one batch ({seen}); none is used", symbol, first.line))
+                dropped.append(
+                    _drop(
+                        DropReason.DUPLICATE_SYMBOL,
+                        f"{where_all}: {symbol} appears {len(group)} times in one batch ({seen}); none is used",
+                        symbol,
+                        first.line,
+                    )
+                )
             else:
                 number, refused = _classify(first.value)
                 if refused is None:
                     signals[symbol] = number  # type: ignore[assignment]
                 else:
-                    dropped.append(_drop(refused, f"{at}: {symbol}: expected a number in [-1, 1], found {_shown(first.value)}", symbol, first.line))
+                    dropped.append(
+                        _drop(
+                            refused,
+                            f"{at}: {symbol}: expected a number in [-1, 1], found {_shown(first.value)}",
+                            symbol,
+                            first.line,
+                        )
+                    )
         return SignalBatch(ts=ts, signals=signals, dropped=_capped(dropped, where), origin=origin)
 
     def _refuse_ts(self, market: MarketView, ts: datetime, where: str, count: int) -> tuple[DropReason, str] | None:
         n = _not_acted_on(count)
         stamp = _iso(ts)
         if self.last_ts is not None and ts < self.last_ts:
-            return DropReason.OUT_OF_ORDER, f"{where}: ts {stamp} is older than the last batch {_iso(self.last_ts)}; {n}"
+            return (
+                DropReason.OUT_OF_ORDER,
+                f"{where}: ts {stamp} is older than the last batch {_iso(self.last_ts)}; {n}",
+            )
         if self.last_ts is not None and ts == self.last_ts:
             return DropReason.DUPLICATE_BATCH, f"{where}: a batch for {stamp} was already taken; {n}"
         now = _utc(market.now())
         age = (now - ts).total_seconds()
         if age > self.max_age:
-            return DropReason.STALE_BATCH, f"{where}: ts {stamp} is {age:.0f}s old at venue time {_iso(now)} (max_age {self.max_age:g}s); {n}"
+            return (
+                DropReason.STALE_BATCH,
+                f"{where}: ts {stamp} is {age:.0f}s old at venue time {_iso(now)} (max_age {self.max_age:g}s); {n}",
+            )
         if -age > self.max_age:
-            return DropReason.FUTURE_TIMESTAMP, f"{where}: ts {stamp} is {-age:.0f}s ahead of venue time {_iso(now)} (tolerance {self.max_age:g}s); {n}"
+            return (
+                DropReason.FUTURE_TIMESTAMP,
+                f"{where}: ts {stamp} is {-age:.0f}s ahead of venue time {_iso(now)} (tolerance {self.max_age:g}s); {n}",
+            )
         return None
 
 
 def _where(where: str, entry: _Entry) -> str:
-    """"file:12" for a CSV row's own line; the batch's place otherwise."""
+    """ "file:12" for a CSV row's own line; the batch's place otherwise."""
     if entry.line is not None and ":" in where and not where.endswith(f":{entry.line}"):
         return f"{where.rsplit(':', 1)[0]}:{entry.line}"
     return where
@@ -170,6 +209,4 @@ def _capped(dropped: list[DroppedSignal], where: str) -> tuple[DroppedSignal, ..
     for d in rest:
         by_reason[d.reason] = by_reason.get(d.reason, 0) + 1
     summary = ", ".join(f"{r}: {n}" for r, n in sorted(by_reason.items()))
-    return tuple(kept) + (_drop(DropReason.TOO_MANY_DROPS, f"{where}: {len(rest)} more entries dropped ({summary})"),)
-
-
+    return (*tuple(kept), _drop(DropReason.TOO_MANY_DROPS, f"{where}: {len(rest)} more entries dropped ({summary})"))

@@ -91,5 +91,13 @@ def load_universe(path: str | Path | None = None) -> dict[str, Asset]:
 
 def generic_asset(symbol: str, price: Decimal) -> Asset:
     """An asset for a symbol that appears only in a replay CSV."""
-    return Asset(symbol=symbol, name=symbol, exchange="NYSE", price=price, volatility=0.3,
-                 shortable=True, easy_to_borrow=True, fractionable=True)
+    return Asset(
+        symbol=symbol,
+        name=symbol,
+        exchange="NYSE",
+        price=price,
+        volatility=0.3,
+        shortable=True,
+        easy_to_borrow=True,
+        fractionable=True,
+    )

@@ -79,7 +79,7 @@ def is_trading_day(d: date) -> bool:
 
 
 def close_time(d: date) -> time:
-    if d.month == 7 and d.day == 3 or d.month == 12 and d.day == 24:
+    if (d.month == 7 and d.day == 3) or (d.month == 12 and d.day == 24):
         return EARLY_CLOSE_TIME
     if d == _nth_weekday(d.year, 11, 3, 4) + timedelta(days=1):
         return EARLY_CLOSE_TIME

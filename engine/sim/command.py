@@ -70,30 +70,54 @@ def _time(text: str):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: any free port)")
     parser.add_argument("--seed", type=int, default=42, help="seed of prices, fills and faults (default 42)")
-    parser.add_argument("--speed", type=_positive_float, default=1.0,
-                        help="venue seconds per real second (default 1.0)")
-    parser.add_argument("--bars-csv", metavar="PATH", default=None,
-                        help="replay minute bars (timestamp,symbol,open,high,low,close,volume)")
-    parser.add_argument("--universe", metavar="PATH", default=None,
-                        help="universe file (default config/universe.toml)")
-    parser.add_argument("--start-at", type=_time, default=None, metavar="TIME",
-                        help="venue start time, RFC 3339 (default: the most recent regular-session open)")
-    parser.add_argument("--frozen", action="store_true",
-                        help="the venue clock moves only through the drill API")
-    parser.add_argument("--partial-fill-prob", type=_probability, default=0.10,
-                        help="share of eligible fills that are partial (default 0.10)")
-    parser.add_argument("--margin-multiplier", type=_decimal, default=DEFAULT_MARGIN_MULTIPLIER,
-                        help="1 (cash), 2 (Reg T) or 4 (default, as a new Alpaca paper account)")
+    parser.add_argument(
+        "--speed", type=_positive_float, default=1.0, help="venue seconds per real second (default 1.0)"
+    )
+    parser.add_argument(
+        "--bars-csv",
+        metavar="PATH",
+        default=None,
+        help="replay minute bars (timestamp,symbol,open,high,low,close,volume)",
+    )
+    parser.add_argument("--universe", metavar="PATH", default=None, help="universe file (default config/universe.toml)")
+    parser.add_argument(
+        "--start-at",
+        type=_time,
+        default=None,
+        metavar="TIME",
+        help="venue start time, RFC 3339 (default: the most recent regular-session open)",
+    )
+    parser.add_argument("--frozen", action="store_true", help="the venue clock moves only through the drill API")
+    parser.add_argument(
+        "--partial-fill-prob",
+        type=_probability,
+        default=0.10,
+        help="share of eligible fills that are partial (default 0.10)",
+    )
+    parser.add_argument(
+        "--margin-multiplier",
+        type=_decimal,
+        default=DEFAULT_MARGIN_MULTIPLIER,
+        help="1 (cash), 2 (Reg T) or 4 (default, as a new Alpaca paper account)",
+    )
     parser.add_argument("--starting-cash", type=_decimal, default=Decimal(100000))
-    parser.add_argument("--rate-limit", type=int, default=200, metavar="N",
-                        help="requests per minute per key; 0 = off (default 200)")
-    parser.add_argument("--plan", choices=PLANS, default=DEFAULT_PLAN,
-                        help=f"market data plan: free (IEX, 30 stream symbols) or unlimited (SIP)"
-                             f" (default {DEFAULT_PLAN})")
-    parser.add_argument("--connection-hold", type=_non_negative_float, default=DEFAULT_CONNECTION_HOLD_SECONDS,
-                        metavar="SECONDS",
-                        help="how long a stream connection cut without a close holds its slot"
-                             f" (default {DEFAULT_CONNECTION_HOLD_SECONDS:g})")
+    parser.add_argument(
+        "--rate-limit", type=int, default=200, metavar="N", help="requests per minute per key; 0 = off (default 200)"
+    )
+    parser.add_argument(
+        "--plan",
+        choices=PLANS,
+        default=DEFAULT_PLAN,
+        help=f"market data plan: free (IEX, 30 stream symbols) or unlimited (SIP) (default {DEFAULT_PLAN})",
+    )
+    parser.add_argument(
+        "--connection-hold",
+        type=_non_negative_float,
+        default=DEFAULT_CONNECTION_HOLD_SECONDS,
+        metavar="SECONDS",
+        help="how long a stream connection cut without a close holds its slot"
+        f" (default {DEFAULT_CONNECTION_HOLD_SECONDS:g})",
+    )
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -101,11 +125,20 @@ async def _serve(args: argparse.Namespace, key_id: str, secret_key: str, show_se
     from .server import SimServer
 
     server = SimServer(
-        key_id=key_id, secret_key=secret_key, seed=args.seed, speed=args.speed,
-        universe_path=args.universe, bars_csv=args.bars_csv, partial_fill_prob=args.partial_fill_prob,
-        margin_multiplier=args.margin_multiplier, starting_cash=args.starting_cash,
-        rate_limit_per_minute=args.rate_limit or None, start_at=args.start_at, frozen_clock=args.frozen,
-        plan=args.plan, connection_hold_seconds=args.connection_hold,
+        key_id=key_id,
+        secret_key=secret_key,
+        seed=args.seed,
+        speed=args.speed,
+        universe_path=args.universe,
+        bars_csv=args.bars_csv,
+        partial_fill_prob=args.partial_fill_prob,
+        margin_multiplier=args.margin_multiplier,
+        starting_cash=args.starting_cash,
+        rate_limit_per_minute=args.rate_limit or None,
+        start_at=args.start_at,
+        frozen_clock=args.frozen,
+        plan=args.plan,
+        connection_hold_seconds=args.connection_hold,
     )
     port = await server.start(args.port)
     base = f"http://127.0.0.1:{port}"
@@ -119,8 +152,9 @@ async def _serve(args: argparse.Namespace, key_id: str, secret_key: str, show_se
     out.write(f"  key id         {key_id}\n")
     if show_secret:
         out.write(f"  secret key     {secret_key}   (generated for this run)\n")
-    out.write(f"  venue clock    {server.exchange.t.isoformat()} speed {args.speed}"
-              f"{' (frozen)' if args.frozen else ''}\n")
+    out.write(
+        f"  venue clock    {server.exchange.t.isoformat()} speed {args.speed}{' (frozen)' if args.frozen else ''}\n"
+    )
     out.write(f"READY {base}\n")
     out.flush()
     stop = asyncio.Event()
@@ -155,8 +189,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="execdesk sim",
-                                     description="Local Alpaca-compatible paper venue (REST, streams, drills).")
+    parser = argparse.ArgumentParser(
+        prog="execdesk sim", description="Local Alpaca-compatible paper venue (REST, streams, drills)."
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     return run(args)

@@ -4,8 +4,9 @@ stream drops, the venue clock, reset. Also called in-process by SimVenue."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -43,18 +44,29 @@ class DrillRoutes(StreamRoutes):
         t = v.t
         return {
             "venue": v.summary(),
-            "clock": {"timestamp": ts_ny(t), "is_open": v.market_open, "next_open": ts_ny(cal.next_open(t)),
-                      "next_close": ts_ny(cal.next_close(t)), "speed": self.clock.speed,
-                      "frozen": self.clock.frozen},
+            "clock": {
+                "timestamp": ts_ny(t),
+                "is_open": v.market_open,
+                "next_open": ts_ny(cal.next_open(t)),
+                "next_close": ts_ny(cal.next_close(t)),
+                "speed": self.clock.speed,
+                "frozen": self.clock.frozen,
+            },
             "faults": self.faults.to_json(),
             "plan": self.plan,
-            "streams": {"trade_clients": len(self.trade_clients), "data_clients": len(self.data_clients),
-                        "trade_connections": len(self.trade_sockets), "data_connections": len(self.data_sockets),
-                        "slots": self.slots.to_json()},
+            "streams": {
+                "trade_clients": len(self.trade_clients),
+                "data_clients": len(self.data_clients),
+                "trade_connections": len(self.trade_sockets),
+                "data_connections": len(self.data_sockets),
+                "slots": self.slots.to_json(),
+            },
             "requests_served": self.requests_served,
             "internal_errors": self.internal_errors,
-            "quotes": {s: {"bp": dec_str(m.quote.bp), "ap": dec_str(m.quote.ap), "last": dec_str(m.last_price)}
-                       for s, m in sorted(self.model.markets.items())},
+            "quotes": {
+                s: {"bp": dec_str(m.quote.bp), "ap": dec_str(m.quote.ap), "last": dec_str(m.last_price)}
+                for s, m in sorted(self.model.markets.items())
+            },
         }
 
     async def drill_state(self, request: web.Request) -> web.Response:
@@ -74,8 +86,7 @@ class DrillRoutes(StreamRoutes):
             raise unprocessable(str(exc)) from None
         self.exchange.pending_delay = self.faults.pending_ms / 1000.0
         if actions.get("drop_trade_stream") or actions.get("drop_data_stream"):
-            self.drop_streams(trade=bool(actions.get("drop_trade_stream")),
-                              data=bool(actions.get("drop_data_stream")))
+            self.drop_streams(trade=bool(actions.get("drop_trade_stream")), data=bool(actions.get("drop_data_stream")))
         return self.faults.to_json()
 
     async def drill_set_faults(self, request: web.Request) -> web.Response:
@@ -111,8 +122,7 @@ class DrillRoutes(StreamRoutes):
         unclean = body.get("unclean", False)
         if not isinstance(unclean, bool):
             raise unprocessable("unclean must be a boolean")
-        n = self.drop_streams(trade=bool(body.get("trade", True)), data=bool(body.get("data", False)),
-                              unclean=unclean)
+        n = self.drop_streams(trade=bool(body.get("trade", True)), data=bool(body.get("data", False)), unclean=unclean)
         return json_response({"dropped": n})
 
     def _check_symbols(self, symbols: Any) -> list[str] | None:
@@ -169,8 +179,7 @@ class DrillRoutes(StreamRoutes):
         body = await json_body(request)
         if not isinstance(body, dict):
             raise bad_request("request body format is invalid")
-        return json_response(self.set_price(body.get("symbol"), body.get("price"), body.get("bid"),
-                                             body.get("ask")))
+        return json_response(self.set_price(body.get("symbol"), body.get("price"), body.get("bid"), body.get("ask")))
 
     def shape_quotes(self, symbol: Any, shape: Any, width_pct: Any = None) -> dict:
         """Make the published quotes of a symbol poor, as IEX quotes can be: ``no_bid`` /

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 
 from . import calendar as cal
 from .assets import Asset
@@ -73,7 +74,8 @@ def check_price(d: Decimal, field: str) -> Decimal:
     limit = 2 if d >= 1 else 4
     if _decimals(d) > limit:
         raise unprocessable(
-            f"invalid {field} {dec_str(d)}. sub-penny increment does not fulfill minimum pricing criteria")
+            f"invalid {field} {dec_str(d)}. sub-penny increment does not fulfill minimum pricing criteria"
+        )
     return d
 
 
@@ -89,12 +91,46 @@ def _opt_bool(value: Any, field: str) -> bool:
 
 class Order:
     __slots__ = (
-        "id", "seq", "client_order_id", "asset", "symbol", "side", "type", "tif", "qty", "notional",
-        "limit_price", "stop_price", "trail_price", "trail_percent", "hwm", "extended_hours",
-        "status", "filled_qty", "filled_cost", "filled_notional", "created_at", "updated_at",
-        "submitted_at", "filled_at", "expired_at", "canceled_at", "failed_at", "replaced_at",
-        "replaced_by", "replaces", "expires_at", "session_date", "triggered", "position_intent",
-        "reserve_px", "reserve", "held", "pending_new", "replacement", "counted",
+        "asset",
+        "canceled_at",
+        "client_order_id",
+        "counted",
+        "created_at",
+        "expired_at",
+        "expires_at",
+        "extended_hours",
+        "failed_at",
+        "filled_at",
+        "filled_cost",
+        "filled_notional",
+        "filled_qty",
+        "held",
+        "hwm",
+        "id",
+        "limit_price",
+        "notional",
+        "pending_new",
+        "position_intent",
+        "qty",
+        "replaced_at",
+        "replaced_by",
+        "replacement",
+        "replaces",
+        "reserve",
+        "reserve_px",
+        "seq",
+        "session_date",
+        "side",
+        "status",
+        "stop_price",
+        "submitted_at",
+        "symbol",
+        "tif",
+        "trail_percent",
+        "trail_price",
+        "triggered",
+        "type",
+        "updated_at",
     )
 
     def __init__(self) -> None:
@@ -181,9 +217,18 @@ class Position:
 class Exchange:
     """The venue's one paper account: its orders, positions, cash and matching."""
 
-    def __init__(self, *, assets: dict[str, Asset], model: PriceModel, start: datetime, seed: int,
-                 key_id: str, partial_fill_prob: float = 0.10, margin_multiplier: Decimal = DEFAULT_MARGIN_MULTIPLIER,
-                 starting_cash: Decimal = Decimal(100000)) -> None:
+    def __init__(
+        self,
+        *,
+        assets: dict[str, Asset],
+        model: PriceModel,
+        start: datetime,
+        seed: int,
+        key_id: str,
+        partial_fill_prob: float = 0.10,
+        margin_multiplier: Decimal = DEFAULT_MARGIN_MULTIPLIER,
+        starting_cash: Decimal = Decimal(100000),
+    ) -> None:
         self.assets = assets
         self.assets_by_id = {a.id: a for a in assets.values()}
         self.model = model
@@ -436,8 +481,11 @@ class Exchange:
 
     # ------------------------------------------------------------------ lookups
     def asset(self, symbol_or_id: str) -> Asset:
-        a = self.assets.get(symbol_or_id) or self.assets.get(symbol_or_id.upper()) \
+        a = (
+            self.assets.get(symbol_or_id)
+            or self.assets.get(symbol_or_id.upper())
             or self.assets_by_id.get(symbol_or_id.lower())
+        )
         if a is None:
             raise not_found(f"asset not found for {symbol_or_id}")
         return a
@@ -553,9 +601,18 @@ class Exchange:
         if tif == "opg" and self._open:
             raise unprocessable("opg orders must be submitted before the market opens")
         return {
-            "asset": asset, "side": side, "type": otype, "tif": tif, "qty": qty, "notional": notional,
-            "limit_price": limit_price, "stop_price": stop_price, "trail_price": trail_price,
-            "trail_percent": trail_percent, "extended_hours": extended, "client_order_id": cid,
+            "asset": asset,
+            "side": side,
+            "type": otype,
+            "tif": tif,
+            "qty": qty,
+            "notional": notional,
+            "limit_price": limit_price,
+            "stop_price": stop_price,
+            "trail_price": trail_price,
+            "trail_percent": trail_percent,
+            "extended_hours": extended,
+            "client_order_id": cid,
             "fractional": fractional,
         }
 
@@ -575,11 +632,17 @@ class Exchange:
         sym, side = asset.symbol, f["side"]
         opposite = "sell" if side == "buy" else "buy"
         if self.side_count.get((sym, opposite)):
-            related = [o.id for o in self.open_by_symbol.get(sym, {}).values()
-                       if o.side == opposite and o.counted and o is not exclude]
+            related = [
+                o.id
+                for o in self.open_by_symbol.get(sym, {}).values()
+                if o.side == opposite and o.counted and o is not exclude
+            ]
             if related:
-                raise forbidden("potential wash trade detected. use complex orders",
-                                reject_reason="opposite side order exists", related_orders=related[:10])
+                raise forbidden(
+                    "potential wash trade detected. use complex orders",
+                    reject_reason="opposite side order exists",
+                    related_orders=related[:10],
+                )
         ref = self._ref_price(f)
         est_qty = f["qty"] if f["qty"] is not None else (f["notional"] / ref).quantize(QTY_QUANT, ROUND_DOWN)
         pos = self.positions.get(sym)
@@ -588,7 +651,7 @@ class Exchange:
         if exclude is not None and exclude.side == side:
             held_same -= exclude.held
         opening = True
-        if side == "sell" and pos_qty > 0 or side == "buy" and pos_qty < 0:
+        if (side == "sell" and pos_qty > 0) or (side == "buy" and pos_qty < 0):
             # reducing: may not exceed what is held by the position and not
             # already promised to other open orders (no flip in one order)
             available = abs(pos_qty) - held_same
@@ -596,8 +659,11 @@ class Exchange:
                 raise forbidden(
                     f"insufficient qty available for order (requested: {dec_str(est_qty)}, "
                     f"available: {dec_str(max(available, ZERO))})",
-                    symbol=sym, existing_qty=dec_str(abs(pos_qty)), held_for_orders=dec_str(held_same),
-                    available=dec_str(max(available, ZERO)))
+                    symbol=sym,
+                    existing_qty=dec_str(abs(pos_qty)),
+                    held_for_orders=dec_str(held_same),
+                    available=dec_str(max(available, ZERO)),
+                )
             opening = False
         elif side == "sell":
             if self.config["no_shorting"] or self.margin_multiplier <= 1:
@@ -619,8 +685,11 @@ class Exchange:
             if exclude is not None:
                 available_bp += exclude.reserve
             if cost > available_bp:
-                raise forbidden("insufficient buying power", buying_power=dec_str(max(available_bp, ZERO)),
-                                cost_basis=dec_str(cost.quantize(Decimal("0.01"))))
+                raise forbidden(
+                    "insufficient buying power",
+                    buying_power=dec_str(max(available_bp, ZERO)),
+                    cost_basis=dec_str(cost.quantize(Decimal("0.01"))),
+                )
             reserve = cost
         return reserve, est_qty, intent
 
@@ -768,7 +837,12 @@ class Exchange:
             return
         rem = o.remaining()
         qty = rem
-        if o.tif not in ("fok", "opg") and not force and self.partial_fill_prob > 0 and self.rng.random() < self.partial_fill_prob:
+        if (
+            o.tif not in ("fok", "opg")
+            and not force
+            and self.partial_fill_prob > 0
+            and self.rng.random() < self.partial_fill_prob
+        ):
             if rem == rem.to_integral_value():
                 if rem >= 2:
                     qty = Decimal(self.rng.randint(1, int(rem) - 1))
@@ -780,8 +854,9 @@ class Exchange:
         if o.tif == "ioc" and o.status == "partially_filled":
             self._finish(o, "canceled", self.t)
 
-    def _execute(self, o: Order, qty: Decimal, px: Decimal, notional: Decimal | None = None,
-                 final: bool = False) -> None:
+    def _execute(
+        self, o: Order, qty: Decimal, px: Decimal, notional: Decimal | None = None, final: bool = False
+    ) -> None:
         sym = o.symbol
         signed = qty if o.side == "buy" else -qty
         value = qty * px
@@ -828,8 +903,9 @@ class Exchange:
             self._unbook(o)
         elif o.status not in ("pending_cancel", "pending_replace"):
             o.status = "partially_filled"
-        self._emit("fill" if done else "partial_fill", o, price=dec_str(px), qty=dec_str(qty),
-                   position_qty=position_qty)
+        self._emit(
+            "fill" if done else "partial_fill", o, price=dec_str(px), qty=dec_str(qty), position_qty=position_qty
+        )
 
     def _finish(self, o: Order, status: str, t: datetime) -> None:
         o.status = status
@@ -900,7 +976,9 @@ class Exchange:
         if not any(body.get(k) is not None for k in known):
             raise unprocessable("nothing to replace: give qty, time_in_force, limit_price, stop_price or trail")
         fields = {
-            "symbol": o.symbol, "side": o.side, "type": o.type,
+            "symbol": o.symbol,
+            "side": o.side,
+            "type": o.type,
             "time_in_force": body.get("time_in_force") if body.get("time_in_force") is not None else o.tif,
             "qty": body.get("qty") if body.get("qty") is not None else dec_str(o.remaining()),
             "limit_price": body.get("limit_price") if body.get("limit_price") is not None else dec_str(o.limit_price),
@@ -963,8 +1041,15 @@ class Exchange:
         self._finish(o, "replaced", self.t)
         # recompute reservations now that the original released its own
         try:
-            f = {"asset": new.asset, "side": new.side, "qty": new.qty, "notional": None,
-                 "limit_price": new.limit_price, "stop_price": new.stop_price, "fractional": False}
+            f = {
+                "asset": new.asset,
+                "side": new.side,
+                "qty": new.qty,
+                "notional": None,
+                "limit_price": new.limit_price,
+                "stop_price": new.stop_price,
+                "fractional": False,
+            }
             reserve, held, _ = self._pre_trade(f)
         except VenueError:
             reserve, held = ZERO, new.qty or ZERO
@@ -976,8 +1061,11 @@ class Exchange:
 
     # ------------------------------------------------------------------ positions
     def get_position(self, symbol_or_id: str) -> Position:
-        a = self.assets.get(symbol_or_id) or self.assets.get(symbol_or_id.upper()) \
+        a = (
+            self.assets.get(symbol_or_id)
+            or self.assets.get(symbol_or_id.upper())
             or self.assets_by_id.get(symbol_or_id.lower())
+        )
         p = self.positions.get(a.symbol) if a else None
         if p is None:
             raise not_found("position does not exist")
@@ -993,9 +1081,12 @@ class Exchange:
             if n <= 0:
                 raise unprocessable("qty must be > 0")
             if n > total:
-                raise forbidden(f"insufficient qty available for order (requested: {dec_str(n)}, "
-                                f"available: {dec_str(total)})", symbol=p.asset.symbol,
-                                existing_qty=dec_str(total), available=dec_str(total))
+                raise forbidden(
+                    f"insufficient qty available for order (requested: {dec_str(n)}, available: {dec_str(total)})",
+                    symbol=p.asset.symbol,
+                    existing_qty=dec_str(total),
+                    available=dec_str(total),
+                )
         elif percentage is not None:
             pct = _to_decimal(percentage, "percentage")
             if not (0 < pct <= 100):
@@ -1009,10 +1100,15 @@ class Exchange:
                 raise unprocessable("percentage is too small to close any shares")
         else:
             n = total
-        return self.submit({
-            "symbol": p.asset.symbol, "qty": dec_str(n), "side": "sell" if p.qty > 0 else "buy",
-            "type": "market", "time_in_force": "day",
-        })
+        return self.submit(
+            {
+                "symbol": p.asset.symbol,
+                "qty": dec_str(n),
+                "side": "sell" if p.qty > 0 else "buy",
+                "type": "market",
+                "time_in_force": "day",
+            }
+        )
 
     def close_all(self, cancel_orders: bool) -> list[dict]:
         if cancel_orders:
@@ -1027,9 +1123,16 @@ class Exchange:
         return out
 
     # ------------------------------------------------------------------ listing
-    def list_orders(self, status: str = "open", limit: int = 50, after: datetime | None = None,
-                    until: datetime | None = None, direction: str = "desc", side: str | None = None,
-                    symbols: set[str] | None = None) -> list[dict]:
+    def list_orders(
+        self,
+        status: str = "open",
+        limit: int = 50,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        direction: str = "desc",
+        side: str | None = None,
+        symbols: set[str] | None = None,
+    ) -> list[dict]:
         if status == "open":
             if symbols is not None:
                 pool = [o for s in symbols for o in self.open_by_symbol.get(s, {}).values()]
@@ -1076,4 +1179,3 @@ class Exchange:
             "pending_delay": self.pending_delay,
             "partial_fill_prob": self.partial_fill_prob,
         }
-

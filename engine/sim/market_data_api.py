@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Callable
 
 from aiohttp import web
 
@@ -64,14 +64,30 @@ class MarketDataRoutes:
 
     @staticmethod
     def _q_json(m, q: Quote) -> dict:
-        return {"t": ts(from_ns(q.t)), "ax": "V", "ap": float(q.ap), "as": q.as_, "bx": "V",
-                "bp": float(q.bp), "bs": q.bs, "c": ["R"], "z": TAPE.get(m.asset.exchange, "C")}
+        return {
+            "t": ts(from_ns(q.t)),
+            "ax": "V",
+            "ap": float(q.ap),
+            "as": q.as_,
+            "bx": "V",
+            "bp": float(q.bp),
+            "bs": q.bs,
+            "c": ["R"],
+            "z": TAPE.get(m.asset.exchange, "C"),
+        }
 
     @staticmethod
     def _t_json(m, tr: tuple) -> dict:
         t_ns, p, s, i = tr
-        return {"t": ts(from_ns(t_ns)), "x": "V", "p": p, "s": s, "c": ["@"], "i": i,
-                "z": TAPE.get(m.asset.exchange, "C")}
+        return {
+            "t": ts(from_ns(t_ns)),
+            "x": "V",
+            "p": p,
+            "s": s,
+            "c": ["@"],
+            "i": i,
+            "z": TAPE.get(m.asset.exchange, "C"),
+        }
 
     @staticmethod
     def _b_json(b: Bar) -> dict:
@@ -155,7 +171,7 @@ class MarketDataRoutes:
             if sort == "desc":
                 series = [(s, list(reversed(items))) for s, items in series]
             flat = [(s, it) for s, items in series for it in items]
-            page = flat[offset:offset + limit]
+            page = flat[offset : offset + limit]
             out: dict[str, list] = {}
             for s, it in page:
                 out.setdefault(s, []).append(it)
@@ -163,13 +179,20 @@ class MarketDataRoutes:
             if offset + limit < len(flat):
                 token = base64.urlsafe_b64encode(str(offset + limit).encode()).decode()
             if single:
-                return json_response({"symbol": syms[0] if syms else request.match_info["symbol"].upper(),
-                                       kind: out.get(syms[0], []) if syms else [], "next_page_token": token})
+                return json_response(
+                    {
+                        "symbol": syms[0] if syms else request.match_info["symbol"].upper(),
+                        kind: out.get(syms[0], []) if syms else [],
+                        "next_page_token": token,
+                    }
+                )
             return json_response({kind: out, "next_page_token": token})
+
         return handler
 
     def _latest_handler(self, kind: str, single: bool = False) -> Callable:
         key = kind
+
         async def handler(request: web.Request) -> web.Response:
             syms = self._symbols(request, single)
             self._check_feed(request)
@@ -187,6 +210,7 @@ class MarketDataRoutes:
                     raise VenueError(404, CODE_NOT_FOUND, "symbol not found")
                 return json_response({"symbol": syms[0], key[:-1]: out[syms[0]]})
             return json_response({key: out})
+
         return handler
 
     def _snapshot(self, sym: str) -> dict:

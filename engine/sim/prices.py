@@ -141,10 +141,24 @@ def _symbol_seed(seed: int, symbol: str) -> int:
 def load_bars_csv(path: str | Path) -> dict[str, dict[int, tuple[float, float, float, float, int]]]:
     """Read minute bars: columns timestamp,symbol,open,high,low,close,volume (aliases t,S,o,h,l,c,v)."""
     aliases = {
-        "timestamp": "t", "time": "t", "t": "t", "date": "t", "datetime": "t",
-        "symbol": "S", "s": "S", "ticker": "S",
-        "open": "o", "o": "o", "high": "h", "h": "h", "low": "l", "l": "l",
-        "close": "c", "c": "c", "volume": "v", "v": "v",
+        "timestamp": "t",
+        "time": "t",
+        "t": "t",
+        "date": "t",
+        "datetime": "t",
+        "symbol": "S",
+        "s": "S",
+        "ticker": "S",
+        "open": "o",
+        "o": "o",
+        "high": "h",
+        "h": "h",
+        "low": "l",
+        "l": "l",
+        "close": "c",
+        "c": "c",
+        "volume": "v",
+        "v": "v",
     }
     out: dict[str, dict[int, tuple[float, float, float, float, int]]] = {}
     with open(path, newline="") as fh:
@@ -181,8 +195,14 @@ def load_bars_csv(path: str | Path) -> dict[str, dict[int, tuple[float, float, f
 
 
 class PriceModel:
-    def __init__(self, assets: dict[str, Asset], seed: int, start: datetime,
-                 replay: dict[str, dict[int, tuple]] | None = None, history_days: int = 2) -> None:
+    def __init__(
+        self,
+        assets: dict[str, Asset],
+        seed: int,
+        start: datetime,
+        replay: dict[str, dict[int, tuple]] | None = None,
+        history_days: int = 2,
+    ) -> None:
         self.seed = seed
         self.start = start
         self.history_days = history_days
@@ -203,9 +223,15 @@ class PriceModel:
                 keys = [k for k in sorted(rp) if k <= start_ns]
                 price = rp[keys[-1]][3] if keys else rp[min(rp)][0]
             spread_bps = 0.5 + 2.0 * asset.volatility
-            m = SymbolMarket(asset=asset, rng=rng, mid=price, spread_bps=spread_bps,
-                             quote=Quote(start_ns, Decimal(0), 0, Decimal(0), 0),
-                             last_price=Decimal(0), replay=rp)
+            m = SymbolMarket(
+                asset=asset,
+                rng=rng,
+                mid=price,
+                spread_bps=spread_bps,
+                quote=Quote(start_ns, Decimal(0), 0, Decimal(0), 0),
+                last_price=Decimal(0),
+                replay=rp,
+            )
             m.quote = self._make_quote(m, start_ns)
             m.last_price = self._round(price)
             m.last_t = start_ns
@@ -492,5 +518,13 @@ def _poor_quote(q: Quote, shape: str, width_pct: float) -> Quote:
 def aggregate(bars: list[Bar], t_ns: int) -> Bar:
     v = sum(b.v for b in bars)
     pv = sum(b.vw * b.v for b in bars)
-    return Bar(t_ns, bars[0].o, max(b.h for b in bars), min(b.l for b in bars), bars[-1].c, v,
-               sum(b.n for b in bars), round(pv / v, 4) if v else bars[-1].c)
+    return Bar(
+        t_ns,
+        bars[0].o,
+        max(b.h for b in bars),
+        min(b.l for b in bars),
+        bars[-1].c,
+        v,
+        sum(b.n for b in bars),
+        round(pv / v, 4) if v else bars[-1].c,
+    )

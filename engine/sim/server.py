@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Callable
 
 from aiohttp import web
 
@@ -54,12 +54,24 @@ log = logging.getLogger("engine.sim")
 class SimServer(TradingRoutes, MarketDataRoutes, DrillRoutes):
     """Owns the exchange, the price model, the clock and the aiohttp application."""
 
-    def __init__(self, *, key_id: str, secret_key: str, seed: int = 42, speed: float = 1.0,
-                 universe_path: str | None = None, bars_csv: str | None = None,
-                 partial_fill_prob: float = 0.10, margin_multiplier: Decimal = DEFAULT_MARGIN_MULTIPLIER,
-                 starting_cash: Decimal = Decimal(100000), rate_limit_per_minute: int | None = 200,
-                 start_at: datetime | None = None, frozen_clock: bool = False, plan: str = DEFAULT_PLAN,
-                 connection_hold_seconds: float = DEFAULT_CONNECTION_HOLD_SECONDS) -> None:
+    def __init__(
+        self,
+        *,
+        key_id: str,
+        secret_key: str,
+        seed: int = 42,
+        speed: float = 1.0,
+        universe_path: str | None = None,
+        bars_csv: str | None = None,
+        partial_fill_prob: float = 0.10,
+        margin_multiplier: Decimal = DEFAULT_MARGIN_MULTIPLIER,
+        starting_cash: Decimal = Decimal(100000),
+        rate_limit_per_minute: int | None = 200,
+        start_at: datetime | None = None,
+        frozen_clock: bool = False,
+        plan: str = DEFAULT_PLAN,
+        connection_hold_seconds: float = DEFAULT_CONNECTION_HOLD_SECONDS,
+    ) -> None:
         from .assets import load_universe
         from .prices import load_bars_csv
 
@@ -74,8 +86,11 @@ class SimServer(TradingRoutes, MarketDataRoutes, DrillRoutes):
         if start_at is None:
             if replay:
                 first = min(min(rows) for rows in replay.values())
-                start_at = cal.last_open(from_ns(first)) if not cal.is_open(from_ns(first)) \
+                start_at = (
+                    cal.last_open(from_ns(first))
+                    if not cal.is_open(from_ns(first))
                     else cal.session(cal.ny_date(from_ns(first)))[0]
+                )
                 if start_at < from_ns(first) - timedelta(days=5):
                     start_at = cal.next_open(from_ns(first))
             else:
@@ -85,9 +100,16 @@ class SimServer(TradingRoutes, MarketDataRoutes, DrillRoutes):
         start_at = start_at.astimezone(UTC)
         self.clock = SimClock(start_at, speed=speed, frozen=frozen_clock)
         self.model = PriceModel(assets, seed=seed, start=start_at, replay=replay)
-        self.exchange = Exchange(assets=assets, model=self.model, start=start_at, seed=seed, key_id=key_id,
-                              partial_fill_prob=partial_fill_prob, margin_multiplier=margin_multiplier,
-                              starting_cash=starting_cash)
+        self.exchange = Exchange(
+            assets=assets,
+            model=self.model,
+            start=start_at,
+            seed=seed,
+            key_id=key_id,
+            partial_fill_prob=partial_fill_prob,
+            margin_multiplier=margin_multiplier,
+            starting_cash=starting_cash,
+        )
         self.default_rate_limit = rate_limit_per_minute
         self.faults = Faults()
         self.faults.reset(rate_limit_per_minute)
@@ -117,8 +139,7 @@ class SimServer(TradingRoutes, MarketDataRoutes, DrillRoutes):
 
     async def start(self, port: int = 0) -> int:
         self.exchange.call_later = lambda delay, fn: asyncio.get_running_loop().call_later(delay, self._run_later, fn)
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
-                                    shutdown_timeout=0.5)
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", port, reuse_address=True, backlog=512)
         await site.start()
@@ -183,8 +204,11 @@ class SimServer(TradingRoutes, MarketDataRoutes, DrillRoutes):
             limit = f.rate_limit_per_minute
             if limit is not None:
                 ok, remaining, reset = self.limiter.hit("data" if is_data else "trading", limit)
-                rl_headers = {"X-Ratelimit-Limit": str(limit), "X-Ratelimit-Remaining": str(remaining),
-                              "X-Ratelimit-Reset": str(reset)}
+                rl_headers = {
+                    "X-Ratelimit-Limit": str(limit),
+                    "X-Ratelimit-Remaining": str(remaining),
+                    "X-Ratelimit-Reset": str(reset),
+                }
                 if not ok:
                     resp = error_response(429, CODE_RATE_LIMIT, "rate limit exceeded")
                     resp.headers.update(rl_headers)
@@ -197,8 +221,12 @@ class SimServer(TradingRoutes, MarketDataRoutes, DrillRoutes):
                     return error_response(503, CODE_UNAVAILABLE, "service unavailable (injected)")
                 if r < f.http_500 + f.http_503 + f.http_504:
                     return error_response(504, CODE_GATEWAY_TIMEOUT, "gateway timeout (injected)")
-            if in_scope and f.lose_response and request.method in ("POST", "PATCH", "DELETE") \
-                    and path.startswith("/v2/orders"):
+            if (
+                in_scope
+                and f.lose_response
+                and request.method in ("POST", "PATCH", "DELETE")
+                and path.startswith("/v2/orders")
+            ):
                 lose = self.fault_rng.random() < f.lose_response
         try:
             self.sync()

@@ -26,14 +26,23 @@ log = logging.getLogger("engine.sim")
 TRADE_STREAM_PATH = "/stream"
 DATA_STREAM_PATHS = ("/v2/iex", "/v2/sip", "/v2/test")
 TRADE_SLOT = "trade_updates"
-DATA_CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds",
-                 "corrections", "cancelErrors")
+DATA_CHANNELS = (
+    "trades",
+    "quotes",
+    "bars",
+    "updatedBars",
+    "dailyBars",
+    "statuses",
+    "lulds",
+    "corrections",
+    "cancelErrors",
+)
 
 
 class _Event:
     """A trade update, serialized once however many clients receive it."""
 
-    __slots__ = ("payload", "data")
+    __slots__ = ("data", "payload")
 
     def __init__(self, payload: dict) -> None:
         self.payload = payload
@@ -41,8 +50,7 @@ class _Event:
 
     def bytes(self) -> bytes:
         if self.data is None:
-            self.data = json.dumps({"stream": "trade_updates", "data": self.payload},
-                                   separators=(",", ":")).encode()
+            self.data = json.dumps({"stream": "trade_updates", "data": self.payload}, separators=(",", ":")).encode()
         return self.data
 
 
@@ -141,30 +149,43 @@ class StreamRoutes:
                     secret = inner.get("secret_key", data.get("secret"))
                     if key == self.key_id and secret == self.secret_key:
                         if not self.slots.acquire(TRADE_SLOT, client):
-                            await self._ws_json(ws, {"stream": "authorization",
-                                                     "data": {"status": "unauthorized", "action": "authenticate",
-                                                              "error_code": 406,
-                                                              "error_message": "connection limit exceeded"}})
+                            await self._ws_json(
+                                ws,
+                                {
+                                    "stream": "authorization",
+                                    "data": {
+                                        "status": "unauthorized",
+                                        "action": "authenticate",
+                                        "error_code": 406,
+                                        "error_message": "connection limit exceeded",
+                                    },
+                                },
+                            )
                             await ws.close()
                             break
                         authed = True
-                        await self._ws_json(ws, {"stream": "authorization",
-                                                 "data": {"status": "authorized", "action": "authenticate"}})
+                        await self._ws_json(
+                            ws, {"stream": "authorization", "data": {"status": "authorized", "action": "authenticate"}}
+                        )
                     else:
-                        await self._ws_json(ws, {"stream": "authorization",
-                                                 "data": {"status": "unauthorized", "action": "authenticate"}})
+                        await self._ws_json(
+                            ws,
+                            {"stream": "authorization", "data": {"status": "unauthorized", "action": "authenticate"}},
+                        )
                         await ws.close()
                         break
                 elif action == "listen":
                     if not authed:
-                        await self._ws_json(ws, {"stream": "authorization",
-                                                 "data": {"status": "unauthorized", "action": "listen"}})
+                        await self._ws_json(
+                            ws, {"stream": "authorization", "data": {"status": "unauthorized", "action": "listen"}}
+                        )
                         await ws.close()
                         break
                     streams = inner.get("streams")
                     if not isinstance(streams, list):
-                        await self._ws_json(ws, {"stream": "error",
-                                                 "data": {"error_message": "invalid listen request"}})
+                        await self._ws_json(
+                            ws, {"stream": "error", "data": {"error_message": "invalid listen request"}}
+                        )
                         continue
                     listening = [s for s in streams if s == "trade_updates"]
                     if listening and client not in self.trade_clients:
@@ -290,8 +311,9 @@ class StreamRoutes:
                             subs[ch] -= syms
                     if not within_symbol_limit(self.plan, subs):
                         # Alpaca: the subscription stays as it was, the socket stays open
-                        await ws.send_bytes(msgpack.packb([{"T": "error", "code": 405,
-                                                            "msg": "symbol limit exceeded"}]))
+                        await ws.send_bytes(
+                            msgpack.packb([{"T": "error", "code": 405, "msg": "symbol limit exceeded"}])
+                        )
                         continue
                     client.subs = subs
                     if any(client.subs.values()):
@@ -318,9 +340,22 @@ class StreamRoutes:
         if not self.data_clients or not (quotes or trades or bars) or self.faults.data_stream_muted:
             return
         markets = self.model.markets
-        q_msgs = {s: {"T": "q", "S": s, "bx": "V", "bp": float(q.bp), "bs": q.bs, "ax": "V", "ap": float(q.ap),
-                      "as": q.as_, "c": ["R"], "z": TAPE.get(markets[s].asset.exchange, "C"),
-                      "t": msgpack.Timestamp.from_unix_nano(q.t)} for s, q in quotes.items()}
+        q_msgs = {
+            s: {
+                "T": "q",
+                "S": s,
+                "bx": "V",
+                "bp": float(q.bp),
+                "bs": q.bs,
+                "ax": "V",
+                "ap": float(q.ap),
+                "as": q.as_,
+                "c": ["R"],
+                "z": TAPE.get(markets[s].asset.exchange, "C"),
+                "t": msgpack.Timestamp.from_unix_nano(q.t),
+            }
+            for s, q in quotes.items()
+        }
         for c in self.data_clients:
             out = []
             sq, st, sb = c.subs["quotes"], c.subs["trades"], c.subs["bars"]
@@ -329,14 +364,36 @@ class StreamRoutes:
             if st:
                 for s, (t_ns, p, size, i) in trades:
                     if s in st or "*" in st:
-                        out.append({"T": "t", "S": s, "i": i, "x": "V", "p": p, "s": size, "c": ["@"],
-                                    "z": TAPE.get(markets[s].asset.exchange, "C"),
-                                    "t": msgpack.Timestamp.from_unix_nano(t_ns)})
+                        out.append(
+                            {
+                                "T": "t",
+                                "S": s,
+                                "i": i,
+                                "x": "V",
+                                "p": p,
+                                "s": size,
+                                "c": ["@"],
+                                "z": TAPE.get(markets[s].asset.exchange, "C"),
+                                "t": msgpack.Timestamp.from_unix_nano(t_ns),
+                            }
+                        )
             if sb:
                 for s, b in bars:
                     if s in sb or "*" in sb:
-                        out.append({"T": "b", "S": s, "o": b.o, "h": b.h, "l": b.l, "c": b.c, "v": b.v,
-                                    "n": b.n, "vw": b.vw, "t": msgpack.Timestamp.from_unix_nano(b.t)})
+                        out.append(
+                            {
+                                "T": "b",
+                                "S": s,
+                                "o": b.o,
+                                "h": b.h,
+                                "l": b.l,
+                                "c": b.c,
+                                "v": b.v,
+                                "n": b.n,
+                                "vw": b.vw,
+                                "t": msgpack.Timestamp.from_unix_nano(b.t),
+                            }
+                        )
             if out:
                 c.push(out)
 
@@ -353,7 +410,7 @@ class StreamRoutes:
                 for i in range(0, len(msgs), 500):
                     if ws.closed:
                         return
-                    await ws.send_bytes(msgpack.packb(msgs[i:i + 500]))
+                    await ws.send_bytes(msgpack.packb(msgs[i : i + 500]))
         except (ConnectionError, asyncio.CancelledError):
             pass
         except Exception:

@@ -52,8 +52,13 @@ class TradingRoutes:
             raise bad_request("request body format is invalid")
         staged = {}
         for key, value in body.items():
-            if key in ("fractional_trading", "no_shorting", "suspend_trade", "ptp_no_exception_entry",
-                       "disable_overnight_trading"):
+            if key in (
+                "fractional_trading",
+                "no_shorting",
+                "suspend_trade",
+                "ptp_no_exception_entry",
+                "disable_overnight_trading",
+            ):
                 if not isinstance(value, bool):
                     raise unprocessable(f"invalid {key}")
             elif key == "max_margin_multiplier":
@@ -104,9 +109,15 @@ class TradingRoutes:
         symbols = None
         if q.get("symbols"):
             symbols = {s.strip().upper() for s in q["symbols"].split(",") if s.strip()}
-        out = self.exchange.list_orders(status=status, limit=limit, after=query_time(q.get("after"), "after"),
-                                     until=query_time(q.get("until"), "until"), direction=direction,
-                                     side=side, symbols=symbols)
+        out = self.exchange.list_orders(
+            status=status,
+            limit=limit,
+            after=query_time(q.get("after"), "after"),
+            until=query_time(q.get("until"), "until"),
+            direction=direction,
+            side=side,
+            symbols=symbols,
+        )
         return json_response(out)
 
     async def get_order(self, request: web.Request) -> web.Response:
@@ -139,8 +150,11 @@ class TradingRoutes:
 
     async def close_position(self, request: web.Request) -> web.Response:
         q = request.query
-        return json_response(self.exchange.close_position(request.match_info["symbol"], qty=q.get("qty") or None,
-                                                        percentage=q.get("percentage") or None))
+        return json_response(
+            self.exchange.close_position(
+                request.match_info["symbol"], qty=q.get("qty") or None, percentage=q.get("percentage") or None
+            )
+        )
 
     async def close_all(self, request: web.Request) -> web.Response:
         cancel = query_bool(request.query.get("cancel_orders"), "cancel_orders") or False
@@ -148,12 +162,14 @@ class TradingRoutes:
 
     async def get_clock(self, request: web.Request) -> web.Response:
         t = self.exchange.t
-        return json_response({
-            "timestamp": ts_ny(t),
-            "is_open": self.exchange.market_open,
-            "next_open": ts_ny(cal.next_open(t)),
-            "next_close": ts_ny(cal.next_close(t)),
-        })
+        return json_response(
+            {
+                "timestamp": ts_ny(t),
+                "is_open": self.exchange.market_open,
+                "next_open": ts_ny(cal.next_open(t)),
+                "next_close": ts_ny(cal.next_close(t)),
+            }
+        )
 
     async def get_calendar(self, request: web.Request) -> web.Response:
         q = request.query
@@ -168,14 +184,16 @@ class TradingRoutes:
         out = []
         for d in cal.trading_days(start, end):
             close = cal.close_time(d)
-            out.append({
-                "date": d.isoformat(),
-                "open": "09:30",
-                "close": close.strftime("%H:%M"),
-                "session_open": "0400",
-                "session_close": "2000",
-                "settlement_date": cal.next_trading_day(d).isoformat(),
-            })
+            out.append(
+                {
+                    "date": d.isoformat(),
+                    "open": "09:30",
+                    "close": close.strftime("%H:%M"),
+                    "session_open": "0400",
+                    "session_close": "2000",
+                    "settlement_date": cal.next_trading_day(d).isoformat(),
+                }
+            )
         return json_response(out)
 
     async def list_assets(self, request: web.Request) -> web.Response:

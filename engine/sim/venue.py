@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from .exchange import DEFAULT_MARGIN_MULTIPLIER
 from .plan import DEFAULT_CONNECTION_HOLD_SECONDS, DEFAULT_PLAN
@@ -23,14 +24,24 @@ class SimVenue:
     >>> TradingClient("k", "s", url_override=venue.trading_url)
     """
 
-    def __init__(self, key_id: str = "sim-key", secret_key: str = "sim-secret", seed: int = 42,
-                 speed: float = 1.0, port: int = 0, universe_path: str | None = None,
-                 bars_csv: str | None = None, partial_fill_prob: float = 0.10,
-                 margin_multiplier: Decimal | float | int = DEFAULT_MARGIN_MULTIPLIER,
-                 starting_cash: Decimal | float | int = Decimal(100000),
-                 rate_limit_per_minute: int | None = 200, start_at: datetime | None = None,
-                 frozen_clock: bool = False, plan: str = DEFAULT_PLAN,
-                 connection_hold_seconds: float = DEFAULT_CONNECTION_HOLD_SECONDS) -> None:
+    def __init__(
+        self,
+        key_id: str = "sim-key",
+        secret_key: str = "sim-secret",
+        seed: int = 42,
+        speed: float = 1.0,
+        port: int = 0,
+        universe_path: str | None = None,
+        bars_csv: str | None = None,
+        partial_fill_prob: float = 0.10,
+        margin_multiplier: Decimal | float | int = DEFAULT_MARGIN_MULTIPLIER,
+        starting_cash: Decimal | float | int = Decimal(100000),
+        rate_limit_per_minute: int | None = 200,
+        start_at: datetime | None = None,
+        frozen_clock: bool = False,
+        plan: str = DEFAULT_PLAN,
+        connection_hold_seconds: float = DEFAULT_CONNECTION_HOLD_SECONDS,
+    ) -> None:
         if not 0.0 <= partial_fill_prob <= 1.0:
             raise ValueError("partial_fill_prob must be between 0 and 1")
         if Decimal(str(margin_multiplier)) not in (1, 2, 3, 4):
@@ -38,14 +49,22 @@ class SimVenue:
         self.key_id = key_id
         self.secret_key = secret_key
         self._port = port
-        self._kwargs = dict(key_id=key_id, secret_key=secret_key, seed=seed, speed=speed,
-                            universe_path=universe_path, bars_csv=bars_csv,
-                            partial_fill_prob=partial_fill_prob,
-                            margin_multiplier=Decimal(str(margin_multiplier)),
-                            starting_cash=Decimal(str(starting_cash)),
-                            rate_limit_per_minute=rate_limit_per_minute, start_at=start_at,
-                            frozen_clock=frozen_clock, plan=plan,
-                            connection_hold_seconds=connection_hold_seconds)
+        self._kwargs = {
+            "key_id": key_id,
+            "secret_key": secret_key,
+            "seed": seed,
+            "speed": speed,
+            "universe_path": universe_path,
+            "bars_csv": bars_csv,
+            "partial_fill_prob": partial_fill_prob,
+            "margin_multiplier": Decimal(str(margin_multiplier)),
+            "starting_cash": Decimal(str(starting_cash)),
+            "rate_limit_per_minute": rate_limit_per_minute,
+            "start_at": start_at,
+            "frozen_clock": frozen_clock,
+            "plan": plan,
+            "connection_hold_seconds": connection_hold_seconds,
+        }
         # build the state now so that bad arguments fail in the caller's thread
         self.server = SimServer(**self._kwargs)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -54,7 +73,7 @@ class SimVenue:
         self.port: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, timeout: float = 10.0) -> "SimVenue":
+    def start(self, timeout: float = 10.0) -> SimVenue:
         if self._thread is not None:
             raise RuntimeError("venue already started")
         if self._stopped:
@@ -104,7 +123,7 @@ class SimVenue:
         self._thread = None
         self._stopped = True
 
-    def __enter__(self) -> "SimVenue":
+    def __enter__(self) -> SimVenue:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -153,6 +172,7 @@ class SimVenue:
         def get() -> tuple[Decimal, Decimal]:
             q = self.server.model.markets[symbol].quote
             return q.bp, q.ap
+
         return self._call(get)
 
     def set_faults(self, **kw: Any) -> dict:
@@ -177,9 +197,11 @@ class SimVenue:
 
     def published_quote(self, symbol: str) -> tuple[Decimal, Decimal]:
         """The quote market data shows (differs from ``quote`` while the symbol is shaped)."""
+
         def get() -> tuple[Decimal, Decimal]:
             q = self.server.model.markets[symbol].published
             return q.bp, q.ap
+
         return self._call(get)
 
     def advance(self, seconds: float) -> dict:
@@ -201,14 +223,18 @@ class SimVenue:
 
     def reset(self) -> dict:
         """Forget orders, positions and cash; prices and the clock carry on."""
+
         def do() -> dict:
             self.server.exchange.reset()
             return self.server.state()["venue"]
+
         return self._call(do)
 
     def set_partial_fill_prob(self, p: float) -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError("partial_fill_prob must be between 0 and 1")
+
         def do() -> None:
             self.server.exchange.partial_fill_prob = float(p)
+
         self._call(do)

@@ -17,8 +17,9 @@ MAX_BODY = 64 * 1024
 
 
 def json_response(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(obj, separators=(",", ":")).encode(), status=status,
-                        content_type="application/json")
+    return web.Response(
+        body=json.dumps(obj, separators=(",", ":")).encode(), status=status, content_type="application/json"
+    )
 
 
 def error_response(status: int, code: int, message: str, **extra: Any) -> web.Response:

@@ -9,18 +9,19 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import requests
 from alpaca.trading.client import TradingClient
-from tests.engine.core.enginekit import KEY, SECRET, SignalFile, base_config, journal_events
-from tests.support import ROOT, VenueProcess, merged, venue_env, wait_for, write_config
 
 from engine import events as ev
 from engine.control import ControlError, request, socket_path_for
 from engine.journal import JournalError
+from tests.engine.core.enginekit import KEY, SECRET, SignalFile, base_config, journal_events
+from tests.support import ROOT, VenueProcess, merged, venue_env, wait_for, write_config
 
 HEADERS = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
 START_AT = "2026-03-02T15:00:00Z"  # a Monday, 10:00 New York
@@ -36,8 +37,18 @@ class SimProcess:
     def __init__(self, workdir: Path, *, seed: int = 5, partial_fill_prob: float = 0.2):
         self.log_path = workdir / "sim.log"
         self.process = VenueProcess(
-            KEY, SECRET, "--seed", str(seed), "--rate-limit", "0", "--start-at", START_AT,
-            "--partial-fill-prob", str(partial_fill_prob), log=self.log_path, entry=("engine.cli", "sim"),
+            KEY,
+            SECRET,
+            "--seed",
+            str(seed),
+            "--rate-limit",
+            "0",
+            "--start-at",
+            START_AT,
+            "--partial-fill-prob",
+            str(partial_fill_prob),
+            log=self.log_path,
+            entry=("engine.cli", "sim"),
         )
         self.proc = self.process.proc
         self.url = self.process.url
@@ -58,7 +69,7 @@ class SimProcess:
 
     def now(self) -> datetime:
         """Venue time, from the drill API (no fault applies to it)."""
-        return datetime.fromisoformat(self.state()["clock"]["timestamp"]).astimezone(timezone.utc)
+        return datetime.fromisoformat(self.state()["clock"]["timestamp"]).astimezone(UTC)
 
     def order_ids(self) -> set[str]:
         """Client order ids at the venue (through the drill-free REST: call with faults off)."""
@@ -75,12 +86,18 @@ def drill_config(workdir: Path, url: str, changes: Mapping[str, Mapping[str, Any
     at the venue's URL, keys from the environment."""
     journal, signals = workdir / "journal.sqlite", workdir / "signals.jsonl"
     signals.touch()
-    cfg = merged(base_config(journal, signals), {
-        "broker": {"kind": "alpaca", "trading_url": url, "data_url": url, "request_timeout": 3.0, "workers": 3},
-        # few background requests, so that a submit finds a free worker at once
-        "monitoring": {"order_reconciliation_interval": 20, "position_update_interval": 20,
-                       "risk_check_interval": 20},
-    })
+    cfg = merged(
+        base_config(journal, signals),
+        {
+            "broker": {"kind": "alpaca", "trading_url": url, "data_url": url, "request_timeout": 3.0, "workers": 3},
+            # few background requests, so that a submit finds a free worker at once
+            "monitoring": {
+                "order_reconciliation_interval": 20,
+                "position_update_interval": 20,
+                "risk_check_interval": 20,
+            },
+        },
+    )
     cfg.pop("sim", None)
     return write_config(workdir / "execution.toml", merged(cfg, changes))
 
@@ -99,7 +116,7 @@ class EngineProcess:
         self.kills = 0
         self._runs_before = 0
 
-    def start(self, *, wait_ready: bool = True, preexec: Any = None) -> "EngineProcess":
+    def start(self, *, wait_ready: bool = True, preexec: Any = None) -> EngineProcess:
         assert self.proc is None or self.proc.poll() is not None
         self.starts += 1
         self._runs_before = self._runs()[0]
@@ -107,9 +124,24 @@ class EngineProcess:
             log.write(f"\n===== start {self.starts} =====\n")
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "engine.cli", "run", "-c", str(self.config), "--signals", str(self.signals_path),
-                 "--journal", str(self.journal), "--auto-approve"],
-                cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec,
+                [
+                    sys.executable,
+                    "-m",
+                    "engine.cli",
+                    "run",
+                    "-c",
+                    str(self.config),
+                    "--signals",
+                    str(self.signals_path),
+                    "--journal",
+                    str(self.journal),
+                    "--auto-approve",
+                ],
+                cwd=ROOT,
+                env=_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=preexec,
             )
         if wait_ready:
             self.wait_ready()
@@ -183,11 +215,14 @@ def submits(journal: Path) -> list[str]:
 
 def wait_submits(journal: Path, n: int, timeout: float = 30.0) -> list[str]:
     """Poll the journal (read-only) until n SubmitSent in all; returns their ids."""
-    return wait_for(lambda: (lambda s: s if len(s) >= n else None)(submits(journal)),
-                    timeout=timeout, every=0.01, what=f"{n} submits journaled")
+    return wait_for(
+        lambda: (lambda s: s if len(s) >= n else None)(submits(journal)),
+        timeout=timeout,
+        every=0.01,
+        what=f"{n} submits journaled",
+    )
 
 
 def story(events: list[Any], cid: str) -> list[str]:
     kinds = (ev.SubmitSent, ev.SubmitUnknown, ev.SubmitAcked, ev.SubmitRejected, ev.OrderStatusChanged)
     return [type(e).__name__ for e in events if isinstance(e, kinds) and e.client_order_id == cid]
-

@@ -22,6 +22,7 @@ import resource
 import time
 
 import pytest
+
 from tests.drills.drillkit import EngineProcess, drill_config, signal_file, story, submits, wait_submits
 from tests.engine.core.enginekit import settle
 from tests.support import wait_for
@@ -113,8 +114,11 @@ def test_a_journal_the_os_refuses_to_write_halts_the_engine_process(tmp_path, si
     resource.prlimit(engine.proc.pid, resource.RLIMIT_FSIZE, (0, 0))
     # the next bar is the first thing to journal: its intents cannot be written
     bars.send({"MSFT": 0.8, "JPM": 0.7})
-    wait_for(lambda: (engine.try_status() or {}).get("connectivity", {}).get("journal_ok") is False,
-             timeout=30, what="the engine to find its journal unwritable")
+    wait_for(
+        lambda: (engine.try_status() or {}).get("connectivity", {}).get("journal_ok") is False,
+        timeout=30,
+        what="the engine to find its journal unwritable",
+    )
     status = engine.status()
     assert status["trading_state"] == "HALTED", status
     wait_for(lambda: engine.status()["bars_processed"] >= 2, what="the engine to be done with the bar")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,11 @@ def clean_env(monkeypatch):
 def _run(*argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EXECDESK_", "APCA_"))}
     return subprocess.run(
-        [sys.executable, "-m", "engine", *argv], capture_output=True, text=True, cwd=cwd, env=env,
+        [sys.executable, "-m", "engine", *argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
         timeout=60,
     )
 
@@ -165,15 +170,28 @@ def test_load_settings_or_exit_turns_config_errors_into_exit_2(monkeypatch, caps
 @pytest.mark.parametrize(
     "raised, code, message",
     [
-        (CommandError("no session is running (var/control.sock)"), 2, "error: no session is running (var/control.sock)"),
+        (
+            CommandError("no session is running (var/control.sock)"),
+            2,
+            "error: no session is running (var/control.sock)",
+        ),
         (CommandError("venue unreachable", code=1), 1, "error: venue unreachable"),
-        (FileNotFoundError(2, "No such file or directory", "signals.jsonl"), 1,
-         "error: signals.jsonl: No such file or directory"),
-        (PermissionError(13, "Permission denied", "var/journal.sqlite"), 1,
-         "error: var/journal.sqlite: Permission denied"),
+        (
+            FileNotFoundError(2, "No such file or directory", "signals.jsonl"),
+            1,
+            "error: signals.jsonl: No such file or directory",
+        ),
+        (
+            PermissionError(13, "Permission denied", "var/journal.sqlite"),
+            1,
+            "error: var/journal.sqlite: Permission denied",
+        ),
         (KeyboardInterrupt(), 130, "interrupted"),
-        (JournalError("journal var/journal.sqlite: cannot open: database is locked"), 1,
-         "error: journal var/journal.sqlite: cannot open: database is locked"),
+        (
+            JournalError("journal var/journal.sqlite: cannot open: database is locked"),
+            1,
+            "error: journal var/journal.sqlite: cannot open: database is locked",
+        ),
     ],
 )
 def test_user_facing_failures_in_a_command_never_show_a_traceback(monkeypatch, capsys, raised, code, message):
@@ -214,14 +232,27 @@ def test_every_error_the_engine_raises_on_purpose_is_an_execdesk_error():
     from engine.signals import SignalSourceError
     from engine.universe import UniverseError
 
-    errors = (BrokerUnavailable, CommandError, ConfigError, ControlError, DuplicateOrder, InvalidStateTransition,
-              JournalError, OrderBookError, ReportError, SessionError, SignalSourceError, UniverseError, UnknownOrder)
+    errors = (
+        BrokerUnavailable,
+        CommandError,
+        ConfigError,
+        ControlError,
+        DuplicateOrder,
+        InvalidStateTransition,
+        JournalError,
+        OrderBookError,
+        ReportError,
+        SessionError,
+        SignalSourceError,
+        UniverseError,
+        UnknownOrder,
+    )
     assert [e.__name__ for e in errors if not issubclass(e, ExecdeskError)] == []
     assert issubclass(UniverseError, ValueError), "UniverseError stays a ValueError for its existing callers"
 
 
 def test_the_new_york_time_zone_is_defined_once_for_engine_and_console():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from console.format import VENUE_TZ
     from engine.journal import default_venue_date
@@ -229,10 +260,15 @@ def test_the_new_york_time_zone_is_defined_once_for_engine_and_console():
 
     assert VENUE_TZ is NEW_YORK
     # 03:30 UTC on 6 March is still 5 March in New York (UTC-5 in winter)
-    assert default_venue_date(datetime(2026, 3, 6, 3, 30, tzinfo=timezone.utc)).isoformat() == "2026-03-05"
-    offenders = [str(p.relative_to(REPO)) for folder in ("engine", "console") for p in (REPO / folder).rglob("*.py")
-                 if "America/New_York" in p.read_text(encoding="utf-8")
-                 and p.relative_to(REPO).parts[:2] != ("engine", "sim") and p.name != "timezones.py"]
+    assert default_venue_date(datetime(2026, 3, 6, 3, 30, tzinfo=UTC)).isoformat() == "2026-03-05"
+    offenders = [
+        str(p.relative_to(REPO))
+        for folder in ("engine", "console")
+        for p in (REPO / folder).rglob("*.py")
+        if "America/New_York" in p.read_text(encoding="utf-8")
+        and p.relative_to(REPO).parts[:2] != ("engine", "sim")
+        and p.name != "timezones.py"
+    ]
     # engine/core.py is being split elsewhere: its copy goes when it switches to engine.timezones
     assert sorted(set(offenders) - {"engine/core.py"}) == []
 
@@ -246,7 +282,6 @@ def test_a_command_builds_only_its_own_options_so_report_and_status_do_not_impor
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert done.stdout.split() == ["2", "False", "False"], done.stdout + done.stderr
-
 
 
 def test_every_subcommand_still_has_its_options_when_named_wherever_the_global_options_are(capsys):

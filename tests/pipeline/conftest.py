@@ -4,8 +4,8 @@ each with its own journal and signal file, stopped at the end of the test."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 

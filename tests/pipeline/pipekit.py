@@ -13,9 +13,10 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from engine.config import Credentials, Settings
 from tests.support import ROOT, UNIVERSE, shipped_settings, wait_for
@@ -24,7 +25,7 @@ UNIVERSE_PATH = UNIVERSE
 CORPUS = ROOT / "tests" / "fixtures" / "signals"
 #: Wednesday 25 November 2026, 09:40 New York: the regular session is open. The
 #: signal corpus in tests/fixtures/signals is written for this venue time.
-START_AT = datetime(2026, 11, 25, 14, 40, tzinfo=timezone.utc)
+START_AT = datetime(2026, 11, 25, 14, 40, tzinfo=UTC)
 SEED = 7
 CREDENTIALS = Credentials(key_id="PKPIPELINETEST01", secret_key="pipeline-test-secret-0123456789")
 DEADLINE = 45.0  # seconds; generous on purpose
@@ -49,11 +50,11 @@ def pipeline_settings(signals_path: Path, **sections: Mapping[str, Any]) -> Sett
 
 
 def iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_ts(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def dropped_reasons_in_events(events: Iterable[Any]) -> Counter:
@@ -77,8 +78,7 @@ class VenueEyes:
     def __init__(self, trading_url: str, credentials: Credentials = CREDENTIALS):
         from alpaca.trading.client import TradingClient
 
-        self.client = TradingClient(credentials.key_id, credentials.secret_key, paper=True,
-                                    url_override=trading_url)
+        self.client = TradingClient(credentials.key_id, credentials.secret_key, paper=True, url_override=trading_url)
 
     def orders(self, status: str = "all") -> list:
         from alpaca.trading.enums import QueryOrderStatus
@@ -118,9 +118,17 @@ class Pipe:
     """A started Session on the built-in venue (frozen clock at START_AT unless the
     test says otherwise) reading signals from a JSONL file in tmp_path."""
 
-    def __init__(self, tmp_path: Path, settings: Settings | None = None, *, auto_approve: bool = False,
-                 journal: Path | None = None, signals_path: Path | None = None,
-                 sim: Mapping[str, Any] | None = None, **sections: Mapping[str, Any]):
+    def __init__(
+        self,
+        tmp_path: Path,
+        settings: Settings | None = None,
+        *,
+        auto_approve: bool = False,
+        journal: Path | None = None,
+        signals_path: Path | None = None,
+        sim: Mapping[str, Any] | None = None,
+        **sections: Mapping[str, Any],
+    ):
         from engine.session import Session
 
         self.tmp_path = tmp_path
@@ -131,12 +139,20 @@ class Pipe:
         self.journal_path = journal or tmp_path / "journal.sqlite"
         # the test's own alpaca-py client shares the session's key: the venue's per-key
         # request limit is lifted so that the test's polling never starves the engine
-        overrides = {"frozen_clock": True, "seed": SEED, "start_at": START_AT, "partial_fill_prob": 0.0,
-                     "rate_limit_per_minute": None}
+        overrides = {
+            "frozen_clock": True,
+            "seed": SEED,
+            "start_at": START_AT,
+            "partial_fill_prob": 0.0,
+            "rate_limit_per_minute": None,
+        }
         overrides.update(sim or {})
         self.session = Session.from_settings(
-            self.settings, journal_path=self.journal_path, sim_overrides=overrides,
-            auto_approve=auto_approve, credentials=CREDENTIALS,
+            self.settings,
+            journal_path=self.journal_path,
+            sim_overrides=overrides,
+            auto_approve=auto_approve,
+            credentials=CREDENTIALS,
         )
         self.session.start()
         self.eyes = VenueEyes(self.session.venue.trading_url)
@@ -173,7 +189,7 @@ class Pipe:
         assert ts <= now + timedelta(seconds=60), "too many batches for one frozen minute"
         return ts
 
-    def continue_after(self, earlier: "Pipe") -> None:
+    def continue_after(self, earlier: Pipe) -> None:
         """The same signal file after a restart: new batches come after the earlier run's."""
         self._last_ts = earlier._last_ts
 
@@ -190,8 +206,10 @@ class Pipe:
         self.append((json.dumps({"ts": iso(ts), "signals": dict(signals)}) + "\n").encode())
         self._last_ts = ts
         if wait:
-            self.wait(lambda: self.snapshot.bars_processed > before and self.snapshot.last_bar_ts == ts,
-                      what=f"the engine to process the batch {iso(ts)}")
+            self.wait(
+                lambda: self.snapshot.bars_processed > before and self.snapshot.last_bar_ts == ts,
+                what=f"the engine to process the batch {iso(ts)}",
+            )
         return ts
 
     def settled(self) -> bool:
@@ -232,8 +250,9 @@ EXECDESK = _execdesk_argv()
 
 def execdesk(*argv: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """`execdesk ...` as a process."""
-    return subprocess.run([*EXECDESK, *argv], capture_output=True, text=True,
-                          cwd=ROOT, env=env or cli_env(), timeout=timeout)
+    return subprocess.run(
+        [*EXECDESK, *argv], capture_output=True, text=True, cwd=ROOT, env=env or cli_env(), timeout=timeout
+    )
 
 
 class RunProcess:
@@ -244,9 +263,14 @@ class RunProcess:
         self.err_path = tmp_path / "run.stderr"
         self._out = self.out_path.open("wb")
         self._err = self.err_path.open("wb")
-        self.proc = subprocess.Popen([*EXECDESK, "run", *argv], cwd=ROOT,
-                                     env=env or cli_env(), stdout=self._out, stderr=self._err,
-                                     stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [*EXECDESK, "run", *argv],
+            cwd=ROOT,
+            env=env or cli_env(),
+            stdout=self._out,
+            stderr=self._err,
+            stdin=subprocess.DEVNULL,
+        )
 
     @property
     def stdout(self) -> str:
@@ -285,14 +309,20 @@ def status_now(journal: Path) -> dict[str, Any] | None:
     return answer.get("status")
 
 
-def wait_status(journal: Path, predicate: Callable[[dict], bool], *, what: str, proc: "RunProcess | None" = None,
-                timeout: float = DEADLINE) -> dict[str, Any]:
+def wait_status(
+    journal: Path,
+    predicate: Callable[[dict], bool],
+    *,
+    what: str,
+    proc: RunProcess | None = None,
+    timeout: float = DEADLINE,
+) -> dict[str, Any]:
     def look():
         if proc is not None and proc.proc.poll() is not None:
-            raise AssertionError(f"execdesk run exited with {proc.proc.returncode} while waiting for {what}\n"
-                                 f"{proc.describe()}")
+            raise AssertionError(
+                f"execdesk run exited with {proc.proc.returncode} while waiting for {what}\n{proc.describe()}"
+            )
         status = status_now(journal)
         return status if status is not None and predicate(status) else None
 
     return wait_for(look, what=what, timeout=timeout, every=0.2)
-

@@ -19,8 +19,9 @@ def intents_by_symbol(pipe) -> dict[str, str]:
 
 
 def wait_intents(pipe, symbols) -> dict[str, str]:
-    pipe.wait(lambda: set(intents_by_symbol(pipe)) == set(symbols),
-              what=f"intents for {sorted(symbols)} to wait for approval")
+    pipe.wait(
+        lambda: set(intents_by_symbol(pipe)) == set(symbols), what=f"intents for {sorted(symbols)} to wait for approval"
+    )
     return intents_by_symbol(pipe)
 
 
@@ -65,8 +66,9 @@ def test_waiting_intents_expire_after_the_approval_timeout_of_venue_time(make_pi
 
     # 10 venue seconds later they still wait (the venue clock is frozen otherwise)
     pipe.venue.advance(10)
-    pipe.wait(lambda: pipe.snapshot.venue_time >= start + timedelta(seconds=10),
-              what="the engine to see the venue clock move")
+    pipe.wait(
+        lambda: pipe.snapshot.venue_time >= start + timedelta(seconds=10), what="the engine to see the venue clock move"
+    )
     time.sleep(1.5)  # a few of the engine's one-second ticks
     assert set(intents_by_symbol(pipe)) == {"AAPL", "MSFT"}
 
@@ -112,8 +114,9 @@ def test_approve_all_sends_every_intent_and_reject_all_none(make_pipe):
     first = wait_intents(pipe, {"AAPL", "MSFT", "JPM"})
     result = pipe.execute(ApproveAll())
     assert result.ok and result.count == 3, result.message
-    pipe.wait(lambda: set(first.values()) <= set(pipe.eyes.orders_by_client_id()),
-              what="every approved order at the venue")
+    pipe.wait(
+        lambda: set(first.values()) <= set(pipe.eyes.orders_by_client_id()), what="every approved order at the venue"
+    )
     pipe.wait_settled()
     assert set(pipe.eyes.positions()) == {"AAPL", "MSFT", "JPM"}
 
@@ -136,8 +139,10 @@ def test_approval_rechecks_the_risk_at_current_prices(make_pipe):
 
     pipe.venue.shock(["AAPL"], 8)  # the market runs away from the intent's limit
     quotes = pipe.session.engine.market_view()
-    pipe.wait(lambda: "AAPL" in quotes.quotes() and quotes.quotes()["AAPL"].ask > limit * Decimal("1.05"),
-              what="the engine to see the new AAPL quote")
+    pipe.wait(
+        lambda: "AAPL" in quotes.quotes() and quotes.quotes()["AAPL"].ask > limit * Decimal("1.05"),
+        what="the engine to see the new AAPL quote",
+    )
 
     result = pipe.execute(ApproveIntent(ids["AAPL"]))
     assert not result.ok and "denied at current prices" in result.message, result.message

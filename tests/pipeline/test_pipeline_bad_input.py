@@ -10,7 +10,7 @@ the signal unit tests' fake market — is a good entry here."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -19,13 +19,13 @@ from tests.pipeline.pipekit import CORPUS, dropped_reasons_in_events, parse_ts
 
 
 def at(hms: str) -> datetime:
-    return datetime.fromisoformat(f"2026-11-25T{hms}+00:00").astimezone(timezone.utc)
+    return datetime.fromisoformat(f"2026-11-25T{hms}+00:00").astimezone(UTC)
 
 
-JSONL = dict(
-    file="corpus.jsonl",
+JSONL = {
+    "file": "corpus.jsonl",
     # bar ts -> the entries of that line that are good
-    good={
+    "good": {
         at("14:38:01"): {"AAPL": 0.42, "MSFT": -0.3},
         at("14:38:02"): {"MSFT": 0.1},
         at("14:38:03"): {"NVDA": 0.2},
@@ -36,24 +36,48 @@ JSONL = dict(
         at("14:38:18"): {"AAPL": -0.25},
         at("14:38:26"): {"NVDA": 0.05},
     },
-    drops=Counter(STALE_BATCH=1, NAN=1, INFINITE=2, NOT_A_NUMBER=6, OUT_OF_RANGE=3, UNKNOWN_SYMBOL=2,
-                  DUPLICATE_SYMBOL=1, MALFORMED_LINE=5, BAD_TIMESTAMP=4, OUT_OF_ORDER=1, DUPLICATE_BATCH=1,
-                  FUTURE_TIMESTAMP=1, BINARY_GARBAGE=3, TRUNCATED_LINE=1),
-    later=(at("14:39:30"), b'{"ts": "2026-11-25T14:39:30Z", "signals": {"JPM": 0.5}}\n'),
-)
+    "drops": Counter(
+        STALE_BATCH=1,
+        NAN=1,
+        INFINITE=2,
+        NOT_A_NUMBER=6,
+        OUT_OF_RANGE=3,
+        UNKNOWN_SYMBOL=2,
+        DUPLICATE_SYMBOL=1,
+        MALFORMED_LINE=5,
+        BAD_TIMESTAMP=4,
+        OUT_OF_ORDER=1,
+        DUPLICATE_BATCH=1,
+        FUTURE_TIMESTAMP=1,
+        BINARY_GARBAGE=3,
+        TRUNCATED_LINE=1,
+    ),
+    "later": (at("14:39:30"), b'{"ts": "2026-11-25T14:39:30Z", "signals": {"JPM": 0.5}}\n'),
+}
 
-CSV = dict(
-    file="corpus.csv",
-    good={
+CSV = {
+    "file": "corpus.csv",
+    "good": {
         at("14:38:05"): {"AAPL": 0.42, "MSFT": -0.3, "XOM": 0.1},
         at("14:38:30"): {"AAPL": 0.5, "MSFT": -0.5},
         at("14:39:00"): {"AAPL": 0.3},
     },
-    drops=Counter(MALFORMED_LINE=2, BAD_TIMESTAMP=1, BINARY_GARBAGE=1, NAN=1, INFINITE=1, NOT_A_NUMBER=4,
-                  OUT_OF_RANGE=2, UNKNOWN_SYMBOL=1, DUPLICATE_SYMBOL=1, OUT_OF_ORDER=1, DUPLICATE_BATCH=1,
-                  TRUNCATED_LINE=1),
-    later=(at("14:39:30"), b"2026-11-25T14:39:30Z,JPM,0.5\n"),
-)
+    "drops": Counter(
+        MALFORMED_LINE=2,
+        BAD_TIMESTAMP=1,
+        BINARY_GARBAGE=1,
+        NAN=1,
+        INFINITE=1,
+        NOT_A_NUMBER=4,
+        OUT_OF_RANGE=2,
+        UNKNOWN_SYMBOL=1,
+        DUPLICATE_SYMBOL=1,
+        OUT_OF_ORDER=1,
+        DUPLICATE_BATCH=1,
+        TRUNCATED_LINE=1,
+    ),
+    "later": (at("14:39:30"), b"2026-11-25T14:39:30Z,JPM,0.5\n"),
+}
 
 
 @pytest.mark.parametrize("case", [JSONL, CSV], ids=["jsonl", "csv"])
@@ -69,8 +93,10 @@ def test_the_corpus_through_a_session_trades_only_good_entries_and_reports_every
 
     pipe = make_pipe(signals_path=path, auto_approve=True)
     pipe.wait(lambda: pipe.snapshot.bars_processed == bars, what=f"{bars} good batches to be processed")
-    pipe.wait(lambda: dropped_reasons_in_events(pipe.snapshot.events) == drops_before_close,
-              what="every drop of the corpus in the event log")
+    pipe.wait(
+        lambda: dropped_reasons_in_events(pipe.snapshot.events) == drops_before_close,
+        what="every drop of the corpus in the event log",
+    )
     pipe.wait_settled()
     snap = pipe.snapshot
     assert snap.trading_state is TradingState.ACTIVE and snap.trading_ready

@@ -88,9 +88,17 @@ def run_process(tmp_path):
 def outside_venue():
     """A venue of the test's own: the session reaches it over HTTP like any Alpaca
     endpoint, and the test looks at it through alpaca-py."""
-    venue = SimVenue(key_id=CREDENTIALS.key_id, secret_key=CREDENTIALS.secret_key, seed=SEED, port=0,
-                     universe_path=str(UNIVERSE_PATH), partial_fill_prob=1.0, start_at=START_AT,
-                     frozen_clock=True, rate_limit_per_minute=None)
+    venue = SimVenue(
+        key_id=CREDENTIALS.key_id,
+        secret_key=CREDENTIALS.secret_key,
+        seed=SEED,
+        port=0,
+        universe_path=str(UNIVERSE_PATH),
+        partial_fill_prob=1.0,
+        start_at=START_AT,
+        frozen_clock=True,
+        rate_limit_per_minute=None,
+    )
     venue.start()
     try:
         yield venue
@@ -102,10 +110,17 @@ def test_halt_on_a_running_session_leaves_no_open_order_at_the_venue(tmp_path, o
     signals, journal = tmp_path / "signals.jsonl", tmp_path / "journal.sqlite"
     signals.write_bytes(b"")
     config = tmp_path / "execution.toml"
-    config.write_text(config_text(signals, journal, (
-        f'[broker]\nkind = "alpaca"\ntrading_url = "{outside_venue.trading_url}"\n'
-        f'data_url = "{outside_venue.data_url}"\n\n'
-        '[rollout]\ndefault_mode = "auto"\n')))
+    config.write_text(
+        config_text(
+            signals,
+            journal,
+            (
+                f'[broker]\nkind = "alpaca"\ntrading_url = "{outside_venue.trading_url}"\n'
+                f'data_url = "{outside_venue.data_url}"\n\n'
+                '[rollout]\ndefault_mode = "auto"\n'
+            ),
+        )
+    )
     env = cli_env(APCA_API_KEY_ID=CREDENTIALS.key_id, APCA_API_SECRET_KEY=CREDENTIALS.secret_key)
     eyes = VenueEyes(outside_venue.trading_url)
 
@@ -116,11 +131,13 @@ def test_halt_on_a_running_session_leaves_no_open_order_at_the_venue(tmp_path, o
     assert {"trading_state", "open_orders", "positions", "equity", "day_pl"} <= set(status)
     assert status["venue"] == "ALPACA" and status["mode"] == "PAPER"
     append(signals, line(outside_venue.now(), SIGNALS))
-    working = wait_for(lambda: len(eyes.open_orders()) == len(SIGNALS) and eyes.open_orders(),
-                       what="six working orders at the venue", every=0.2)
+    working = wait_for(
+        lambda: len(eyes.open_orders()) == len(SIGNALS) and eyes.open_orders(),
+        what="six working orders at the venue",
+        every=0.2,
+    )
     assert {o.status.value for o in working} == {"partially_filled"}
-    status = wait_status(journal, lambda s: s["open_orders"] == len(SIGNALS), what="the session to see them",
-                         proc=proc)
+    status = wait_status(journal, lambda s: s["open_orders"] == len(SIGNALS), what="the session to see them", proc=proc)
     assert status["trading_state"] == "ACTIVE"
 
     done = execdesk("halt", "--journal", str(journal), env=env)
@@ -134,8 +151,11 @@ def test_halt_on_a_running_session_leaves_no_open_order_at_the_venue(tmp_path, o
     assert done.returncode == 0, done.stderr
     status = json.loads(done.stdout)
     assert status["trading_state"] == "HALTED"
-    assert status["kill_switch"] == {"phase": "confirmed", "cancels_requested": len(SIGNALS),
-                                     "cancels_confirmed": len(SIGNALS)}
+    assert status["kill_switch"] == {
+        "phase": "confirmed",
+        "cancels_requested": len(SIGNALS),
+        "cancels_confirmed": len(SIGNALS),
+    }
     wait_status(journal, lambda s: s["open_orders"] == 0, what="the session's book to be empty", proc=proc)
 
     # HALTED: a new bar sends nothing
@@ -184,13 +204,18 @@ def venue_time(status: dict) -> datetime:
 
 def test_run_with_bars_stops_by_itself_and_prints_the_report(tmp_path, run_process):
     config, signals, journal = embedded_config(tmp_path, "partial_fill_prob = 0.0")
-    proc = run_process("--config", str(config), "--signals", str(signals), "--journal", str(journal),
-                       "--bars", "2", "--auto-approve")
+    proc = run_process(
+        "--config", str(config), "--signals", str(signals), "--journal", str(journal), "--bars", "2", "--auto-approve"
+    )
     status = wait_status(journal, lambda s: s["trading_ready"] and s["market_open"], what="the session", proc=proc)
     now = venue_time(status)
     append(signals, line(now, {"AAPL": 0.5, "MSFT": -0.4}))
-    wait_status(journal, lambda s: s["bars_processed"] == 1 and s["open_orders"] == 0 and s["positions"] == 2,
-                what="the first bar's orders to fill", proc=proc)
+    wait_status(
+        journal,
+        lambda s: s["bars_processed"] == 1 and s["open_orders"] == 0 and s["positions"] == 2,
+        what="the first bar's orders to fill",
+        proc=proc,
+    )
     append(signals, line(now + timedelta(seconds=1), {"AAPL": 0.2, "JPM": 0.3}))
 
     assert proc.wait() == 0, proc.describe()
@@ -215,8 +240,7 @@ def test_run_with_bars_stops_by_itself_and_prints_the_report(tmp_path, run_proce
 def test_sigterm_stops_in_order_leaving_open_orders_working(tmp_path, run_process):
     # the venue clock crawls (1 venue second in 1,000): the partial fills stay partial
     config, signals, journal = embedded_config(tmp_path, "partial_fill_prob = 1.0\nspeed = 0.001")
-    proc = run_process("--config", str(config), "--signals", str(signals), "--journal", str(journal),
-                       "--auto-approve")
+    proc = run_process("--config", str(config), "--signals", str(signals), "--journal", str(journal), "--auto-approve")
     status = wait_status(journal, lambda s: s["trading_ready"] and s["market_open"], what="the session", proc=proc)
     append(signals, line(venue_time(status), SIGNALS))
     wait_status(journal, lambda s: s["open_orders"] == len(SIGNALS), what="six working orders", proc=proc)
@@ -224,8 +248,9 @@ def test_sigterm_stops_in_order_leaving_open_orders_working(tmp_path, run_proces
     proc.proc.send_signal(signal.SIGTERM)
     assert proc.wait() == 0, proc.describe()
     out = proc.stdout
-    assert f"stopped (SIGTERM): journal sealed; {len(SIGNALS)} open order(s) left working at the venue" in out, \
+    assert f"stopped (SIGTERM): journal sealed; {len(SIGNALS)} open order(s) left working at the venue" in out, (
         proc.describe()
+    )
     assert f"stopping: no new orders; {len(SIGNALS)} open order(s) left working at the venue" in out
     assert "execdesk execution report" in out
 
@@ -256,10 +281,24 @@ def test_in_a_terminal_run_shows_a_live_status_and_sigint_stops_it_in_order(tmp_
     stops the session in order, like SIGTERM."""
     config, signals, journal = embedded_config(tmp_path, "partial_fill_prob = 0.0")
     master, slave = pty.openpty()
-    proc = subprocess.Popen([*EXECDESK, "run", "--config", str(config), "--signals", str(signals),
-                             "--journal", str(journal), "--auto-approve"],
-                            stdin=slave, stdout=slave, stderr=slave, cwd=ROOT,
-                            env=cli_env(TERM="xterm-256color", COLUMNS="160", LINES="40"))
+    proc = subprocess.Popen(
+        [
+            *EXECDESK,
+            "run",
+            "--config",
+            str(config),
+            "--signals",
+            str(signals),
+            "--journal",
+            str(journal),
+            "--auto-approve",
+        ],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=ROOT,
+        env=cli_env(TERM="xterm-256color", COLUMNS="160", LINES="40"),
+    )
     os.close(slave)
     chunks: list[bytes] = []
 
@@ -296,15 +335,16 @@ def test_in_a_terminal_run_shows_a_live_status_and_sigint_stops_it_in_order(tmp_
     assert "Traceback" not in text
 
 
-
 def test_run_with_bars_stops_when_its_orders_time_out_and_says_so(tmp_path, run_process):
     """--bars N waits for the batches' orders to be final, but not for ever: orders
     still working after max(approval_timeout, submit_timeout) (+5 s) end the run."""
     config, signals, journal = embedded_config(tmp_path, "partial_fill_prob = 1.0\nspeed = 0.001")
-    config.write_text(config.read_text() + "\n[rollout]\napproval_timeout = 1\n\n"
-                      "[order_management]\nsubmit_timeout = 1\n")
-    proc = run_process("--config", str(config), "--signals", str(signals), "--journal", str(journal),
-                       "--bars", "1", "--auto-approve")
+    config.write_text(
+        config.read_text() + "\n[rollout]\napproval_timeout = 1\n\n[order_management]\nsubmit_timeout = 1\n"
+    )
+    proc = run_process(
+        "--config", str(config), "--signals", str(signals), "--journal", str(journal), "--bars", "1", "--auto-approve"
+    )
     status = wait_status(journal, lambda s: s["trading_ready"] and s["market_open"], what="the session", proc=proc)
     append(signals, line(venue_time(status), SIGNALS))
     assert proc.wait() == 0, proc.describe()

@@ -21,16 +21,19 @@ def test_an_automatic_daily_loss_trip_halts_and_cancels_every_working_order(make
         risk_management={"max_daily_loss": 0.005},
         monitoring={"risk_check_interval": 1, "order_reconciliation_interval": 3600},
     )
-    pipe.send({s: 1.0 for s in ("AAPL", "JPM", "KO", "XOM", "UNH", "GE", "AMZN", "NEE")})
-    pipe.wait(lambda: pipe.snapshot.orders and all(r.status == "partially_filled"
-                                                   for r in pipe.snapshot.orders.values()),
-              what="the orders to rest at the venue, partially filled")
+    pipe.send(dict.fromkeys(("AAPL", "JPM", "KO", "XOM", "UNH", "GE", "AMZN", "NEE"), 1.0))
+    pipe.wait(
+        lambda: pipe.snapshot.orders and all(r.status == "partially_filled" for r in pipe.snapshot.orders.values()),
+        what="the orders to rest at the venue, partially filled",
+    )
     working = pipe.eyes.open_orders()
     assert len(working) == 8
 
     pipe.venue.shock(None, -4)  # the book loses well over 0.5% of equity (and no stop is crossed)
-    kill = pipe.wait(lambda: pipe.snapshot.kill_switch.phase == "confirmed" and pipe.snapshot.kill_switch,
-                     what="the daily-loss trip to halt and the venue to confirm the cancels")
+    kill = pipe.wait(
+        lambda: pipe.snapshot.kill_switch.phase == "confirmed" and pipe.snapshot.kill_switch,
+        what="the daily-loss trip to halt and the venue to confirm the cancels",
+    )
     snap = pipe.snapshot
     assert snap.trading_state is TradingState.HALTED
     assert snap.state_cause.startswith("automatic: daily_loss"), snap.state_cause
@@ -71,8 +74,10 @@ def test_flatten_outside_regular_hours_sends_extended_hours_limit_orders(make_pi
 
     result = pipe.execute(Flatten())
     assert result.ok and result.count == len(POSITIONS), result.message
-    closing = pipe.wait(lambda: len(pipe.eyes.open_orders()) == len(POSITIONS) and pipe.eyes.open_orders(),
-                        what="the closing orders at the venue")
+    closing = pipe.wait(
+        lambda: len(pipe.eyes.open_orders()) == len(POSITIONS) and pipe.eyes.open_orders(),
+        what="the closing orders at the venue",
+    )
     held = pipe.eyes.positions()
     for order in closing:
         assert order.type.value == "limit" and order.time_in_force.value == "day"

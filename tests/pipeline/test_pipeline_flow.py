@@ -30,8 +30,10 @@ def traded(make_pipe):
     pipe.wait_settled("the first bar's orders to fill")
     bar2 = pipe.send(BAR_2)
     pipe.wait_settled("the second bar's orders to fill")
-    pipe.wait(lambda: set(pipe.snapshot.positions) == set(pipe.eyes.positions()),
-              what="the engine's positions to cover the venue's")
+    pipe.wait(
+        lambda: set(pipe.snapshot.positions) == set(pipe.eyes.positions()),
+        what="the engine's positions to cover the venue's",
+    )
     return pipe, bar1, bar2
 
 
@@ -62,8 +64,9 @@ def test_signals_become_orders_fills_and_positions_that_agree_everywhere(traded)
     assert set(rpos) == set(venue_positions)
     for symbol, vp in venue_positions.items():
         assert dec(rpos[symbol]["qty"]) == Decimal(vp.qty), symbol
-        assert dec(rpos[symbol]["avg_entry_price"]).quantize(Decimal("0.0001")) == \
-            Decimal(vp.avg_entry_price).quantize(Decimal("0.0001")), symbol
+        assert dec(rpos[symbol]["avg_entry_price"]).quantize(Decimal("0.0001")) == Decimal(vp.avg_entry_price).quantize(
+            Decimal("0.0001")
+        ), symbol
 
     # every order the report says was sent is at the venue, field for field; nothing
     # is at the venue that the report does not know
@@ -99,8 +102,9 @@ def test_signals_become_orders_fills_and_positions_that_agree_everywhere(traded)
         assert bar in (bar1, bar2)
         assert ro["signal"] == signals[ro["symbol"]]
         assert ro["reason"] == "signal"
-    assert not any(parse_ts(o["bar_ts"]) == bar2 and o["symbol"] == "JPM" for o in report["orders"]), \
+    assert not any(parse_ts(o["bar_ts"]) == bar2 and o["symbol"] == "JPM" for o in report["orders"]), (
         "a signal below the threshold holds the position"
+    )
 
     summary = report["summary"]
     assert summary["batches"] == 2
@@ -121,8 +125,8 @@ def test_the_report_command_prints_the_same_orders_as_json(traded):
     built = pipe.report()
     key = lambda o: o["client_order_id"]  # noqa: E731
     fields = ("client_order_id", "symbol", "side", "qty", "status", "filled_qty", "filled_avg_price")
-    assert [{f: o[f] for f in fields} for o in sorted(printed["orders"], key=key)] == \
-        [{f: o[f] for f in fields} for o in sorted(built["orders"], key=key)]
+    assert [{f: o[f] for f in fields} for o in sorted(printed["orders"], key=key)] == [
+        {f: o[f] for f in fields} for o in sorted(built["orders"], key=key)
+    ]
     assert printed["positions"] == built["positions"]
     assert CREDENTIALS.secret_key not in done.stdout
-

@@ -30,10 +30,14 @@ def test_halt_cancels_about_fifty_working_orders_and_the_venue_confirms_each(mak
         # partial fill once left orders shown "new" until the next reconciliation)
         monitoring={"order_reconciliation_interval": 3600},
     )
-    pipe.send({s: 1.0 for s in SYMBOLS})
-    pipe.wait(lambda: pipe.snapshot.open_order_count and all(
-        r.status == "partially_filled" for r in pipe.snapshot.orders.values()),
-        what="the orders to rest at the venue, partially filled")
+    pipe.send(dict.fromkeys(SYMBOLS, 1.0))
+    pipe.wait(
+        lambda: (
+            pipe.snapshot.open_order_count
+            and all(r.status == "partially_filled" for r in pipe.snapshot.orders.values())
+        ),
+        what="the orders to rest at the venue, partially filled",
+    )
     working = pipe.eyes.open_orders()
     assert len(working) >= 45, f"only {len(working)} orders rest at the venue"
     assert pipe.snapshot.open_order_count == len(working)
@@ -41,8 +45,10 @@ def test_halt_cancels_about_fifty_working_orders_and_the_venue_confirms_each(mak
 
     result = pipe.execute(Halt())
     assert result.ok, result.message
-    kill = pipe.wait(lambda: pipe.snapshot.kill_switch.phase == "confirmed" and pipe.snapshot.kill_switch,
-                     what="the venue to confirm every cancel")
+    kill = pipe.wait(
+        lambda: pipe.snapshot.kill_switch.phase == "confirmed" and pipe.snapshot.kill_switch,
+        what="the venue to confirm every cancel",
+    )
     assert kill.cancels_requested == len(working)
     assert kill.cancels_confirmed == len(working)
     assert pipe.eyes.open_orders() == []
@@ -57,9 +63,12 @@ def test_halt_cancels_about_fifty_working_orders_and_the_venue_confirms_each(mak
         assert after.status.value == "canceled"
         assert Decimal(after.filled_qty) > 0  # the partial fill stands: a cancel does not undo it
     positions = pipe.eyes.positions()
-    pipe.wait(lambda: {s: r.qty for s, r in pipe.snapshot.positions.items()}
-              == {s: Decimal(p.qty) for s, p in positions.items()},
-              what="the engine's positions to equal the venue's")
+    pipe.wait(
+        lambda: (
+            {s: r.qty for s, r in pipe.snapshot.positions.items()} == {s: Decimal(p.qty) for s, p in positions.items()}
+        ),
+        what="the engine's positions to equal the venue's",
+    )
 
     report = pipe.report()
     phases = [k["phase"] for k in report["kill_switch"]]

@@ -12,7 +12,7 @@ from decimal import Decimal
 from engine.commands import SetOverride
 from engine.model import TradingState
 
-SETTINGS = dict(rollout={"default_mode": "auto", "overrides": {"MSFT": {"mode": "off"}}})
+SETTINGS = {"rollout": {"default_mode": "auto", "overrides": {"MSFT": {"mode": "off"}}}}
 
 
 def denied_symbols(report: dict, reason: str) -> set[str]:
@@ -80,10 +80,12 @@ def test_a_run_time_override_survives_a_restart(make_pipe, tmp_path):
 
 def test_run_time_caps_multiplier_and_side_shape_what_reaches_the_venue(make_pipe):
     pipe = make_pipe(rollout={"default_mode": "auto"})
-    for cmd in (SetOverride("AAPL", max_position_usd=Decimal(2000)),
-                SetOverride("JPM", max_position_pct=0.02),
-                SetOverride("KO", size_multiplier=0.5),
-                SetOverride("MSFT", side="long_only")):
+    for cmd in (
+        SetOverride("AAPL", max_position_usd=Decimal(2000)),
+        SetOverride("JPM", max_position_pct=0.02),
+        SetOverride("KO", size_multiplier=0.5),
+        SetOverride("MSFT", side="long_only"),
+    ):
         assert pipe.execute(cmd).ok, cmd
     pipe.send({"AAPL": 1.0, "JPM": 1.0, "KO": 1.0, "XOM": 1.0, "MSFT": -0.8})
     pipe.wait_settled()
@@ -104,11 +106,13 @@ def test_unfilled_orders_are_cancelled_at_the_next_bar(make_pipe):
     bar left working is cancelled at the venue when the next batch arrives."""
     pipe = make_pipe(auto_approve=True, sim={"partial_fill_prob": 1.0})
     pipe.send({"AAPL": 0.5, "JPM": 0.3})
-    first = pipe.wait(lambda: len(pipe.eyes.open_orders()) == 2 and pipe.eyes.open_orders(),
-                      what="two orders working at the venue")
+    first = pipe.wait(
+        lambda: len(pipe.eyes.open_orders()) == 2 and pipe.eyes.open_orders(), what="two orders working at the venue"
+    )
     pipe.send({"KO": 0.4})
-    pipe.wait(lambda: {o.symbol for o in pipe.eyes.open_orders()} <= {"KO"},
-              what="the first bar's orders to be cancelled")
+    pipe.wait(
+        lambda: {o.symbol for o in pipe.eyes.open_orders()} <= {"KO"}, what="the first bar's orders to be cancelled"
+    )
     venue = pipe.eyes.orders_by_client_id()
     assert {venue[o.client_order_id].status.value for o in first} == {"canceled"}
     causes = pipe.report()["summary"]["cancel_requests_by_cause"]

@@ -4,7 +4,8 @@ Drills go through the venue's HTTP drill API (/sim/v1/...), the wire an operator
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import requests
@@ -103,8 +104,9 @@ class Events:
 
 def broker_settings(**broker: Any) -> Settings:
     """The code's defaults, no client-side throttle, short timeouts, then the test's changes."""
-    return with_sections(Settings(), broker={"rate_limit_per_minute": 100000, "request_timeout": 2.0,
-                                             "workers": 4, **broker})
+    return with_sections(
+        Settings(), broker={"rate_limit_per_minute": 100000, "request_timeout": 2.0, "workers": 4, **broker}
+    )
 
 
 def make_broker(venue: Venue, settings: Settings | None = None, secret: str = SECRET) -> AlpacaBroker:

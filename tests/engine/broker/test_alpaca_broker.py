@@ -36,7 +36,7 @@ from engine.config import Settings
 from engine.model import OrderStatus, OrderType, Side, TimeInForce
 from tests.support import wait_for_async
 
-from .conftest import KEY, SECRET, Events, Venue, broker_settings, count_posts, make_broker
+from .conftest import KEY, SECRET, Venue, broker_settings, count_posts, make_broker
 
 FAR_BELOW = Decimal("1.00")  # a buy limit that never fills
 
@@ -89,19 +89,25 @@ async def test_submit_is_acked_and_lookup_finds_the_same_order(broker, events):
 
 
 async def test_insufficient_buying_power_is_rejected_with_the_venue_code(broker):
-    outcome = await broker.submit(SubmitRequest(cid("bp"), "AAPL", "buy", Decimal(100000), "limit", "day", Decimal("200")))
+    outcome = await broker.submit(
+        SubmitRequest(cid("bp"), "AAPL", "buy", Decimal(100000), "limit", "day", Decimal("200"))
+    )
     assert (outcome.kind, outcome.http_status, outcome.code) == ("rejected", 403, 40310000), outcome
     assert "buying power" in outcome.message
 
 
 async def test_a_sub_penny_price_is_rejected_as_invalid(broker):
-    outcome = await broker.submit(SubmitRequest(cid("px"), "AAPL", "buy", Decimal(1), "limit", "day", Decimal("10.001")))
+    outcome = await broker.submit(
+        SubmitRequest(cid("px"), "AAPL", "buy", Decimal(1), "limit", "day", Decimal("10.001"))
+    )
     assert (outcome.kind, outcome.http_status, outcome.code) == ("rejected", 422, 42210000), outcome
 
 
 async def test_an_opposite_order_in_the_symbol_is_rejected_as_a_wash_trade(broker):
     assert (await broker.submit(resting_buy(cid("wash-buy"), symbol="KO"))).kind == "acked"
-    outcome = await broker.submit(SubmitRequest(cid("wash-sell"), "KO", "sell", Decimal(1), "limit", "day", Decimal("999")))
+    outcome = await broker.submit(
+        SubmitRequest(cid("wash-sell"), "KO", "sell", Decimal(1), "limit", "day", Decimal("999"))
+    )
     assert (outcome.kind, outcome.http_status) == ("rejected", 403), outcome
     assert "wash trade" in outcome.message
 
@@ -309,7 +315,9 @@ async def test_trade_stream_delivers_new_and_fill_with_execution_ids(broker, eve
 
 async def test_a_dropped_trade_stream_reports_down_then_up_reconnected_and_listens_again(broker, events, venue):
     await broker.start(events, [])
-    await events.wait_for(lambda e: isinstance(e, ConnectivityChanged) and e.channel == "trade_stream" and e.status == "up")
+    await events.wait_for(
+        lambda e: isinstance(e, ConnectivityChanged) and e.channel == "trade_stream" and e.status == "up"
+    )
     mark = len(events.snapshot())
     venue.drop_trade_stream()
     down = await events.wait_for(
@@ -338,27 +346,36 @@ async def test_a_trade_stream_refused_for_a_while_comes_back_reconnected(broker,
     venue.reset_faults()
     back = await events.wait_for(
         lambda e: isinstance(e, ConnectivityChanged) and e.channel == "trade_stream" and e.status == "up",
-        after=mark, timeout=30,
+        after=mark,
+        timeout=30,
     )
     assert back.reconnected is True
 
 
 async def test_market_data_stream_delivers_quotes_and_bars_and_reconnects(broker, events, venue):
     await broker.start(events, ["AAPL", "MSFT"])
-    await events.wait_for(lambda e: isinstance(e, ConnectivityChanged) and e.channel == "market_data" and e.status == "up")
+    await events.wait_for(
+        lambda e: isinstance(e, ConnectivityChanged) and e.channel == "market_data" and e.status == "up"
+    )
     quote = await events.wait_for(lambda e: isinstance(e, VenueQuote) and e.symbol in ("AAPL", "MSFT"))
     assert 0 < quote.bid < quote.ask
-    requests.post(venue.trading_url + "/sim/v1/clock", json={"advance_seconds": 61},
-                  headers={"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}, timeout=10).raise_for_status()
+    requests.post(
+        venue.trading_url + "/sim/v1/clock",
+        json={"advance_seconds": 61},
+        headers={"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET},
+        timeout=10,
+    ).raise_for_status()
     bar = await events.wait_for(lambda e: isinstance(e, VenueBar))
     assert bar.symbol in ("AAPL", "MSFT") and bar.low <= bar.close <= bar.high
 
     mark = len(events.snapshot())
     venue.drop_data_stream()
-    await events.wait_for(lambda e: isinstance(e, ConnectivityChanged) and e.channel == "market_data"
-                          and e.status == "down", after=mark)
-    back = await events.wait_for(lambda e: isinstance(e, ConnectivityChanged) and e.channel == "market_data"
-                                 and e.status == "up", after=mark)
+    await events.wait_for(
+        lambda e: isinstance(e, ConnectivityChanged) and e.channel == "market_data" and e.status == "down", after=mark
+    )
+    back = await events.wait_for(
+        lambda e: isinstance(e, ConnectivityChanged) and e.channel == "market_data" and e.status == "up", after=mark
+    )
     assert back.reconnected is True
 
 
@@ -463,7 +480,9 @@ async def test_positions_account_clock_assets_quotes_and_bars_parse(broker, even
     await broker.start(events, [])
     coid = cid("pos")
     assert (await broker.submit(await marketable_buy(broker, coid, "NVDA", qty="3"))).kind == "acked"
-    await events.wait_for(lambda e: isinstance(e, TradeUpdate) and e.order.client_order_id == coid and e.event == "fill")
+    await events.wait_for(
+        lambda e: isinstance(e, TradeUpdate) and e.order.client_order_id == coid and e.event == "fill"
+    )
 
     positions = {p.symbol: p for p in await broker.positions()}
     assert positions["NVDA"].qty == Decimal(3) and positions["NVDA"].avg_entry_price > 0
@@ -482,8 +501,12 @@ async def test_positions_account_clock_assets_quotes_and_bars_parse(broker, even
     quotes = await broker.latest_quotes(["AAPL", "MSFT"])
     assert set(quotes) == {"AAPL", "MSFT"} and all(0 < q.bid < q.ask for q in quotes.values())
 
-    requests.post(venue.trading_url + "/sim/v1/clock", json={"advance_seconds": 300},
-                  headers={"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}, timeout=10).raise_for_status()
+    requests.post(
+        venue.trading_url + "/sim/v1/clock",
+        json={"advance_seconds": 300},
+        headers={"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET},
+        timeout=10,
+    ).raise_for_status()
     clock = await broker.clock()
     bars = await broker.bars(["AAPL", "MSFT"], start=clock.timestamp - timedelta(minutes=4))
     assert bars["AAPL"] and bars["MSFT"]
@@ -548,11 +571,18 @@ def test_stream_reconnects_are_paced_by_the_engine_backoff():
     from engine.backoff import Backoff
     from engine.broker import streams
 
-    runner = streams.trade_updates(KEY, SECRET, url="ws://127.0.0.1:9/stream", paper=True,
-                                   emit=lambda e: None, scrub=Scrubber([SECRET]))
+    runner = streams.trade_updates(
+        KEY, SECRET, url="ws://127.0.0.1:9/stream", paper=True, emit=lambda e: None, scrub=Scrubber([SECRET])
+    )
     for retries in range(1, 9):
         plain = min(30.0, 2.0 ** (retries - 1))
         assert plain / 2 <= runner.stream._reconnect_delay(retries) <= plain
-    fixed = streams.StreamRunner(Channel.TRADE_STREAM, runner.stream, lambda e: None, Scrubber([]),
-                                 lambda m: False, reconnect=Backoff(0.1, 3.0, 1.0))
+    fixed = streams.StreamRunner(
+        Channel.TRADE_STREAM,
+        runner.stream,
+        lambda e: None,
+        Scrubber([]),
+        lambda m: False,
+        reconnect=Backoff(0.1, 3.0, 1.0),
+    )
     assert [fixed.stream._reconnect_delay(r) for r in (1, 2, 3, 4)] == pytest.approx([0.1, 0.3, 0.9, 1.0])

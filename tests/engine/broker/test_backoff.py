@@ -44,7 +44,7 @@ def test_jitter_is_repeatable_with_a_seeded_source():
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(initial=-1.0), dict(initial=1.0, factor=0.5), dict(initial=2.0, cap=1.0), dict(initial=1.0, jitter=1.5)],
+    [{"initial": -1.0}, {"initial": 1.0, "factor": 0.5}, {"initial": 2.0, "cap": 1.0}, {"initial": 1.0, "jitter": 1.5}],
 )
 def test_a_policy_that_makes_no_sense_is_refused(kw):
     with pytest.raises(ValueError):

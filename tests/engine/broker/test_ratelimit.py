@@ -71,8 +71,14 @@ def test_when_held_cancels_go_first_then_submits_then_queries():
     lim.pump()
     assert order == ["first", "second"]
     # budget spent: these queue up in arrival order q, s, c, q, s, c
-    for name, prio in [("q1", Priority.QUERY), ("s1", Priority.SUBMIT), ("c1", Priority.CANCEL),
-                       ("q2", Priority.QUERY), ("s2", Priority.SUBMIT), ("c2", Priority.CANCEL)]:
+    for name, prio in [
+        ("q1", Priority.QUERY),
+        ("s1", Priority.SUBMIT),
+        ("c1", Priority.CANCEL),
+        ("q2", Priority.QUERY),
+        ("s2", Priority.SUBMIT),
+        ("c2", Priority.CANCEL),
+    ]:
         queue(lim, order, name, prio, slot=False)
     lim.pump()
     assert order == ["first", "second"]
@@ -88,7 +94,7 @@ def test_when_held_cancels_go_first_then_submits_then_queries():
 
 
 def test_last_permits_of_the_window_are_kept_for_cancels():
-    lim, clock, _ = make(per_minute=4, cancel_reserve=1)
+    lim, _clock, _ = make(per_minute=4, cancel_reserve=1)
     order: list[str] = []
     for i in range(4):
         queue(lim, order, f"s{i}", Priority.SUBMIT, slot=False)
@@ -100,7 +106,7 @@ def test_last_permits_of_the_window_are_kept_for_cancels():
 
 
 def test_in_flight_slots_are_served_by_priority_too():
-    lim, clock, _ = make(per_minute=100, max_in_flight=1)
+    lim, _clock, _ = make(per_minute=100, max_in_flight=1)
     order: list[str] = []
     queue(lim, order, "busy", Priority.QUERY)
     lim.pump()
@@ -117,7 +123,7 @@ def test_in_flight_slots_are_served_by_priority_too():
 
 
 def test_an_extra_page_without_a_slot_is_not_blocked_by_waiters_for_slots():
-    lim, clock, _ = make(per_minute=100, max_in_flight=1)
+    lim, _clock, _ = make(per_minute=100, max_in_flight=1)
     order: list[str] = []
     queue(lim, order, "paginating", Priority.QUERY)
     lim.pump()
@@ -214,8 +220,10 @@ async def test_async_acquire_is_served_in_priority_order_and_can_be_cancelled():
         await lim.acquire(prio)
         served.append(name)
 
-    tasks = [asyncio.create_task(want(n, p)) for n, p in
-             [("q", Priority.QUERY), ("s", Priority.SUBMIT), ("gone", Priority.CANCEL), ("c", Priority.CANCEL)]]
+    tasks = [
+        asyncio.create_task(want(n, p))
+        for n, p in [("q", Priority.QUERY), ("s", Priority.SUBMIT), ("gone", Priority.CANCEL), ("c", Priority.CANCEL)]
+    ]
     await asyncio.sleep(0.05)
     tasks[2].cancel()
     await asyncio.sleep(0.05)

@@ -25,21 +25,34 @@ def test_an_override_replaces_the_file_value(write_config):
     [
         ("EXECDESK_EXECUTION__ENABLED", "false", lambda s: s.execution.enabled is False),
         ("EXECDESK_ORDER_MANAGEMENT__MAX_ORDERS_PER_BAR", "25", lambda s: s.order_management.max_orders_per_bar == 25),
-        ("EXECDESK_RISK_MANAGEMENT__MAX_ORDER_NOTIONAL", "12500.50",
-         lambda s: s.risk_management.max_order_notional == Decimal("12500.50")),
-        ("EXECDESK_BROKER__TRADING_URL", "http://127.0.0.1:8765", lambda s: s.broker.trading_url == "http://127.0.0.1:8765"),
+        (
+            "EXECDESK_RISK_MANAGEMENT__MAX_ORDER_NOTIONAL",
+            "12500.50",
+            lambda s: s.risk_management.max_order_notional == Decimal("12500.50"),
+        ),
+        (
+            "EXECDESK_BROKER__TRADING_URL",
+            "http://127.0.0.1:8765",
+            lambda s: s.broker.trading_url == "http://127.0.0.1:8765",
+        ),
         # Text keys take the value verbatim, even when it would parse as a number.
         ("EXECDESK_SESSION__JOURNAL_PATH", "2024", lambda s: s.session.journal_path == "2024"),
         ("EXECDESK_ROLLOUT__DEFAULT_MODE", "auto", lambda s: s.rollout.default_mode is RolloutMode.AUTO),
-        ("EXECDESK_RISK_MANAGEMENT__TRIP_STATE", "REDUCING",
-         lambda s: s.risk_management.trip_state is TradingState.REDUCING),
+        (
+            "EXECDESK_RISK_MANAGEMENT__TRIP_STATE",
+            "REDUCING",
+            lambda s: s.risk_management.trip_state is TradingState.REDUCING,
+        ),
         # Lists as TOML arrays or comma-separated.
         ("EXECDESK_ROLLOUT__ALLOWLIST", '["AAPL", "MSFT"]', lambda s: s.rollout.allowlist == ["AAPL", "MSFT"]),
         ("EXECDESK_ROLLOUT__ALLOWLIST", "AAPL, MSFT", lambda s: s.rollout.allowlist == ["AAPL", "MSFT"]),
         ("EXECDESK_CONSOLE__KEYMAP", '{ approve = "y" }', lambda s: s.console.keymap == {"approve": "y"}),
         # Symbols keep their case under rollout.overrides.
-        ("EXECDESK_ROLLOUT__OVERRIDES__AAPL__MODE", "auto",
-         lambda s: s.rollout.overrides["AAPL"].mode is RolloutMode.AUTO),
+        (
+            "EXECDESK_ROLLOUT__OVERRIDES__AAPL__MODE",
+            "auto",
+            lambda s: s.rollout.overrides["AAPL"].mode is RolloutMode.AUTO,
+        ),
     ],
 )
 def test_overrides_are_read_as_the_key_type(write_config, var, raw, read):
@@ -49,7 +62,7 @@ def test_overrides_are_read_as_the_key_type(write_config, var, raw, read):
 
 
 def test_an_override_merges_into_a_symbol_table_from_the_file(write_config):
-    path = write_config("[rollout.overrides.AAPL]\nmode = \"approve\"\nmax_position_usd = 5000\n")
+    path = write_config('[rollout.overrides.AAPL]\nmode = "approve"\nmax_position_usd = 5000\n')
 
     settings = load_settings(path, env={"EXECDESK_ROLLOUT__OVERRIDES__AAPL__MODE": "off"})
 
@@ -60,16 +73,28 @@ def test_an_override_merges_into_a_symbol_table_from_the_file(write_config):
 @pytest.mark.parametrize(
     "var, raw, fragments",
     [
-        ("EXECDESK_RISK_MANAGEMENT__MAX_DAILY_LOSS", "abc",
-         ["risk_management.max_daily_loss must be a number > 0 and <= 1", "(got 'abc')"]),
-        ("EXECDESK_RISK_MANAGEMENT__MAX_DAILY_LOSS", "-0.5",
-         ["risk_management.max_daily_loss must be > 0 and <= 1 (got -0.5)"]),
+        (
+            "EXECDESK_RISK_MANAGEMENT__MAX_DAILY_LOSS",
+            "abc",
+            ["risk_management.max_daily_loss must be a number > 0 and <= 1", "(got 'abc')"],
+        ),
+        (
+            "EXECDESK_RISK_MANAGEMENT__MAX_DAILY_LOSS",
+            "-0.5",
+            ["risk_management.max_daily_loss must be > 0 and <= 1 (got -0.5)"],
+        ),
         ("EXECDESK_EXECUTION__ENABLED", "yes", ["execution.enabled must be true or false (got 'yes')"]),
-        ("EXECDESK_RISK_MANAGEMENT__MAX_DAILY_LOS", "0.1",
-         ["risk_management.max_daily_los is not a known key", "did you mean max_daily_loss?"]),
+        (
+            "EXECDESK_RISK_MANAGEMENT__MAX_DAILY_LOS",
+            "0.1",
+            ["risk_management.max_daily_los is not a known key", "did you mean max_daily_loss?"],
+        ),
         ("EXECDESK_RISKMANAGEMENT__MAX_DAILY_LOSS", "0.1", ["riskmanagement is not a known key"]),
-        ("EXECDESK_ROLLOUT__OVERRIDES__AAPL__MODE", "fast",
-         ["rollout.overrides.AAPL.mode must be one of 'off', 'approve' or 'auto' (got 'fast')"]),
+        (
+            "EXECDESK_ROLLOUT__OVERRIDES__AAPL__MODE",
+            "fast",
+            ["rollout.overrides.AAPL.mode must be one of 'off', 'approve' or 'auto' (got 'fast')"],
+        ),
         ("EXECDESK_SIGNALS__KIND", "jsonl", ['signals.path is required when signals.kind = "jsonl"']),
         # One underscore too few would silently change nothing: refused instead.
         ("EXECDESK_RISK_MANAGEMENT_MAX_DAILY_LOSS", "0.01", ["two underscores"]),

@@ -107,10 +107,9 @@ def test_every_problem_is_reported_at_once_each_on_its_own_line(cli, write_confi
     result = cli("check-config", path)
 
     assert result.code == 2
-    keys = ["risk_management.max_daily_loss", "risk_management.max_sector_exposure",
-            "order_management.time_in_force"]
+    keys = ["risk_management.max_daily_loss", "risk_management.max_sector_exposure", "order_management.time_in_force"]
     assert len(result.errors) == 3
-    for key, line in zip(keys, result.errors):
+    for key, line in zip(keys, result.errors, strict=False):
         assert key in line
     assert result.err.count("\n") == 3  # nothing but the three error lines
 
@@ -138,9 +137,7 @@ def test_a_secret_in_the_file_is_refused_and_points_to_the_environment(cli, writ
     assert "PKAAAA" not in result.err + result.out
 
 
-def test_the_environment_secret_pasted_into_a_value_is_refused_without_echoing_it(
-    cli, clean_env, write_config
-):
+def test_the_environment_secret_pasted_into_a_value_is_refused_without_echoing_it(cli, clean_env, write_config):
     path = write_config('[broker]\ntrading_url = "https://paper-api.alpaca.markets/?k=TopSecretValue123"\n')
     clean_env.setenv("APCA_API_KEY_ID", "PKKEYID123456")
     clean_env.setenv("APCA_API_SECRET_KEY", "TopSecretValue123")

@@ -60,11 +60,26 @@ def test_an_allowlisted_typo_is_named_with_a_suggestion(cli, write_config):
 @pytest.mark.parametrize(
     "text, fragment",
     [
-        ('[rollout.overrides.AAPL]\nmode = "fast"\n', "rollout.overrides.AAPL.mode must be one of 'off', 'approve' or 'auto'"),
-        ("[rollout.overrides.AAPL]\nmax_position_pct = 2\n", "rollout.overrides.AAPL.max_position_pct must be > 0 and <= 1 (got 2)"),
-        ("[rollout.overrides.AAPL]\nmax_position_usd = -5\n", "rollout.overrides.AAPL.max_position_usd must be > 0 (got -5)"),
-        ('[rollout.overrides.AAPL]\nside = "sideways"\n', "rollout.overrides.AAPL.side must be one of 'both', 'long_only' or 'short_only'"),
-        ('[rollout.overrides.AAPL]\nmod = "auto"\n', "rollout.overrides.AAPL.mod is not a known key (did you mean mode?)"),
+        (
+            '[rollout.overrides.AAPL]\nmode = "fast"\n',
+            "rollout.overrides.AAPL.mode must be one of 'off', 'approve' or 'auto'",
+        ),
+        (
+            "[rollout.overrides.AAPL]\nmax_position_pct = 2\n",
+            "rollout.overrides.AAPL.max_position_pct must be > 0 and <= 1 (got 2)",
+        ),
+        (
+            "[rollout.overrides.AAPL]\nmax_position_usd = -5\n",
+            "rollout.overrides.AAPL.max_position_usd must be > 0 (got -5)",
+        ),
+        (
+            '[rollout.overrides.AAPL]\nside = "sideways"\n',
+            "rollout.overrides.AAPL.side must be one of 'both', 'long_only' or 'short_only'",
+        ),
+        (
+            '[rollout.overrides.AAPL]\nmod = "auto"\n',
+            "rollout.overrides.AAPL.mod is not a known key (did you mean mode?)",
+        ),
     ],
 )
 def test_a_bad_override_value_names_the_symbol_and_key(cli, write_config, text, fragment):
@@ -81,9 +96,7 @@ def test_symbols_are_checked_against_the_universe_the_config_names(tmp_path, wri
         '[symbols.XYZ]\nname = "X"\nsector = "Energy"\nexchange = "NYSE"\nprice = 10.0\n'
         "volatility = 0.3\nshortable = true\neasy_to_borrow = true\nfractionable = false\n"
     )
-    path = write_config(
-        f'[session]\nuniverse_path = "{universe}"\n[rollout]\nallowlist = ["XYZ", "AAPL"]\n'
-    )
+    path = write_config(f'[session]\nuniverse_path = "{universe}"\n[rollout]\nallowlist = ["XYZ", "AAPL"]\n')
 
     with pytest.raises(ConfigError) as caught:
         load_settings(path, env={})

@@ -13,8 +13,14 @@ from engine.universe import Universe, UniverseError
 REPO = Path(__file__).resolve().parents[3]
 
 GOOD = {
-    "name": "Example Corp.", "sector": "Energy", "exchange": "NYSE", "price": 10.25,
-    "volatility": 0.3, "shortable": True, "easy_to_borrow": False, "fractionable": True,
+    "name": "Example Corp.",
+    "sector": "Energy",
+    "exchange": "NYSE",
+    "price": 10.25,
+    "volatility": 0.3,
+    "shortable": True,
+    "easy_to_borrow": False,
+    "fractionable": True,
 }
 
 

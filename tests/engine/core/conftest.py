@@ -5,6 +5,7 @@ stopped at teardown, whatever the test did."""
 from __future__ import annotations
 
 import pytest
+
 from tests.engine.core.enginekit import Rig
 
 

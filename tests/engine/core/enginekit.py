@@ -17,11 +17,12 @@ import json
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
@@ -37,7 +38,7 @@ KEY = "PKFAULTDRILL0001"
 SECRET = "fault-drill-secret-0123456789"
 CREDENTIALS = Credentials(key_id=KEY, secret_key=SECRET)
 #: Monday 2 March 2026, 10:00 New York: six hours of regular session ahead
-START_AT = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
+START_AT = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 #: a few liquid names from the universe, so start-up asks the venue about few assets
 SYMBOLS = ["AAPL", "MSFT", "JPM", "XOM", "KO", "PFE", "INTC", "T"]
 
@@ -56,9 +57,15 @@ def base_config(journal: Path, signals: Path) -> dict[str, dict[str, Any]]:
         "execution": {"enabled": True, "mode": "paper"},
         "position_sizing": {"max_position_size": 0.05, "max_total_exposure": 0.8, "min_trade_size": 100},
         "risk_management": {
-            "max_daily_loss": 0.5, "max_sector_exposure": 0.5, "stop_loss_pct": 0.5, "max_position_risk": 1.0,
-            "max_error_rate": 1.0, "venue_outage_trip": 600, "max_quote_age": 120,
-            "max_orders_per_second": 100, "max_orders_per_minute": 1000,
+            "max_daily_loss": 0.5,
+            "max_sector_exposure": 0.5,
+            "stop_loss_pct": 0.5,
+            "max_position_risk": 1.0,
+            "max_error_rate": 1.0,
+            "venue_outage_trip": 600,
+            "max_quote_age": 120,
+            "max_orders_per_second": 100,
+            "max_orders_per_minute": 1000,
         },
         "order_management": {"in_flight_query_after": 3, "submit_timeout": 5, "unfilled_policy": "cancel"},
         "monitoring": {"order_reconciliation_interval": 1.5, "position_update_interval": 2, "risk_check_interval": 2},
@@ -88,7 +95,7 @@ class SignalFile:
         self.last: datetime | None = None
 
     def send(self, signals: Mapping[str, float]) -> datetime:
-        ts = self._now().astimezone(timezone.utc).replace(microsecond=0)
+        ts = self._now().astimezone(UTC).replace(microsecond=0)
         if self.last is not None and ts <= self.last:
             ts = self.last + timedelta(seconds=1)
         self.last = ts
@@ -110,7 +117,7 @@ class PostCounter:
         self.by_cid: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def install(self, broker: Any) -> "PostCounter":
+    def install(self, broker: Any) -> PostCounter:
         adapter = broker._trading._session.get_adapter(broker.urls.trading)
         send = adapter.send
 
@@ -139,8 +146,12 @@ class Rig:
     """A started Session on the built-in venue, its signal file, alpaca-py for
     looking at the venue, and the POST counter."""
 
-    def __init__(self, tmp_path: Path, changes: Mapping[str, Mapping[str, Any]] | None = None,
-                 sim: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        tmp_path: Path,
+        changes: Mapping[str, Mapping[str, Any]] | None = None,
+        sim: Mapping[str, Any] | None = None,
+    ):
         from engine.session import Session
 
         self.tmp_path = tmp_path
@@ -149,8 +160,11 @@ class Rig:
         sim_overrides = {"start_at": START_AT}
         sim_overrides.update(sim or {})
         self.session = Session.from_settings(
-            self.settings, journal_path=self.journal_path, sim_overrides=sim_overrides,
-            auto_approve=True, credentials=CREDENTIALS,
+            self.settings,
+            journal_path=self.journal_path,
+            sim_overrides=sim_overrides,
+            auto_approve=True,
+            credentials=CREDENTIALS,
         )
         self.session.start()
         self.venue = self.session.venue
@@ -181,9 +195,10 @@ class Rig:
     def journal_events(self) -> list[Any]:
         return journal_events(self.journal_path)
 
-    def settle(self, *, timeout: float = 60.0, every: float = 0.5) -> "Comparison":
-        return settle(self.journal_path, self.trading, timeout=timeout, engine=self.engine, posts=self.posts,
-                      every=every)
+    def settle(self, *, timeout: float = 60.0, every: float = 0.5) -> Comparison:
+        return settle(
+            self.journal_path, self.trading, timeout=timeout, engine=self.engine, posts=self.posts, every=every
+        )
 
     def stop(self) -> None:
         self.session.stop()
@@ -231,10 +246,12 @@ class Comparison:
         return [e for e in self.events if isinstance(e, kind)]
 
     def __str__(self) -> str:
-        return "\n  ".join(["journal and venue disagree:"] + self.problems[:40])
+        return "\n  ".join(["journal and venue disagree:", *self.problems[:40]])
 
 
-def compare(journal_path: Path, trading: TradingClient, *, engine: Any = None, posts: PostCounter | None = None) -> Comparison:
+def compare(
+    journal_path: Path, trading: TradingClient, *, engine: Any = None, posts: PostCounter | None = None
+) -> Comparison:
     """The journal against the venue. Every check here can fail:
 
     - every client_order_id at most once at the venue, and each venue order maps to
@@ -265,8 +282,11 @@ def compare(journal_path: Path, trading: TradingClient, *, engine: Any = None, p
     if posts is not None:
         # the one resend allowed: after a 429 (the venue did nothing) and a lookup
         # that found nothing, journaled as "sending again after 429"
-        allowed = Counter(e.client_order_id for e in c.events
-                          if isinstance(e, ev.SubmitUnknown) and e.cause.startswith("sending again after 429"))
+        allowed = Counter(
+            e.client_order_id
+            for e in c.events
+            if isinstance(e, ev.SubmitUnknown) and e.cause.startswith("sending again after 429")
+        )
         for cid, n in posts.resent().items():
             if n > 1 + allowed[cid]:
                 p.append(f"{cid}: POSTed {n} times")
@@ -334,8 +354,15 @@ def compare(journal_path: Path, trading: TradingClient, *, engine: Any = None, p
     return c
 
 
-def settle(journal_path: Path, trading: TradingClient, *, timeout: float = 60.0, engine: Any = None,
-           posts: PostCounter | None = None, every: float = 0.5) -> Comparison:
+def settle(
+    journal_path: Path,
+    trading: TradingClient,
+    *,
+    timeout: float = 60.0,
+    engine: Any = None,
+    posts: PostCounter | None = None,
+    every: float = 0.5,
+) -> Comparison:
     """Compare until journal and venue agree (the engine reconciles meanwhile) or
     the deadline passes; the last comparison is returned either way. Only
     convergence is asserted, never how fast it came."""

@@ -9,11 +9,11 @@ afterwards, so they stay resting until cancelled."""
 from __future__ import annotations
 
 import pytest
-from tests.engine.core.enginekit import venue_orders
-from tests.support import wait_for
 
 from engine import events as ev
 from engine.commands import CancelOrder, Halt
+from tests.engine.core.enginekit import venue_orders
+from tests.support import wait_for
 
 BUYS = {"AAPL": 0.9, "JPM": 0.7, "XOM": 0.6, "KO": 0.9}
 
@@ -22,8 +22,12 @@ def resting_orders(rig) -> list[str]:
     """Four buy orders resting at the venue (status new); returns their client ids."""
     rig.faults(latency_ms=1500, scope="trading")
     rig.signals.send(BUYS)
-    wait_for(lambda: len([e for e in rig.journal_events() if isinstance(e, ev.SubmitSent)]) >= 4,
-             timeout=30, every=0.01, what="four submits journaled")
+    wait_for(
+        lambda: len([e for e in rig.journal_events() if isinstance(e, ev.SubmitSent)]) >= 4,
+        timeout=30,
+        every=0.01,
+        what="four submits journaled",
+    )
     rig.venue.shock(list(BUYS), 3.0)  # before the slow venue gets to them
     wait_for(lambda: rig.venue.state()["venue"]["orders_total"] >= 4, what="the orders at the venue")
     rig.clear_faults()
@@ -39,9 +43,9 @@ def venue_statuses(rig) -> dict[str, str]:
 
 
 CANCEL_FAULTS = {
-    "5xx": dict(http_500=0.3, http_503=0.3, http_504=0.3, scope="trading"),
-    "lost-answer": dict(lose_response=1.0, lose_response_mode="drop", scope="trading"),
-    "timeout": dict(latency_ms=1600, scope="trading"),  # > request_timeout: answers never arrive in time
+    "5xx": {"http_500": 0.3, "http_503": 0.3, "http_504": 0.3, "scope": "trading"},
+    "lost-answer": {"lose_response": 1.0, "lose_response_mode": "drop", "scope": "trading"},
+    "timeout": {"latency_ms": 1600, "scope": "trading"},  # > request_timeout: answers never arrive in time
 }
 
 
@@ -58,17 +62,24 @@ def test_cancels_under_faults_end_canceled_and_the_journal_agrees(make_rig, faul
     else:  # unfilled_policy = "cancel": the next bar cancels what the last one left working
         rig.venue.advance(1)
         rig.signals.send({"MSFT": 0.05})  # below the signal threshold: no new order
-    wait_for(lambda: len({e.client_order_id for e in rig.journal_events() if isinstance(e, ev.CancelRequested)}) >= 4,
-             what="four cancels requested")
+    wait_for(
+        lambda: len({e.client_order_id for e in rig.journal_events() if isinstance(e, ev.CancelRequested)}) >= 4,
+        what="four cancels requested",
+    )
     if fault == "5xx":  # (a lost answer or a timeout may be overtaken by the stream's news)
-        wait_for(lambda: any(f"cancel of {cid}: outcome unknown" in e.text for e in rig.snapshot.events for cid in cids),
-                 what="a cancel whose outcome the fault made unknown")
+        wait_for(
+            lambda: any(f"cancel of {cid}: outcome unknown" in e.text for e in rig.snapshot.events for cid in cids),
+            what="a cancel whose outcome the fault made unknown",
+        )
     rig.clear_faults()
 
     # the engine meant all four cancelled: the venue must end with them cancelled
     # (a cancel whose outcome was unknown is asked again), and the journal must agree
-    wait_for(lambda: all(venue_statuses(rig).get(cid) == "canceled" for cid in cids), timeout=45,
-             what=f"the four orders cancelled at the venue: {venue_statuses(rig)}")
+    wait_for(
+        lambda: all(venue_statuses(rig).get(cid) == "canceled" for cid in cids),
+        timeout=45,
+        what=f"the four orders cancelled at the venue: {venue_statuses(rig)}",
+    )
     c = rig.settle()
     assert c.ok, c
     assert {c.journal_orders[cid]["status"] for cid in cids} == {"canceled"}
@@ -82,11 +93,17 @@ def test_kill_switch_cancel_all_under_5xx_is_retried_and_confirmed(make_rig):
     assert rig.snapshot.trading_state.value == "HALTED"  # at once, whatever the venue does
     wait_for(lambda: any("cancel-all failed" in e.text for e in rig.snapshot.events), what="a failed cancel-all")
     rig.faults(http_500=0.2, http_503=0.2, http_504=0.2, scope="trading")  # then it is merely sick
-    wait_for(lambda: rig.snapshot.kill_switch.phase in ("sent", "confirmed"), timeout=60,
-             what=f"the venue to take the cancel-all (kill switch {rig.snapshot.kill_switch})")
+    wait_for(
+        lambda: rig.snapshot.kill_switch.phase in ("sent", "confirmed"),
+        timeout=60,
+        what=f"the venue to take the cancel-all (kill switch {rig.snapshot.kill_switch})",
+    )
     rig.clear_faults()
-    wait_for(lambda: rig.snapshot.kill_switch.phase == "confirmed", timeout=60,
-             what=f"the venue to confirm the cancels (kill switch {rig.snapshot.kill_switch})")
+    wait_for(
+        lambda: rig.snapshot.kill_switch.phase == "confirmed",
+        timeout=60,
+        what=f"the venue to confirm the cancels (kill switch {rig.snapshot.kill_switch})",
+    )
     assert all(venue_statuses(rig)[cid] == "canceled" for cid in cids)
     c = rig.settle()
     assert c.ok, c

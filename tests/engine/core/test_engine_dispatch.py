@@ -28,10 +28,21 @@ def _engine(tmp_path: Path) -> Engine:
 
 def test_every_inbox_message_type_has_a_handler(tmp_path):
     eng = _engine(tmp_path)
-    own = [c for _, c in inspect.getmembers(messages, inspect.isclass)
-           if c.__module__ == messages.__name__ and dataclasses.is_dataclass(c)]
+    own = [
+        c
+        for _, c in inspect.getmembers(messages, inspect.isclass)
+        if c.__module__ == messages.__name__ and dataclasses.is_dataclass(c)
+    ]
     assert len(own) >= 10
-    from_outside = [TradeUpdate, VenueQuote, VenueBar, SignalBatch, ConnectivityChanged, RateLimitChanged, RequestFailed]
+    from_outside = [
+        TradeUpdate,
+        VenueQuote,
+        VenueBar,
+        SignalBatch,
+        ConnectivityChanged,
+        RateLimitChanged,
+        RequestFailed,
+    ]
     missing = [c.__name__ for c in own + from_outside if c not in eng.handlers]
     assert missing == [], f"inbox messages without a handler: {missing}"
 

@@ -10,10 +10,9 @@ process, see tests/drills.)"""
 
 from __future__ import annotations
 
-from tests.support import wait_for
-
 from engine import events as ev
 from engine.commands import Resume
+from tests.support import wait_for
 
 
 def disk_full(journal) -> None:

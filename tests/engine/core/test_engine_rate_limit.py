@@ -10,10 +10,10 @@ it was told about, so this test lasts until the next minute boundary at most
 from __future__ import annotations
 
 import requests
-from tests.engine.core.enginekit import KEY, SECRET
-from tests.support import wait_for
 
 from engine import events as ev
+from tests.engine.core.enginekit import KEY, SECRET
+from tests.support import wait_for
 
 HEADERS = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
 
@@ -21,9 +21,12 @@ HEADERS = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
 def test_429_storm_backs_off_and_converges_without_duplicates(make_rig):
     # the engine's own traffic well under Alpaca's 200/minute (a reconciliation every
     # 3 s, positions and account every 5 s), its own budget Alpaca's default
-    rig = make_rig({"broker": {"rate_limit_per_minute": 190},
-                    "monitoring": {"order_reconciliation_interval": 3, "position_update_interval": 5,
-                                   "risk_check_interval": 5}})
+    rig = make_rig(
+        {
+            "broker": {"rate_limit_per_minute": 190},
+            "monitoring": {"order_reconciliation_interval": 3, "position_update_interval": 5, "risk_check_interval": 5},
+        }
+    )
     rig.faults(rate_limit_per_minute=40)
     # the other client: uses up the window
     for _ in range(60):
@@ -33,16 +36,21 @@ def test_429_storm_backs_off_and_converges_without_duplicates(make_rig):
     assert r.status_code == 429
     rig.signals.send({"AAPL": 0.9, "MSFT": -0.8, "JPM": 0.7, "XOM": 0.6})
     wait_for(lambda: rig.snapshot.connectivity.rate_limited, what="the engine to show the rate limit")
-    wait_for(lambda: len([e for e in rig.journal_events() if isinstance(e, ev.SubmitSent)]) == 4,
-             what="the bar's four submits journaled")
+    wait_for(
+        lambda: len([e for e in rig.journal_events() if isinstance(e, ev.SubmitSent)]) == 4,
+        what="the bar's four submits journaled",
+    )
     # the storm passes: Alpaca's own 200/minute again (and its headers say so); the
     # engine still waits out the window it was told about
     rig.faults(rate_limit_per_minute=200)
 
     def settled() -> bool:
         book = rig.engine.book
-        return all(book.get(e.client_order_id).status.is_final or book.get(e.client_order_id).venue_order_id
-                   for e in rig.journal_events() if isinstance(e, ev.SubmitSent))
+        return all(
+            book.get(e.client_order_id).status.is_final or book.get(e.client_order_id).venue_order_id
+            for e in rig.journal_events()
+            if isinstance(e, ev.SubmitSent)
+        )
 
     wait_for(settled, timeout=150, what="every submit settled")
     c = rig.settle(every=2.0)
@@ -56,6 +64,7 @@ def test_429_storm_backs_off_and_converges_without_duplicates(make_rig):
     assert throttled, "the storm refused no submit: the test did not test a 429"
     assert resent <= throttled
     for cid, posts in rig.posts.by_cid.items():
-        assert posts == 1 + sum(1 for e in c.of(ev.SubmitUnknown)
-                                if e.client_order_id == cid and e.cause.startswith("sending again")), cid
+        assert posts == 1 + sum(
+            1 for e in c.of(ev.SubmitUnknown) if e.client_order_id == cid and e.cause.startswith("sending again")
+        ), cid
     wait_for(lambda: not rig.snapshot.connectivity.rate_limited, what="the rate limit shown as cleared")

@@ -10,10 +10,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from tests.engine.core.enginekit import FINAL
-from tests.support import wait_for
 
 from engine import events as ev
+from tests.engine.core.enginekit import FINAL
+from tests.support import wait_for
 
 #: cheap names: thousands of shares, so an order fills in many pieces
 BIG = {"T": 1.0, "INTC": 1.0, "PFE": 1.0}
@@ -39,9 +39,10 @@ def test_stream_dropped_mid_fill_fills_are_applied_by_reconciliation(make_rig, p
     # reconciliation after the reconnect must bring the missed fills.
     # "periodic": the stream stays down; the periodic reconciliation must.
     interval = 300 if path == "reconnect" else 1.5
-    rig = make_rig({"position_sizing": {"max_position_size": 0.3},
-                    "monitoring": {"order_reconciliation_interval": interval}},
-                   sim={"frozen_clock": True, "partial_fill_prob": 1.0})
+    rig = make_rig(
+        {"position_sizing": {"max_position_size": 0.3}, "monitoring": {"order_reconciliation_interval": interval}},
+        sim={"frozen_clock": True, "partial_fill_prob": 1.0},
+    )
     rig.bar(BIG)
     # the first piece of each order filled at submit, and the engine heard it on the stream
     wait_for(lambda: len(journal_filled(rig)) == 3, what="a first fill of each order, from the stream")
@@ -75,9 +76,10 @@ def test_stream_dropped_mid_fill_fills_are_applied_by_reconciliation(make_rig, p
 def test_duplicate_and_reordered_stream_events_count_each_fill_once(make_rig):
     # half the events sent twice, half swapped with the next one; nothing but the
     # stream (no periodic reconciliation) to tell the engine
-    rig = make_rig({"position_sizing": {"max_position_size": 0.2},
-                    "monitoring": {"order_reconciliation_interval": 300}},
-                   sim={"frozen_clock": True, "partial_fill_prob": 0.7})
+    rig = make_rig(
+        {"position_sizing": {"max_position_size": 0.2}, "monitoring": {"order_reconciliation_interval": 300}},
+        sim={"frozen_clock": True, "partial_fill_prob": 0.7},
+    )
     rig.faults(stream_duplicate=0.5, stream_reorder=0.5)
     rig.bar({"T": 0.9, "INTC": 0.8, "PFE": -0.9, "KO": 0.7, "XOM": -0.6, "JPM": 0.5})
     rig.venue.advance(0.5)

@@ -9,9 +9,9 @@ order, fill by fill, position by position."""
 from __future__ import annotations
 
 import pytest
-from tests.support import wait_for
 
 from engine import events as ev
+from tests.support import wait_for
 
 BARS = [
     {"AAPL": 0.9, "MSFT": -0.8, "JPM": 0.7, "XOM": 0.6},
@@ -35,8 +35,10 @@ def test_5xx_on_submit_are_settled_by_lookup_never_resent(make_rig):
     rig.faults(http_500=0.25, http_503=0.25, http_504=0.25, scope="trading")
     for signals in BARS:
         rig.bar(signals)
-    wait_for(lambda: any(isinstance(e, ev.SubmitUnknown) for e in rig.journal_events()),
-             what="a submit whose outcome the faults made unknown")
+    wait_for(
+        lambda: any(isinstance(e, ev.SubmitUnknown) for e in rig.journal_events()),
+        what="a submit whose outcome the faults made unknown",
+    )
     rig.clear_faults()
 
     c = rig.settle()
@@ -64,8 +66,10 @@ def test_timeouts_on_submit_land_at_the_venue_and_are_found_by_lookup(make_rig):
     rig = make_rig({"broker": {"request_timeout": 1.0}})
     rig.faults(latency_ms=1600, scope="trading")
     rig.bar(BARS[0])
-    wait_for(lambda: len([e for e in rig.journal_events() if isinstance(e, ev.SubmitUnknown)]) >= 4,
-             what="four submits timed out")
+    wait_for(
+        lambda: len([e for e in rig.journal_events() if isinstance(e, ev.SubmitUnknown)]) >= 4,
+        what="four submits timed out",
+    )
     wait_for(lambda: rig.venue.state()["venue"]["orders_total"] >= 4, what="the four orders at the venue")
     rig.clear_faults()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from engine.universe import Universe
 ROOT = Path(__file__).resolve().parents[3]
 SETTINGS = load_settings(ROOT / "config" / "execution.toml", env={})
 UNIVERSE = Universe.load(ROOT / "config" / "universe.toml")
-T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 SYMBOLS = ["AAPL", "MSFT", "JPM", "XOM"]
 
 
@@ -39,8 +39,11 @@ def engine_on(path: Path) -> Engine:
 def expected_working(eng: Engine) -> dict[str, Decimal]:
     """What the book says counts as working: ours, at the venue or in flight (or
     released to be sent), with the quantity still to fill."""
-    return {o.client_order_id: o.remaining_qty for o in eng.book.iter_open()
-            if not o.external and (o.status.is_working or o.client_order_id in eng.recorder.releasing)}
+    return {
+        o.client_order_id: o.remaining_qty
+        for o in eng.book.iter_open()
+        if not o.external and (o.status.is_working or o.client_order_id in eng.recorder.releasing)
+    }
 
 
 def assert_no_drift(eng: Engine, where: str) -> None:
@@ -54,8 +57,9 @@ def assert_no_drift(eng: Engine, where: str) -> None:
         per_side[(o.symbol, o.side)] += remaining
     for sym in SYMBOLS:
         for side in Side:
-            assert pf.open_qty(sym, side) == per_side[(sym, side)], \
+            assert pf.open_qty(sym, side) == per_side[(sym, side)], (
                 f"{where}: open {side.value} qty of {sym} is {pf.open_qty(sym, side)}, book says {per_side[(sym, side)]}"
+            )
 
 
 def order_story(eng: Engine, rng: random.Random, n: int):
@@ -63,8 +67,16 @@ def order_story(eng: Engine, rng: random.Random, n: int):
     cid = f"t{n:04d}"
     sym = rng.choice(SYMBOLS)
     qty = Decimal(rng.randint(2, 9))
-    order = Order(client_order_id=cid, symbol=sym, side=rng.choice(list(Side)), qty=qty,
-                  limit_price=Decimal("100.00"), reason="signal", created_at=T0, bar_ts=T0)
+    order = Order(
+        client_order_id=cid,
+        symbol=sym,
+        side=rng.choice(list(Side)),
+        qty=qty,
+        limit_price=Decimal("100.00"),
+        reason="signal",
+        created_at=T0,
+        bar_ts=T0,
+    )
     rec = eng.recorder
     assert rec.record(ev.IntentCreated(order=order, batch_seq=0))
     yield
@@ -109,15 +121,25 @@ def order_story(eng: Engine, rng: random.Random, n: int):
         filled += step
         k += 1
         status = OrderStatus.FILLED if filled == qty else OrderStatus.PARTIALLY_FILLED
-        fill = Fill(execution_id=f"x-{cid}-{k}", client_order_id=cid, symbol=sym, side=order.side, qty=step,
-                    price=Decimal("100.00"), ts=T0)
+        fill = Fill(
+            execution_id=f"x-{cid}-{k}",
+            client_order_id=cid,
+            symbol=sym,
+            side=order.side,
+            qty=step,
+            price=Decimal("100.00"),
+            ts=T0,
+        )
         assert rec.record(ev.FillApplied(fill=fill, status=status))
         yield
         if filled < qty and rng.random() < 0.15:
             return  # partly filled, resting
         if filled < qty and rng.random() < 0.3:
-            assert rec.record(ev.OrderStatusChanged(client_order_id=cid, status=OrderStatus.CANCELED, source="stream",
-                                                    venue_order_id=f"v-{cid}"))
+            assert rec.record(
+                ev.OrderStatusChanged(
+                    client_order_id=cid, status=OrderStatus.CANCELED, source="stream", venue_order_id=f"v-{cid}"
+                )
+            )
             return
 
 

@@ -3,21 +3,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from engine import events as ev
 from engine.model import Fill, Order, OrderStatus, Side
 
-T0 = datetime(2026, 3, 5, 14, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 5, 14, 30, tzinfo=UTC)
 
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def intent(coid: str, symbol: str = "AAPL", side: Side = Side.BUY, qty: str = "10",
-           limit: str | None = "187.25", bar_ts: datetime | None = T0, batch_seq: int | None = 0) -> ev.IntentCreated:
+def intent(
+    coid: str,
+    symbol: str = "AAPL",
+    side: Side = Side.BUY,
+    qty: str = "10",
+    limit: str | None = "187.25",
+    bar_ts: datetime | None = T0,
+    batch_seq: int | None = 0,
+) -> ev.IntentCreated:
     order = Order(
         client_order_id=coid,
         symbol=symbol,
@@ -33,19 +40,36 @@ def intent(coid: str, symbol: str = "AAPL", side: Side = Side.BUY, qty: str = "1
     return ev.IntentCreated(order=order, batch_seq=batch_seq)
 
 
-def external(coid: str, status: OrderStatus, symbol: str = "AAPL", side: Side = Side.BUY,
-             qty: str = "10") -> ev.OrderExternal:
+def external(
+    coid: str, status: OrderStatus, symbol: str = "AAPL", side: Side = Side.BUY, qty: str = "10"
+) -> ev.OrderExternal:
     return ev.OrderExternal(
-        order=Order(client_order_id=coid, symbol=symbol, side=side, qty=Decimal(qty), status=status,
-                    venue_order_id=f"v-{coid}")
+        order=Order(
+            client_order_id=coid, symbol=symbol, side=side, qty=Decimal(qty), status=status, venue_order_id=f"v-{coid}"
+        )
     )
 
 
-def fill(coid: str, execution_id: str, qty: str, price: str = "187.20", symbol: str = "AAPL",
-         side: Side = Side.BUY, status: OrderStatus | None = None, ts: datetime = T0) -> ev.FillApplied:
+def fill(
+    coid: str,
+    execution_id: str,
+    qty: str,
+    price: str = "187.20",
+    symbol: str = "AAPL",
+    side: Side = Side.BUY,
+    status: OrderStatus | None = None,
+    ts: datetime = T0,
+) -> ev.FillApplied:
     return ev.FillApplied(
-        fill=Fill(execution_id=execution_id, client_order_id=coid, symbol=symbol, side=side,
-                  qty=Decimal(qty), price=Decimal(price), ts=ts),
+        fill=Fill(
+            execution_id=execution_id,
+            client_order_id=coid,
+            symbol=symbol,
+            side=side,
+            qty=Decimal(qty),
+            price=Decimal(price),
+            ts=ts,
+        ),
         status=status,
     )
 
@@ -85,5 +109,10 @@ def book_state(book) -> tuple:
         sorted(book._by_venue.items()),
         sorted(book._executions),
         sorted((k, a.expires_at) for k, a in book._approvals.items()),
-        (book.ledger.session_id, sorted(book.ledger._seq_by_bar.items()), sorted(book.ledger._processed), book.ledger._next),
+        (
+            book.ledger.session_id,
+            sorted(book.ledger._seq_by_bar.items()),
+            sorted(book.ledger._processed),
+            book.ledger._next,
+        ),
     )

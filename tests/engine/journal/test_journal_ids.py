@@ -7,7 +7,8 @@ import re
 from datetime import date
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.journal import _new_session_id
 from engine.orders import CLIENT_ORDER_ID_MAX, make_client_order_id, session_short

@@ -11,7 +11,6 @@ import pytest
 from engine import events as ev
 from engine.model import TRANSITIONS, DenialReason, InvalidStateTransition, OrderStatus, Side
 from engine.orders import DuplicateOrder, OrderBook, OrderBookError, UnknownOrder
-
 from tests.engine.journal.journal_builders import at, external, fill, intent
 
 S = OrderStatus
@@ -101,7 +100,9 @@ def test_a_local_denial_carries_its_reason_and_the_venue_refusal_is_rejected():
     assert (book.get("o1").status, book.get("o1").denial) == (S.DENIED, DenialReason.TRADING_HALTED)
     book.apply(intent("o2"))
     book.apply(ev.SubmitSent(client_order_id="o2"))
-    book.apply(ev.SubmitRejected(client_order_id="o2", http_status=403, code=40310000, message="insufficient buying power"))
+    book.apply(
+        ev.SubmitRejected(client_order_id="o2", http_status=403, code=40310000, message="insufficient buying power")
+    )
     assert book.get("o2").status is S.REJECTED and book.open_count == 0
 
 
@@ -211,7 +212,11 @@ def test_the_operator_rejects_an_intent():
     event = book.reject("a", detail="not today")
     assert event.client_order_id == "a"
     order = book.get("a")
-    assert (order.status, order.denial, order.denial_detail) == (S.DENIED, DenialReason.REJECTED_BY_OPERATOR, "not today")
+    assert (order.status, order.denial, order.denial_detail) == (
+        S.DENIED,
+        DenialReason.REJECTED_BY_OPERATOR,
+        "not today",
+    )
     assert book.awaiting_approval == [] and book.open_count == 0
     with pytest.raises(OrderBookError):
         book.reject("a")

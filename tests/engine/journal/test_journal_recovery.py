@@ -16,7 +16,6 @@ from engine.config import SymbolOverride
 from engine.journal import Journal, recover
 from engine.model import DenialReason, InvalidStateTransition, OrderStatus, RolloutMode, TradingState
 from engine.orders import OrderBook, OrderBookError, make_client_order_id
-
 from tests.engine.journal.journal_builders import at, book_state, external, fill, process_batch
 
 S = OrderStatus
@@ -90,7 +89,9 @@ _CHILD = textwrap.dedent(
 )
 
 
-def test_given_a_crash_mid_batch_when_restarted_then_the_batch_keeps_its_ids_and_finished_ones_are_skipped(journal_path):
+def test_given_a_crash_mid_batch_when_restarted_then_the_batch_keeps_its_ids_and_finished_ones_are_skipped(
+    journal_path,
+):
     code = _CHILD.format(path=str(journal_path), tests=str(Path(__file__).parent))
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.stderr

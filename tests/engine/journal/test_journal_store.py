@@ -20,7 +20,6 @@ from engine import events as ev
 from engine.config import SymbolOverride
 from engine.journal import Journal, JournalError
 from engine.model import DenialReason, Position, RolloutMode, TradingState
-
 from tests.engine.journal.journal_builders import T0, fill, intent
 
 REPO = Path(__file__).resolve().parents[3]
@@ -31,10 +30,18 @@ def test_given_events_with_decimals_when_replayed_then_every_value_is_exact(jour
         intent("xd-a-0-AAPL-0", qty="0.000000001", limit="123.4500"),
         ev.IntentDenied(client_order_id="xd-a-0-AAPL-0", reason=DenialReason.QUOTE_STALE, detail="age 31s"),
         fill("xd-a-0-AAPL-0", "e1", qty="3.3333333333333333333", price="0.0001"),
-        ev.AccountSnapshot(cash=Decimal("100000.00"), equity=Decimal("100123.456789"),
-                           last_equity=Decimal("1E+5"), buying_power=Decimal("200000")),
-        ev.PositionsSnapshot(positions=[Position(symbol="MSFT", qty=Decimal("-7"), avg_entry_price=Decimal("410.1234"))]),
-        ev.OverrideSet(symbol="NVDA", override=SymbolOverride(mode=RolloutMode.AUTO, max_position_usd=Decimal("2500.50"))),
+        ev.AccountSnapshot(
+            cash=Decimal("100000.00"),
+            equity=Decimal("100123.456789"),
+            last_equity=Decimal("1E+5"),
+            buying_power=Decimal("200000"),
+        ),
+        ev.PositionsSnapshot(
+            positions=[Position(symbol="MSFT", qty=Decimal("-7"), avg_entry_price=Decimal("410.1234"))]
+        ),
+        ev.OverrideSet(
+            symbol="NVDA", override=SymbolOverride(mode=RolloutMode.AUTO, max_position_usd=Decimal("2500.50"))
+        ),
         ev.TradingStateChanged(state=TradingState.HALTED, cause="kill switch", previous=TradingState.ACTIVE),
         ev.BatchProcessed(bar_ts=T0, batch_seq=0, intents=1),
     ]
@@ -160,7 +167,9 @@ def test_group_commit_is_all_or_nothing(journal):
 def test_an_unknown_event_type_replays_as_raw_data(journal, journal_path):
     journal.append(ev.SignalDropped(reason="x"))
     raw = sqlite3.connect(journal_path)
-    raw.execute("INSERT INTO events(ts, session_id, type, payload) VALUES ('2026-03-05T14:30:00+00:00', 's', 'FromTheFuture', '{\"a\": 1}')")
+    raw.execute(
+        "INSERT INTO events(ts, session_id, type, payload) VALUES ('2026-03-05T14:30:00+00:00', 's', 'FromTheFuture', '{\"a\": 1}')"
+    )
     raw.commit()
     raw.close()
     last = list(journal.replay())[-1].event
@@ -254,7 +263,9 @@ def test_a_durable_append_is_fsynced_before_it_returns_and_a_plain_one_is_not(jo
     code = _SYNC_PROBE.format(path=str(journal_path))
     proc = subprocess.run(
         ["strace", "-e", "trace=fsync,fdatasync,write", "-o", str(trace), sys.executable, "-c", code],
-        cwd=REPO, capture_output=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        timeout=60,
     )
     if proc.returncode != 0 and b"ptrace" in proc.stderr:
         pytest.skip("ptrace is not permitted here")

@@ -27,7 +27,7 @@ Two sessions. The earlier one ("day 1") buys 1 SPY and is sealed. The main one:
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import engine.journal as journal_module
@@ -35,9 +35,9 @@ from engine import events as ev
 from engine.journal import Journal
 from engine.model import DenialReason, Fill, Order, OrderStatus, Position, Side, TradingState
 
-T0 = datetime(2026, 3, 5, 14, 30, tzinfo=timezone.utc)
-B0 = datetime(2026, 3, 5, 14, 30, tzinfo=timezone.utc)
-B1 = datetime(2026, 3, 5, 14, 31, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 5, 14, 30, tzinfo=UTC)
+B0 = datetime(2026, 3, 5, 14, 30, tzinfo=UTC)
+B1 = datetime(2026, 3, 5, 14, 31, tzinfo=UTC)
 D = Decimal
 
 
@@ -57,16 +57,22 @@ class Clock:
 
 def order(coid, symbol, side, qty, decision, limit=None, bar_ts=B0, signal=0.5, reason="signal"):
     return Order(
-        client_order_id=coid, symbol=symbol, side=side, qty=D(qty),
-        limit_price=D(limit) if limit else None, decision_price=D(decision) if decision else None,
-        bar_ts=bar_ts, signal=signal, reason=reason, created_at=bar_ts,
+        client_order_id=coid,
+        symbol=symbol,
+        side=side,
+        qty=D(qty),
+        limit_price=D(limit) if limit else None,
+        decision_price=D(decision) if decision else None,
+        bar_ts=bar_ts,
+        signal=signal,
+        reason=reason,
+        created_at=bar_ts,
     )
 
 
 def fill(coid, xid, symbol, side, qty, price, ts, status=None):
     return ev.FillApplied(
-        fill=Fill(execution_id=xid, client_order_id=coid, symbol=symbol, side=side,
-                  qty=D(qty), price=D(price), ts=ts),
+        fill=Fill(execution_id=xid, client_order_id=coid, symbol=symbol, side=side, qty=D(qty), price=D(price), ts=ts),
         status=status,
     )
 
@@ -96,10 +102,12 @@ def build(path, monkeypatch) -> dict:
     clock.at_ms(0)
     sid = j.open_session("cfg-1", date(2026, 3, 5)).session_id
     j.append(ev.ReconcileCompleted(ok=True, trigger="startup", counts={"orders": 0}))
-    j.append(ev.PositionsSnapshot(positions=[
-        Position(symbol="MSFT", qty=D("10"), avg_entry_price=D("400.00"), last_price=D("401.00"))]))
-    j.append(ev.AccountSnapshot(cash=D("96000"), equity=D("100000"), last_equity=D("99500"),
-                                buying_power=D("192000")))
+    j.append(
+        ev.PositionsSnapshot(
+            positions=[Position(symbol="MSFT", qty=D("10"), avg_entry_price=D("400.00"), last_price=D("401.00"))]
+        )
+    )
+    j.append(ev.AccountSnapshot(cash=D("96000"), equity=D("100000"), last_equity=D("99500"), buying_power=D("192000")))
     j.append(ev.TradingStateChanged(state=TradingState.ACTIVE, cause="session start", previous=None))
 
     clock.at_ms(500)
@@ -120,15 +128,23 @@ def build(path, monkeypatch) -> dict:
     ]
     j.append_many([ev.IntentCreated(order=o, batch_seq=0) for o in intents], durable=True)
     expires = T0 + timedelta(seconds=2.5)
-    j.append_many([
-        ev.IntentDenied(client_order_id="o3", reason=DenialReason.POSITION_EXCEEDS_MAX,
-                        detail="TSLA position would be 12,500 > 10,000"),
-        ev.ApprovalRequested(client_order_id="o4", expires_at=expires),
-        ev.ApprovalRequested(client_order_id="o6", expires_at=expires + timedelta(seconds=5)),
-        ev.IntentDenied(client_order_id="o7", reason=DenialReason.POSITION_EXCEEDS_MAX,
-                        detail="NFLX position would be 1,200 > 1,000"),
-        ev.BatchProcessed(bar_ts=B0, batch_seq=0, intents=7),
-    ])
+    j.append_many(
+        [
+            ev.IntentDenied(
+                client_order_id="o3",
+                reason=DenialReason.POSITION_EXCEEDS_MAX,
+                detail="TSLA position would be 12,500 > 10,000",
+            ),
+            ev.ApprovalRequested(client_order_id="o4", expires_at=expires),
+            ev.ApprovalRequested(client_order_id="o6", expires_at=expires + timedelta(seconds=5)),
+            ev.IntentDenied(
+                client_order_id="o7",
+                reason=DenialReason.POSITION_EXCEEDS_MAX,
+                detail="NFLX position would be 1,200 > 1,000",
+            ),
+            ev.BatchProcessed(bar_ts=B0, batch_seq=0, intents=7),
+        ]
+    )
     clock.at_ms(1010)
     j.append(ev.SubmitSent(client_order_id="o1", at=T0), durable=True)
     clock.at_ms(1020)
@@ -140,17 +156,19 @@ def build(path, monkeypatch) -> dict:
     clock.at_ms(1050)
     j.append(ev.SubmitAcked(client_order_id="o2", venue_order_id="v-o2", status=OrderStatus.ACCEPTED))
     clock.at_ms(1060)
-    j.append(ev.SubmitRejected(client_order_id="o5", http_status=403, code=40310000,
-                               message="insufficient qty available for order"))
+    j.append(
+        ev.SubmitRejected(
+            client_order_id="o5", http_status=403, code=40310000, message="insufficient qty available for order"
+        )
+    )
     clock.at_ms(1100)
-    j.append(fill("o1", "x1", "AAPL", Side.BUY, "40", "100.05", T0 + timedelta(seconds=1),
-                  OrderStatus.PARTIALLY_FILLED))
+    j.append(
+        fill("o1", "x1", "AAPL", Side.BUY, "40", "100.05", T0 + timedelta(seconds=1), OrderStatus.PARTIALLY_FILLED)
+    )
     clock.at_ms(1200)
-    j.append(fill("o1", "x2", "AAPL", Side.BUY, "60", "100.10", T0 + timedelta(seconds=1.2),
-                  OrderStatus.FILLED))
+    j.append(fill("o1", "x2", "AAPL", Side.BUY, "60", "100.10", T0 + timedelta(seconds=1.2), OrderStatus.FILLED))
     clock.at_ms(1300)
-    j.append(fill("o2", "x3", "MSFT", Side.SELL, "10", "399.60", T0 + timedelta(seconds=1.3),
-                  OrderStatus.FILLED))
+    j.append(fill("o2", "x3", "MSFT", Side.SELL, "10", "399.60", T0 + timedelta(seconds=1.3), OrderStatus.FILLED))
     clock.at_ms(2500)
     j.append(ev.IntentExpired(client_order_id="o4", at=expires))
     clock.at_ms(3000)
@@ -160,15 +178,18 @@ def build(path, monkeypatch) -> dict:
     clock.at_ms(3040)
     j.append(ev.SubmitAcked(client_order_id="o6", venue_order_id="v-o6", status=OrderStatus.NEW))
     clock.at_ms(3100)
-    j.append(fill("o6", "x4", "META", Side.BUY, "4", "299.70", T0 + timedelta(seconds=3.1),
-                  OrderStatus.PARTIALLY_FILLED))
+    j.append(
+        fill("o6", "x4", "META", Side.BUY, "4", "299.70", T0 + timedelta(seconds=3.1), OrderStatus.PARTIALLY_FILLED)
+    )
     clock.at_ms(4000)  # the stream repeats an execution: de-duplicated by execution id
-    j.append(fill("o1", "x2", "AAPL", Side.BUY, "60", "100.10", T0 + timedelta(seconds=1.2),
-                  OrderStatus.FILLED))
+    j.append(fill("o1", "x2", "AAPL", Side.BUY, "60", "100.10", T0 + timedelta(seconds=1.2), OrderStatus.FILLED))
 
     clock.at_ms(5000)
-    j.append(ev.TradingStateChanged(state=TradingState.HALTED, cause="daily loss limit reached (-2.1%)",
-                                    previous=TradingState.ACTIVE))
+    j.append(
+        ev.TradingStateChanged(
+            state=TradingState.HALTED, cause="daily loss limit reached (-2.1%)", previous=TradingState.ACTIVE
+        )
+    )
     j.append(ev.KillSwitch(phase="requested", detail="operator key K"))
     j.append(ev.CancelRequested(client_order_id="o6", cause="kill_switch"))
     clock.at_ms(5020)
@@ -185,12 +206,15 @@ def build(path, monkeypatch) -> dict:
     j.append(ev.BatchProcessed(bar_ts=B1, batch_seq=1, intents=1))
 
     clock.at_ms(7000)
-    j.append(ev.PositionsSnapshot(positions=[
-        Position(symbol="AAPL", qty=D("100"), avg_entry_price=D("100.08"), last_price=D("100.20")),
-        Position(symbol="META", qty=D("4"), avg_entry_price=D("299.70"), last_price=D("299.00")),
-    ]))
-    j.append(ev.AccountSnapshot(cash=D("84800"), equity=D("100010"), last_equity=D("99500"),
-                                buying_power=D("169600")))
+    j.append(
+        ev.PositionsSnapshot(
+            positions=[
+                Position(symbol="AAPL", qty=D("100"), avg_entry_price=D("100.08"), last_price=D("100.20")),
+                Position(symbol="META", qty=D("4"), avg_entry_price=D("299.70"), last_price=D("299.00")),
+            ]
+        )
+    )
+    j.append(ev.AccountSnapshot(cash=D("84800"), equity=D("100010"), last_equity=D("99500"), buying_power=D("169600")))
     clock.at_ms(8000)
     j.seal("stopped")
     j.close()

@@ -28,13 +28,26 @@ from engine.report import (
 )
 
 D = Decimal
-ORDER_KEYS = {"client_order_id", "symbol", "side", "qty", "status", "filled_qty", "filled_avg_price",
-              "limit_price", "decision_price", "signal", "reason", "denial_reason", "external"}
+ORDER_KEYS = {
+    "client_order_id",
+    "symbol",
+    "side",
+    "qty",
+    "status",
+    "filled_qty",
+    "filled_avg_price",
+    "limit_price",
+    "decision_price",
+    "signal",
+    "reason",
+    "denial_reason",
+    "external",
+}
 
 
 @pytest.fixture
 def data(built):
-    path, ids = built
+    path, _ids = built
     return build_report(path).to_dict()
 
 
@@ -92,7 +105,12 @@ def test_fills_deduplicated_with_slippage(data):
     assert [f["execution_id"] for f in fills] == ["x1", "x2", "x3", "x4"]  # the repeated x2 once
     f = by_id(fills, "execution_id")
     assert (f["x1"]["client_order_id"], f["x1"]["symbol"], f["x1"]["side"], f["x1"]["qty"], f["x1"]["price"]) == (
-        "o1", "AAPL", "buy", "40", "100.05")
+        "o1",
+        "AAPL",
+        "buy",
+        "40",
+        "100.05",
+    )
     assert f["x1"]["ts"] == "2026-03-05T14:30:01+00:00"
     # positive = worse: a buy above, a sell below the decision price
     assert [D(f[x]["slippage_bps"]) for x in ("x1", "x2", "x3", "x4")] == [D(5), D(10), D(10), D(-10)]
@@ -140,15 +158,16 @@ def test_pnl_realized_and_unrealized(data):
 
 
 def test_unrealized_marked_at_last_fill_without_a_later_snapshot(journal_path, monkeypatch):
-    from tests.engine.report.report_journal import Clock, T0, fill
     import engine.journal as jm
     from engine.model import Side
+    from tests.engine.report.report_journal import T0, Clock, fill
 
     clock = Clock(T0)
     monkeypatch.setattr(jm, "_utcnow", clock)
     with Journal(journal_path) as j:
         j.open_session("c", date(2026, 3, 5))
         from tests.engine.report.report_journal import order
+
         j.append(ev.IntentCreated(order=order("a", "AAPL", Side.BUY, "10", "100"), batch_seq=0))
         j.append(ev.SubmitSent(client_order_id="a"))
         clock.at_ms(5)
@@ -165,7 +184,7 @@ def test_unrealized_marked_at_last_fill_without_a_later_snapshot(journal_path, m
 def test_denials_dropped_state_changes_kill_switch(data):
     assert data["denials_by_reason"] == {"POSITION_EXCEEDS_MAX": 2, "APPROVAL_EXPIRED": 1, "TRADING_HALTED": 1}
     assert data["dropped_by_reason"] == {"NAN": 2, "MALFORMED": 1, "UNKNOWN_SYMBOL": 1}
-    garbage = [d for d in data["dropped"] if d["code"] == "MALFORMED"][0]
+    garbage = next(d for d in data["dropped"] if d["code"] == "MALFORMED")
     assert garbage["line"].startswith("\x00")  # kept as journaled; escaped only in text/md
     assert [(c["previous"], c["state"]) for c in data["state_changes"]] == [(None, "ACTIVE"), ("ACTIVE", "HALTED")]
     assert data["state_changes"][1]["cause"].startswith("daily loss limit")
@@ -187,7 +206,10 @@ def test_latencies(data):
     assert lat["submit_to_first_fill"] == {"count": 3, "p50": 90.0, "p90": 280.0, "p99": 280.0, "max": 280.0}
     o = by_id(data["orders"])
     assert (o["o1"]["signal_to_submit_ms"], o["o1"]["submit_to_ack_ms"], o["o1"]["submit_to_first_fill_ms"]) == (
-        10.0, 20.0, 90.0)
+        10.0,
+        20.0,
+        90.0,
+    )
     assert o["o5"]["submit_to_ack_ms"] is None and o["o3"]["signal_to_submit_ms"] is None
 
 
@@ -203,7 +225,7 @@ def test_all_sessions(built):
     data = build_report(path, "all").to_dict()
     assert data["session_id"] == "all"
     assert [h["session_id"] for h in data["sessions"]] == [ids["old"], ids["main"]]
-    assert list(by_id(data["orders"]))[0] == "old-SPY"
+    assert next(iter(by_id(data["orders"]))) == "old-SPY"
     assert {o["session_id"] for o in data["orders"]} == {ids["old"], ids["main"]}
     assert [f["execution_id"] for f in data["fills"]] == ["x-old", "x1", "x2", "x3", "x4"]
     assert data["summary"]["fill_rate"]["orders_submitted"] == 5
@@ -244,8 +266,17 @@ def test_json_is_one_object_with_the_keys(built):
     path, _ = built
     out = render(build_report(path), "json")
     obj = json.loads(out)
-    for key in ("session_id", "orders", "fills", "summary", "denials_by_reason", "dropped_by_reason",
-                "state_changes", "kill_switch", "latency_ms"):
+    for key in (
+        "session_id",
+        "orders",
+        "fills",
+        "summary",
+        "denials_by_reason",
+        "dropped_by_reason",
+        "state_changes",
+        "kill_switch",
+        "latency_ms",
+    ):
         assert key in obj
     assert all(isinstance(o["qty"], str) and isinstance(o["filled_qty"], str) for o in obj["orders"])
     assert all(isinstance(f["price"], str) for f in obj["fills"])
@@ -254,9 +285,25 @@ def test_json_is_one_object_with_the_keys(built):
 def test_text_report(built):
     path, _ = built
     text = render(build_report(path), "text")
-    for needle in ("execdesk execution report", "Summary", "Latency", "Orders (8)", "Fills (4)",
-                   "POSITION_EXCEEDS_MAX", "TRADING_HALTED", "MALFORMED", "HALTED", "confirmed",
-                   "o1", "x4", "7.11 bps", "50.00%", "76.00%", "positions_snapshot", "\\x00"):
+    for needle in (
+        "execdesk execution report",
+        "Summary",
+        "Latency",
+        "Orders (8)",
+        "Fills (4)",
+        "POSITION_EXCEEDS_MAX",
+        "TRADING_HALTED",
+        "MALFORMED",
+        "HALTED",
+        "confirmed",
+        "o1",
+        "x4",
+        "7.11 bps",
+        "50.00%",
+        "76.00%",
+        "positions_snapshot",
+        "\\x00",
+    ):
         assert needle in text, needle
     assert "\x00" not in text and "\x1b" not in text  # garbage escaped, no colour codes
 
@@ -342,7 +389,9 @@ def test_directory_and_unknown_session_exit_2(built, tmp_path, capsys):
 def test_command_line_process_has_no_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "engine.report", "--journal", str(tmp_path / "missing.sqlite")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert proc.stdout == "" and "error:" in proc.stderr and "Traceback" not in proc.stderr
@@ -350,9 +399,9 @@ def test_command_line_process_has_no_traceback(tmp_path):
 
 def test_positions_carry_into_a_session_without_a_snapshot(journal_path, monkeypatch):
     """Day 1 buys 10 @ 100 (no snapshot); day 2 sells them @ 103: realized 30 on day 2."""
-    from tests.engine.report.report_journal import Clock, T0, fill, order
     import engine.journal as jm
     from engine.model import Side
+    from tests.engine.report.report_journal import T0, Clock, fill, order
 
     clock = Clock(T0)
     monkeypatch.setattr(jm, "_utcnow", clock)
@@ -360,7 +409,17 @@ def test_positions_carry_into_a_session_without_a_snapshot(journal_path, monkeyp
         day1 = j.open_session("c", date(2026, 3, 4)).session_id
         j.append(ev.IntentCreated(order=order("b", "AAPL", Side.BUY, "10", "100"), batch_seq=0))
         j.append(ev.SubmitSent(client_order_id="b"))
-        j.append(fill("b", "e1", "AAPL", Side.BUY, "10", "100", T0, ))
+        j.append(
+            fill(
+                "b",
+                "e1",
+                "AAPL",
+                Side.BUY,
+                "10",
+                "100",
+                T0,
+            )
+        )
         j.seal("stopped")
         day2 = j.open_session("c", date(2026, 3, 5)).session_id
         j.append(ev.IntentCreated(order=order("s", "AAPL", Side.SELL, "10", "102"), batch_seq=0))
@@ -368,7 +427,9 @@ def test_positions_carry_into_a_session_without_a_snapshot(journal_path, monkeyp
         j.append(fill("s", "e2", "AAPL", Side.SELL, "10", "103", T0))
     pnl = build_report(journal_path).to_dict()["summary"]["pnl"]
     assert pnl["session_id"] == day2
-    assert pnl["opening_positions_source"] == f"carried from session {day1} (no positions snapshot before the first fill)"
+    assert (
+        pnl["opening_positions_source"] == f"carried from session {day1} (no positions snapshot before the first fill)"
+    )
     assert D(pnl["realized"]) == D(30) and D(pnl["unrealized"]) == 0
     whole = build_report(journal_path, "all").to_dict()["summary"]["pnl"]
     assert whole["realized_by_session"] == {day1: "0", day2: "30"}

@@ -3,7 +3,7 @@ a context at a fixed venue time, with verbs that read like the scenario."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,11 +13,11 @@ from engine.portfolio import Portfolio
 from engine.risk import CheckContext, Denial, PreTradeRisk
 from engine.sizing import OrderPurpose, ProposedOrder, marketable_limit
 from engine.universe import Universe
-from tests.support import shipped_settings, with_sections
 from tests.support import UNIVERSE as UNIVERSE_PATH
+from tests.support import shipped_settings, with_sections
 
 UNIVERSE = Universe.load(UNIVERSE_PATH)
-NOW = datetime(2026, 1, 5, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 D = Decimal
 
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-
 from engine.model import DenialReason as R
 from engine.model import RolloutMode, Side, SideRestriction, TradingState
 from engine.risk import TripCause

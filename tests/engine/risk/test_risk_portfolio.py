@@ -107,9 +107,18 @@ def test_metrics_report_every_limit_with_headroom():
     assert m.daily_pnl == D(-80) and m.daily_loss_limit == D(2000)
     assert (m.orders_last_second, m.orders_last_minute, m.orders_this_bar) == (1, 3, 2)
     names = {h.name for h in m.limits}
-    assert {"gross exposure", "daily loss", "largest position", "largest loss to stop",
-            "buying power", "orders per second", "orders per minute", "orders this bar",
-            "sector: Information Technology", "sector: Financials"} <= names
+    assert {
+        "gross exposure",
+        "daily loss",
+        "largest position",
+        "largest loss to stop",
+        "buying power",
+        "orders per second",
+        "orders per minute",
+        "orders this bar",
+        "sector: Information Technology",
+        "sector: Financials",
+    } <= names
     assert m.limit("daily loss").headroom == D(1920)
     usages = m.as_limit_usages()
     assert usages[0].name == "gross exposure" and 0 < usages[0].fraction < 1
@@ -176,7 +185,7 @@ def test_incremental_aggregates_equal_a_recomputation(ops):
         elif kind == "close" and opened:
             pf.order_closed(opened[op[1] % len(opened)])
         elif kind == "broker":
-            positions = {s: q for s, q in op[1]}
+            positions = dict(op[1])
             pf.replace_positions_from_broker(
                 [Position(symbol=s, qty=D(q), avg_entry_price=D(100)) for s, q in positions.items() if q]
             )

@@ -97,7 +97,9 @@ def _worst(b, buys: Decimal, sells: Decimal) -> Decimal:
     return max(abs(b.position.qty + buys), abs(b.position.qty - sells))
 
 
-def _committed(desk: Desk, sym: str, price: Decimal | None = None, side: Side | None = None, qty: Decimal = D(0)) -> Decimal:
+def _committed(
+    desk: Desk, sym: str, price: Decimal | None = None, side: Side | None = None, qty: Decimal = D(0)
+) -> Decimal:
     """|worst position| x price of one symbol, recomputed from the working-order list."""
     b = desk.pf.book(sym)
     buys = sum((w.remaining for w in desk.pf.working.values() if w.symbol == sym and w.side is Side.BUY), D(0))
@@ -199,7 +201,7 @@ def test_halted_lets_out_only_confirmed_flattening_and_daily_loss_stops(world, c
     desk.ctx.trading_state = TradingState.HALTED
     desk.ctx.state_cause = cause
     orders = size_batch(world.signals, desk.pf, overrides=desk.ctx.overrides, assets=UNIVERSE)
-    for (sym, side, qty, reduce_only), (purpose, confirmed) in zip(world.extras, purposes):
+    for (sym, side, qty, reduce_only), (purpose, confirmed) in zip(world.extras, purposes, strict=False):
         orders.append(_extra(desk, sym, side, qty, reduce_only, purpose=purpose, operator_confirmed=confirmed))
     for n, o in enumerate(orders):
         if desk.check(o) is None:

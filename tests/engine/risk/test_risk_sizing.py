@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from decimal import Decimal
 
 import pytest
@@ -120,7 +121,7 @@ def test_no_equity_no_orders():
 def test_gross_targets_over_max_total_exposure_scale_down_proportionally():
     desk = Desk(settings_with(risk_management__max_sector_exposure=1.0)).quote_all()
     names = ["AAPL", "JPM", "JNJ", "AMZN", "PG", "XOM", "GE", "GOOGL", "NEE", "KO"]
-    orders = orders_by_symbol(desk, {s: 1.0 for s in names})
+    orders = orders_by_symbol(desk, dict.fromkeys(names, 1.0))
     # 10 x 10,000 = 100,000 > 80,000: each target scaled to 8,000
     for o in orders.values():
         value = o.qty * o.limit_price
@@ -243,16 +244,16 @@ def test_a_reversal_closes_the_position_first_and_opens_the_other_side_next_bar(
     """Given a long position and a signal that wants a short, when sized, then the order
     only sells what is held (Alpaca refuses one order through zero); once flat, the
     next batch opens the short."""
+    from datetime import datetime
     from decimal import Decimal
 
     from engine.model import Side
     from engine.portfolio import Portfolio
     from engine.sizing import size_batch
-    from datetime import datetime, timezone
 
     pf = Portfolio(sector_of={"AAPL": "Information Technology"})
     pf.set_account(Decimal("100000"), Decimal("100000"), Decimal("100000"), Decimal("200000"))
-    now = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
     pf.on_quote("AAPL", Decimal("100.00"), Decimal("100.02"), now)
     pf.apply_fill("AAPL", Side.BUY, Decimal("19"), Decimal("100.00"))
 

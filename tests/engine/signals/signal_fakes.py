@@ -7,20 +7,20 @@ import asyncio
 import math
 import random
 import tomllib
-from datetime import datetime, timedelta, timezone
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import AsyncIterator, Mapping, Sequence
 
 from engine.signals import Bar, Quote, SignalBatch, SignalSource
 from tests.support import ROOT as REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "signals"
 UNIVERSE = frozenset(tomllib.loads((REPO / "config" / "universe.toml").read_text())["symbols"])
-NOW = datetime(2026, 11, 25, 14, 40, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 14, 40, tzinfo=UTC)
 
 
 def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(timezone.utc)
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 class FakeMarket:
@@ -76,7 +76,9 @@ class FakeMarket:
         return ts
 
 
-def random_walk(symbols: Sequence[str], n: int, *, seed: int = 7, start: datetime | None = None) -> dict[str, tuple[Bar, ...]]:
+def random_walk(
+    symbols: Sequence[str], n: int, *, seed: int = 7, start: datetime | None = None
+) -> dict[str, tuple[Bar, ...]]:
     """Minute bars of a geometric random walk (25-45% annual volatility), one series per symbol."""
     rnd = random.Random(seed)
     start = start or NOW - timedelta(minutes=n)
@@ -90,7 +92,16 @@ def random_walk(symbols: Sequence[str], n: int, *, seed: int = 7, start: datetim
             price *= math.exp(rnd.gauss(0, sigma))
             hi, lo = max(open_, price), min(open_, price)
             q = lambda x: Decimal(str(round(x, 2)))  # noqa: E731
-            bars.append(Bar(ts=start + timedelta(minutes=i), open=q(open_), high=q(hi), low=q(lo), close=q(price), volume=Decimal(rnd.randint(100, 5000))))
+            bars.append(
+                Bar(
+                    ts=start + timedelta(minutes=i),
+                    open=q(open_),
+                    high=q(hi),
+                    low=q(lo),
+                    close=q(price),
+                    volume=Decimal(rnd.randint(100, 5000)),
+                )
+            )
         out[symbol] = tuple(bars)
     return out
 

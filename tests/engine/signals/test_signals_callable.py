@@ -5,13 +5,13 @@ a callable that does not import is a clear startup error."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 
-from tests.engine.signals import signal_models
 from engine.config import Settings
 from engine.signals import CALLABLE_BARS, CallableSource, SignalSourceError, load_callable, open_source
+from tests.engine.signals import signal_models
 from tests.engine.signals.signal_fakes import NOW, UNIVERSE, FakeMarket, drain, random_walk, reasons, take
 
 BAR_TIMES = [NOW + timedelta(minutes=i) for i in range(3)]
@@ -66,7 +66,11 @@ async def test_an_async_callable_is_awaited():
     [
         ("tests.engine.signals.signal_models:raising", "CALLABLE_ERROR", "raised ZeroDivisionError: model blew up"),
         ("tests.engine.signals.signal_models:exiting", "CALLABLE_ERROR", "raised SystemExit: 3"),
-        ("tests.engine.signals.signal_models:returns_none", "BAD_RETURN", "returned null (NoneType), expected a mapping"),
+        (
+            "tests.engine.signals.signal_models:returns_none",
+            "BAD_RETURN",
+            "returned null (NoneType), expected a mapping",
+        ),
         ("tests.engine.signals.signal_models:returns_list", "BAD_RETURN", "returned an array of 1 item (list)"),
         ("tests.engine.signals.signal_models:returns_broken_mapping", "BAD_RETURN", "cannot be read: RuntimeError"),
     ],
@@ -82,7 +86,9 @@ async def test_a_failing_callable_drops_its_bar_and_the_next_bar_is_called_again
 async def test_junk_values_are_dropped_one_by_one_and_the_rest_proceeds():
     [batch] = await take(callable_source("tests.engine.signals.signal_models:returns_junk_values"), market(), 1)
     assert batch.signals == {"TSLA": 0.25}
-    assert reasons(batch) == sorted(["NAN", "NOT_A_NUMBER", "NOT_A_NUMBER", "OUT_OF_RANGE", "UNKNOWN_SYMBOL", "UNKNOWN_SYMBOL"])
+    assert reasons(batch) == sorted(
+        ["NAN", "NOT_A_NUMBER", "NOT_A_NUMBER", "OUT_OF_RANGE", "UNKNOWN_SYMBOL", "UNKNOWN_SYMBOL"]
+    )
     assert any("7 (int)" in d.detail for d in batch.dropped)
 
 
@@ -109,7 +115,10 @@ async def test_a_slow_callable_result_is_judged_by_max_age():
     "spec,message",
     [
         ("no_such_package.models:signal", "cannot import module 'no_such_package.models': ModuleNotFoundError"),
-        ("tests.engine.signals.signal_models:nope", "module 'tests.engine.signals.signal_models' has no attribute 'nope'"),
+        (
+            "tests.engine.signals.signal_models:nope",
+            "module 'tests.engine.signals.signal_models' has no attribute 'nope'",
+        ),
         ("tests.engine.signals.signal_models:not_a_function", "'not_a_function' is a int, not a function"),
         ("tests.engine.signals.signal_models:", 'expected "package.module:function"'),
     ],
@@ -136,14 +145,14 @@ def test_a_module_that_fails_while_importing_is_a_startup_error(tmp_path, monkey
 
 def test_the_quote_a_model_sees_is_the_engines_one_quote_and_cannot_be_changed():
     import dataclasses
-    from datetime import datetime, timezone
+    from datetime import datetime
     from decimal import Decimal
 
     from engine.portfolio import Quote as PortfolioQuote
     from engine.signals import Quote
 
     assert Quote is PortfolioQuote, "engine.signals.Quote must be the portfolio's Quote, not a second type"
-    quote = Quote(bid=Decimal("99.99"), ask=Decimal("100.01"), ts=datetime(2026, 11, 25, 14, 39, tzinfo=timezone.utc))
+    quote = Quote(bid=Decimal("99.99"), ask=Decimal("100.01"), ts=datetime(2026, 11, 25, 14, 39, tzinfo=UTC))
     assert quote.mid == Decimal("100.00") and quote.usable
     with pytest.raises(dataclasses.FrozenInstanceError):
         quote.bid = Decimal("1")  # type: ignore[misc]

@@ -59,8 +59,21 @@ async def test_the_csv_corpus_end_to_end():
         ("corpus.csv:16", ["BINARY_GARBAGE"], {}, True),
         (
             "corpus.csv:2-18",
-            sorted(["NAN", "INFINITE", "NOT_A_NUMBER", "NOT_A_NUMBER", "NOT_A_NUMBER", "NOT_A_NUMBER",
-                    "OUT_OF_RANGE", "OUT_OF_RANGE", "UNKNOWN_SYMBOL", "UNTRADABLE_SYMBOL", "DUPLICATE_SYMBOL"]),
+            sorted(
+                [
+                    "NAN",
+                    "INFINITE",
+                    "NOT_A_NUMBER",
+                    "NOT_A_NUMBER",
+                    "NOT_A_NUMBER",
+                    "NOT_A_NUMBER",
+                    "OUT_OF_RANGE",
+                    "OUT_OF_RANGE",
+                    "UNKNOWN_SYMBOL",
+                    "UNTRADABLE_SYMBOL",
+                    "DUPLICATE_SYMBOL",
+                ]
+            ),
             {"AAPL": 0.42, "MSFT": -0.3},
             False,
         ),
@@ -121,7 +134,9 @@ async def test_a_group_is_emitted_when_the_file_stops_growing_and_late_rows_are_
 
 async def test_the_header_may_order_the_columns_and_carry_extra_ones(tmp_path):
     path = tmp_path / "signals.csv"
-    path.write_text("Symbol,Signal,TS,model\nAAPL,0.25,2026-11-25T14:39:00Z,v3\nMSFT,-0.5,2026-11-25T14:39:00Z,v3\nNVDA,0.1\n")
+    path.write_text(
+        "Symbol,Signal,TS,model\nAAPL,0.25,2026-11-25T14:39:00Z,v3\nMSFT,-0.5,2026-11-25T14:39:00Z,v3\nNVDA,0.1\n"
+    )
     batches = await read_all(path)
     assert [(reasons(b), dict(b.signals)) for b in batches] == [
         (["MALFORMED_LINE"], {}),

@@ -4,6 +4,7 @@ walk that every bar brings orders."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from datetime import timedelta
@@ -18,7 +19,14 @@ THRESHOLD = 0.1  # position_sizing.signal_threshold default
 
 def bars_of(closes: list[float]) -> tuple[Bar, ...]:
     return tuple(
-        Bar(ts=NOW + timedelta(minutes=i), open=Decimal(str(c)), high=Decimal(str(c)), low=Decimal(str(c)), close=Decimal(str(c)), volume=Decimal(100))
+        Bar(
+            ts=NOW + timedelta(minutes=i),
+            open=Decimal(str(c)),
+            high=Decimal(str(c)),
+            low=Decimal(str(c)),
+            close=Decimal(str(c)),
+            volume=Decimal(100),
+        )
         for i, c in enumerate(closes)
     )
 
@@ -65,12 +73,14 @@ async def test_on_a_random_walk_every_bar_brings_orders():
 
     past_threshold = [sum(abs(v) >= THRESHOLD for v in b.signals.values()) for b in batches]
     moved = [
-        sum(abs(b.signals[s] - a.signals[s]) > THRESHOLD for s in b.signals)
-        for a, b in zip(batches, batches[1:])
+        sum(abs(b.signals[s] - a.signals[s]) > THRESHOLD for s in b.signals) for a, b in itertools.pairwise(batches)
     ]
     crossed = [
-        sum((abs(a.signals[s]) >= THRESHOLD) != (abs(b.signals[s]) >= THRESHOLD) or a.signals[s] * b.signals[s] < 0 for s in b.signals)
-        for a, b in zip(batches, batches[1:])
+        sum(
+            (abs(a.signals[s]) >= THRESHOLD) != (abs(b.signals[s]) >= THRESHOLD) or a.signals[s] * b.signals[s] < 0
+            for s in b.signals
+        )
+        for a, b in itertools.pairwise(batches)
     ]
     assert all(len(b.signals) == len(UNIVERSE) for b in batches)
     assert min(past_threshold) >= 25, past_threshold
@@ -92,7 +102,7 @@ async def test_two_runs_over_the_same_venue_bars_are_identical():
 
 
 async def test_the_demo_trades_only_the_tradable_known_universe():
-    series = random_walk(sorted(UNIVERSE) + ["ZZZZ"], 30, start=NOW - timedelta(minutes=29))
+    series = random_walk([*sorted(UNIVERSE), "ZZZZ"], 30, start=NOW - timedelta(minutes=29))
     market = FakeMarket(series=series, tradable=(UNIVERSE - {"XOM"}) | {"ZZZZ"}, bar_times=[NOW])
     [batch] = await take(open_source(Settings(), known_symbols=UNIVERSE), market, 1)
     assert set(batch.signals) == UNIVERSE - {"XOM"}

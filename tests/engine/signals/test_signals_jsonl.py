@@ -38,28 +38,94 @@ async def run_stream(data: bytes, *, market: FakeMarket | None = None, max_age: 
 # (case, line, expected drop reasons, expected signals, whole line refused)
 CASES = [
     ("good", line('{"AAPL": 0.42, "MSFT": -0.3}'), [], {"AAPL": 0.42, "MSFT": -0.3}, False),
-    ("bounds are inclusive, ints are numbers", line('{"AAPL": 1, "MSFT": -1, "NVDA": 0, "AMZN": -0.0}'), [], {"AAPL": 1.0, "MSFT": -1.0, "NVDA": 0.0, "AMZN": 0.0}, False),
+    (
+        "bounds are inclusive, ints are numbers",
+        line('{"AAPL": 1, "MSFT": -1, "NVDA": 0, "AMZN": -0.0}'),
+        [],
+        {"AAPL": 1.0, "MSFT": -1.0, "NVDA": 0.0, "AMZN": 0.0},
+        False,
+    ),
     ("empty signals is a bar without signals", line("{}"), [], {}, False),
-    ("extra top-level keys are ignored", b'{"model": "v3", "ts": "' + TS.encode() + b'", "signals": {"AAPL": 0.1}}\n', [], {"AAPL": 0.1}, False),
+    (
+        "extra top-level keys are ignored",
+        b'{"model": "v3", "ts": "' + TS.encode() + b'", "signals": {"AAPL": 0.1}}\n',
+        [],
+        {"AAPL": 0.1},
+        False,
+    ),
     ("NaN", line('{"AAPL": NaN, "MSFT": 0.1}'), ["NAN"], {"MSFT": 0.1}, False),
-    ("infinities", line('{"AAPL": Infinity, "MSFT": -Infinity, "NVDA": 0.2}'), ["INFINITE", "INFINITE"], {"NVDA": 0.2}, False),
-    ("a number too big for a float is out of range, not infinite", line('{"AAPL": 1e400, "MSFT": -1e400, "NVDA": 0.2}'), ["OUT_OF_RANGE", "OUT_OF_RANGE"], {"NVDA": 0.2}, False),
+    (
+        "infinities",
+        line('{"AAPL": Infinity, "MSFT": -Infinity, "NVDA": 0.2}'),
+        ["INFINITE", "INFINITE"],
+        {"NVDA": 0.2},
+        False,
+    ),
+    (
+        "a number too big for a float is out of range, not infinite",
+        line('{"AAPL": 1e400, "MSFT": -1e400, "NVDA": 0.2}'),
+        ["OUT_OF_RANGE", "OUT_OF_RANGE"],
+        {"NVDA": 0.2},
+        False,
+    ),
     ("a huge integer", line('{"AAPL": ' + "9" * 5000 + ', "NVDA": 0.2}'), ["OUT_OF_RANGE"], {"NVDA": 0.2}, False),
     ("string number is not a number", line('{"AAPL": "0.5", "NVDA": 0.2}'), ["NOT_A_NUMBER"], {"NVDA": 0.2}, False),
     ("null", line('{"AAPL": null, "NVDA": 0.2}'), ["NOT_A_NUMBER"], {"NVDA": 0.2}, False),
-    ("true is not 1.0, false is not 0.0", line('{"AAPL": true, "MSFT": false, "NVDA": 0.2}'), ["NOT_A_NUMBER", "NOT_A_NUMBER"], {"NVDA": 0.2}, False),
-    ("arrays and objects", line('{"AAPL": [0.1], "MSFT": {"v": 0.1}, "NVDA": 0.2}'), ["NOT_A_NUMBER", "NOT_A_NUMBER"], {"NVDA": 0.2}, False),
-    ("outside [-1, 1]", line('{"AAPL": 1.5, "MSFT": -1.0001, "NVDA": 2, "AMZN": 0.99}'), ["OUT_OF_RANGE"] * 3, {"AMZN": 0.99}, False),
-    ("unknown symbols", line('{"ZZZZ": 0.1, "aapl": 0.2, "": 0.3, "MSFT": 0.4}'), ["UNKNOWN_SYMBOL"] * 3, {"MSFT": 0.4}, False),
+    (
+        "true is not 1.0, false is not 0.0",
+        line('{"AAPL": true, "MSFT": false, "NVDA": 0.2}'),
+        ["NOT_A_NUMBER", "NOT_A_NUMBER"],
+        {"NVDA": 0.2},
+        False,
+    ),
+    (
+        "arrays and objects",
+        line('{"AAPL": [0.1], "MSFT": {"v": 0.1}, "NVDA": 0.2}'),
+        ["NOT_A_NUMBER", "NOT_A_NUMBER"],
+        {"NVDA": 0.2},
+        False,
+    ),
+    (
+        "outside [-1, 1]",
+        line('{"AAPL": 1.5, "MSFT": -1.0001, "NVDA": 2, "AMZN": 0.99}'),
+        ["OUT_OF_RANGE"] * 3,
+        {"AMZN": 0.99},
+        False,
+    ),
+    (
+        "unknown symbols",
+        line('{"ZZZZ": 0.1, "aapl": 0.2, "": 0.3, "MSFT": 0.4}'),
+        ["UNKNOWN_SYMBOL"] * 3,
+        {"MSFT": 0.4},
+        False,
+    ),
     ("untradable symbol", line('{"XOM": 0.3, "MSFT": 0.4}'), ["UNTRADABLE_SYMBOL"], {"MSFT": 0.4}, False),
-    ("duplicate key in the signals object", line('{"AAPL": 0.1, "AAPL": 0.9, "MSFT": 0.2}'), ["DUPLICATE_SYMBOL"], {"MSFT": 0.2}, False),
+    (
+        "duplicate key in the signals object",
+        line('{"AAPL": 0.1, "AAPL": 0.9, "MSFT": 0.2}'),
+        ["DUPLICATE_SYMBOL"],
+        {"MSFT": 0.2},
+        False,
+    ),
     ("malformed JSON", line('{"AAPL": 0.1,}'), ["MALFORMED_LINE"], {}, True),
     ("not an object", b"[1, 2, 3]\n", ["MALFORMED_LINE"], {}, True),
     ("a bare number", b"0.5\n", ["MALFORMED_LINE"], {}, True),
     ("no signals key", b'{"ts": "' + TS.encode() + b'"}\n', ["MALFORMED_LINE"], {}, True),
     ("signals is a list", line('[["AAPL", 0.1]]'), ["MALFORMED_LINE"], {}, True),
-    ("ts twice", b'{"ts": "' + TS.encode() + b'", "ts": "2026-11-25T14:39:30Z", "signals": {"AAPL": 0.1}}\n', ["MALFORMED_LINE"], {}, True),
-    ("signals twice", b'{"ts": "' + TS.encode() + b'", "signals": {"AAPL": 0.1}, "signals": {"AAPL": -0.1}}\n', ["MALFORMED_LINE"], {}, True),
+    (
+        "ts twice",
+        b'{"ts": "' + TS.encode() + b'", "ts": "2026-11-25T14:39:30Z", "signals": {"AAPL": 0.1}}\n',
+        ["MALFORMED_LINE"],
+        {},
+        True,
+    ),
+    (
+        "signals twice",
+        b'{"ts": "' + TS.encode() + b'", "signals": {"AAPL": 0.1}, "signals": {"AAPL": -0.1}}\n',
+        ["MALFORMED_LINE"],
+        {},
+        True,
+    ),
     ("deeply nested", b"[" * 100_000 + b"]" * 100_000 + b"\n", ["MALFORMED_LINE"], {}, True),
     ("missing ts", b'{"signals": {"AAPL": 0.1}}\n', ["BAD_TIMESTAMP"], {}, True),
     ("null ts", b'{"ts": null, "signals": {"AAPL": 0.1}}\n', ["BAD_TIMESTAMP"], {}, True),
@@ -215,7 +281,10 @@ async def test_the_corpus_file_end_to_end_nothing_stops_the_source():
     first = await take_from(it, 25)
     await source.aclose()
     batches = first + await drain(it)
-    got = {b.dropped[0].line if b.dropped else int(b.origin.rsplit(":", 1)[1]): (reasons(b), dict(b.signals)) for b in batches}
+    got = {
+        b.dropped[0].line if b.dropped else int(b.origin.rsplit(":", 1)[1]): (reasons(b), dict(b.signals))
+        for b in batches
+    }
     assert got == CORPUS_EXPECTED
     assert len(batches) == len(CORPUS_EXPECTED)
     assert all(b.origin.startswith("corpus.jsonl:") for b in batches)
@@ -223,11 +292,13 @@ async def test_the_corpus_file_end_to_end_nothing_stops_the_source():
 
 async def take_from(it, n):
     out = []
+
     async def collect():
         async for b in it:
             out.append(b)
             if len(out) == n:
                 return
+
     await asyncio.wait_for(collect(), 5)
     return out
 
@@ -310,7 +381,9 @@ async def test_a_replaced_file_is_read_from_its_start_and_old_bars_are_not_repea
     it = source.batches(FakeMarket())
     await take_from(it, 1)
     replacement = tmp_path / "new.jsonl"
-    replacement.write_bytes(line('{"AAPL": 0.1}', ts="2026-11-25T14:39:00Z") + line('{"AAPL": 0.5}', ts="2026-11-25T14:39:30Z"))
+    replacement.write_bytes(
+        line('{"AAPL": 0.1}', ts="2026-11-25T14:39:00Z") + line('{"AAPL": 0.5}', ts="2026-11-25T14:39:30Z")
+    )
     os.replace(replacement, path)
     batches = await take_from(it, 2)
     assert [reasons(b) for b in batches] == [["DUPLICATE_BATCH"], []]

@@ -7,13 +7,14 @@ import asyncio
 import json
 import math
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.signals import JsonlStreamSource, _LineSplitter
 from tests.engine.signals.signal_fakes import UNIVERSE, FakeMarket, drain
 
 TRADABLE = UNIVERSE - {"XOM"}
-SYMBOLS = sorted(UNIVERSE)[:8] + ["XOM", "ZZZZ", "aapl", ""]
+SYMBOLS = [*sorted(UNIVERSE)[:8], "XOM", "ZZZZ", "aapl", ""]
 
 
 def run(chunks: list[bytes]):

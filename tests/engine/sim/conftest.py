@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 from alpaca.trading.client import TradingClient
-from tests.engine.sim.simkit import KEY, SECRET, Raw, make_venue, prepare
 
 from engine.sim import SimVenue
+from tests.engine.sim.simkit import KEY, SECRET, Raw, make_venue, prepare
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -20,13 +21,21 @@ KEY = "PKSIMTEST0001"
 SECRET = "sim-secret-0123456789"
 HEADERS = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
 # Monday 2025-06-02, 09:30 New York: a regular session with nothing special about it
-START = datetime(2025, 6, 2, 13, 30, tzinfo=timezone.utc)
+START = datetime(2025, 6, 2, 13, 30, tzinfo=UTC)
 OPENAPI = Path(__file__).parent / "openapi"
 
 
 def make_venue(**kw: Any) -> SimVenue:
-    opts: dict[str, Any] = dict(key_id=KEY, secret_key=SECRET, seed=42, port=0, partial_fill_prob=0.0,
-                                rate_limit_per_minute=None, start_at=START, frozen_clock=True)
+    opts: dict[str, Any] = {
+        "key_id": KEY,
+        "secret_key": SECRET,
+        "seed": 42,
+        "port": 0,
+        "partial_fill_prob": 0.0,
+        "rate_limit_per_minute": None,
+        "start_at": START,
+        "frozen_clock": True,
+    }
     opts.update(kw)
     return SimVenue(**opts).start()
 
@@ -98,8 +107,11 @@ def _openapi_to_jsonschema(node: Any) -> Any:
         return [_openapi_to_jsonschema(x) for x in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _openapi_to_jsonschema(v) for k, v in node.items()
-           if k not in ("nullable", "example", "examples", "x-examples")}
+    out = {
+        k: _openapi_to_jsonschema(v)
+        for k, v in node.items()
+        if k not in ("nullable", "example", "examples", "x-examples")
+    }
     if node.get("nullable") is True:
         return {"anyOf": [out, {"type": "null"}]}
     return out

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.engine.sim.simkit import Raw, prepare
 
 from engine.sim import SimVenue
+from tests.engine.sim.simkit import Raw, prepare
 
 ORDER = {"symbol": "AAPL", "qty": 1, "side": "buy", "type": "market", "time_in_force": "day"}
 
@@ -48,38 +48,81 @@ def setup(venue: SimVenue, raw: Raw) -> dict:
     """An open order and a position to aim bad requests at."""
     prepare(venue)
     assert raw.post("/v2/orders", json=order(symbol="MSFT", qty=10)).status_code == 200
-    o = raw.post("/v2/orders", json=order(type="limit", limit_price="1.00", time_in_force="gtc",
-                                          client_order_id="bad-input-open")).json()
+    o = raw.post(
+        "/v2/orders",
+        json=order(type="limit", limit_price="1.00", time_in_force="gtc", client_order_id="bad-input-open"),
+    ).json()
     return {"order_id": o["id"]}
 
 
-RAW_BODIES = [b"", b"{", b"[", b"null", b"[]", b'"order"', b"123", b'{"symbol":', b'{"qty": NaN}',
-              b"\xff\xfe\x00garbage", b"[" * 30000, b'{"symbol": "AAPL",}']
+RAW_BODIES = [
+    b"",
+    b"{",
+    b"[",
+    b"null",
+    b"[]",
+    b'"order"',
+    b"123",
+    b'{"symbol":',
+    b'{"qty": NaN}',
+    b"\xff\xfe\x00garbage",
+    b"[" * 30000,
+    b'{"symbol": "AAPL",}',
+]
 
 BAD_ORDERS: list[tuple[dict, tuple[int, ...]]] = [
-    (order(symbol=123), (422,)), (order(symbol=["AAPL"]), (422,)), (order(symbol=...), (422,)),
-    (order(symbol=""), (422,)), (order(symbol="ZZZZ"), (422,)), (order(symbol="AAPL; DROP"), (422,)),
-    (order(qty="abc"), (422,)), (order(qty=[1]), (422,)), (order(qty={}), (422,)), (order(qty=True), (422,)),
-    (order(qty=0), (422,)), (order(qty=-1), (422,)), (order(qty="-5"), (422,)), (order(qty="0"), (422,)),
-    (order(qty="1e-12"), (422,)), (order(qty="Infinity"), (422,)), (order(qty="1e999999"), (422,)),
-    (order(qty="NaN"), (422,)), (order(qty=...), (422,)), (order(notional=100), (422,)),
-    (order(qty=..., notional=0.5), (422,)), (order(qty=..., notional="1e400"), (422,)),
-    (order(side="hold"), (422,)), (order(side=1), (422,)), (order(side=...), (422,)),
-    (order(type="foo"), (422,)), (order(type=...), (422,)), (order(time_in_force="week"), (422,)),
+    (order(symbol=123), (422,)),
+    (order(symbol=["AAPL"]), (422,)),
+    (order(symbol=...), (422,)),
+    (order(symbol=""), (422,)),
+    (order(symbol="ZZZZ"), (422,)),
+    (order(symbol="AAPL; DROP"), (422,)),
+    (order(qty="abc"), (422,)),
+    (order(qty=[1]), (422,)),
+    (order(qty={}), (422,)),
+    (order(qty=True), (422,)),
+    (order(qty=0), (422,)),
+    (order(qty=-1), (422,)),
+    (order(qty="-5"), (422,)),
+    (order(qty="0"), (422,)),
+    (order(qty="1e-12"), (422,)),
+    (order(qty="Infinity"), (422,)),
+    (order(qty="1e999999"), (422,)),
+    (order(qty="NaN"), (422,)),
+    (order(qty=...), (422,)),
+    (order(notional=100), (422,)),
+    (order(qty=..., notional=0.5), (422,)),
+    (order(qty=..., notional="1e400"), (422,)),
+    (order(side="hold"), (422,)),
+    (order(side=1), (422,)),
+    (order(side=...), (422,)),
+    (order(type="foo"), (422,)),
+    (order(type=...), (422,)),
+    (order(time_in_force="week"), (422,)),
     (order(time_in_force=None), (422,)),
-    (order(type="limit"), (422,)), (order(type="limit", limit_price="x"), (422,)),
-    (order(type="limit", limit_price=True), (422,)), (order(type="limit", limit_price=0), (422,)),
-    (order(type="limit", limit_price=-3), (422,)), (order(type="limit", limit_price="10.001"), (422,)),
-    (order(type="limit", limit_price="1e12"), (422,)), (order(type="stop"), (422,)),
-    (order(type="stop_limit", stop_price=10), (422,)), (order(type="stop_limit", limit_price=10), (422,)),
-    (order(type="trailing_stop"), (422,)), (order(type="trailing_stop", trail_price=1, trail_percent=1), (422,)),
+    (order(type="limit"), (422,)),
+    (order(type="limit", limit_price="x"), (422,)),
+    (order(type="limit", limit_price=True), (422,)),
+    (order(type="limit", limit_price=0), (422,)),
+    (order(type="limit", limit_price=-3), (422,)),
+    (order(type="limit", limit_price="10.001"), (422,)),
+    (order(type="limit", limit_price="1e12"), (422,)),
+    (order(type="stop"), (422,)),
+    (order(type="stop_limit", stop_price=10), (422,)),
+    (order(type="stop_limit", limit_price=10), (422,)),
+    (order(type="trailing_stop"), (422,)),
+    (order(type="trailing_stop", trail_price=1, trail_percent=1), (422,)),
     (order(type="trailing_stop", trail_percent=150), (422,)),
-    (order(order_class="bracket"), (422,)), (order(order_class=7), (422,)),
+    (order(order_class="bracket"), (422,)),
+    (order(order_class=7), (422,)),
     (order(qty=..., notional=50, type="limit", limit_price=1), (422,)),
-    (order(extended_hours="maybe"), (422,)), (order(extended_hours=True), (422,)),
-    (order(client_order_id=5), (422,)), (order(client_order_id="x" * 129), (422,)),
+    (order(extended_hours="maybe"), (422,)),
+    (order(extended_hours=True), (422,)),
+    (order(client_order_id=5), (422,)),
+    (order(client_order_id="x" * 129), (422,)),
     (order(client_order_id="bad-input-open"), (422,)),  # duplicate
-    (order(qty=1.5, time_in_force="gtc"), (422,)), (order(qty=10 ** 6), (403,)),  # buying power
+    (order(qty=1.5, time_in_force="gtc"), (422,)),
+    (order(qty=10**6), (403,)),  # buying power
     (order(side="sell", qty=11, symbol="MSFT"), (403,)),  # more than held
     (order(side="sell", symbol="INTC"), (403,)),  # hard to borrow
 ]
@@ -182,18 +225,24 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
-fields = st.fixed_dictionaries({}, optional={
-    "symbol": st.sampled_from(["AAPL", "aapl", "ZZZZ", "", 5]) | json_values,
-    "qty": st.sampled_from([1, "2", 0, -1, "1.5", 1e30, "abc"]) | json_values,
-    "notional": st.sampled_from([10, "25.5", 0]) | json_values,
-    "side": st.sampled_from(["buy", "sell", "BUY"]) | json_values,
-    "type": st.sampled_from(["market", "limit", "stop", "stop_limit", "trailing_stop"]) | json_values,
-    "time_in_force": st.sampled_from(["day", "gtc", "ioc", "fok", "opg", "cls"]) | json_values,
-    "limit_price": st.sampled_from([1, "0.5", "10.005", -1]) | json_values,
-    "stop_price": st.sampled_from([1, "0.5", 9999]) | json_values,
-    "trail_percent": json_values, "trail_price": json_values,
-    "extended_hours": json_values, "client_order_id": json_values, "order_class": json_values,
-})
+fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "symbol": st.sampled_from(["AAPL", "aapl", "ZZZZ", "", 5]) | json_values,
+        "qty": st.sampled_from([1, "2", 0, -1, "1.5", 1e30, "abc"]) | json_values,
+        "notional": st.sampled_from([10, "25.5", 0]) | json_values,
+        "side": st.sampled_from(["buy", "sell", "BUY"]) | json_values,
+        "type": st.sampled_from(["market", "limit", "stop", "stop_limit", "trailing_stop"]) | json_values,
+        "time_in_force": st.sampled_from(["day", "gtc", "ioc", "fok", "opg", "cls"]) | json_values,
+        "limit_price": st.sampled_from([1, "0.5", "10.005", -1]) | json_values,
+        "stop_price": st.sampled_from([1, "0.5", 9999]) | json_values,
+        "trail_percent": json_values,
+        "trail_price": json_values,
+        "extended_hours": json_values,
+        "client_order_id": json_values,
+        "order_class": json_values,
+    },
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

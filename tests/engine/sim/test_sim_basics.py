@@ -4,6 +4,7 @@ through alpaca-py's TradingClient."""
 from __future__ import annotations
 
 import time
+from datetime import UTC
 from decimal import Decimal
 
 import pytest
@@ -13,7 +14,6 @@ from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
 
 from engine.sim import SimVenue
-
 from tests.engine.sim.simkit import KEY, make_venue
 
 
@@ -38,9 +38,12 @@ def test_bad_keys_get_401(venue: SimVenue):
 
 
 def test_market_buy_fills_at_the_ask(fresh: SimVenue, trading: TradingClient):
-    bid, ask = fresh.quote("AAPL")
-    o = trading.submit_order(MarketOrderRequest(symbol="AAPL", qty=10, side=OrderSide.BUY,
-                                                time_in_force=TimeInForce.DAY, client_order_id="smoke-1"))
+    _bid, ask = fresh.quote("AAPL")
+    o = trading.submit_order(
+        MarketOrderRequest(
+            symbol="AAPL", qty=10, side=OrderSide.BUY, time_in_force=TimeInForce.DAY, client_order_id="smoke-1"
+        )
+    )
     assert o.status == OrderStatus.NEW
     got = trading.get_order_by_id(o.id)
     assert got.status == OrderStatus.FILLED
@@ -53,8 +56,9 @@ def test_market_buy_fills_at_the_ask(fresh: SimVenue, trading: TradingClient):
 
 
 def test_limit_rests_then_cancel_all(fresh: SimVenue, trading: TradingClient):
-    o = trading.submit_order(LimitOrderRequest(symbol="MSFT", qty=3, limit_price=100, side=OrderSide.BUY,
-                                               time_in_force=TimeInForce.GTC))
+    o = trading.submit_order(
+        LimitOrderRequest(symbol="MSFT", qty=3, limit_price=100, side=OrderSide.BUY, time_in_force=TimeInForce.GTC)
+    )
     assert trading.get_order_by_id(o.id).status == OrderStatus.NEW
     assert [x.id for x in trading.get_orders()] == [o.id]
     res = trading.cancel_orders()
@@ -64,16 +68,17 @@ def test_limit_rests_then_cancel_all(fresh: SimVenue, trading: TradingClient):
 
 def test_runs_on_its_own_in_real_time():
     """Not frozen: the venue clock, prices, fills and the session move by themselves."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from tests.engine.sim.simkit import wait_until
 
-    v = make_venue(frozen_clock=False, speed=600, start_at=datetime(2025, 6, 2, 19, 58, tzinfo=timezone.utc))
+    v = make_venue(frozen_clock=False, speed=600, start_at=datetime(2025, 6, 2, 19, 58, tzinfo=UTC))
     try:
         c = TradingClient(KEY, "sim-secret-0123456789", url_override=v.trading_url)
         q0 = v.state()["quotes"]["AAPL"]
-        o = c.submit_order(LimitOrderRequest(symbol="AAPL", qty=1, limit_price=1, side=OrderSide.BUY,
-                                             time_in_force=TimeInForce.DAY))
+        o = c.submit_order(
+            LimitOrderRequest(symbol="AAPL", qty=1, limit_price=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
+        )
         # two venue minutes to the close at 600x: the day order expires by itself
         wait_until(lambda: c.get_order_by_id(o.id).status == OrderStatus.EXPIRED, timeout=30, what="expiry")
         assert c.get_clock().is_open is False

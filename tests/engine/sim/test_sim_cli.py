@@ -22,8 +22,14 @@ def spawn(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, list[s
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("APCA_")}
     full_env.update(env or {})
     full_env["PYTHONUNBUFFERED"] = "1"
-    proc = subprocess.Popen([sys.executable, "-m", "engine.sim", "--port", "0", *args], cwd=ROOT, env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.sim", "--port", "0", *args],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     deadline = time.monotonic() + 30  # generous on a loaded machine; it starts in well under 2 s
     assert proc.stdout is not None
@@ -46,8 +52,16 @@ def stop(proc: subprocess.Popen) -> tuple[int, str]:
 
 def test_standalone_venue_serves_alpaca_py():
     key, secret = "PKCLITEST0001", "cli-secret-0123456789"
-    proc, lines = spawn("--seed", "7", "--frozen", "--start-at", "2025-06-02T13:30:00Z", "--partial-fill-prob", "0",
-                        env={"APCA_API_KEY_ID": key, "APCA_API_SECRET_KEY": secret})
+    proc, lines = spawn(
+        "--seed",
+        "7",
+        "--frozen",
+        "--start-at",
+        "2025-06-02T13:30:00Z",
+        "--partial-fill-prob",
+        "0",
+        env={"APCA_API_KEY_ID": key, "APCA_API_SECRET_KEY": secret},
+    )
     try:
         text = "\n".join(lines)
         url = lines[-1].split()[1]
@@ -56,11 +70,13 @@ def test_standalone_venue_serves_alpaca_py():
         assert url.replace("http", "ws") + "/stream" in text and url.replace("http", "ws") + "/v2/iex" in text
         assert key in text and secret not in text  # the secret came from the environment: never printed
         c = TradingClient(key, secret, url_override=url)
-        filled = c.submit_order(MarketOrderRequest(symbol="AAPL", qty=3, side=OrderSide.BUY,
-                                                   time_in_force=TimeInForce.DAY))
+        filled = c.submit_order(
+            MarketOrderRequest(symbol="AAPL", qty=3, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
+        )
         assert c.get_order_by_id(filled.id).status == OrderStatus.FILLED
-        resting = c.submit_order(LimitOrderRequest(symbol="MSFT", qty=1, limit_price=1, side=OrderSide.BUY,
-                                                   time_in_force=TimeInForce.GTC))
+        resting = c.submit_order(
+            LimitOrderRequest(symbol="MSFT", qty=1, limit_price=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC)
+        )
         assert [o.id for o in c.get_orders()] == [resting.id]
         assert len(c.get_orders(GetOrdersRequest(status="all"))) == 2
         c.cancel_order_by_id(resting.id)
@@ -82,13 +98,17 @@ def test_generated_keys_are_printed_and_work():
         assert stop(proc)[0] == 0
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--bars-csv", "/nonexistent/bars.csv"], "No such file"),
-    (["--speed", "0"], "must be > 0"),
-    (["--partial-fill-prob", "2"], "between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--bars-csv", "/nonexistent/bars.csv"], "No such file"),
+        (["--speed", "0"], "must be > 0"),
+        (["--partial-fill-prob", "2"], "between 0 and 1"),
+    ],
+)
 def test_bad_arguments_fail_cleanly(args: list[str], needle: str):
-    r = subprocess.run([sys.executable, "-m", "engine.sim", "--port", "0", *args], cwd=ROOT, capture_output=True,
-                       text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "engine.sim", "--port", "0", *args], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
     assert r.returncode == 2
     assert needle in r.stderr and "Traceback" not in r.stderr

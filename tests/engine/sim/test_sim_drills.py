@@ -13,9 +13,9 @@ from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
-from tests.engine.sim.simkit import Raw, prepare
 
 from engine.sim import SimVenue
+from tests.engine.sim.simkit import Raw, prepare
 
 ORDER = {"symbol": "AAPL", "qty": 1, "side": "buy", "type": "market", "time_in_force": "day"}
 
@@ -37,7 +37,9 @@ def test_injected_http_errors_have_no_effect(fresh: SimVenue, raw: Raw, trading:
         r = raw.post("/v2/orders", json={**ORDER, "client_order_id": f"fault-{status}"})
         assert r.status_code == status and r.json()["code"] == status * 100000 + 10000
         fresh.set_faults(reset=True, rate_limit_per_minute=None)
-        assert raw.get("/v2/orders:by_client_order_id", params={"client_order_id": f"fault-{status}"}).status_code == 404
+        assert (
+            raw.get("/v2/orders:by_client_order_id", params={"client_order_id": f"fault-{status}"}).status_code == 404
+        )
     fresh.set_faults(http_500=1.0)
     with pytest.raises(APIError) as exc:
         trading.get_account()
@@ -59,8 +61,11 @@ def test_added_latency(fresh: SimVenue, raw: Raw):
 def test_lost_response_after_the_effect(fresh: SimVenue, trading: TradingClient, raw: Raw):
     fresh.set_faults(lose_response=1.0)
     with pytest.raises(requests.exceptions.ConnectionError):
-        trading.submit_order(MarketOrderRequest(symbol="AAPL", qty=2, side=OrderSide.BUY,
-                                                time_in_force=TimeInForce.DAY, client_order_id="lost-1"))
+        trading.submit_order(
+            MarketOrderRequest(
+                symbol="AAPL", qty=2, side=OrderSide.BUY, time_in_force=TimeInForce.DAY, client_order_id="lost-1"
+            )
+        )
     fresh.set_faults(lose_response=0.0)
     o = trading.get_order_by_client_id("lost-1")  # the order went through
     assert o.filled_qty == "2"
@@ -112,8 +117,11 @@ def test_price_shock_and_set(fresh: SimVenue, raw: Raw, trading: TradingClient):
     r = raw.post("/sim/v1/prices/set", json={"symbol": "AAPL", "price": 99.5})
     assert Decimal(r.json()["bp"]) <= Decimal("99.5") <= Decimal(r.json()["ap"])
     # a shock through a resting limit fills it at once
-    o = trading.submit_order(__import__("alpaca.trading.requests", fromlist=["x"]).LimitOrderRequest(
-        symbol="MSFT", qty=1, limit_price=380, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+    o = trading.submit_order(
+        __import__("alpaca.trading.requests", fromlist=["x"]).LimitOrderRequest(
+            symbol="MSFT", qty=1, limit_price=380, side=OrderSide.BUY, time_in_force=TimeInForce.DAY
+        )
+    )
     fresh.shock(["MSFT"], -10)
     assert trading.get_order_by_id(o.id).status.value == "filled"
 

@@ -9,12 +9,19 @@ import pytest
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
-from alpaca.trading.requests import (ClosePositionRequest, GetOrdersRequest, LimitOrderRequest, MarketOrderRequest,
-                                     ReplaceOrderRequest, StopLimitOrderRequest, StopOrderRequest,
-                                     TrailingStopOrderRequest)
-from tests.engine.sim.simkit import Raw
+from alpaca.trading.requests import (
+    ClosePositionRequest,
+    GetOrdersRequest,
+    LimitOrderRequest,
+    MarketOrderRequest,
+    ReplaceOrderRequest,
+    StopLimitOrderRequest,
+    StopOrderRequest,
+    TrailingStopOrderRequest,
+)
 
 from engine.sim import SimVenue
+from tests.engine.sim.simkit import Raw
 
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 DAY, GTC, IOC, FOK = TimeInForce.DAY, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
@@ -62,10 +69,10 @@ def test_marketable_limit_fills_at_the_quote_not_the_limit(fresh: SimVenue, trad
 
 def test_stop_and_stop_limit_trigger(fresh: SimVenue, trading: TradingClient):
     fresh.set_quote("NVDA", "100.00", "100.02")
-    stop = trading.submit_order(StopOrderRequest(symbol="NVDA", qty=3, side=BUY, stop_price=101,
-                                                 time_in_force=DAY))
-    sl = trading.submit_order(StopLimitOrderRequest(symbol="NVDA", qty=3, side=BUY, stop_price=101,
-                                                    limit_price=101.5, time_in_force=DAY))
+    stop = trading.submit_order(StopOrderRequest(symbol="NVDA", qty=3, side=BUY, stop_price=101, time_in_force=DAY))
+    sl = trading.submit_order(
+        StopLimitOrderRequest(symbol="NVDA", qty=3, side=BUY, stop_price=101, limit_price=101.5, time_in_force=DAY)
+    )
     assert trading.get_order_by_id(stop.id).status == OrderStatus.NEW
     fresh.set_quote("NVDA", "101.60", "101.70")  # triggers both; the stop-limit's limit is below the ask
     assert trading.get_order_by_id(stop.id).status == OrderStatus.FILLED
@@ -79,8 +86,7 @@ def test_stop_and_stop_limit_trigger(fresh: SimVenue, trading: TradingClient):
 def test_trailing_stop_follows_the_high(fresh: SimVenue, trading: TradingClient):
     fresh.set_quote("XOM", "100.00", "100.02")
     trading.submit_order(market("XOM", 4))
-    o = trading.submit_order(TrailingStopOrderRequest(symbol="XOM", qty=4, side=SELL, trail_price=2,
-                                                      time_in_force=GTC))
+    o = trading.submit_order(TrailingStopOrderRequest(symbol="XOM", qty=4, side=SELL, trail_price=2, time_in_force=GTC))
     assert Decimal(trading.get_order_by_id(o.id).stop_price) == Decimal("98.00")
     fresh.set_quote("XOM", "105.00", "105.02")
     got = trading.get_order_by_id(o.id)
@@ -205,7 +211,9 @@ def test_shorting_rules(fresh: SimVenue, trading: TradingClient, raw: Raw):
     refused(lambda: trading.submit_order(market("WMT", 11)), 403, 40310000, "insufficient qty available")
     trading.set_account_configurations(
         __import__("alpaca.trading.models", fromlist=["AccountConfiguration"]).AccountConfiguration(
-            **{**raw.get("/v2/account/configurations").json(), "no_shorting": True}))
+            **{**raw.get("/v2/account/configurations").json(), "no_shorting": True}
+        )
+    )
     try:
         refused(lambda: trading.submit_order(market("KO", 1, side=SELL)), 403, 40310000, "not allowed to short")
     finally:
@@ -216,8 +224,12 @@ def test_insufficient_qty_available(fresh: SimVenue, trading: TradingClient):
     trading.submit_order(market("HD", 10))
     trading.submit_order(limit("HD", 6, 9999, side=SELL))  # holds 6 of the 10
     assert trading.get_open_position("HD").qty_available == "4"
-    err = refused(lambda: trading.submit_order(limit("HD", 5, 9999, side=SELL)), 403, 40310000,
-                  "insufficient qty available for order (requested: 5, available: 4)")
+    err = refused(
+        lambda: trading.submit_order(limit("HD", 5, 9999, side=SELL)),
+        403,
+        40310000,
+        "insufficient qty available for order (requested: 5, available: 4)",
+    )
     assert err.message.startswith("insufficient qty available")
     refused(lambda: trading.submit_order(market("HD", 11, side=SELL)), 403, 40310000, "insufficient qty")
 
@@ -225,15 +237,20 @@ def test_insufficient_qty_available(fresh: SimVenue, trading: TradingClient):
 def test_wash_trade_refused(fresh: SimVenue, trading: TradingClient):
     trading.submit_order(market("V", 5))
     trading.submit_order(limit("V", 5, 1.00))  # resting buy
-    refused(lambda: trading.submit_order(limit("V", 5, 9999, side=SELL)), 403, 40310000,
-            "potential wash trade detected")
+    refused(
+        lambda: trading.submit_order(limit("V", 5, 9999, side=SELL)), 403, 40310000, "potential wash trade detected"
+    )
 
 
 def test_client_order_id_unique_forever(fresh: SimVenue, trading: TradingClient):
     o = trading.submit_order(limit("MA", 1, 1.00, client_order_id="cid-forever"))
     trading.cancel_order_by_id(o.id)
-    refused(lambda: trading.submit_order(limit("MA", 1, 1.00, client_order_id="cid-forever")), 422, 42210000,
-            "client_order_id must be unique")
+    refused(
+        lambda: trading.submit_order(limit("MA", 1, 1.00, client_order_id="cid-forever")),
+        422,
+        42210000,
+        "client_order_id must be unique",
+    )
     long_id = "x" * 129
     refused(lambda: trading.submit_order(limit("MA", 1, 1.00, client_order_id=long_id)), 422, 42210000, "128")
 
@@ -248,8 +265,7 @@ def test_sub_penny_prices(fresh: SimVenue, trading: TradingClient):
 # ---------------------------------------------------------------- cancel / replace
 def test_replace_creates_a_new_order(fresh: SimVenue, trading: TradingClient):
     o = trading.submit_order(limit("ABBV", 5, 1.00, tif=GTC, client_order_id="rep-1"))
-    new = trading.replace_order_by_id(o.id, ReplaceOrderRequest(qty=7, limit_price=1.05,
-                                                                client_order_id="rep-1b"))
+    new = trading.replace_order_by_id(o.id, ReplaceOrderRequest(qty=7, limit_price=1.05, client_order_id="rep-1b"))
     assert new.id != o.id and str(new.replaces) == str(o.id)
     assert new.qty == "7" and new.limit_price == "1.05" and new.client_order_id == "rep-1b"
     old = trading.get_order_by_id(o.id)
@@ -261,8 +277,9 @@ def test_replace_creates_a_new_order(fresh: SimVenue, trading: TradingClient):
 def test_cancel_rules(fresh: SimVenue, trading: TradingClient):
     filled = trading.submit_order(market("LLY", 1))
     refused(lambda: trading.cancel_order_by_id(filled.id), 422, 42210000, '"filled"')
-    refused(lambda: trading.cancel_order_by_id("4f1ef5b2-7d55-4c5e-8a8f-000000000000"), 404, 40410000,
-            "order not found")
+    refused(
+        lambda: trading.cancel_order_by_id("4f1ef5b2-7d55-4c5e-8a8f-000000000000"), 404, 40410000, "order not found"
+    )
 
 
 def test_pending_cancel_and_pending_replace(fresh: SimVenue, trading: TradingClient, raw: Raw):
@@ -283,6 +300,7 @@ def test_pending_cancel_and_pending_replace(fresh: SimVenue, trading: TradingCli
     trading.cancel_order_by_id(c.id)
     assert trading.get_order_by_id(c.id).status in (OrderStatus.PENDING_CANCEL, OrderStatus.CANCELED)
     from tests.engine.sim.simkit import wait_until
+
     wait_until(lambda: trading.get_order_by_id(c.id).status == OrderStatus.CANCELED, what="cancel confirmed")
     d = trading.submit_order(limit("UNH", 1, 1.04, tif=GTC))
     nd = trading.replace_order_by_id(d.id, ReplaceOrderRequest(limit_price=1.05))
@@ -303,7 +321,7 @@ def test_list_orders_filters(fresh: SimVenue, trading: TradingClient):
     assert listed(limit=2) == ids[::-1][:2]
     assert listed(symbols=["AAPL"]) == [ids[2], ids[0]]
     assert listed(status=QueryOrderStatus.CLOSED) == [filled]
-    assert listed(status=QueryOrderStatus.ALL)[:5] == [filled] + ids[::-1]
+    assert listed(status=QueryOrderStatus.ALL)[:5] == [filled, *ids[::-1]]
     assert listed(side=SELL) == []
     t1 = trading.get_order_by_id(ids[1]).submitted_at
     assert listed(after=t1, direction="asc") == ids[2:]
@@ -377,8 +395,9 @@ def test_clock_and_calendar(fresh: SimVenue, trading: TradingClient):
 
     c = trading.get_clock()
     assert c.is_open and c.next_close > c.timestamp and c.next_open > c.next_close
-    days = trading.get_calendar(GetCalendarRequest(start=datetime(2025, 11, 24).date(),
-                                                   end=datetime(2025, 12, 31).date()))
+    days = trading.get_calendar(
+        GetCalendarRequest(start=datetime(2025, 11, 24).date(), end=datetime(2025, 12, 31).date())
+    )
     by_date = {d.date.isoformat(): d for d in days}
     assert "2025-11-27" not in by_date and "2025-12-25" not in by_date
     assert by_date["2025-11-28"].close.hour == 13 and by_date["2025-12-24"].close.hour == 13
@@ -404,7 +423,8 @@ def test_fill_during_pending_replace_rejects_the_replacement(fresh: SimVenue, tr
 def test_replace_a_trailing_stop(fresh: SimVenue, trading: TradingClient):
     fresh.set_quote("HON", "200.00", "200.02")
     trading.submit_order(market("HON", 3))
-    o = trading.submit_order(TrailingStopOrderRequest(symbol="HON", qty=3, side=SELL, trail_percent=5,
-                                                      time_in_force=GTC))
+    o = trading.submit_order(
+        TrailingStopOrderRequest(symbol="HON", qty=3, side=SELL, trail_percent=5, time_in_force=GTC)
+    )
     new = trading.replace_order_by_id(o.id, ReplaceOrderRequest(trail=2))
     assert new.trail_percent == "2" and Decimal(new.stop_price) == Decimal("196.00")

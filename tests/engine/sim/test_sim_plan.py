@@ -21,12 +21,12 @@ from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
-from tests.engine.sim.simkit import KEY, SECRET, Raw, make_venue, prepare, wait_until
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from engine.sim import SimVenue
 from engine.sim.plan import DEFAULT_PLAN, FREE_STREAM_SYMBOL_LIMIT
+from tests.engine.sim.simkit import KEY, SECRET, Raw, make_venue, prepare, wait_until
 
 HOLD = 1.0  # seconds a cut connection holds its slot in these tests (Alpaca: about 90)
 
@@ -113,8 +113,7 @@ def test_free_plan_streams_30_symbols_across_trades_and_quotes_bars_do_not_count
         # a 31st symbol, on either channel: refused, subscription unchanged, socket open
         for ch in ("trades", "quotes"):
             ws.send(msgpack.packb({"action": "subscribe", ch: [extra]}))
-            assert msgpack.unpackb(ws.recv(timeout=5)) == [
-                {"T": "error", "code": 405, "msg": "symbol limit exceeded"}]
+            assert msgpack.unpackb(ws.recv(timeout=5)) == [{"T": "error", "code": 405, "msg": "symbol limit exceeded"}]
         ws.send(msgpack.packb({"action": "subscribe", "trades": ["*"]}))  # the wildcard is over any limit
         assert msgpack.unpackb(ws.recv(timeout=5))[0]["code"] == 405
         ws.send(msgpack.packb({"action": "subscribe", "bars": [extra]}))
@@ -154,7 +153,7 @@ def test_a_second_data_connection_is_refused_406(venue: SimVenue):
         assert msgpack.unpackb(first.recv(timeout=5))[0]["quotes"] == ["AAPL"]
     # closed cleanly: the slot is free at once
     wait_until(lambda: venue.state()["streams"]["data_connections"] == 0, what="first data connection gone")
-    with _data_ws(venue) as (again, auth):
+    with _data_ws(venue) as (_again, auth):
         assert auth == [{"T": "success", "msg": "authenticated"}]
 
 
@@ -171,7 +170,7 @@ def test_a_second_trade_stream_is_refused_406(venue: SimVenue):
         first.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
         assert json.loads(first.recv(timeout=5))["stream"] == "listening"
     wait_until(lambda: venue.state()["streams"]["trade_connections"] == 0, what="first trade stream gone")
-    with _trade_ws(venue) as (again, auth):
+    with _trade_ws(venue) as (_again, auth):
         assert auth["data"]["status"] == "authorized"
 
 
@@ -186,8 +185,11 @@ def test_a_cut_connection_is_held_and_reconnecting_in_the_window_is_refused(venu
                 ws.recv(timeout=5)
             assert info.value.rcvd is None
         cut_at = time.monotonic()
-    wait_until(lambda: set(venue.state()["streams"]["slots"]["held"]) == {"trade_updates", "data:iex"},
-               timeout=HOLD / 2, what="both slots held")
+    wait_until(
+        lambda: set(venue.state()["streams"]["slots"]["held"]) == {"trade_updates", "data:iex"},
+        timeout=HOLD / 2,
+        what="both slots held",
+    )
     with _trade_ws(venue) as (_, refused):
         assert refused["data"]["error_code"] == 406
     with _data_ws(venue) as (_, drefused):
@@ -206,7 +208,7 @@ def test_a_venue_drop_frees_the_slot_at_once(venue: SimVenue):
         with pytest.raises(ConnectionClosed):
             trade.recv(timeout=5)
     wait_until(lambda: venue.state()["streams"]["trade_connections"] == 0, what="dropped")
-    with _trade_ws(venue) as (again, auth):
+    with _trade_ws(venue) as (_again, auth):
         assert auth["data"]["status"] == "authorized"
 
 
@@ -227,13 +229,25 @@ def test_free_plan_recent_sip_over_rest_is_refused_403_older_is_served(venue: Si
     assert err.value.status_code == 403
     assert err.value.message == "subscription does not permit querying recent SIP data"
     with pytest.raises(APIError) as err:  # the window reaches into the last 15 minutes
-        data.get_stock_bars(StockBarsRequest(symbol_or_symbols="AAPL", timeframe=TimeFrame.Minute,
-                                             start=now - timedelta(minutes=40), end=now - timedelta(minutes=10),
-                                             feed=DataFeed.SIP))
+        data.get_stock_bars(
+            StockBarsRequest(
+                symbol_or_symbols="AAPL",
+                timeframe=TimeFrame.Minute,
+                start=now - timedelta(minutes=40),
+                end=now - timedelta(minutes=10),
+                feed=DataFeed.SIP,
+            )
+        )
     assert err.value.status_code == 403
-    old = data.get_stock_bars(StockBarsRequest(symbol_or_symbols="AAPL", timeframe=TimeFrame.Minute,
-                                               start=now - timedelta(minutes=40), end=now - timedelta(minutes=16),
-                                               feed=DataFeed.SIP))
+    old = data.get_stock_bars(
+        StockBarsRequest(
+            symbol_or_symbols="AAPL",
+            timeframe=TimeFrame.Minute,
+            start=now - timedelta(minutes=40),
+            end=now - timedelta(minutes=16),
+            feed=DataFeed.SIP,
+        )
+    )
     assert len(old.data["AAPL"]) >= 20
     iex = data.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols="AAPL", feed=DataFeed.IEX))
     assert iex["AAPL"].ask_price > 0
@@ -297,8 +311,9 @@ def test_one_sided_crossed_and_wide_quotes_are_published_fills_use_the_real_quot
     # orders fill against the real quote, as Alpaca paper fills against the NBBO
     _, real_ask = venue.quote("MSFT")
     assert venue.published_quote("MSFT") != venue.quote("MSFT")
-    o = trading.submit_order(MarketOrderRequest(symbol="MSFT", qty=1, side=OrderSide.BUY,
-                                                time_in_force=TimeInForce.DAY))
+    o = trading.submit_order(
+        MarketOrderRequest(symbol="MSFT", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
+    )
     filled = trading.get_order_by_id(o.id)
     assert Decimal(filled.filled_avg_price) == real_ask
     venue.shape_quotes("MSFT", "normal")

@@ -14,13 +14,13 @@ from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import LimitOrderRequest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.engine.sim.simkit import START, prepare
 
 from engine.sim import SimVenue
-from engine.sim.exchange import Exchange
-from engine.sim.errors import VenueError
-from engine.sim.prices import PriceModel
 from engine.sim.assets import load_universe
+from engine.sim.errors import VenueError
+from engine.sim.exchange import Exchange
+from engine.sim.prices import PriceModel
+from tests.engine.sim.simkit import START, prepare
 
 SYMBOLS = ["AAPL", "KO", "TSLA"]
 _UNIVERSE = load_universe()
@@ -69,17 +69,25 @@ class Ledger:
         self.pos[sym] = new_pos
 
 
-submit = st.fixed_dictionaries({
-    "kind": st.just("submit"),
-    "symbol": st.sampled_from(SYMBOLS),
-    "side": st.sampled_from(["buy", "sell"]),
-    "type": st.sampled_from(["market", "limit", "limit", "stop", "stop_limit", "trailing_stop"]),
-    "tif": st.sampled_from(["day", "gtc", "ioc", "fok"]),
-    "qty": st.one_of(st.integers(1, 300), st.decimals("0.001", "20", places=3)),
-    "offset_bp": st.integers(-300, 300),  # limit/stop distance from the mid in basis points
-})
-move = st.fixed_dictionaries({"kind": st.just("move"), "symbol": st.sampled_from(SYMBOLS),
-                              "pct": st.floats(-4, 4), "spread_ticks": st.integers(0, 5)})
+submit = st.fixed_dictionaries(
+    {
+        "kind": st.just("submit"),
+        "symbol": st.sampled_from(SYMBOLS),
+        "side": st.sampled_from(["buy", "sell"]),
+        "type": st.sampled_from(["market", "limit", "limit", "stop", "stop_limit", "trailing_stop"]),
+        "tif": st.sampled_from(["day", "gtc", "ioc", "fok"]),
+        "qty": st.one_of(st.integers(1, 300), st.decimals("0.001", "20", places=3)),
+        "offset_bp": st.integers(-300, 300),  # limit/stop distance from the mid in basis points
+    }
+)
+move = st.fixed_dictionaries(
+    {
+        "kind": st.just("move"),
+        "symbol": st.sampled_from(SYMBOLS),
+        "pct": st.floats(-4, 4),
+        "spread_ticks": st.integers(0, 5),
+    }
+)
 wait = st.fixed_dictionaries({"kind": st.just("advance"), "seconds": st.integers(1, 900)})
 cancel = st.fixed_dictionaries({"kind": st.just("cancel"), "index": st.integers(0, 50)})
 actions = st.lists(st.one_of(submit, submit, submit, move, move, wait, cancel), min_size=8, max_size=40)
@@ -105,8 +113,13 @@ def test_fill_invariants_on_the_core(seed: int, partial: float, steps: list[dict
             px = _round_price(mid * (1 + Decimal(a["offset_bp"]) / 10000))
             fractional = a["qty"] != int(a["qty"])
             tif = "day" if fractional or (a["type"] == "trailing_stop" and a["tif"] in ("ioc", "fok")) else a["tif"]
-            body = {"symbol": a["symbol"], "side": a["side"], "type": a["type"], "time_in_force": tif,
-                    "qty": str(a["qty"])}
+            body = {
+                "symbol": a["symbol"],
+                "side": a["side"],
+                "type": a["type"],
+                "time_in_force": tif,
+                "qty": str(a["qty"]),
+            }
             if a["type"] in ("limit", "stop_limit"):
                 body["limit_price"] = str(px)
             if a["type"] in ("stop", "stop_limit"):
@@ -145,11 +158,16 @@ def test_fill_invariants_on_the_core(seed: int, partial: float, steps: list[dict
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(qty=st.integers(1, 200), side=st.sampled_from([OrderSide.BUY, OrderSide.SELL]),
-       offset_bp=st.integers(-30, 30), moves=st.lists(st.floats(-1.0, 1.0), min_size=1, max_size=4),
-       partial=st.sampled_from([0.0, 0.5, 1.0]))
-def test_fill_invariants_through_http(venue: SimVenue, qty: int, side: OrderSide, offset_bp: int,
-                                      moves: list[float], partial: float):
+@given(
+    qty=st.integers(1, 200),
+    side=st.sampled_from([OrderSide.BUY, OrderSide.SELL]),
+    offset_bp=st.integers(-30, 30),
+    moves=st.lists(st.floats(-1.0, 1.0), min_size=1, max_size=4),
+    partial=st.sampled_from([0.0, 0.5, 1.0]),
+)
+def test_fill_invariants_through_http(
+    venue: SimVenue, qty: int, side: OrderSide, offset_bp: int, moves: list[float], partial: float
+):
     prepare(venue)
     venue.set_partial_fill_prob(partial)
     c = TradingClient("PKSIMTEST0001", "sim-secret-0123456789", url_override=venue.trading_url)
@@ -157,8 +175,9 @@ def test_fill_invariants_through_http(venue: SimVenue, qty: int, side: OrderSide
     mid = (bid + ask) / 2
     lp = (mid * (1 + Decimal(offset_bp) / 10000)).quantize(Decimal("0.01"))
     cash0 = Decimal(c.get_account().cash)
-    o = c.submit_order(LimitOrderRequest(symbol="WMT", qty=qty, side=side, limit_price=float(lp),
-                                         time_in_force=TimeInForce.GTC))
+    o = c.submit_order(
+        LimitOrderRequest(symbol="WMT", qty=qty, side=side, limit_price=float(lp), time_in_force=TimeInForce.GTC)
+    )
     for pct in moves:
         venue.shock(["WMT"], pct)
         venue.advance(1)

@@ -10,12 +10,20 @@ from alpaca.data.models import BarSet, QuoteSet, Snapshot, TradeSet
 from alpaca.data.models.bars import Bar
 from alpaca.data.models.quotes import Quote
 from alpaca.data.models.trades import Trade
-from alpaca.trading.models import (AccountConfiguration, Asset, Calendar, Clock, ClosePositionResponse, Order,
-                                   Position, TradeAccount)
+from alpaca.trading.models import (
+    AccountConfiguration,
+    Asset,
+    Calendar,
+    Clock,
+    ClosePositionResponse,
+    Order,
+    Position,
+    TradeAccount,
+)
 from alpaca.trading.requests import CancelOrderResponse
-from tests.engine.sim.simkit import Raw, assert_valid, prepare, schema_validator
 
 from engine.sim import SimVenue
+from tests.engine.sim.simkit import Raw, assert_valid, prepare, schema_validator
 
 T = "trading-api.json"
 D = "market-data-api.json"
@@ -43,14 +51,40 @@ def book(venue: SimVenue, raw: Raw) -> dict:
         r = raw.post("/v2/orders", json=body)
         ok(r)
     for key, body in {
-        "limit": {"symbol": "AMZN", "qty": 2, "side": "buy", "type": "limit", "limit_price": "50.00",
-                  "time_in_force": "gtc", "client_order_id": "schema-limit"},
-        "stop": {"symbol": "AAPL", "qty": 1, "side": "sell", "type": "stop", "stop_price": "10.00",
-                 "time_in_force": "gtc"},
-        "stop_limit": {"symbol": "JPM", "qty": 1, "side": "buy", "type": "stop_limit", "stop_price": "9999.00",
-                       "limit_price": "9999.50", "time_in_force": "day"},
-        "trailing": {"symbol": "XOM", "qty": 1, "side": "buy", "type": "trailing_stop", "trail_percent": "5",
-                     "time_in_force": "gtc"},
+        "limit": {
+            "symbol": "AMZN",
+            "qty": 2,
+            "side": "buy",
+            "type": "limit",
+            "limit_price": "50.00",
+            "time_in_force": "gtc",
+            "client_order_id": "schema-limit",
+        },
+        "stop": {
+            "symbol": "AAPL",
+            "qty": 1,
+            "side": "sell",
+            "type": "stop",
+            "stop_price": "10.00",
+            "time_in_force": "gtc",
+        },
+        "stop_limit": {
+            "symbol": "JPM",
+            "qty": 1,
+            "side": "buy",
+            "type": "stop_limit",
+            "stop_price": "9999.00",
+            "limit_price": "9999.50",
+            "time_in_force": "day",
+        },
+        "trailing": {
+            "symbol": "XOM",
+            "qty": 1,
+            "side": "buy",
+            "type": "trailing_stop",
+            "trail_percent": "5",
+            "time_in_force": "gtc",
+        },
     }.items():
         r = raw.post("/v2/orders", json=body)
         ok(r)
@@ -82,8 +116,10 @@ def test_orders(book, raw: Raw):
     for o in r.json():
         Order(**o)
     oid = book["limit"]["id"]
-    for path, params in ((f"/v2/orders/{oid}", None),
-                         ("/v2/orders:by_client_order_id", {"client_order_id": "schema-limit"})):
+    for path, params in (
+        (f"/v2/orders/{oid}", None),
+        ("/v2/orders:by_client_order_id", {"client_order_id": "schema-limit"}),
+    ):
         r = raw.get(path, params=params)
         assert r.status_code == 200
         assert_valid(v, r.json())
@@ -147,8 +183,12 @@ def test_clock_calendar_assets(venue: SimVenue, raw: Raw):
 
 def test_error_bodies(venue: SimVenue, raw: Raw):
     v = trading("Error")
-    for r in (raw.get("/v2/orders/00000000-0000-0000-0000-000000000000"), raw.get("/v2/positions/ZZZZ"),
-              raw.post("/v2/orders", data="{"), raw.get("/v2/assets/NOPE")):
+    for r in (
+        raw.get("/v2/orders/00000000-0000-0000-0000-000000000000"),
+        raw.get("/v2/positions/ZZZZ"),
+        raw.post("/v2/orders", data="{"),
+        raw.get("/v2/assets/NOPE"),
+    ):
         assert r.status_code in (400, 404, 422)
         assert_valid(v, r.json())
 
@@ -158,8 +198,11 @@ def test_market_data(venue: SimVenue):
     venue.advance(300)
     md = Raw(venue.data_url)
     start = (venue.now() - timedelta(minutes=10)).isoformat()
-    for kind, schema, model in (("bars", "stock_bars_resp", BarSet), ("quotes", "stock_quotes_resp", QuoteSet),
-                                ("trades", "stock_trades_resp", TradeSet)):
+    for kind, schema, model in (
+        ("bars", "stock_bars_resp", BarSet),
+        ("quotes", "stock_quotes_resp", QuoteSet),
+        ("trades", "stock_trades_resp", TradeSet),
+    ):
         params = {"symbols": "AAPL,MSFT", "start": start, "limit": 4}
         if kind == "bars":
             params["timeframe"] = "1Min"

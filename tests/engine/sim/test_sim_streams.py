@@ -15,11 +15,11 @@ from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.models import TradeUpdate
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, ReplaceOrderRequest
 from alpaca.trading.stream import TradingStream
-from tests.engine.sim.simkit import KEY, SECRET, Collector, make_venue, prepare, wait_until
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from engine.sim import SimVenue
+from tests.engine.sim.simkit import KEY, SECRET, Collector, make_venue, prepare, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +70,16 @@ def test_trade_stream_handshake_on_the_wire(venue: SimVenue):
         ws.send(_auth_frame())
         frame = ws.recv(timeout=5)
         assert isinstance(frame, bytes)  # Alpaca sends binary frames
-        assert json.loads(frame) == {"stream": "authorization",
-                                     "data": {"status": "authorized", "action": "authenticate"}}
+        assert json.loads(frame) == {
+            "stream": "authorization",
+            "data": {"status": "authorized", "action": "authenticate"},
+        }
         ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
         assert json.loads(ws.recv(timeout=5)) == {"stream": "listening", "data": {"streams": ["trade_updates"]}}
         _listening(venue)
         TradingClient(KEY, SECRET, url_override=venue.trading_url).submit_order(
-            MarketOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+            MarketOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
+        )
         events = [json.loads(ws.recv(timeout=5)) for _ in range(2)]
         assert [e["stream"] for e in events] == ["trade_updates", "trade_updates"]
         assert [e["data"]["event"] for e in events] == ["new", "fill"]
@@ -114,15 +117,23 @@ def test_every_event_in_order_with_unique_execution_ids(venue: SimVenue, stream:
     a = c.submit_order(MarketOrderRequest(symbol="MSFT", qty=20, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
     venue.set_partial_fill_prob(0.0)
     venue.advance(1)  # the rest fills on the next price step
-    b = c.submit_order(LimitOrderRequest(symbol="NVDA", qty=2, limit_price=1, side=OrderSide.BUY,
-                                         time_in_force=TimeInForce.GTC))
+    b = c.submit_order(
+        LimitOrderRequest(symbol="NVDA", qty=2, limit_price=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC)
+    )
     b2 = c.replace_order_by_id(b.id, ReplaceOrderRequest(limit_price=1.5))
     c.cancel_order_by_id(b2.id)
     wait_until(lambda: len(stream.items) >= 7, what="7 trade updates")
     ups: list[TradeUpdate] = stream.items
     seq = [(str(u.order.id), u.event) for u in ups]
-    assert seq == [(str(a.id), "new"), (str(a.id), "partial_fill"), (str(a.id), "fill"),
-                   (str(b.id), "new"), (str(b.id), "replaced"), (str(b2.id), "new"), (str(b2.id), "canceled")]
+    assert seq == [
+        (str(a.id), "new"),
+        (str(a.id), "partial_fill"),
+        (str(a.id), "fill"),
+        (str(b.id), "new"),
+        (str(b.id), "replaced"),
+        (str(b2.id), "new"),
+        (str(b2.id), "canceled"),
+    ]
     assert len({u.execution_id for u in ups}) == len(ups)
     fills = [u for u in ups if u.event in ("partial_fill", "fill")]
     assert sum(Decimal(str(u.qty)) for u in fills) == 20
@@ -140,8 +151,10 @@ def test_dropped_stream_reconnects_without_replay(venue: SimVenue, stream: Colle
     venue.set_faults(trade_stream_down=False)
     _listening(venue)  # alpaca-py reconnects by itself
     seen = c.submit_order(MarketOrderRequest(symbol="PEP", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
-    wait_until(lambda: any(str(u.order.id) == str(seen.id) and u.event == "fill" for u in stream.items),
-               what="events after the reconnect")
+    wait_until(
+        lambda: any(str(u.order.id) == str(seen.id) and u.event == "fill" for u in stream.items),
+        what="events after the reconnect",
+    )
     assert not any(str(u.order.id) == str(lost.id) for u in stream.items)  # no replay
 
 
@@ -170,7 +183,7 @@ def test_data_stream_handshake_and_msgpack_frames(venue: SimVenue):
         ws.send(msgpack.packb({"action": "auth", "key": KEY, "secret": SECRET}))
         assert msgpack.unpackb(ws.recv(timeout=5)) == [{"T": "success", "msg": "authenticated"}]
         sub = msgpack.packb({"action": "subscribe", "quotes": ["AAPL"], "trades": ["AAPL"], "bars": ["*"]})
-        ws.send([sub[i:i + 7] for i in range(0, len(sub), 7)])  # a fragmented message, as alpaca-py may send
+        ws.send([sub[i : i + 7] for i in range(0, len(sub), 7)])  # a fragmented message, as alpaca-py may send
         ack = msgpack.unpackb(ws.recv(timeout=5))[0]
         assert ack["T"] == "subscription" and ack["quotes"] == ["AAPL"] and ack["bars"] == ["*"]
         venue.advance(61)
@@ -217,8 +230,14 @@ def test_alpaca_py_stock_data_stream(venue: SimVenue):
 
 
 def test_garbage_on_the_streams_is_answered_not_fatal(venue: SimVenue):
-    junk = [b"\xff\x00\x13", "not json", "[1, 2]", "[" * 20000, json.dumps({"action": ["x"]}),
-            json.dumps({"action": "listen", "data": {"streams": "trade_updates"}})]
+    junk = [
+        b"\xff\x00\x13",
+        "not json",
+        "[1, 2]",
+        "[" * 20000,
+        json.dumps({"action": ["x"]}),
+        json.dumps({"action": "listen", "data": {"streams": "trade_updates"}}),
+    ]
     _free_slots(venue)
     with connect(venue.trading_stream_url, max_size=None) as ws:
         ws.send(_auth_frame())
