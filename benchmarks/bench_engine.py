@@ -478,7 +478,8 @@ def bench_batches(tmp: Path, own_process: bool = False) -> list[dict]:
             "unit": "%",
             "target": f"< {OVERHEAD_TARGET_PCT:g}",
             "ok": over < OVERHEAD_TARGET_PCT,
-            "note": f"(engine batch p50 - raw {workers}-thread batch p50) / raw batch p50: {(p50 - c50) / 53:.2f} ms of "
+            "note": f"(engine batch p50 - raw {workers}-thread batch p50) / raw batch p50: "
+            f"{(p50 - c50) / 53:.2f} ms of "
             f"engine time per order on {c50 / 53:.2f} ms of raw round trip per order",
         }
     )
@@ -967,7 +968,8 @@ def bench_kill(tmp: Path) -> list[dict]:
                 "unit": "",
                 "target": f"<= {KILL_CONFIRM_TARGET_MS:g}",
                 "ok": False,
-                "note": f"phase {kill.phase}, {kill.cancels_confirmed} of {kill.cancels_requested}; {left} open at the venue",
+                "note": f"phase {kill.phase}, {kill.cancels_confirmed} of {kill.cancels_requested}; "
+                f"{left} open at the venue",
             }
         )
     return rows

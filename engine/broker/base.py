@@ -13,6 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal, Protocol
 
+from engine.errors import ExecdeskError
 from engine.model import OrderStatus, OrderType, Side, TimeInForce
 
 # ---- closed sets of words ----------------------------------------------------
@@ -77,7 +78,6 @@ class LinkStatus(StrEnum):
 
 OrderQuery = Literal["open", "closed", "all"]  # GET /v2/orders?status=
 
-from engine.errors import ExecdeskError
 
 # ---- venue records -------------------------------------------------------
 

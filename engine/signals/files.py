@@ -72,7 +72,8 @@ class _JsonlLines(_SourceBase):
             self._judge.reject(
                 market,
                 DropReason.TRUNCATED_LINE,
-                f"{where}: last line has no newline at close ({len(raw)} bytes: {_clip(raw.decode('utf-8', 'replace'), 40)!r})",
+                f"{where}: last line has no newline at close "
+                f"({len(raw)} bytes: {_clip(raw.decode('utf-8', 'replace'), 40)!r})",
                 origin=where,
                 line=line_no,
             )
@@ -476,7 +477,8 @@ class CsvFileSource(_SourceBase):
             self._judge.reject(
                 market,
                 DropReason.BAD_HEADER,
-                f"{where}: first row {_clip(','.join(cells), 60)!r} is not the header ts,symbol,signal; line skipped, columns taken as ts,symbol,signal",
+                f"{where}: first row {_clip(','.join(cells), 60)!r} is not the header ts,symbol,signal; "
+                "line skipped, columns taken as ts,symbol,signal",
                 origin=where,
                 line=n,
             )

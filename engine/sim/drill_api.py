@@ -18,6 +18,9 @@ from .sim_clock import SimClock
 from .streams import StreamClient, StreamRoutes
 from .wire import json_body, json_response
 
+# closes in progress, held so the loop does not drop the tasks (asyncio keeps weak references)
+_CLOSING: set[asyncio.Task] = set()
+
 
 class DrillRoutes(StreamRoutes):
     """The drill handlers and their in-process forms (a part of SimServer); drills drive
@@ -112,7 +115,9 @@ class DrillRoutes(StreamRoutes):
         loop = asyncio.get_running_loop()
         for c in clients:
             c.cut = unclean
-            loop.create_task(self._close_client(c))
+            task = loop.create_task(self._close_client(c))
+            _CLOSING.add(task)
+            task.add_done_callback(_CLOSING.discard)
         return len(clients)
 
     async def drill_drop_streams(self, request: web.Request) -> web.Response:

@@ -399,7 +399,7 @@ async def test_the_venue_budget_in_headers_holds_queries_but_lets_cancels_throug
         held = None
         for _ in range(8):
             query = asyncio.create_task(broker.account())
-            await until(lambda: query.done() or broker.limiter.state().waiting.get("query") == 1)
+            await until(lambda q=query: q.done() or broker.limiter.state().waiting.get("query") == 1)
             if not query.done():
                 held = query
                 break

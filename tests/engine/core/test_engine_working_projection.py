@@ -58,7 +58,8 @@ def assert_no_drift(eng: Engine, where: str) -> None:
     for sym in SYMBOLS:
         for side in Side:
             assert pf.open_qty(sym, side) == per_side[(sym, side)], (
-                f"{where}: open {side.value} qty of {sym} is {pf.open_qty(sym, side)}, book says {per_side[(sym, side)]}"
+                f"{where}: open {side.value} qty of {sym} is {pf.open_qty(sym, side)}, "
+                f"book says {per_side[(sym, side)]}"
             )
 
 

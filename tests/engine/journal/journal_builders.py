@@ -84,7 +84,7 @@ def process_batch(journal, book, bar_ts: datetime, symbols: list[str], stop_afte
         return []
     batch_seq = book.ledger.seq_for(bar_ts)
     created = []
-    for i, symbol in enumerate(symbols):
+    for symbol in symbols:
         if stop_after is not None and len(created) == stop_after:
             return created
         coid = make_client_order_id(journal.session_id, batch_seq, symbol, 0)

@@ -190,7 +190,7 @@ def test_intents_nobody_approved_expire_at_their_deadline_and_no_sooner():
     assert [o.client_order_id for o in book.awaiting_approval] == ["c"]
     with pytest.raises(OrderBookError, match="not awaiting approval"):
         book.approve("a")
-    with pytest.raises(OrderBookError, match="deadline .* has passed"):
+    with pytest.raises(OrderBookError, match=r"deadline .* has passed"):
         book.approve("c", now=at(30))
     assert book.approve("c", now=at(29.9)).client_order_id == "c"
 

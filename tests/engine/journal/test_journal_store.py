@@ -168,7 +168,8 @@ def test_an_unknown_event_type_replays_as_raw_data(journal, journal_path):
     journal.append(ev.SignalDropped(reason="x"))
     raw = sqlite3.connect(journal_path)
     raw.execute(
-        "INSERT INTO events(ts, session_id, type, payload) VALUES ('2026-03-05T14:30:00+00:00', 's', 'FromTheFuture', '{\"a\": 1}')"
+        "INSERT INTO events(ts, session_id, type, payload) "
+        "VALUES ('2026-03-05T14:30:00+00:00', 's', 'FromTheFuture', '{\"a\": 1}')"
     )
     raw.commit()
     raw.close()

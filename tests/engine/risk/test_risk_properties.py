@@ -97,8 +97,11 @@ def _worst(b, buys: Decimal, sells: Decimal) -> Decimal:
     return max(abs(b.position.qty + buys), abs(b.position.qty - sells))
 
 
+NO_QTY = Decimal(0)
+
+
 def _committed(
-    desk: Desk, sym: str, price: Decimal | None = None, side: Side | None = None, qty: Decimal = D(0)
+    desk: Desk, sym: str, price: Decimal | None = None, side: Side | None = None, qty: Decimal = NO_QTY
 ) -> Decimal:
     """|worst position| x price of one symbol, recomputed from the working-order list."""
     b = desk.pf.book(sym)

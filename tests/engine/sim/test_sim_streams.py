@@ -15,7 +15,7 @@ from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.models import TradeUpdate
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, ReplaceOrderRequest
 from alpaca.trading.stream import TradingStream
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from engine.sim import SimVenue
@@ -93,7 +93,7 @@ def test_trade_stream_refuses_bad_keys(venue: SimVenue):
     with connect(venue.trading_stream_url) as ws:
         ws.send(_auth_frame(secret="wrong"))
         assert json.loads(ws.recv(timeout=5))["data"]["status"] == "unauthorized"
-        with pytest.raises(Exception):
+        with pytest.raises(ConnectionClosed):
             ws.recv(timeout=5)  # closed by the venue
     with connect(venue.trading_stream_url) as ws:  # listen before authenticate
         ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
