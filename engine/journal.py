@@ -376,6 +376,7 @@ class Journal:
                     seq = conn.execute(_INSERT, row).lastrowid
             except (sqlite3.Error, OSError) as exc:
                 raise self._fail(exc) from exc
+            assert seq is not None  # an INSERT always has a row id
             return int(seq)
 
     def append_many(self, events: Sequence[ev.Event], durable: bool = False) -> list[int]:
@@ -410,7 +411,9 @@ class Journal:
                 for sql, params in statements:
                     conn.execute(sql, params)
                 for sid, e in pending:
-                    seqs.append(int(conn.execute(_INSERT, (_utcnow(), sid, e.type, e.payload())).lastrowid))
+                    rowid = conn.execute(_INSERT, (_utcnow(), sid, e.type, e.payload())).lastrowid
+                    assert rowid is not None  # an INSERT always has a row id
+                    seqs.append(rowid)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -443,7 +446,7 @@ class Journal:
     def replay(self, session_id: str | None = None, after_seq: int = 0) -> Iterator[JournalEntry]:
         """Every event in journal order (of one session, or all), decoded.
         Reads in pages, so a long journal is not loaded at once."""
-        where, params = "seq > ?", [after_seq]
+        where, params = "seq > ?", list[object]([after_seq])
         if session_id is not None:
             where += " AND session_id = ?"
             params.append(session_id)

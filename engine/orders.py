@@ -67,17 +67,18 @@ def _symbol_part(symbol: str) -> str:
     """Letters and digits kept; anything else escaped as _XX (hex), so distinct
     symbols stay distinct ("BRK.B" -> "BRK_2EB"). A symbol too long for the
     budget becomes "__" + a hash of it (no escaped symbol starts that way)."""
-    out = []
+    out: list[str] = []
+    escapable = True
     for ch in symbol:
         if _SYMBOL_SAFE.match(ch):
             out.append(ch)
         elif ord(ch) < 256:
             out.append(f"_{ord(ch):02X}")
         else:
-            out = None
+            escapable = False
             break
-    part = "".join(out) if out is not None else ""
-    if out is None or len(part) > _MAX_SYMBOL_PART:
+    part = "".join(out) if escapable else ""
+    if not escapable or len(part) > _MAX_SYMBOL_PART:
         return "__" + _b32(hashlib.blake2b(symbol.encode(), digest_size=10).digest(), 12)
     return part
 
@@ -179,7 +180,7 @@ class OrderBook:
     def __init__(self) -> None:
         self.orders: dict[str, Order] = {}
         #: events a rebuild skipped because they did not apply (with the reason)
-        self.skipped: list[tuple[ev.Event, str]] = []
+        self.skipped: list[tuple[object, str]] = []
         self._by_venue: dict[str, str] = {}
         self._open: dict[tuple[str, Side], dict[str, Order]] = {}
         self._open_count = 0
@@ -318,7 +319,7 @@ class OrderBook:
         return order
 
     def _apply(self, event: object, *, commit: bool, session_id: str | None = None) -> bool:
-        handler = _HANDLERS.get(type(event))
+        handler = _HANDLERS.get(type(event))  # type: ignore[call-overload]  # any object: None when no handler
         if handler is None:
             return False
         return handler(self, event, commit, session_id)

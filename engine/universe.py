@@ -204,7 +204,7 @@ def _parse_asset(source: str, sym: str, entry: Any, problems: list[str]) -> Asse
         sector=entry["sector"],
         exchange=entry["exchange"],
         price=price,  # type: ignore[arg-type]
-        volatility=float(raw_vol),
+        volatility=float(raw_vol),  # type: ignore[arg-type]  # checked to be a finite number above
         shortable=entry["shortable"],
         easy_to_borrow=entry["easy_to_borrow"],
         fractionable=entry["fractionable"],
