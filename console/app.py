@@ -4,6 +4,7 @@ screen when it changed, and turns keys into engine commands."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -26,6 +27,9 @@ from engine.snapshot import EngineSnapshot
 
 #: the console never redraws more often than this, whatever the configuration says
 MAX_FPS = 10
+#: with a dialog or the help screen on top, the main screen behind it is redrawn at
+#: most this often (seconds), unless something the operator must see changed
+COVERED_INTERVAL = 2.0
 
 
 class ExecDeskApp(App[None]):
@@ -45,6 +49,8 @@ class ExecDeskApp(App[None]):
         self.snapshot: EngineSnapshot = handle.snapshot
         self.halt_pending = False
         self._shown_seq: int | None = None
+        self._covered_at = 0.0  # monotonic time the covered main screen was last redrawn
+        self._must_see: tuple = ()
         self.set_keymap(self.keymap)
 
     # -- screens ----------------------------------------------------------------
@@ -64,12 +70,33 @@ class ExecDeskApp(App[None]):
 
     # -- snapshots ----------------------------------------------------------------
 
+    @staticmethod
+    def must_see(snapshot: EngineSnapshot, halt_pending: bool) -> tuple:
+        """What shows at once even behind a dialog: state, kill switch, venue link."""
+        c = snapshot.connectivity
+        return (
+            halt_pending, snapshot.trading_state, snapshot.state_cause, snapshot.kill_switch.phase,
+            snapshot.trading_ready, c.rest, c.trade_stream, c.market_data, c.rate_limited, c.journal_ok,
+        )
+
     def refresh_snapshot(self, *, force: bool = False) -> None:
-        """Read the engine's latest snapshot; if it changed, show it (one batched frame)."""
+        """Read the engine's latest snapshot; if it changed, show it (one batched frame).
+
+        While a dialog or the help screen covers the main screen, the main screen is
+        redrawn only when something it must show at once changed, else at most every
+        COVERED_INTERVAL seconds: a redraw behind a modal re-composes both screens,
+        and at 10 frames a second that cost three times the main screen alone."""
         snapshot = self.handle.snapshot
         screen = self.main_screen
         if screen is None or (snapshot.seq == self._shown_seq and not force):
             return
+        if self.screen is not screen and not force:
+            now = time.monotonic()
+            must_see = self.must_see(snapshot, self.halt_pending)
+            if must_see == self._must_see and now - self._covered_at < COVERED_INTERVAL:
+                return
+            self._covered_at = now
+        self._must_see = self.must_see(snapshot, self.halt_pending)
         if self.halt_pending and snapshot.trading_state is TradingState.HALTED:
             self.halt_pending = False  # the engine says so now: the snapshot takes over
         self.snapshot = snapshot

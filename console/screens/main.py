@@ -72,6 +72,11 @@ class MainScreen(Screen[None]):
         self.queue.focus()
         self.desk.refresh_snapshot(force=True)
 
+    def on_screen_resume(self) -> None:
+        """Back on top (a dialog closed): show what the engine has now."""
+        if self.is_mounted and hasattr(self, "queue"):
+            self.desk.refresh_snapshot()
+
     # -- rendering ------------------------------------------------------------
 
     def apply(self, snapshot: EngineSnapshot, *, halt_pending: bool) -> None:

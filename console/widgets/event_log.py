@@ -15,6 +15,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Input, RichLog
 
+from console.widgets.form import FormInput
+
 from console import format as fmt
 from console.messages import FilterChanged
 from engine.snapshot import EventRow
@@ -108,7 +110,7 @@ class EventLog(Vertical):
 
     def compose(self) -> ComposeResult:
         yield RichLog(max_lines=KEEP, wrap=True, min_width=20, markup=False, highlight=False, id="log-lines")
-        yield Input(placeholder="filter: words to match, !word to hide (enter keeps, esc clears)", id="log-filter", compact=True)
+        yield FormInput(placeholder="filter: words to match, !word to hide (enter keeps, esc clears)", id="log-filter", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#log-filter", Input).cursor_blink = getattr(self.app, "blink", True)

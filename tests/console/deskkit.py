@@ -132,3 +132,16 @@ def quotes_away_from_limits(desk: Desk, pct: str = "0.01") -> None:
         else:
             bid, ask = limit * (1 - away) - Decimal("0.02"), limit * (1 - away)
         desk.venue.set_quote(intent.symbol, bid.quantize(Decimal("0.01")), ask.quantize(Decimal("0.01")))
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as plain text (the screen and the ones behind it)."""
+    import io
+
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                      color_system=None, record=True, legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()
