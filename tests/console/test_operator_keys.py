@@ -261,3 +261,10 @@ async def test_the_cursor_stays_on_its_intent_when_rows_above_it_go(desk: Desk) 
         await until(pilot, lambda: chosen not in desk.handle.snapshot.intents, what="the chosen intent approved")
         await app.workers.wait_for_complete()
     assert desk.venue_order(chosen) is not None
+
+
+def test_the_console_keys_are_the_bindings_the_configuration_validates() -> None:
+    from console.keys import KEYS
+    from engine.config import CONSOLE_BINDINGS
+
+    assert {key.id: key.key for key in KEYS} == CONSOLE_BINDINGS
