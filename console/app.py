@@ -120,6 +120,25 @@ class ExecDeskApp(App[None]):
         self.post_message(CommandFinished(command, result, label))
         return result
 
+    @work(group="commands", exit_on_error=False)
+    async def send_each(self, commands: list[Command], label: str) -> list[CommandResult]:
+        """Give the Engine several commands, one after the other, and report once."""
+        results: list[CommandResult] = []
+        refused: list[str] = []
+        for command in commands:
+            try:
+                result = await self.handle.execute(command)
+            except Exception as exc:
+                self.post_message(CommandFailed(command, f"{type(exc).__name__}: {exc}", label))
+                raise
+            results.append(result)
+            if not result.ok:
+                refused.append(result.message)
+        done = len(results) - len(refused)
+        summary = f"{done} done" + (f", {len(refused)} refused: " + "; ".join(refused[:3]) if refused else "")
+        self.post_message(CommandFinished(commands[0] if commands else None, CommandResult(not refused, summary), label))
+        return results
+
     @on(CommandFinished)
     def _command_finished(self, message: CommandFinished) -> None:
         result = message.result
@@ -184,8 +203,8 @@ class ExecDeskApp(App[None]):
         main = self.screen_stack[0] if self.screen_stack else None
         for key in keys.KEYS:
             target = self if key.where == "app" else main
-            if target is None:
-                continue
+            if target is None or not target.check_action(key.action, ()):
+                continue  # only what applies now (the help screen lists every key)
             shown = keys.effective_key(key, self.keymap)
             yield SystemCommand(
                 key.description,

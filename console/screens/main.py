@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.keys import _character_to_key
 from textual.widgets import DataTable, Footer
 
 from console import keys
@@ -20,11 +21,9 @@ from console.widgets.risk_panel import RiskPanel
 from console.widgets.status_bar import Banner, StatusBar, degraded_parts, effective_state
 from console.widgets.tables import ApprovalQueue, LiveTable, Positions, RenderContext, WorkingOrders
 from engine.commands import (
-    ApproveAll,
     ApproveIntent,
     CancelOrder,
     Flatten,
-    RejectAll,
     RejectIntent,
     Resume,
     SetOverride,
@@ -53,7 +52,7 @@ class MainScreen(Screen[None]):
         yield Banner(id="banner")
         with Horizontal(id="desk"):
             with Vertical(id="books"):
-                yield ApprovalQueue()
+                yield ApprovalQueue(new_row_guard=self.desk.settings.console.new_row_guard_ms / 1000)
                 yield WorkingOrders()
                 yield Positions()
             with Vertical(id="side"):
@@ -62,6 +61,7 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._key_actions = self._main_key_actions()
         self.status_bar = self.query_one(StatusBar)
         self.banner = self.query_one(Banner)
         self.queue = self.query_one(ApprovalQueue)
@@ -117,10 +117,14 @@ class MainScreen(Screen[None]):
 
     def _signature(self) -> tuple:
         snap = self.desk.snapshot
+        key = self.queue.selected_key
         return (
             self._halted(),
             snap.trading_ready,
-            self.queue.selected_key is not None,
+            self.queue.row_count > 0,
+            key is not None and self.queue.is_new(key),
+            bool(self.queue.new_keys),
+            key is not None,
             self.orders.selected_key is not None,
             bool(snap.positions),
             snap.trading_state,
@@ -138,34 +142,55 @@ class MainScreen(Screen[None]):
         self.refresh_enabled()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """True: applies now. None: shown greyed out (e.g. approve while HALTED).
+        False: does not apply in this state, left out of the footer. A key pressed for
+        an action that is not True says why (on_key), never nothing."""
         snap = self.desk.snapshot
+        queue_empty = not self.queue.row_count if hasattr(self, "queue") else True
         if action in ("approve", "approve_all"):
+            if queue_empty:
+                return False
             if self._halted() or not snap.trading_ready:
                 return None
-            return None if self.queue.selected_key is None else True
+            if action == "approve":
+                key = self.queue.selected_key
+                return None if key is None or self.queue.is_new(key) else True
+            return True if self.queue.seen_keys else None
         if action in ("reject", "reject_all"):
-            return None if self.queue.selected_key is None else True
+            if queue_empty:
+                return False
+            return None if action == "reject" and self.queue.selected_key is None else True
         if action == "cancel_order":
-            return None if self.orders.selected_key is None else True
+            return True if hasattr(self, "orders") and self.orders.selected_key is not None else False
         if action == "flatten":
-            return True if snap.positions else None
+            return True if snap.positions else False
         if action == "resume":
-            return True if self._halted() or snap.trading_state is not TradingState.ACTIVE else None
+            return True if self._halted() or snap.trading_state is not TradingState.ACTIVE else False
         return True
 
     def why_not(self, action: str) -> str:
+        snap = self.desk.snapshot
+        if action in ("approve", "approve_all", "reject", "reject_all") and not self.queue.row_count:
+            return "the approval queue is empty"
         if self._halted() and action in ("approve", "approve_all"):
-            return "HALTED: nothing new is sent until you resume"
-        if not self.desk.snapshot.trading_ready and action in ("approve", "approve_all"):
-            return f"not ready: {self.desk.snapshot.not_ready_reason or 'start-up reconciliation'}"
+            return "HALTED: nothing new is sent until you resume (U)"
+        if not snap.trading_ready and action in ("approve", "approve_all"):
+            return f"not ready: {snap.not_ready_reason or 'start-up reconciliation'}"
+        if action == "approve":
+            key = self.queue.selected_key
+            if key is not None and self.queue.is_new(key):
+                row = self.queue.selected_row
+                return (f"{row.symbol if row else key} arrived {self.queue.on_screen_for(key):.1f} s ago: "
+                        "look at it first, nothing was sent")
+        if action == "approve_all" and not self.queue.seen_keys:
+            return f"the {len(self.queue.new_keys)} intents just arrived: look at them first, nothing was sent"
+        if action == "resume":
+            return f"already {snap.trading_state.value}: nothing to resume"
         return {
             "approve": "no intent selected",
             "reject": "no intent selected",
-            "approve_all": "no intent waiting",
-            "reject_all": "no intent waiting",
-            "cancel_order": "no working order selected",
+            "cancel_order": "no working order selected" if snap.orders else "no working orders",
             "flatten": "no position to flatten",
-            "resume": "already ACTIVE",
         }.get(action, "not available now")
 
     def _allowed(self, action: str) -> bool:
@@ -173,6 +198,27 @@ class MainScreen(Screen[None]):
             return True
         self.desk.say(f"{keys.BY_ID[action].label}: {self.why_not(action)}", warning=True)
         return False
+
+    def _main_key_actions(self) -> dict[str, str]:
+        """Key name -> action of this screen's bindings, as remapped by the keymap."""
+        out: dict[str, str] = {}
+        for key in keys.KEYS:
+            if key.where != "main":
+                continue
+            for name in keys.effective_key(key, self.desk.keymap).split(","):
+                name = name.strip()
+                if len(name) == 1 and not name.isalnum():
+                    name = _character_to_key(name)
+                out[name] = key.action
+        return out
+
+    def on_key(self, event: events.Key) -> None:
+        """A key whose action does not apply now says why (Textual would skip it silently)."""
+        action = self._key_actions.get(event.key)
+        if action is not None and not self.check_action(action, ()):
+            event.stop()
+            event.prevent_default()
+            self._allowed(action)
 
     # -- actions: each an engine command addressed by id --------------------------
 
@@ -190,27 +236,37 @@ class MainScreen(Screen[None]):
             label = f"reject {row.side} {row.qty} {row.symbol}" if row else f"reject {intent_id}"
             self.desk.send(RejectIntent(intent_id), label)
 
-    def action_approve_all(self) -> None:
-        if not self._allowed("approve_all"):
-            return
-        n = len(self.desk.snapshot.intents)
+    def _all_by_id(self, verb: str, command: type, targets: list[str]) -> None:
+        """Ask, then send one command per intent the operator saw (addressed by id):
+        an intent that arrives while the question is open is not swept in."""
+        queue = self.queue
+        new = len(queue.new_keys) if verb == "approve" else 0
+        n = len(targets)
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.desk.send(ApproveAll(), f"approve all ({n})")
+                waiting = [key for key in targets if key in self.desk.snapshot.intents]
+                self.desk.send_each([command(key) for key in waiting], f"{verb} all ({len(waiting)})")
 
+        detail = (
+            "Each one is checked by risk again before it is sent to the venue."
+            if verb == "approve"
+            else "Nothing is sent for them; the model may propose them again at the next bar."
+        )
+        if new:
+            detail += f" {new} that just arrived stay waiting."
         self.app.push_screen(
-            ConfirmScreen(
-                f"Approve all {n} waiting intents?",
-                "Each one is checked by risk again before it is sent to the venue.",
-                yes="Approve all",
-            ),
+            ConfirmScreen(f"{verb.capitalize()} all {n} waiting intents?", detail, yes=f"{verb.capitalize()} all"),
             answered,
         )
 
+    def action_approve_all(self) -> None:
+        if self._allowed("approve_all"):
+            self._all_by_id("approve", ApproveIntent, self.queue.seen_keys)
+
     def action_reject_all(self) -> None:
         if self._allowed("reject_all"):
-            self.desk.send(RejectAll(), f"reject all ({len(self.desk.snapshot.intents)})")
+            self._all_by_id("reject", RejectIntent, list(self.queue._source))
 
     def action_cancel_order(self) -> None:
         if self._allowed("cancel_order"):

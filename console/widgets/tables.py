@@ -8,6 +8,7 @@ stays on the same id, whatever rows come and go around it."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Mapping, Sequence
@@ -20,6 +21,17 @@ from console import format as fmt
 from engine.snapshot import IntentRow, OrderRow, PositionRow
 
 Cell = str | Text
+
+
+def _same(before: Cell, after: Cell) -> bool:
+    """Cells equal as shown: rich's Text == ignores the base style (a highlight)."""
+    if isinstance(before, Text) and isinstance(after, Text):
+        return before == after and before.style == after.style
+    return before == after
+
+
+def _same_row(before: tuple[Cell, ...], after: tuple[Cell, ...]) -> bool:
+    return len(before) == len(after) and all(_same(b, a) for b, a in zip(before, after))
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +66,8 @@ class LiveTable(DataTable):
         self._venue_time: datetime | None = None
         self._column_keys = [key for key, _label, _right in self.COLUMNS]
         self._widest: dict[str, int] = {}  # widest text seen per column (widths only grow)
+        self._first_shown: dict[str, float] = {}  # monotonic time each row appeared on screen
+        self._ctx = RenderContext(venue_time=None)
 
     def on_mount(self) -> None:
         for key, label, right in self.COLUMNS:
@@ -85,8 +99,32 @@ class LiveTable(DataTable):
         key = self.selected_key
         return None if key is None else self._source.get(key)
 
+    def on_screen_for(self, key: str) -> float:
+        """Seconds the row has been on screen (0 when it is not)."""
+        shown = self._first_shown.get(key)
+        return 0.0 if shown is None else time.monotonic() - shown
+
+    def row_added(self, key: str) -> None:
+        """A row appeared (its cells are in the table): subclasses may mark it."""
+
+    def rerender(self, key: str) -> None:
+        """Render one row again from its source (e.g. its 'new' mark expired)."""
+        row = self._source.get(key)
+        if row is None:
+            return
+        old, new = self._cells[key], self.render_row(row, self._ctx)
+        if _same_row(old, new):
+            return
+        self._cells[key] = new
+        for index, (before, after) in enumerate(zip(old, new)):
+            if not _same(before, after):
+                self._set_cell(key, index, after)
+        self._update_count += 1
+        self.refresh()
+
     def reconcile(self, rows: Mapping[str, Any], ctx: RenderContext) -> int:
         """Bring the table in line with `rows`. Returns how many cells changed."""
+        self._ctx = ctx
         selected = self.selected_key
         changed = 0
         gone = [key for key in self._source if key not in rows]
@@ -99,11 +137,13 @@ class LiveTable(DataTable):
         for key, row in rows.items():
             prev = source.get(key)
             if prev is None:
+                self._first_shown[key] = time.monotonic()
                 cells = self.render_row(row, ctx)
                 self._note_widths(cells)
                 self.add_row(*cells, key=key)
                 source[key] = row
                 cells_by_key[key] = cells
+                self.row_added(key)
                 changed += 1
                 continue
             if prev is row and not clock_moved:
@@ -114,11 +154,11 @@ class LiveTable(DataTable):
             else:
                 new = self.render_row(row, ctx)
                 source[key] = row
-            if new == old:
+            if _same_row(new, old):
                 continue
             cells_by_key[key] = new
             for index, (before, after) in enumerate(zip(old, new)):
-                if before != after:
+                if not _same(before, after):
                     self._set_cell(key, index, after)
                     changed += 1
         if changed:
@@ -168,6 +208,7 @@ class LiveTable(DataTable):
         for key in keys:
             del self._source[key]
             del self._cells[key]
+            self._first_shown.pop(key, None)
         if len(keys) < self.BULK_REMOVE_AT:
             for key in keys:
                 self.remove_row(key)
@@ -212,11 +253,42 @@ class ApprovalQueue(LiveTable):
     )
     TIME_COLUMNS = (6,)
 
-    def __init__(self, *, id: str | None = "approval-queue") -> None:
+    def __init__(self, *, id: str | None = "approval-queue", new_row_guard: float = 0.0) -> None:
         super().__init__(title="Approval queue", id=id)
+        #: seconds a row is "new": highlighted, and not the target of approve / approve all
+        self.new_row_guard = new_row_guard
+        self._fresh: set[str] = set()
 
     def subtitle(self, rows: Mapping[str, Any]) -> str:
         return f"{len(rows)} waiting"
+
+    def is_new(self, key: str) -> bool:
+        """True while the row has been on screen for less than the guard."""
+        return key in self._source and self.on_screen_for(key) < self.new_row_guard
+
+    @property
+    def new_keys(self) -> list[str]:
+        return [key for key in self._source if self.is_new(key)]
+
+    @property
+    def seen_keys(self) -> list[str]:
+        """The rows the operator has had the time to see: the targets of approve all."""
+        return [key for key in self._source if not self.is_new(key)]
+
+    def row_added(self, key: str) -> None:
+        if self.new_row_guard <= 0:
+            return
+        self._fresh.add(key)
+        self.rerender(key)
+
+        def settled() -> None:
+            self._fresh.discard(key)
+            self.rerender(key)
+            refresh_enabled = getattr(self.screen, "refresh_enabled", None)
+            if refresh_enabled is not None:
+                refresh_enabled()  # approve applies to it now: the footer says so
+
+        self.set_timer(self.new_row_guard, settled)
 
     def render_row(self, row: IntentRow, ctx: RenderContext) -> tuple[Cell, ...]:
         verdict = (
@@ -226,7 +298,7 @@ class ApprovalQueue(LiveTable):
         )
         if row.verdict_detail and row.verdict != "ok":
             verdict.append(f" {row.verdict_detail}", style="dim")
-        symbol = Text(row.symbol, style="bold")
+        symbol = Text(row.symbol, style="bold black on yellow" if row.intent_id in self._fresh else "bold")
         if row.reason != "signal":
             symbol.append(f" {row.reason}", style="italic dim")
         return (

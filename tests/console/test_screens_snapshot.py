@@ -66,6 +66,8 @@ async def shown(pilot, log_filter: str = "!conn") -> None:
     app: ExecDeskApp = pilot.app
     await app.workers.wait_for_complete()
     await until(pilot, lambda: app._shown_seq == app.handle.snapshot.seq, what="the latest snapshot shown")
+    queue = app.main_screen.queue
+    await until(pilot, lambda: not queue.new_keys and not queue._fresh, what="no row highlighted as new")
     app.main_screen.event_log.set_filter(log_filter)
     await pilot.pause()
 
