@@ -18,7 +18,7 @@ from console.screens.confirm import ConfirmScreen
 from console.screens.override import OverrideScreen
 from console.widgets.event_log import EventLog
 from console.widgets.risk_panel import RiskPanel
-from console.widgets.status_bar import Banner, StatusBar, degraded_parts, effective_state
+from console.widgets.status_bar import Banner, StatusBar, degraded_parts, effective_state, state_reason
 from console.widgets.tables import ApprovalQueue, LiveTable, Positions, RenderContext, WorkingOrders
 from engine.commands import (
     ApproveIntent,
@@ -42,6 +42,8 @@ class MainScreen(Screen[None]):
         super().__init__(id="main")
         self._enabled_signature: tuple = ()
         self._degraded: tuple[str, ...] = ()
+        self._alerted_state: TradingState | None = None  # the state last rung for
+        self._link_alerted = False  # the bell rang for the lost venue link
 
     @property
     def desk(self) -> "ExecDeskApp":
@@ -97,6 +99,7 @@ class MainScreen(Screen[None]):
         silently. (State changes and the kill switch the engine logs itself.)"""
         if not snapshot.seq:
             return
+        self._alert(snapshot)
         degraded = tuple(degraded_parts(snapshot.connectivity))
         if degraded != self._degraded:
             if degraded:
@@ -109,6 +112,28 @@ class MainScreen(Screen[None]):
             elif self._degraded:
                 self.event_log.note("connectivity restored: REST, stream and data up", snapshot.venue_time)
             self._degraded = degraded
+
+    def _alert(self, snapshot: EngineSnapshot) -> None:
+        """Ring the bell and show a notification, once each time: the desk HALTED (by
+        the kill switch or a trip), tripped to REDUCING, or lost its venue link."""
+        state = effective_state(snapshot, self.desk.halt_pending)
+        if state is TradingState.ACTIVE:
+            self._alerted_state = None
+        elif state is not self._alerted_state:
+            self._alerted_state = state
+            pending = self.desk.halt_pending and snapshot.trading_state is not TradingState.HALTED
+            reason = "kill switch sent" if pending else state_reason(snapshot) or "no new orders"
+            self.app.bell()
+            self.app.notify(f"{state.value}: {reason}", title="Trading state", severity="error", timeout=10)
+        c = snapshot.connectivity
+        lost = c.rest == "down" or c.trade_stream == "down"
+        if lost and not self._link_alerted:
+            self._link_alerted = True
+            what = "venue unreachable" if c.rest == "down" else "trade stream down"
+            self.app.bell()
+            self.app.notify(f"{what}: {c.detail or 'reconnecting'}", title="Venue link lost", severity="error", timeout=10)
+        elif not lost and c.rest == "up" and c.trade_stream == "up":
+            self._link_alerted = False
 
     # -- what can be done now ----------------------------------------------------
 

@@ -41,6 +41,23 @@ def degraded_parts(conn: Connectivity) -> list[str]:
     return parts
 
 
+_TRIP_WORDS = {"daily_loss": "daily-loss trip", "venue_outage": "venue-outage trip", "error_rate": "error-rate trip"}
+
+
+def state_reason(snapshot: EngineSnapshot) -> str:
+    """Why the desk is in its state, in the operator's words: the engine's last
+    state-change cause ('automatic: daily_loss: ...' -> 'daily-loss trip: ...').
+    A dedicated `state_reason` field, once the engine publishes one, wins."""
+    cause = getattr(snapshot, "state_reason", "") or snapshot.state_cause or ""
+    if cause.startswith("automatic: "):
+        kind, _, detail = cause.removeprefix("automatic: ").partition(": ")
+        words = _TRIP_WORDS.get(kind, f"automatic {kind.replace('_', ' ')} trip")
+        return f"{words}: {detail}" if detail else words
+    if cause.startswith("kill switch: "):
+        return f"kill switch ({cause.removeprefix('kill switch: ')})"
+    return cause
+
+
 def effective_state(snapshot: EngineSnapshot, halt_pending: bool) -> TradingState:
     """The state to show: HALTED as soon as the kill switch was pressed, before
     the engine's snapshot says so."""
@@ -163,16 +180,18 @@ class Banner(Static):
         if state is TradingState.HALTED:
             if halt_pending and snapshot.trading_state is not TradingState.HALTED:
                 parts.append("HALTED: kill switch sent, cancelling every open order")
-            elif kill.phase in ("requested", "sent"):
-                parts.append(f"HALTED: kill switch, cancelling {kill.cancels_requested} orders at the venue")
-            elif kill.phase == "confirmed":
-                parts.append(f"HALTED: kill switch, venue confirmed {kill.cancels_confirmed} cancels")
-            elif kill.phase == "failed":
-                parts.append(f"HALTED: kill switch FAILED: {kill.detail or 'see log'}")
             else:
-                parts.append(f"HALTED: {snapshot.state_cause or 'no new orders'}")
+                # the cause first (a daily-loss trip is not "the kill switch"), then the cancels
+                text = f"HALTED: {state_reason(snapshot) or 'no new orders'}"
+                if kill.phase in ("requested", "sent"):
+                    text += f" · cancelling {kill.cancels_requested} orders at the venue"
+                elif kill.phase == "confirmed":
+                    text += f" · venue confirmed {kill.cancels_confirmed} cancels"
+                elif kill.phase == "failed":
+                    text += f" · cancel-all FAILED: {kill.detail or 'see log'}"
+                parts.append(text)
         elif state is TradingState.REDUCING:
-            parts.append(f"REDUCING: {snapshot.state_cause or 'only exposure-reducing orders'}")
+            parts.append(f"REDUCING: {state_reason(snapshot) or 'only exposure-reducing orders'}")
         if not snapshot.trading_ready:
             parts.append(f"NOT READY: {snapshot.not_ready_reason or 'start-up reconciliation'}")
         problems = degraded_parts(snapshot.connectivity)
