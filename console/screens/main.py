@@ -17,6 +17,7 @@ from console import keys
 from console.screens.confirm import ConfirmScreen
 from console.screens.override import OverrideScreen
 from console.widgets.event_log import EventLog
+from console.words import operator_words
 from console.widgets.risk_panel import RiskPanel
 from console.widgets.status_bar import Banner, StatusBar, degraded_parts, effective_state, state_reason
 from console.widgets.tables import ApprovalQueue, LiveTable, Positions, RenderContext, WorkingOrders
@@ -103,7 +104,7 @@ class MainScreen(Screen[None]):
         degraded = tuple(degraded_parts(snapshot.connectivity))
         if degraded != self._degraded:
             if degraded:
-                detail = snapshot.connectivity.detail
+                detail = operator_words(snapshot.connectivity.detail)
                 self.event_log.note(
                     "degraded: " + ", ".join(degraded) + (f" ({detail})" if detail else ""),
                     snapshot.venue_time,
@@ -131,7 +132,7 @@ class MainScreen(Screen[None]):
             self._link_alerted = True
             what = "venue unreachable" if c.rest == "down" else "trade stream down"
             self.app.bell()
-            self.app.notify(f"{what}: {c.detail or 'reconnecting'}", title="Venue link lost", severity="error", timeout=10)
+            self.app.notify(f"{what}: {operator_words(c.detail) or 'reconnecting'}", title="Venue link lost", severity="error", timeout=10)
         elif not lost and c.rest == "up" and c.trade_stream == "up":
             self._link_alerted = False
 

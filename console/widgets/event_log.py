@@ -4,7 +4,9 @@ reconnects, state changes, the kill switch, and what the console itself noticed.
 
 from __future__ import annotations
 
+import re
 from collections import deque
+from dataclasses import replace
 from datetime import datetime
 from typing import Iterable
 
@@ -19,6 +21,7 @@ from console.widgets.form import FormInput
 
 from console import format as fmt
 from console.messages import FilterChanged
+from console.words import operator_words
 from engine.snapshot import EventRow
 
 KIND_STYLE = {
@@ -49,6 +52,48 @@ KIND_LABEL = {
 }
 
 
+_DENIAL = re.compile(r"^DENIED (?:buy|sell) [\d.,]+ [A-Z.\-]+: ([A-Z_]{4,})(.*?)(?:; signal (?:buy|sell) .*)?$", re.DOTALL)
+_NUMBERS = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _repeat_key(event: EventRow) -> tuple:
+    """Events with the same key say the same thing (e.g. one denial reason, symbol by symbol)."""
+    denial = _DENIAL.match(event.text) if event.kind == "denial" else None
+    if denial:
+        return ("denial", denial[1], _NUMBERS.sub("#", denial[2]))
+    text = event.text.replace(event.symbol, "") if event.symbol else event.text
+    return (event.kind, _NUMBERS.sub("#", text))
+
+
+def fold_repeats(events: list[EventRow]) -> list[EventRow]:
+    """Consecutive events that say the same thing become one line with a count and
+    the symbols: 45 HALTED denials of a bar are one line, not 45 of three lines."""
+    out: list[EventRow] = []
+    run: list[EventRow] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        if len(run) == 1:
+            out.append(run[0])
+        else:
+            first = run[0]
+            denial = _DENIAL.match(first.text) if first.kind == "denial" else None
+            what = f"DENIED: {denial[1]}{denial[2]}" if denial else first.text
+            symbols = [e.symbol for e in run if e.symbol]
+            listed = ", ".join(dict.fromkeys(symbols))
+            text = f"×{len(run)} {what}" + (f" — {listed}" if listed else "")
+            out.append(replace(run[-1], symbol=None, text=text))
+        run.clear()
+
+    for event in events:
+        if run and _repeat_key(run[-1]) != _repeat_key(event):
+            flush()
+        run.append(event)
+    flush()
+    return out
+
+
 def event_line(event: EventRow) -> Text:
     style = KIND_STYLE.get(event.kind, "")
     line = Text.assemble(
@@ -59,7 +104,7 @@ def event_line(event: EventRow) -> Text:
     )
     if event.symbol:
         line.append(f"{event.symbol} ", style="bold")
-    line.append(event.text, style=style if event.kind in ("error", "kill") else "")
+    line.append(operator_words(event.text), style=style if event.kind in ("error", "kill") else "")
     return line
 
 
@@ -114,6 +159,15 @@ class EventLog(Vertical):
 
     def on_mount(self) -> None:
         self.query_one("#log-filter", Input).cursor_blink = getattr(self.app, "blink", True)
+        self._width = 0
+
+    def on_resize(self) -> None:
+        """Lines are wrapped when written: at a new width, write them again."""
+        width = self.size.width
+        if width != self._width:
+            if self._width:
+                self.call_after_refresh(self._rewrite)
+            self._width = width
 
     @property
     def _log(self) -> RichLog:
@@ -134,9 +188,14 @@ class EventLog(Vertical):
     def _append(self, events: list[EventRow]) -> None:
         self._events.extend(events)
         log = self._log
-        for event in events:
-            if matches(event, self.filter_text):
-                log.write(event_line(event))
+        for event in fold_repeats([e for e in events if matches(e, self.filter_text)]):
+            log.write(event_line(event))
+
+    def _rewrite(self) -> None:
+        log = self._log
+        log.clear()
+        for event in fold_repeats([e for e in self._events if matches(e, self.filter_text)]):
+            log.write(event_line(event))
 
     # -- filtering ------------------------------------------------------------
 
@@ -149,11 +208,7 @@ class EventLog(Vertical):
     def set_filter(self, text: str) -> None:
         self.filter_text = text.strip()
         self.border_title = f"Events · filter: {self.filter_text}" if self.filter_text else "Events"
-        log = self._log
-        log.clear()
-        for event in self._events:
-            if matches(event, self.filter_text):
-                log.write(event_line(event))
+        self._rewrite()
         self.post_message(FilterChanged(self.filter_text))
 
     @on(Input.Changed, "#log-filter")

@@ -10,6 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from console import format as fmt
+from console.words import operator_words
 from engine.model import TradingState
 from engine.snapshot import Connectivity, EngineSnapshot
 
@@ -196,7 +197,7 @@ class Banner(Static):
             parts.append(f"NOT READY: {snapshot.not_ready_reason or 'start-up reconciliation'}")
         problems = degraded_parts(snapshot.connectivity)
         if problems and snapshot.seq:
-            detail = snapshot.connectivity.detail
+            detail = operator_words(snapshot.connectivity.detail)
             parts.append("DEGRADED: " + ", ".join(problems) + (f" ({detail})" if detail else ""))
         text = "  │  ".join(parts)
         self.set_class(bool(parts), "-shown")
