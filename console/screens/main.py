@@ -61,7 +61,7 @@ class MainScreen(Screen[None]):
             with Vertical(id="side"):
                 yield RiskPanel()
                 yield EventLog()
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._key_actions = self._main_key_actions()
@@ -92,8 +92,38 @@ class MainScreen(Screen[None]):
         self.positions.reconcile(snapshot.positions, ctx)
         self.risk.show(snapshot)
         self.event_log.show(snapshot.events)
+        self._share_room()
         self._note_changes(snapshot)
         self.refresh_enabled()
+
+    def on_resize(self) -> None:
+        if hasattr(self, "queue"):
+            self.call_after_refresh(self._share_room)
+
+    def _share_room(self) -> None:
+        """Give the books' rows to the tables that have rows, the approval queue first:
+        an empty table keeps only its titled rule (its count stays in view), so at
+        80x24 ten waiting intents all show. What is left over is shared evenly."""
+        books = self.query_one("#books")
+        available = books.content_region.height
+        if available <= 0:
+            return
+        narrow = self.has_class("-narrow")
+        chrome, least = (2, 1) if narrow else (3, 2)  # rule + header | border + header
+        tables = [self.queue, self.orders, self.positions]
+        wants = [chrome + table.row_count if table.row_count else least for table in tables]
+        heights = [least] * len(tables)
+        spare = available - sum(heights)
+        for i, want in enumerate(wants):  # in order of priority: queue, orders, positions
+            grant = max(0, min(want - heights[i], spare))
+            heights[i] += grant
+            spare -= grant
+        with_rows = [i for i, table in enumerate(tables) if table.row_count] or list(range(len(tables)))
+        for n, i in enumerate(with_rows):
+            heights[i] += spare // len(with_rows) + (1 if n < spare % len(with_rows) else 0)
+        for table, height in zip(tables, heights):
+            if table.styles.height is None or table.styles.height.value != height or table.styles.height.unit.name != "CELLS":
+                table.styles.height = height
 
     def _note_changes(self, snapshot: EngineSnapshot) -> None:
         """Say in the log when the venue link degrades or recovers, so nothing degrades

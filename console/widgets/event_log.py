@@ -8,6 +8,7 @@ import re
 from collections import deque
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Iterable
 
 from rich.text import Text
@@ -53,6 +54,7 @@ KIND_LABEL = {
 
 
 _DENIAL = re.compile(r"^DENIED (?:buy|sell) [\d.,]+ [A-Z.\-]+: ([A-Z_]{4,})(.*?)(?:; signal (?:buy|sell) .*)?$", re.DOTALL)
+_AT_PRICE = re.compile(r"@ \$?(\d+(?:\.\d+)?)")
 _NUMBERS = re.compile(r"\d+(?:[.,]\d+)*")
 
 
@@ -104,7 +106,10 @@ def event_line(event: EventRow) -> Text:
     )
     if event.symbol:
         line.append(f"{event.symbol} ", style="bold")
-    line.append(operator_words(event.text), style=style if event.kind in ("error", "kill") else "")
+    text = operator_words(event.text)
+    if event.kind == "fill":  # prices as everywhere else on screen (fmt.price)
+        text = _AT_PRICE.sub(lambda m: f"@ {fmt.price(Decimal(m[1]))}", text)
+    line.append(text, style=style if event.kind in ("error", "kill") else "")
     return line
 
 
