@@ -130,6 +130,20 @@ def matches(event: EventRow, needle: str) -> bool:
     return True
 
 
+class EventLines(RichLog):
+    """The log's lines. RichLog wraps a line when it is written; at a new width the
+    EventLog writes them all again (asked from here: this widget's own width is the
+    one the lines are wrapped to, and it is final only once this widget resized)."""
+
+    def on_resize(self) -> None:
+        width = self.scrollable_content_region.width
+        if width != getattr(self, "_wrapped_at", width):
+            owner = self.parent
+            if isinstance(owner, EventLog):
+                owner.call_after_refresh(owner._rewrite)
+        self._wrapped_at = width
+
+
 class EventLog(Vertical):
     BINDINGS = [Binding("escape", "close_filter", "Clear filter", show=False)]
     DEFAULT_CSS = """
@@ -159,20 +173,11 @@ class EventLog(Vertical):
         self.filter_text = ""
 
     def compose(self) -> ComposeResult:
-        yield RichLog(max_lines=KEEP, wrap=True, min_width=20, markup=False, highlight=False, id="log-lines")
+        yield EventLines(max_lines=KEEP, wrap=True, min_width=20, markup=False, highlight=False, id="log-lines")
         yield FormInput(placeholder="filter: words to match, !word to hide (enter keeps, esc clears)", id="log-filter", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#log-filter", Input).cursor_blink = getattr(self.app, "blink", True)
-        self._width = 0
-
-    def on_resize(self) -> None:
-        """Lines are wrapped when written: at a new width, write them again."""
-        width = self.size.width
-        if width != self._width:
-            if self._width:
-                self.call_after_refresh(self._rewrite)
-            self._width = width
 
     @property
     def _log(self) -> RichLog:
