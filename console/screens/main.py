@@ -84,7 +84,7 @@ class MainScreen(Screen[None]):
 
     def apply(self, snapshot: EngineSnapshot, *, halt_pending: bool) -> None:
         """Show a snapshot: reconcile every table in place (the caller batches)."""
-        ctx = RenderContext(venue_time=snapshot.venue_time)
+        ctx = RenderContext(venue_time=snapshot.venue_time, marks=self._marks(snapshot))
         self.status_bar.show(snapshot, halt_pending=halt_pending)
         self.banner.show(snapshot, halt_pending=halt_pending)
         self.queue.reconcile(snapshot.intents, ctx)
@@ -95,6 +95,23 @@ class MainScreen(Screen[None]):
         self._share_room()
         self._note_changes(snapshot)
         self.refresh_enabled()
+
+    def _marks(self, snapshot: EngineSnapshot) -> dict:
+        """Market price by symbol: the snapshot's quotes when it carries them (a
+        `quotes` mapping of symbol -> price or of rows with `last`/`mid`), else the
+        last price of a held position. Rebuilt only when its sources changed."""
+        quotes = getattr(snapshot, "quotes", None)
+        key = (id(quotes), id(snapshot.positions))
+        if key == getattr(self, "_marks_key", None):
+            return self._marks_cache
+        marks: dict = {sym: p.last_price for sym, p in snapshot.positions.items() if p.last_price is not None}
+        for sym, quote in (quotes or {}).items():
+            value = quote if not hasattr(quote, "__dict__") and not hasattr(quote, "__slots__") else (
+                getattr(quote, "last", None) or getattr(quote, "mid", None))
+            if value is not None:
+                marks[sym] = value
+        self._marks_key, self._marks_cache = key, marks
+        return marks
 
     def on_resize(self) -> None:
         if hasattr(self, "queue"):

@@ -9,7 +9,9 @@ stays on the same id, whatever rows come and go around it."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import MappingProxyType
 from datetime import datetime
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -21,6 +23,9 @@ from console import format as fmt
 from engine.snapshot import IntentRow, OrderRow, PositionRow
 
 Cell = str | Text
+
+
+_NO_MARKS: Mapping[str, Any] = MappingProxyType({})
 
 
 def _same(before: Cell, after: Cell) -> bool:
@@ -39,6 +44,9 @@ class RenderContext:
     """What a row's rendering may depend on besides the row itself."""
 
     venue_time: datetime | None
+    #: the latest market price by symbol (the snapshot's quotes when it carries them,
+    #: else the positions' last prices); a symbol without one shows a dash
+    marks: Mapping[str, Any] = field(default_factory=lambda: _NO_MARKS)
 
 
 class LiveTable(DataTable):
@@ -54,6 +62,8 @@ class LiveTable(DataTable):
     COLUMNS: ClassVar[Sequence[tuple[str, str, bool]]] = ()
     #: indexes of the columns that depend on the venue clock
     TIME_COLUMNS: ClassVar[Sequence[int]] = ()
+    #: indexes of the columns that depend on market prices (RenderContext.marks)
+    MARK_COLUMNS: ClassVar[Sequence[int]] = ()
     #: above this many removals in one snapshot, remove them in one pass
     BULK_REMOVE_AT: ClassVar[int] = 16
 
@@ -64,6 +74,7 @@ class LiveTable(DataTable):
         self._source: dict[str, Any] = {}
         self._cells: dict[str, tuple[Cell, ...]] = {}
         self._venue_time: datetime | None = None
+        self._marks: Mapping[str, Any] | None = None
         self._column_keys = [key for key, _label, _right in self.COLUMNS]
         self._widest: dict[str, int] = {}  # widest text seen per column (widths only grow)
         self._first_shown: dict[str, float] = {}  # monotonic time each row appeared on screen
@@ -132,7 +143,8 @@ class LiveTable(DataTable):
             self._remove(gone)
             changed += len(gone)
         clock_moved = bool(self.TIME_COLUMNS) and ctx.venue_time != self._venue_time
-        self._venue_time = ctx.venue_time
+        marks_moved = bool(self.MARK_COLUMNS) and ctx.marks is not self._marks
+        self._venue_time, self._marks = ctx.venue_time, ctx.marks
         source, cells_by_key = self._source, self._cells
         for key, row in rows.items():
             prev = source.get(key)
@@ -146,11 +158,11 @@ class LiveTable(DataTable):
                 self.row_added(key)
                 changed += 1
                 continue
-            if prev is row and not clock_moved:
+            if prev is row and not clock_moved and not marks_moved:
                 continue
             old = cells_by_key[key]
             if prev is row:
-                new = self._rerender_time(row, old, ctx)
+                new = self._rerender_time(row, old, ctx, clock_moved, marks_moved)
             else:
                 new = self.render_row(row, ctx)
                 source[key] = row
@@ -176,10 +188,21 @@ class LiveTable(DataTable):
         fresh = self.render_row(row, ctx)
         return tuple(fresh[i] for i in self.TIME_COLUMNS)
 
-    def _rerender_time(self, row: Any, old: tuple[Cell, ...], ctx: RenderContext) -> tuple[Cell, ...]:
+    def mark_cells(self, row: Any, ctx: RenderContext) -> tuple[Cell, ...]:
+        """The cells of MARK_COLUMNS alone."""
+        fresh = self.render_row(row, ctx)
+        return tuple(fresh[i] for i in self.MARK_COLUMNS)
+
+    def _rerender_time(
+        self, row: Any, old: tuple[Cell, ...], ctx: RenderContext, clock_moved: bool = True, marks_moved: bool = False
+    ) -> tuple[Cell, ...]:
         cells = list(old)
-        for index, cell in zip(self.TIME_COLUMNS, self.time_cells(row, ctx)):
-            cells[index] = cell
+        if clock_moved:
+            for index, cell in zip(self.TIME_COLUMNS, self.time_cells(row, ctx)):
+                cells[index] = cell
+        if marks_moved:
+            for index, cell in zip(self.MARK_COLUMNS, self.mark_cells(row, ctx)):
+                cells[index] = cell
         return tuple(cells)
 
     def _set_cell(self, key: str, index: int, value: Cell) -> None:
@@ -338,11 +361,14 @@ class WorkingOrders(LiveTable):
         ("status", "Status", False),
         ("filled", "Filled/Qty", True),
         ("limit", "Limit", True),
+        ("mkt", "Mkt", True),
+        ("dist", "To limit", True),
         ("avg", "Avg px", True),
         ("age", "Age", True),
         ("id", "Client order id", False),
     )
-    TIME_COLUMNS = (6,)
+    TIME_COLUMNS = (8,)  # age
+    MARK_COLUMNS = (5, 6)  # market price, distance to the limit
 
     def __init__(self, *, id: str | None = "working-orders") -> None:
         super().__init__(title="Working orders", id=id)
@@ -361,13 +387,37 @@ class WorkingOrders(LiveTable):
             Text(row.status, style=_STATUS_STYLE.get(row.status, "")),
             Text(f"{fmt.qty(row.filled_qty)}/{fmt.qty(row.qty)}", justify="right"),
             Text(fmt.price(row.limit_price) if row.limit_price is not None else row.order_type, justify="right"),
+            *self._market_cells(row, ctx),
             Text(fmt.price(row.filled_avg_price), justify="right"),
-            *self.time_cells(row, ctx),
+            self._age_cell(row, ctx),
             Text(row.client_order_id, style="dim"),
         )
 
     def time_cells(self, row: OrderRow, ctx: RenderContext) -> tuple[Cell, ...]:
-        return (Text(fmt.duration(fmt.seconds_between(row.submitted_at, ctx.venue_time)), justify="right"),)
+        return (self._age_cell(row, ctx),)
+
+    def mark_cells(self, row: OrderRow, ctx: RenderContext) -> tuple[Cell, ...]:
+        return self._market_cells(row, ctx)
+
+    @staticmethod
+    def _age_cell(row: OrderRow, ctx: RenderContext) -> Cell:
+        return Text(fmt.duration(fmt.seconds_between(row.submitted_at, ctx.venue_time)), justify="right")
+
+    @staticmethod
+    def _market_cells(row: OrderRow, ctx: RenderContext) -> tuple[Cell, Cell]:
+        """The market price and how far it must move to reach the limit: for a buy,
+        how far the market is above the limit; for a sell, below it (0 % = at the limit)."""
+        mark = ctx.marks.get(row.symbol)
+        if mark is None:
+            return Text(fmt.DASH, justify="right"), Text(fmt.DASH, justify="right")
+        mark = Decimal(mark)
+        if row.limit_price is None or not row.limit_price:
+            return Text(fmt.price(mark), justify="right"), Text(fmt.DASH, justify="right")
+        away = (mark - row.limit_price) / row.limit_price
+        if row.side == "sell":
+            away = -away
+        style = "green" if away <= 0 else "yellow" if away < Decimal("0.005") else ""
+        return Text(fmt.price(mark), justify="right"), Text(f"{float(away) * 100:+.2f}%", justify="right", style=style)
 
 
 class Positions(LiveTable):

@@ -59,3 +59,18 @@ async def test_the_queue_gets_more_room_than_an_empty_orders_pane(desk: Desk) ->
         queue_rows = screen.queue.size.height
         assert queue_rows > screen.orders.size.height, (screen.queue.size, screen.orders.size)
         assert queue_rows >= min(screen.queue.row_count + 3, 20), f"queue {queue_rows} rows high for {screen.queue.row_count} intents"
+
+
+def test_a_working_order_shows_the_market_and_its_distance_to_the_limit() -> None:
+    from console.dev import order_row
+    from console.widgets.tables import RenderContext, WorkingOrders
+
+    buy = order_row(1, "NVDA")  # limit 190.25
+    sell = order_row(2, "JPM")
+    ctx = RenderContext(venue_time=None, marks={"NVDA": Decimal("191.20"), "JPM": Decimal("190.25")})
+    mkt, dist = WorkingOrders._market_cells(buy, ctx)
+    assert (mkt.plain, dist.plain) == ("191.20", "+0.50%"), "a buy 0.5 % under the market"
+    mkt, dist = WorkingOrders._market_cells(sell, ctx)
+    assert (mkt.plain, dist.plain) == ("190.25", "+0.00%")
+    mkt, dist = WorkingOrders._market_cells(order_row(3, "TSLA"), ctx)
+    assert (mkt.plain, dist.plain) == (fmt.DASH, fmt.DASH), "no price known: a dash, not a guess"
