@@ -37,6 +37,8 @@ KEYS: tuple[ConsoleKey, ...] = (
     ConsoleKey("flatten", CONSOLE_BINDINGS["flatten"], "flatten", "Flatten", "Flatten: close every position (asks first)", "main"),
     ConsoleKey("resume", CONSOLE_BINDINGS["resume"], "resume", "Resume", "Resume trading after a halt (asks first)", "main"),
     ConsoleKey("filter", CONSOLE_BINDINGS["filter"], "filter", "Filter", "Filter the event log by kind, symbol or words", "main"),
+    ConsoleKey("rollout", CONSOLE_BINDINGS["rollout"], "rollout", "Rollout",
+               "Rollout view: every symbol's mode, caps and override source; bulk changes", "main", show=False),
     ConsoleKey("help", CONSOLE_BINDINGS["help"], "help", "Help", "Show every key and what it does", "app"),
     ConsoleKey("quit", CONSOLE_BINDINGS["quit"], "quit", "Quit", "Quit the console (working orders stay at the venue; asks if any)", "app"),
 )

@@ -239,6 +239,7 @@ CONSOLE_BINDINGS: dict[str, str] = {
     "flatten": "F",
     "resume": "U",
     "filter": "slash",
+    "rollout": "v",
     "help": "question_mark",
     "quit": "q",
 }

@@ -410,5 +410,10 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(OverrideScreen(symbol, current), answered)
 
+    def action_rollout(self) -> None:
+        from console.screens.rollout import RolloutScreen
+
+        self.app.push_screen(RolloutScreen())
+
     def action_filter(self) -> None:
         self.event_log.open_filter()
