@@ -4,13 +4,14 @@ screen when it changed, and turns keys into engine commands."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from textual import on, work
-from textual.css.query import NoMatches
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -26,6 +27,9 @@ from engine.snapshot import EngineSnapshot
 
 #: the console never redraws more often than this, whatever the configuration says
 MAX_FPS = 10
+#: with a dialog or the help screen on top, the main screen behind it is redrawn at
+#: most this often (seconds), unless something the operator must see changed
+COVERED_INTERVAL = 2.0
 
 
 class ExecDeskApp(App[None]):
@@ -45,6 +49,8 @@ class ExecDeskApp(App[None]):
         self.snapshot: EngineSnapshot = handle.snapshot
         self.halt_pending = False
         self._shown_seq: int | None = None
+        self._covered_at = 0.0  # monotonic time the covered main screen was last redrawn
+        self._must_see: tuple = ()
         self.set_keymap(self.keymap)
 
     # -- screens ----------------------------------------------------------------
@@ -64,12 +70,41 @@ class ExecDeskApp(App[None]):
 
     # -- snapshots ----------------------------------------------------------------
 
+    @staticmethod
+    def must_see(snapshot: EngineSnapshot, halt_pending: bool) -> tuple:
+        """What shows at once even behind a dialog: state, kill switch, venue link."""
+        c = snapshot.connectivity
+        return (
+            halt_pending,
+            snapshot.trading_state,
+            snapshot.state_cause,
+            snapshot.kill_switch.phase,
+            snapshot.trading_ready,
+            c.rest,
+            c.trade_stream,
+            c.market_data,
+            c.rate_limited,
+            c.journal_ok,
+        )
+
     def refresh_snapshot(self, *, force: bool = False) -> None:
-        """Read the engine's latest snapshot; if it changed, show it (one batched frame)."""
+        """Read the engine's latest snapshot; if it changed, show it (one batched frame).
+
+        While a dialog or the help screen covers the main screen, the main screen is
+        redrawn only when something it must show at once changed, else at most every
+        COVERED_INTERVAL seconds: a redraw behind a modal re-composes both screens,
+        and at 10 frames a second that cost three times the main screen alone."""
         snapshot = self.handle.snapshot
         screen = self.main_screen
         if screen is None or (snapshot.seq == self._shown_seq and not force):
             return
+        if self.screen is not screen and not force:
+            now = time.monotonic()
+            must_see = self.must_see(snapshot, self.halt_pending)
+            if must_see == self._must_see and now - self._covered_at < COVERED_INTERVAL:
+                return
+            self._covered_at = now
+        self._must_see = self.must_see(snapshot, self.halt_pending)
         if self.halt_pending and snapshot.trading_state is TradingState.HALTED:
             self.halt_pending = False  # the engine says so now: the snapshot takes over
         self.snapshot = snapshot
@@ -92,6 +127,27 @@ class ExecDeskApp(App[None]):
             raise
         self.post_message(CommandFinished(command, result, label))
         return result
+
+    @work(group="commands", exit_on_error=False)
+    async def send_each(self, commands: list[Command], label: str) -> list[CommandResult]:
+        """Give the Engine several commands, one after the other, and report once."""
+        results: list[CommandResult] = []
+        refused: list[str] = []
+        for command in commands:
+            try:
+                result = await self.handle.execute(command)
+            except Exception as exc:
+                self.post_message(CommandFailed(command, f"{type(exc).__name__}: {exc}", label))
+                raise
+            results.append(result)
+            if not result.ok:
+                refused.append(result.message)
+        done = len(results) - len(refused)
+        summary = f"{done} done" + (f", {len(refused)} refused: " + "; ".join(refused[:3]) if refused else "")
+        self.post_message(
+            CommandFinished(commands[0] if commands else None, CommandResult(not refused, summary), label)
+        )
+        return results
 
     @on(CommandFinished)
     def _command_finished(self, message: CommandFinished) -> None:
@@ -157,8 +213,8 @@ class ExecDeskApp(App[None]):
         main = self.screen_stack[0] if self.screen_stack else None
         for key in keys.KEYS:
             target = self if key.where == "app" else main
-            if target is None:
-                continue
+            if target is None or not target.check_action(key.action, ()):
+                continue  # only what applies now (the help screen lists every key)
             shown = keys.effective_key(key, self.keymap)
             yield SystemCommand(
                 key.description,

@@ -5,7 +5,7 @@ depends on the engine, never the other way round."""
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from collections.abc import Sequence
 
 from engine import cli as engine_cli
 

@@ -8,7 +8,7 @@ and the screenshots run against the real engine (engine.session); this is not it
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 
@@ -37,7 +37,7 @@ from engine.snapshot import (
     PositionRow,
 )
 
-T0 = datetime(2026, 3, 2, 15, 30, tzinfo=timezone.utc)  # 10:30 ET
+T0 = datetime(2026, 3, 2, 15, 30, tzinfo=UTC)  # 10:30 ET
 UP = Connectivity(rest="up", trade_stream="up", market_data="up")
 
 
@@ -59,15 +59,71 @@ def order_row(i: int, symbol: str = "AAPL", *, at: datetime = T0) -> OrderRow:
 
 def demo_snapshot() -> EngineSnapshot:
     intents = {
-        "s1-b7-AAPL-1": IntentRow("s1-b7-AAPL-1", "AAPL", "buy", Decimal(52), Decimal("190.44"), Decimal("9902.88"), 0.62, "ok", "", T0 + timedelta(seconds=48), "signal"),
-        "s1-b7-MSFT-2": IntentRow("s1-b7-MSFT-2", "MSFT", "sell", Decimal(12), Decimal("411.10"), Decimal("4933.20"), -0.41, "ok", "", T0 + timedelta(seconds=48), "signal"),
-        "s1-b7-XOM-3": IntentRow("s1-b7-XOM-3", "XOM", "buy", Decimal(90), Decimal("112.90"), Decimal("10161.00"), 0.35, "SECTOR_EXPOSURE_EXCEEDS_MAX", "energy 31% > 30%", T0 + timedelta(seconds=9), "signal"),
+        "s1-b7-AAPL-1": IntentRow(
+            "s1-b7-AAPL-1",
+            "AAPL",
+            "buy",
+            Decimal(52),
+            Decimal("190.44"),
+            Decimal("9902.88"),
+            0.62,
+            "ok",
+            "",
+            T0 + timedelta(seconds=48),
+            "signal",
+        ),
+        "s1-b7-MSFT-2": IntentRow(
+            "s1-b7-MSFT-2",
+            "MSFT",
+            "sell",
+            Decimal(12),
+            Decimal("411.10"),
+            Decimal("4933.20"),
+            -0.41,
+            "ok",
+            "",
+            T0 + timedelta(seconds=48),
+            "signal",
+        ),
+        "s1-b7-XOM-3": IntentRow(
+            "s1-b7-XOM-3",
+            "XOM",
+            "buy",
+            Decimal(90),
+            Decimal("112.90"),
+            Decimal("10161.00"),
+            0.35,
+            "SECTOR_EXPOSURE_EXCEEDS_MAX",
+            "energy 31% > 30%",
+            T0 + timedelta(seconds=9),
+            "signal",
+        ),
     }
     orders = {o.client_order_id: o for o in (order_row(1, "NVDA"), order_row(2, "JPM"))}
     orders["ext-1"] = dataclasses.replace(order_row(3, "TSLA"), client_order_id="ext-1", external=True)
     positions = {
-        "AAPL": PositionRow("AAPL", Decimal(40), Decimal("188.10"), Decimal("190.30"), Decimal("7612.00"), Decimal("88.00"), 0.076, Decimal("178.70"), False),
-        "JPM": PositionRow("JPM", Decimal(-25), Decimal("201.00"), Decimal("203.40"), Decimal("-5085.00"), Decimal("-60.00"), 0.051, Decimal("211.05"), True),
+        "AAPL": PositionRow(
+            "AAPL",
+            Decimal(40),
+            Decimal("188.10"),
+            Decimal("190.30"),
+            Decimal("7612.00"),
+            Decimal("88.00"),
+            0.076,
+            Decimal("178.70"),
+            False,
+        ),
+        "JPM": PositionRow(
+            "JPM",
+            Decimal(-25),
+            Decimal("201.00"),
+            Decimal("203.40"),
+            Decimal("-5085.00"),
+            Decimal("-60.00"),
+            0.051,
+            Decimal("211.05"),
+            True,
+        ),
     }
     events = tuple(
         EventRow(i, T0 - timedelta(seconds=60 - i), kind, sym, text)
@@ -142,18 +198,47 @@ class InMemoryHandle:
             if intent is None:
                 return CommandResult(False, f"no intent {command.intent_id}")
             if isinstance(command, ApproveIntent):
-                orders[intent.intent_id] = OrderRow(intent.intent_id, None, intent.symbol, intent.side, intent.qty, Decimal(0), None, intent.limit_price, "limit", "new", s.venue_time)
+                orders[intent.intent_id] = OrderRow(
+                    intent.intent_id,
+                    None,
+                    intent.symbol,
+                    intent.side,
+                    intent.qty,
+                    Decimal(0),
+                    None,
+                    intent.limit_price,
+                    "limit",
+                    "new",
+                    s.venue_time,
+                )
         elif isinstance(command, (ApproveAll, RejectAll)):
             if isinstance(command, ApproveAll):
                 for intent in intents.values():
-                    orders[intent.intent_id] = OrderRow(intent.intent_id, None, intent.symbol, intent.side, intent.qty, Decimal(0), None, intent.limit_price, "limit", "new", s.venue_time)
+                    orders[intent.intent_id] = OrderRow(
+                        intent.intent_id,
+                        None,
+                        intent.symbol,
+                        intent.side,
+                        intent.qty,
+                        Decimal(0),
+                        None,
+                        intent.limit_price,
+                        "limit",
+                        "new",
+                        s.venue_time,
+                    )
             intents = {}
         elif isinstance(command, CancelOrder):
             orders.pop(command.client_order_id, None)
         elif isinstance(command, Halt):
             n = len(orders)
-            self.publish(trading_state=TradingState.HALTED, state_cause=command.cause, orders=MappingProxyType({}),
-                         kill_switch=KillSwitchStatus("confirmed", s.venue_time, n, n), open_order_count=0)
+            self.publish(
+                trading_state=TradingState.HALTED,
+                state_cause=command.cause,
+                orders=MappingProxyType({}),
+                kill_switch=KillSwitchStatus("confirmed", s.venue_time, n, n),
+                open_order_count=0,
+            )
             return CommandResult(True, f"halted; venue confirmed {n} cancels", n)
         elif isinstance(command, Resume):
             self.publish(trading_state=TradingState.ACTIVE, state_cause="", kill_switch=KillSwitchStatus())
@@ -163,7 +248,14 @@ class InMemoryHandle:
             if command.clear:
                 overrides.pop(command.symbol, None)
             else:
-                overrides[command.symbol] = OverrideRow(command.symbol, command.mode, command.max_position_usd, command.max_position_pct, command.size_multiplier, command.side)
+                overrides[command.symbol] = OverrideRow(
+                    command.symbol,
+                    command.mode,
+                    command.max_position_usd,
+                    command.max_position_pct,
+                    command.size_multiplier,
+                    command.side,
+                )
             self.publish(overrides=MappingProxyType(overrides))
             return CommandResult(True, f"override {command.symbol} set")
         else:

@@ -38,9 +38,12 @@ def pnl_text(value: Decimal | float | None, *, decimals: int = 2) -> Text:
 
 
 def price(value: Decimal | float | None) -> str:
+    """One rule for every price on screen: 2 decimals from $1 up, 4 below (sub-dollar
+    ticks are $0.0001)."""
     if value is None:
         return DASH
-    return f"{Decimal(value):,.2f}"
+    d = Decimal(value)
+    return f"{d:,.2f}" if abs(d) >= 1 else f"{d:,.4f}"
 
 
 def qty(value: Decimal | float | None) -> str:

@@ -4,10 +4,13 @@ screen and the command palette are all made from it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Literal
 
 from textual.binding import Binding, BindingType
+
+from engine.config import CONSOLE_BINDINGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,20 +26,88 @@ class ConsoleKey:
 
 
 KEYS: tuple[ConsoleKey, ...] = (
-    ConsoleKey("kill_switch", "ctrl+k", "kill_switch", "KILL",
-               "Kill switch: halt and cancel every open order at the venue (no confirmation)",
-               "app", priority=True),
-    ConsoleKey("approve", "a", "approve", "Approve", "Approve the selected intent", "main"),
-    ConsoleKey("reject", "r", "reject", "Reject", "Reject the selected intent", "main"),
-    ConsoleKey("approve_all", "A", "approve_all", "Approve all", "Approve every waiting intent (asks first)", "main", show=False),
-    ConsoleKey("reject_all", "R", "reject_all", "Reject all", "Reject every waiting intent", "main", show=False),
-    ConsoleKey("cancel_order", "c", "cancel_order", "Cancel order", "Cancel the selected working order", "main", show=False),
-    ConsoleKey("override", "o", "override", "Override", "Override the selected symbol: mode, caps, multiplier, side", "main"),
-    ConsoleKey("flatten", "F", "flatten", "Flatten all", "Flatten: close every position (asks first)", "main", show=False),
-    ConsoleKey("resume", "U", "resume", "Resume", "Resume trading after a halt (asks first)", "main", show=False),
-    ConsoleKey("filter", "slash", "filter", "Filter", "Filter the event log by kind, symbol or words", "main"),
-    ConsoleKey("help", "question_mark", "help", "Help", "Show every key and what it does", "app"),
-    ConsoleKey("quit", "q", "quit", "Quit", "Quit the console (working orders stay at the venue; asks if any)", "app"),
+    ConsoleKey(
+        "kill_switch",
+        CONSOLE_BINDINGS["kill_switch"],
+        "kill_switch",
+        "KILL",
+        "Kill switch: halt and cancel every open order at the venue (no confirmation)",
+        "app",
+        priority=True,
+    ),
+    ConsoleKey("approve", CONSOLE_BINDINGS["approve"], "approve", "Approve", "Approve the selected intent", "main"),
+    ConsoleKey("reject", CONSOLE_BINDINGS["reject"], "reject", "Reject", "Reject the selected intent", "main"),
+    ConsoleKey(
+        "approve_all",
+        CONSOLE_BINDINGS["approve_all"],
+        "approve_all",
+        "Approve all",
+        "Approve every waiting intent (asks first)",
+        "main",
+        show=False,
+    ),
+    ConsoleKey(
+        "reject_all",
+        CONSOLE_BINDINGS["reject_all"],
+        "reject_all",
+        "Reject all",
+        "Reject every waiting intent (asks first)",
+        "main",
+        show=False,
+    ),
+    ConsoleKey(
+        "cancel_order",
+        CONSOLE_BINDINGS["cancel_order"],
+        "cancel_order",
+        "Cancel",
+        "Cancel the selected working order",
+        "main",
+    ),
+    ConsoleKey(
+        "override",
+        CONSOLE_BINDINGS["override"],
+        "override",
+        "Override",
+        "Override the selected symbol: mode, caps, multiplier, side",
+        "main",
+    ),
+    ConsoleKey(
+        "flatten",
+        CONSOLE_BINDINGS["flatten"],
+        "flatten",
+        "Flatten",
+        "Flatten: close every position (asks first)",
+        "main",
+    ),
+    ConsoleKey(
+        "resume", CONSOLE_BINDINGS["resume"], "resume", "Resume", "Resume trading after a halt (asks first)", "main"
+    ),
+    ConsoleKey(
+        "filter",
+        CONSOLE_BINDINGS["filter"],
+        "filter",
+        "Filter",
+        "Filter the event log by kind, symbol or words",
+        "main",
+    ),
+    ConsoleKey(
+        "rollout",
+        CONSOLE_BINDINGS["rollout"],
+        "rollout",
+        "Rollout",
+        "Rollout view: every symbol's mode, caps and override source; bulk changes",
+        "main",
+        show=False,
+    ),
+    ConsoleKey("help", CONSOLE_BINDINGS["help"], "help", "Help", "Show every key and what it does", "app"),
+    ConsoleKey(
+        "quit",
+        CONSOLE_BINDINGS["quit"],
+        "quit",
+        "Quit",
+        "Quit the console (working orders stay at the venue; asks if any)",
+        "app",
+    ),
 )
 
 BY_ID = {key.id: key for key in KEYS}

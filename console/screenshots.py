@@ -11,10 +11,10 @@ import asyncio
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable
 
 from console.app import ExecDeskApp
 from console.screens.confirm import ConfirmScreen
@@ -23,7 +23,7 @@ from engine.commands import ApproveAll, ApproveIntent
 from engine.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-START_AT = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)  # a Monday, 10:00 New York
+START_AT = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # a Monday, 10:00 New York
 SEED = 7
 WIDE = (160, 48)
 NARROW = (80, 24)
@@ -65,7 +65,7 @@ def _bars(session, handle, n: int, interval: float) -> None:
     for _ in range(n):
         before = handle.snapshot.bars_processed
         session.venue.advance(interval)
-        _wait(lambda: handle.snapshot.bars_processed > before)
+        _wait(lambda b=before: handle.snapshot.bars_processed > b)
 
 
 def _rest(session, intent) -> None:

@@ -235,9 +235,107 @@ class SessionSection(_Section):
     universe_path: str = "config/universe.toml"
 
 
+#: Every key binding of the console by binding id, with its default key. What
+#: `[console] keymap` may remap (the console's key table, console/keys.py, has the same
+#: ids: tests/console guards that); kept here so check-config validates a keymap
+#: without importing the console.
+CONSOLE_BINDINGS: dict[str, str] = {
+    "kill_switch": "ctrl+k",
+    "approve": "a",
+    "reject": "r",
+    "approve_all": "A",
+    "reject_all": "R",
+    "cancel_order": "c",
+    "override": "o",
+    "flatten": "F",
+    "resume": "U",
+    "filter": "slash",
+    "rollout": "v",
+    "help": "question_mark",
+    "quit": "q",
+}
+#: bindings a keymap may move but never remove
+CONSOLE_REQUIRED_BINDINGS = ("quit", "kill_switch")
+#: keys the console's screens and dialogs use themselves
+CONSOLE_RESERVED_KEYS = ("tab", "shift+tab", "escape", "enter", "ctrl+p", "ctrl+s", "up", "down")
+#: key names for the punctuation Textual spells out
+_KEY_NAMES = {
+    "?": "question_mark",
+    "/": "slash",
+    "\\": "backslash",
+    "@": "at",
+    "!": "exclamation_mark",
+    "#": "number_sign",
+    "$": "dollar_sign",
+    "%": "percent_sign",
+    "&": "ampersand",
+    "*": "asterisk",
+    "+": "plus",
+    "-": "minus",
+    ".": "full_stop",
+    ",": "comma",
+    ":": "colon",
+    ";": "semicolon",
+    "=": "equals_sign",
+    "<": "less_than_sign",
+    ">": "greater_than_sign",
+    "[": "left_square_bracket",
+    "]": "right_square_bracket",
+    "^": "circumflex_accent",
+    "_": "underscore",
+    "~": "tilde",
+    "|": "vertical_line",
+    "{": "left_curly_bracket",
+    "}": "right_curly_bracket",
+    " ": "space",
+}
+
+
+def _key_name(key: str) -> str:
+    """One key as Textual names it: '?' -> 'question_mark', 'Ctrl+K' -> 'ctrl+k' (a
+    single letter keeps its case: 'A' is shift+a)."""
+    key = key.strip()
+    if len(key) == 1:
+        return _KEY_NAMES.get(key, key)
+    return key.lower()
+
+
+def keymap_problems(keymap: Mapping[str, str]) -> list[str]:
+    """What is wrong with a `[console] keymap`, one line each, naming the key: an
+    unknown binding id, a binding left without a key when it must have one, two
+    bindings on one key, a key the console's screens use themselves."""
+    problems: list[str] = []
+    for binding_id in keymap:
+        if binding_id not in CONSOLE_BINDINGS:
+            guess = difflib.get_close_matches(binding_id, list(CONSOLE_BINDINGS), n=1)
+            hint = f" (did you mean {guess[0]}?)" if guess else ""
+            known = ", ".join(CONSOLE_BINDINGS)
+            problems.append(f"console.keymap.{binding_id} is not a binding id{hint}; known: {known}")
+    owners: dict[str, list[str]] = {}
+    for binding_id, default in CONSOLE_BINDINGS.items():
+        keys = [_key_name(k) for k in keymap.get(binding_id, default).split(",") if k.strip()]
+        if not keys:
+            if binding_id in CONSOLE_REQUIRED_BINDINGS:
+                problems.append(f"console.keymap.{binding_id} has no key: the console must keep one for {binding_id}")
+            continue
+        for key in keys:
+            if key in CONSOLE_RESERVED_KEYS and binding_id in keymap:
+                problems.append(
+                    f"console.keymap.{binding_id}: key {key!r} is used by the console itself (reserved: "
+                    + ", ".join(CONSOLE_RESERVED_KEYS)
+                    + ")"
+                )
+            owners.setdefault(key, []).append(binding_id)
+    for key, ids in owners.items():
+        if len(ids) > 1:
+            problems.append(f"console.keymap: key {key!r} is bound to {' and '.join(ids)}: one key, one action")
+    return problems
+
+
 class ConsoleSection(_Section):
     max_fps: float = Field(10, gt=0, le=60)
     keymap: dict[str, str] = Field(default_factory=dict)
+    new_row_guard_ms: int = Field(700, ge=0, le=10_000)
 
 
 class Settings(_Section):
@@ -716,6 +814,8 @@ def load_settings(
         raise ConfigError(_format_errors(source, exc, env_sources)) from None
 
     problems = _check_symbols(settings, source, env_sources)
+    where = _where(source, ("console", "keymap"), env_sources)
+    problems += [f"{where}: {problem}" for problem in keymap_problems(settings.console.keymap)]
     if problems:
         raise ConfigError(problems)
 

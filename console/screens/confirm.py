@@ -49,7 +49,9 @@ class ConfirmScreen(ModalScreen[bool]):
             if self.detail:
                 yield Static(self.detail, id="detail")
             with Horizontal():
-                yield Button(f"{self.yes_label} \\[y]", variant="error" if self.has_class("-danger") else "warning", id="yes")
+                yield Button(
+                    f"{self.yes_label} \\[y]", variant="error" if self.has_class("-danger") else "warning", id="yes"
+                )
                 yield Button("No \\[n]", variant="default", id="no")
 
     def on_mount(self) -> None:

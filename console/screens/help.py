@@ -3,14 +3,15 @@ the configuration, with its binding id."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from console.keys import KEYS, effective_key
 
@@ -27,7 +28,8 @@ class HelpScreen(ModalScreen[None]):
         background: $surface;
         padding: 0 1;
     }
-    HelpScreen DataTable { height: auto; max-height: 16; }
+    HelpScreen VerticalScroll { height: auto; max-height: 1fr; }
+    HelpScreen #help-keys { height: auto; }
     HelpScreen #help-title { text-style: bold; }
     HelpScreen #help-foot { color: $text-muted; }
     """
@@ -43,15 +45,17 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("Keys  (also in the command palette: ctrl+p)", id="help-title")
-            table: DataTable = DataTable(cursor_type="none", show_cursor=False, zebra_stripes=True)
-            table.add_column("Key", key="key")
-            table.add_column("What it does", key="what")
-            table.add_column("Binding id", key="id")
+            # a Rich table: descriptions wrap, so every column fits 80 columns
+            table = Table(box=None, expand=True, show_edge=False, pad_edge=False, row_styles=["", "on #1c2430"])
+            table.add_column("Key", no_wrap=True)
+            table.add_column("What it does", ratio=1)
+            table.add_column("Binding id", no_wrap=True)
             for key in KEYS:
                 shown = self.app.get_key_display(Binding(effective_key(key, self.keymap), key.action))
                 style = "bold red" if key.id == "kill_switch" else "bold"
-                table.add_row(Text(shown, style=style), key.description, Text(key.id, style="dim"), key=key.id)
-            yield table
+                table.add_row(Text(shown, style=style), key.description, Text(key.id, style="dim"))
+            with VerticalScroll():
+                yield Static(table, id="help-keys")
             yield Static(
                 'Remap in the configuration: \\[console] keymap = { approve = "y", kill_switch = "ctrl+x" }. '
                 "Esc closes.",

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.keys import _character_to_key
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
@@ -17,14 +18,13 @@ from console.screens.confirm import ConfirmScreen
 from console.screens.override import OverrideScreen
 from console.widgets.event_log import EventLog
 from console.widgets.risk_panel import RiskPanel
-from console.widgets.status_bar import Banner, StatusBar, degraded_parts, effective_state
+from console.widgets.status_bar import Banner, StatusBar, degraded_parts, effective_state, state_reason
 from console.widgets.tables import ApprovalQueue, LiveTable, Positions, RenderContext, WorkingOrders
+from console.words import operator_words
 from engine.commands import (
-    ApproveAll,
     ApproveIntent,
     CancelOrder,
     Flatten,
-    RejectAll,
     RejectIntent,
     Resume,
     SetOverride,
@@ -43,9 +43,11 @@ class MainScreen(Screen[None]):
         super().__init__(id="main")
         self._enabled_signature: tuple = ()
         self._degraded: tuple[str, ...] = ()
+        self._alerted_state: TradingState | None = None  # the state last rung for
+        self._link_alerted = False  # the bell rang for the lost venue link
 
     @property
-    def desk(self) -> "ExecDeskApp":
+    def desk(self) -> ExecDeskApp:
         return cast("ExecDeskApp", self.app)
 
     def compose(self) -> ComposeResult:
@@ -53,15 +55,16 @@ class MainScreen(Screen[None]):
         yield Banner(id="banner")
         with Horizontal(id="desk"):
             with Vertical(id="books"):
-                yield ApprovalQueue()
+                yield ApprovalQueue(new_row_guard=self.desk.settings.console.new_row_guard_ms / 1000)
                 yield WorkingOrders()
                 yield Positions()
             with Vertical(id="side"):
                 yield RiskPanel()
                 yield EventLog()
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self._key_actions = self._main_key_actions()
         self.status_bar = self.query_one(StatusBar)
         self.banner = self.query_one(Banner)
         self.queue = self.query_one(ApprovalQueue)
@@ -72,11 +75,16 @@ class MainScreen(Screen[None]):
         self.queue.focus()
         self.desk.refresh_snapshot(force=True)
 
+    def on_screen_resume(self) -> None:
+        """Back on top (a dialog closed): show what the engine has now."""
+        if self.is_mounted and hasattr(self, "queue"):
+            self.desk.refresh_snapshot()
+
     # -- rendering ------------------------------------------------------------
 
     def apply(self, snapshot: EngineSnapshot, *, halt_pending: bool) -> None:
         """Show a snapshot: reconcile every table in place (the caller batches)."""
-        ctx = RenderContext(venue_time=snapshot.venue_time)
+        ctx = RenderContext(venue_time=snapshot.venue_time, marks=self._marks(snapshot))
         self.status_bar.show(snapshot, halt_pending=halt_pending)
         self.banner.show(snapshot, halt_pending=halt_pending)
         self.queue.reconcile(snapshot.intents, ctx)
@@ -84,18 +92,73 @@ class MainScreen(Screen[None]):
         self.positions.reconcile(snapshot.positions, ctx)
         self.risk.show(snapshot)
         self.event_log.show(snapshot.events)
+        self._share_room()
         self._note_changes(snapshot)
         self.refresh_enabled()
+
+    def _marks(self, snapshot: EngineSnapshot) -> dict:
+        """Market price by symbol: the snapshot's quotes when it carries them (a
+        `quotes` mapping of symbol -> price or of rows with `last`/`mid`), else the
+        last price of a held position. Rebuilt only when its sources changed."""
+        quotes = getattr(snapshot, "quotes", None)
+        key = (id(quotes), id(snapshot.positions))
+        if key == getattr(self, "_marks_key", None):
+            return self._marks_cache
+        marks: dict = {sym: p.last_price for sym, p in snapshot.positions.items() if p.last_price is not None}
+        for sym, quote in (quotes or {}).items():
+            value = (
+                quote
+                if not hasattr(quote, "__dict__") and not hasattr(quote, "__slots__")
+                else (getattr(quote, "last", None) or getattr(quote, "mid", None))
+            )
+            if value is not None:
+                marks[sym] = value
+        self._marks_key, self._marks_cache = key, marks
+        return marks
+
+    def on_resize(self) -> None:
+        if hasattr(self, "queue"):
+            self.call_after_refresh(self._share_room)
+
+    def _share_room(self) -> None:
+        """Give the books' rows to the tables that have rows, the approval queue first:
+        an empty table keeps only its titled rule (its count stays in view), so at
+        80x24 ten waiting intents all show. What is left over is shared evenly."""
+        books = self.query_one("#books")
+        available = books.content_region.height
+        if available <= 0:
+            return
+        narrow = self.has_class("-narrow")
+        chrome, least = (2, 1) if narrow else (3, 2)  # rule + header | border + header
+        tables = [self.queue, self.orders, self.positions]
+        wants = [chrome + table.row_count if table.row_count else least for table in tables]
+        heights = [least] * len(tables)
+        spare = available - sum(heights)
+        for i, want in enumerate(wants):  # in order of priority: queue, orders, positions
+            grant = max(0, min(want - heights[i], spare))
+            heights[i] += grant
+            spare -= grant
+        with_rows = [i for i, table in enumerate(tables) if table.row_count] or list(range(len(tables)))
+        for n, i in enumerate(with_rows):
+            heights[i] += spare // len(with_rows) + (1 if n < spare % len(with_rows) else 0)
+        for table, height in zip(tables, heights, strict=False):
+            if (
+                table.styles.height is None
+                or table.styles.height.value != height
+                or table.styles.height.unit.name != "CELLS"
+            ):
+                table.styles.height = height
 
     def _note_changes(self, snapshot: EngineSnapshot) -> None:
         """Say in the log when the venue link degrades or recovers, so nothing degrades
         silently. (State changes and the kill switch the engine logs itself.)"""
         if not snapshot.seq:
             return
+        self._alert(snapshot)
         degraded = tuple(degraded_parts(snapshot.connectivity))
         if degraded != self._degraded:
             if degraded:
-                detail = snapshot.connectivity.detail
+                detail = operator_words(snapshot.connectivity.detail)
                 self.event_log.note(
                     "degraded: " + ", ".join(degraded) + (f" ({detail})" if detail else ""),
                     snapshot.venue_time,
@@ -105,6 +168,33 @@ class MainScreen(Screen[None]):
                 self.event_log.note("connectivity restored: REST, stream and data up", snapshot.venue_time)
             self._degraded = degraded
 
+    def _alert(self, snapshot: EngineSnapshot) -> None:
+        """Ring the bell and show a notification, once each time: the desk HALTED (by
+        the kill switch or a trip), tripped to REDUCING, or lost its venue link."""
+        state = effective_state(snapshot, self.desk.halt_pending)
+        if state is TradingState.ACTIVE:
+            self._alerted_state = None
+        elif state is not self._alerted_state:
+            self._alerted_state = state
+            pending = self.desk.halt_pending and snapshot.trading_state is not TradingState.HALTED
+            reason = "kill switch sent" if pending else state_reason(snapshot) or "no new orders"
+            self.app.bell()
+            self.app.notify(f"{state.value}: {reason}", title="Trading state", severity="error", timeout=10)
+        c = snapshot.connectivity
+        lost = c.rest == "down" or c.trade_stream == "down"
+        if lost and not self._link_alerted:
+            self._link_alerted = True
+            what = "venue unreachable" if c.rest == "down" else "trade stream down"
+            self.app.bell()
+            self.app.notify(
+                f"{what}: {operator_words(c.detail) or 'reconnecting'}",
+                title="Venue link lost",
+                severity="error",
+                timeout=10,
+            )
+        elif not lost and c.rest == "up" and c.trade_stream == "up":
+            self._link_alerted = False
+
     # -- what can be done now ----------------------------------------------------
 
     def _halted(self) -> bool:
@@ -112,10 +202,14 @@ class MainScreen(Screen[None]):
 
     def _signature(self) -> tuple:
         snap = self.desk.snapshot
+        key = self.queue.selected_key
         return (
             self._halted(),
             snap.trading_ready,
-            self.queue.selected_key is not None,
+            self.queue.row_count > 0,
+            key is not None and self.queue.is_new(key),
+            bool(self.queue.new_keys),
+            key is not None,
             self.orders.selected_key is not None,
             bool(snap.positions),
             snap.trading_state,
@@ -133,34 +227,57 @@ class MainScreen(Screen[None]):
         self.refresh_enabled()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """True: applies now. None: shown greyed out (e.g. approve while HALTED).
+        False: does not apply in this state, left out of the footer. A key pressed for
+        an action that is not True says why (on_key), never nothing."""
         snap = self.desk.snapshot
+        queue_empty = not self.queue.row_count if hasattr(self, "queue") else True
         if action in ("approve", "approve_all"):
+            if queue_empty:
+                return False
             if self._halted() or not snap.trading_ready:
                 return None
-            return None if self.queue.selected_key is None else True
+            if action == "approve":
+                key = self.queue.selected_key
+                return None if key is None or self.queue.is_new(key) else True
+            return True if self.queue.seen_keys else None
         if action in ("reject", "reject_all"):
-            return None if self.queue.selected_key is None else True
+            if queue_empty:
+                return False
+            return None if action == "reject" and self.queue.selected_key is None else True
         if action == "cancel_order":
-            return None if self.orders.selected_key is None else True
+            return True if hasattr(self, "orders") and self.orders.selected_key is not None else False
         if action == "flatten":
-            return True if snap.positions else None
+            return True if snap.positions else False
         if action == "resume":
-            return True if self._halted() or snap.trading_state is not TradingState.ACTIVE else None
+            return True if self._halted() or snap.trading_state is not TradingState.ACTIVE else False
         return True
 
     def why_not(self, action: str) -> str:
+        snap = self.desk.snapshot
+        if action in ("approve", "approve_all", "reject", "reject_all") and not self.queue.row_count:
+            return "the approval queue is empty"
         if self._halted() and action in ("approve", "approve_all"):
-            return "HALTED: nothing new is sent until you resume"
-        if not self.desk.snapshot.trading_ready and action in ("approve", "approve_all"):
-            return f"not ready: {self.desk.snapshot.not_ready_reason or 'start-up reconciliation'}"
+            return "HALTED: nothing new is sent until you resume (U)"
+        if not snap.trading_ready and action in ("approve", "approve_all"):
+            return f"not ready: {snap.not_ready_reason or 'start-up reconciliation'}"
+        if action == "approve":
+            key = self.queue.selected_key
+            if key is not None and self.queue.is_new(key):
+                row = self.queue.selected_row
+                return (
+                    f"{row.symbol if row else key} arrived {self.queue.on_screen_for(key):.1f} s ago: "
+                    "look at it first, nothing was sent"
+                )
+        if action == "approve_all" and not self.queue.seen_keys:
+            return f"the {len(self.queue.new_keys)} intents just arrived: look at them first, nothing was sent"
+        if action == "resume":
+            return f"already {snap.trading_state.value}: nothing to resume"
         return {
             "approve": "no intent selected",
             "reject": "no intent selected",
-            "approve_all": "no intent waiting",
-            "reject_all": "no intent waiting",
-            "cancel_order": "no working order selected",
+            "cancel_order": "no working order selected" if snap.orders else "no working orders",
             "flatten": "no position to flatten",
-            "resume": "already ACTIVE",
         }.get(action, "not available now")
 
     def _allowed(self, action: str) -> bool:
@@ -168,6 +285,27 @@ class MainScreen(Screen[None]):
             return True
         self.desk.say(f"{keys.BY_ID[action].label}: {self.why_not(action)}", warning=True)
         return False
+
+    def _main_key_actions(self) -> dict[str, str]:
+        """Key name -> action of this screen's bindings, as remapped by the keymap."""
+        out: dict[str, str] = {}
+        for key in keys.KEYS:
+            if key.where != "main":
+                continue
+            for name in keys.effective_key(key, self.desk.keymap).split(","):
+                name = name.strip()
+                if len(name) == 1 and not name.isalnum():
+                    name = _character_to_key(name)
+                out[name] = key.action
+        return out
+
+    def on_key(self, event: events.Key) -> None:
+        """A key whose action does not apply now says why (Textual would skip it silently)."""
+        action = self._key_actions.get(event.key)
+        if action is not None and not self.check_action(action, ()):
+            event.stop()
+            event.prevent_default()
+            self._allowed(action)
 
     # -- actions: each an engine command addressed by id --------------------------
 
@@ -185,27 +323,37 @@ class MainScreen(Screen[None]):
             label = f"reject {row.side} {row.qty} {row.symbol}" if row else f"reject {intent_id}"
             self.desk.send(RejectIntent(intent_id), label)
 
-    def action_approve_all(self) -> None:
-        if not self._allowed("approve_all"):
-            return
-        n = len(self.desk.snapshot.intents)
+    def _all_by_id(self, verb: str, command: type, targets: list[str]) -> None:
+        """Ask, then send one command per intent the operator saw (addressed by id):
+        an intent that arrives while the question is open is not swept in."""
+        queue = self.queue
+        new = len(queue.new_keys) if verb == "approve" else 0
+        n = len(targets)
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.desk.send(ApproveAll(), f"approve all ({n})")
+                waiting = [key for key in targets if key in self.desk.snapshot.intents]
+                self.desk.send_each([command(key) for key in waiting], f"{verb} all ({len(waiting)})")
 
+        detail = (
+            "Each one is checked by risk again before it is sent to the venue."
+            if verb == "approve"
+            else "Nothing is sent for them; the model may propose them again at the next bar."
+        )
+        if new:
+            detail += f" {new} that just arrived stay waiting."
         self.app.push_screen(
-            ConfirmScreen(
-                f"Approve all {n} waiting intents?",
-                "Each one is checked by risk again before it is sent to the venue.",
-                yes="Approve all",
-            ),
+            ConfirmScreen(f"{verb.capitalize()} all {n} waiting intents?", detail, yes=f"{verb.capitalize()} all"),
             answered,
         )
 
+    def action_approve_all(self) -> None:
+        if self._allowed("approve_all"):
+            self._all_by_id("approve", ApproveIntent, self.queue.seen_keys)
+
     def action_reject_all(self) -> None:
         if self._allowed("reject_all"):
-            self.desk.send(RejectAll(), f"reject all ({len(self.desk.snapshot.intents)})")
+            self._all_by_id("reject", RejectIntent, list(self.queue._source))
 
     def action_cancel_order(self) -> None:
         if self._allowed("cancel_order"):
@@ -224,8 +372,7 @@ class MainScreen(Screen[None]):
         self.app.push_screen(
             ConfirmScreen(
                 f"Flatten all {n} positions?",
-                "Sends an order to close every position, now, whatever the signals say. "
-                "Allowed while HALTED.",
+                "Sends an order to close every position, now, whatever the signals say. Allowed while HALTED.",
                 yes="Flatten",
                 danger=True,
             ),
@@ -275,6 +422,11 @@ class MainScreen(Screen[None]):
                 self.desk.send(command, f"{what} {command.symbol}")
 
         self.app.push_screen(OverrideScreen(symbol, current), answered)
+
+    def action_rollout(self) -> None:
+        from console.screens.rollout import RolloutScreen
+
+        self.app.push_screen(RolloutScreen())
 
     def action_filter(self) -> None:
         self.event_log.open_filter()

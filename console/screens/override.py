@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from console.widgets.form import FORM_BINDINGS, FormInput, FormSelect
 from engine.commands import SetOverride
 from engine.model import RolloutMode, SideRestriction
 from engine.snapshot import OverrideRow
@@ -63,12 +64,16 @@ class OverrideScreen(ModalScreen[SetOverride | None]):
     OverrideScreen .field { height: 1; margin-bottom: 1; }
     OverrideScreen .field Label { width: 28; color: $text-muted; }
     OverrideScreen .field Input, OverrideScreen .field Select { width: 1fr; }
+    OverrideScreen .field:focus-within Label { color: $accent; text-style: bold; }
+    OverrideScreen .field Input:focus { background: $accent 25%; }
+    OverrideScreen .field Select:focus > SelectCurrent { background: $accent 25%; }
     OverrideScreen #problem { color: $error; height: auto; }
     OverrideScreen #buttons { height: auto; align-horizontal: right; margin-top: 1; }
     OverrideScreen Button { margin-left: 1; min-width: 10; }
     """
 
     BINDINGS = [
+        *FORM_BINDINGS,
         Binding("escape", "cancel", "Cancel", show=False),
         Binding("ctrl+s", "apply", "Apply", id="override_apply"),
     ]
@@ -84,10 +89,10 @@ class OverrideScreen(ModalScreen[SetOverride | None]):
             yield Static(self._title(), id="title")
             with Horizontal(classes="field"):
                 yield Label("Symbol")
-                yield Input(self.symbol, id="symbol", compact=True, restrict=r"[A-Za-z0-9.\-]*")
+                yield FormInput(self.symbol, id="symbol", compact=True, restrict=r"[A-Za-z0-9.\-]*")
             with Horizontal(classes="field"):
                 yield Label("Rollout mode")
-                yield Select(
+                yield FormSelect(
                     MODE_OPTIONS,
                     prompt="(default)",
                     value=cur.mode if cur and cur.mode else Select.NULL,
@@ -96,17 +101,29 @@ class OverrideScreen(ModalScreen[SetOverride | None]):
                 )
             with Horizontal(classes="field"):
                 yield Label("Max position, USD")
-                yield Input(_text(cur and cur.max_position_usd), placeholder="no cap", id="max-usd", compact=True, restrict=r"[0-9.,$]*")
+                yield FormInput(
+                    _text(cur and cur.max_position_usd),
+                    placeholder="no cap",
+                    id="max-usd",
+                    compact=True,
+                    restrict=r"[0-9.,$]*",
+                )
             with Horizontal(classes="field"):
                 yield Label("Max position, % of equity")
                 pct = cur.max_position_pct * 100 if cur and cur.max_position_pct is not None else None
-                yield Input(_text(pct), placeholder="no cap", id="max-pct", compact=True, restrict=r"[0-9.]*")
+                yield FormInput(_text(pct), placeholder="no cap", id="max-pct", compact=True, restrict=r"[0-9.]*")
             with Horizontal(classes="field"):
                 yield Label("Size multiplier")
-                yield Input(_text(cur and cur.size_multiplier), placeholder="1", id="multiplier", compact=True, restrict=r"[0-9.]*")
+                yield FormInput(
+                    _text(cur and cur.size_multiplier),
+                    placeholder="1",
+                    id="multiplier",
+                    compact=True,
+                    restrict=r"[0-9.]*",
+                )
             with Horizontal(classes="field"):
                 yield Label("Side")
-                yield Select(
+                yield FormSelect(
                     SIDE_OPTIONS,
                     prompt="(default)",
                     value=cur.side if cur and cur.side else Select.NULL,
@@ -142,6 +159,11 @@ class OverrideScreen(ModalScreen[SetOverride | None]):
         if pct is not None and pct > 100:
             raise InvalidField(f"max position %: at most 100, got {pct}")
         multiplier = _decimal(self.query_one("#multiplier", Input).value, "size multiplier")
+        if mode is Select.NULL and side is Select.NULL and usd is None and pct is None and multiplier is None:
+            raise InvalidField(
+                "nothing to override: set at least one field"
+                + (" (or Clear override to remove it)" if self.current else "")
+            )
         return SetOverride(
             symbol=symbol,
             mode=None if mode is Select.NULL else str(mode),

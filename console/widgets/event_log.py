@@ -4,9 +4,12 @@ reconnects, state changes, the kill switch, and what the console itself noticed.
 
 from __future__ import annotations
 
+import re
 from collections import deque
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
-from typing import Iterable
+from decimal import Decimal
 
 from rich.text import Text
 from textual import on
@@ -17,6 +20,8 @@ from textual.widgets import Input, RichLog
 
 from console import format as fmt
 from console.messages import FilterChanged
+from console.widgets.form import FormInput
+from console.words import operator_words
 from engine.snapshot import EventRow
 
 KIND_STYLE = {
@@ -47,6 +52,51 @@ KIND_LABEL = {
 }
 
 
+_DENIAL = re.compile(
+    r"^DENIED (?:buy|sell) [\d.,]+ [A-Z.\-]+: ([A-Z_]{4,})(.*?)(?:; signal (?:buy|sell) .*)?$", re.DOTALL
+)
+_AT_PRICE = re.compile(r"@ \$?(\d+(?:\.\d+)?)")
+_NUMBERS = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _repeat_key(event: EventRow) -> tuple:
+    """Events with the same key say the same thing (e.g. one denial reason, symbol by symbol)."""
+    denial = _DENIAL.match(event.text) if event.kind == "denial" else None
+    if denial:
+        return ("denial", denial[1], _NUMBERS.sub("#", denial[2]))
+    text = event.text.replace(event.symbol, "") if event.symbol else event.text
+    return (event.kind, _NUMBERS.sub("#", text))
+
+
+def fold_repeats(events: list[EventRow]) -> list[EventRow]:
+    """Consecutive events that say the same thing become one line with a count and
+    the symbols: 45 HALTED denials of a bar are one line, not 45 of three lines."""
+    out: list[EventRow] = []
+    run: list[EventRow] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        if len(run) == 1:
+            out.append(run[0])
+        else:
+            first = run[0]
+            denial = _DENIAL.match(first.text) if first.kind == "denial" else None
+            what = f"DENIED: {denial[1]}{denial[2]}" if denial else first.text
+            symbols = [e.symbol for e in run if e.symbol]
+            listed = ", ".join(dict.fromkeys(symbols))
+            text = f"×{len(run)} {what}" + (f" — {listed}" if listed else "")
+            out.append(replace(run[-1], symbol=None, text=text))
+        run.clear()
+
+    for event in events:
+        if run and _repeat_key(run[-1]) != _repeat_key(event):
+            flush()
+        run.append(event)
+    flush()
+    return out
+
+
 def event_line(event: EventRow) -> Text:
     style = KIND_STYLE.get(event.kind, "")
     line = Text.assemble(
@@ -57,7 +107,10 @@ def event_line(event: EventRow) -> Text:
     )
     if event.symbol:
         line.append(f"{event.symbol} ", style="bold")
-    line.append(event.text, style=style if event.kind in ("error", "kill") else "")
+    text = operator_words(event.text)
+    if event.kind == "fill":  # prices as everywhere else on screen (fmt.price)
+        text = _AT_PRICE.sub(lambda m: f"@ {fmt.price(Decimal(m[1]))}", text)
+    line.append(text, style=style if event.kind in ("error", "kill") else "")
     return line
 
 
@@ -66,9 +119,7 @@ def matches(event: EventRow, needle: str) -> bool:
     'aapl fill' = AAPL's fills; '!conn' = everything but connection events."""
     if not needle:
         return True
-    haystack = " ".join(
-        (event.kind, KIND_LABEL.get(event.kind, ""), event.symbol or "", event.text)
-    ).lower()
+    haystack = " ".join((event.kind, KIND_LABEL.get(event.kind, ""), event.symbol or "", event.text)).lower()
     for word in needle.lower().split():
         if word.startswith("!"):
             if word[1:] and word[1:] in haystack:
@@ -76,6 +127,20 @@ def matches(event: EventRow, needle: str) -> bool:
         elif word not in haystack:
             return False
     return True
+
+
+class EventLines(RichLog):
+    """The log's lines. RichLog wraps a line when it is written; at a new width the
+    EventLog writes them all again (asked from here: this widget's own width is the
+    one the lines are wrapped to, and it is final only once this widget resized)."""
+
+    def on_resize(self) -> None:
+        width = self.scrollable_content_region.width
+        if width != getattr(self, "_wrapped_at", width):
+            owner = self.parent
+            if isinstance(owner, EventLog):
+                owner.call_after_refresh(owner._rewrite)
+        self._wrapped_at = width
 
 
 class EventLog(Vertical):
@@ -107,8 +172,10 @@ class EventLog(Vertical):
         self.filter_text = ""
 
     def compose(self) -> ComposeResult:
-        yield RichLog(max_lines=KEEP, wrap=True, min_width=20, markup=False, highlight=False, id="log-lines")
-        yield Input(placeholder="filter: words to match, !word to hide (enter keeps, esc clears)", id="log-filter", compact=True)
+        yield EventLines(max_lines=KEEP, wrap=True, min_width=20, markup=False, highlight=False, id="log-lines")
+        yield FormInput(
+            placeholder="filter: words to match, !word to hide (enter keeps, esc clears)", id="log-filter", compact=True
+        )
 
     def on_mount(self) -> None:
         self.query_one("#log-filter", Input).cursor_blink = getattr(self.app, "blink", True)
@@ -132,9 +199,14 @@ class EventLog(Vertical):
     def _append(self, events: list[EventRow]) -> None:
         self._events.extend(events)
         log = self._log
-        for event in events:
-            if matches(event, self.filter_text):
-                log.write(event_line(event))
+        for event in fold_repeats([e for e in events if matches(e, self.filter_text)]):
+            log.write(event_line(event))
+
+    def _rewrite(self) -> None:
+        log = self._log
+        log.clear()
+        for event in fold_repeats([e for e in self._events if matches(e, self.filter_text)]):
+            log.write(event_line(event))
 
     # -- filtering ------------------------------------------------------------
 
@@ -147,11 +219,7 @@ class EventLog(Vertical):
     def set_filter(self, text: str) -> None:
         self.filter_text = text.strip()
         self.border_title = f"Events · filter: {self.filter_text}" if self.filter_text else "Events"
-        log = self._log
-        log.clear()
-        for event in self._events:
-            if matches(event, self.filter_text):
-                log.write(event_line(event))
+        self._rewrite()
         self.post_message(FilterChanged(self.filter_text))
 
     @on(Input.Changed, "#log-filter")

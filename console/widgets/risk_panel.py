@@ -4,12 +4,12 @@ P&L as a sparkline."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
 from console import format as fmt
 from engine.snapshot import EngineSnapshot, LimitUsage
@@ -18,7 +18,13 @@ LABEL_WIDTH = 18  # at least; grows to the longest limit name, up to MAX_LABEL
 MAX_LABEL = 24
 
 
-def usage_style(fraction: float) -> str:
+#: limits the engine fills by design every bar: at 100 % they are working, not in danger
+QUOTAS = ("orders this bar",)
+
+
+def usage_style(fraction: float, name: str = "") -> str:
+    if name in QUOTAS:
+        return "bold red" if fraction > 1.0 else "cyan"
     if fraction >= 0.9:
         return "bold red"
     if fraction >= 0.7:
@@ -32,12 +38,41 @@ def usage_line(limit: LimitUsage, width: int, label_width: int = LABEL_WIDTH) ->
     shown = f"{fraction * 100:4.0f}%"
     bar_width = max(4, width - label_width - len(shown) - 2)
     filled = min(bar_width, round(min(fraction, 1.0) * bar_width))
-    style = usage_style(fraction)
-    line = Text(f"{limit.name[:label_width - 1]:<{label_width}}", style="bold" if fraction >= 0.9 else "")
+    style = usage_style(fraction, limit.name)
+    alarming = style == "bold red"
+    line = Text(f"{limit.name[: label_width - 1]:<{label_width}}", style="bold" if alarming else "")
     line.append("█" * filled, style=style)
     line.append("░" * (bar_width - filled), style="dim")
     line.append(f" {shown}", style=style)
     return line
+
+
+#: the sparkline's scale spans at least this many dollars: cents of noise are not a curve
+MIN_SPAN = 100.0
+_EIGHTHS = " ▁▂▃▄▅▆▇█"
+
+
+def pl_spark(values: Sequence[float], width: int, height: int = 2, min_span: float = MIN_SPAN) -> Text:
+    """The day's P&L as bars on a scale that includes zero and spans at least
+    min_span: flat P&L is a flat line at the bottom, not bars at full height."""
+    if width <= 0 or not values:
+        return Text("\n".join(" " * max(width, 0) for _ in range(height)))
+    if len(values) > width:  # the most recent, one sample per column (the last of each bucket)
+        step = len(values) / width
+        values = [values[min(len(values) - 1, int((i + 1) * step) - 1)] for i in range(width)]
+    lo, hi = min(0.0, *values), max(0.0, *values)
+    span = max(hi - lo, min_span)
+    if lo < 0:  # a loss: centre the curve in the scale (all gains sit on the bottom)
+        lo -= (span - (hi - lo)) / 2
+    levels = [max(1, round((v - lo) / span * height * 8)) for v in values]
+    rows = []
+    for row in range(height, 0, -1):  # top row first
+        line = Text()
+        for v, level in zip(values, levels, strict=False):
+            eighths = min(8, max(0, level - (row - 1) * 8))
+            line.append(_EIGHTHS[eighths], style="green" if v > 0 else "red" if v < 0 else "dim")
+        rows.append(line)
+    return Text("\n").join(rows)
 
 
 class RiskPanel(Vertical):
@@ -49,7 +84,7 @@ class RiskPanel(Vertical):
     }
     RiskPanel #limits { height: auto; }
     RiskPanel #pl-label { height: 1; color: $text-muted; }
-    RiskPanel Sparkline { height: 2; margin: 0 0; }
+    RiskPanel #pl-sparkline { height: 2; margin: 0 0; }
     """
 
     def __init__(self) -> None:
@@ -62,10 +97,15 @@ class RiskPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="limits")
         yield Static(id="pl-label")
-        yield Sparkline([], id="pl-sparkline")
+        yield Static(id="pl-sparkline")
 
     def on_resize(self) -> None:
         self._render_limits()
+        self._render_spark()
+
+    def _render_spark(self) -> None:
+        spark = self.query_one("#pl-sparkline", Static)
+        spark.update(pl_spark(self._history or (), spark.content_region.width or self.content_region.width))
 
     def show(self, snapshot: EngineSnapshot) -> None:
         if snapshot.limits is not self._limits:
@@ -73,7 +113,7 @@ class RiskPanel(Vertical):
             self._render_limits()
         if snapshot.pl_history is not self._history:
             self._history = snapshot.pl_history
-            self.query_one(Sparkline).data = list(snapshot.pl_history)
+            self._render_spark()
         label = Text.assemble("day P&L ", fmt.pnl_text(snapshot.day_pl))
         if snapshot.pl_history:
             label.append(

@@ -10,6 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from console import format as fmt
+from console.words import operator_words
 from engine.model import TradingState
 from engine.snapshot import Connectivity, EngineSnapshot
 
@@ -41,6 +42,27 @@ def degraded_parts(conn: Connectivity) -> list[str]:
     return parts
 
 
+_TRIP_WORDS = {"daily_loss": "daily-loss trip", "venue_outage": "venue-outage trip", "error_rate": "error-rate trip"}
+
+
+def state_reason(snapshot: EngineSnapshot) -> str:
+    """Why the desk is in its state, in the operator's words: the engine's last
+    state-change cause ('automatic: daily_loss: ...' -> 'daily-loss trip: ...').
+    A dedicated `state_reason` field, once the engine publishes one, wins."""
+    cause = getattr(snapshot, "state_reason", "") or snapshot.state_cause or ""
+    if cause.startswith("automatic: "):
+        kind, _, detail = cause.removeprefix("automatic: ").partition(": ")
+        words = _TRIP_WORDS.get(kind, f"automatic {kind.replace('_', ' ')} trip")
+        return f"{words}: {detail}" if detail else words
+    if cause.startswith("kill switch: "):
+        by = cause.removeprefix("kill switch: ").replace("kill switch", "").strip(" :")
+        if by.startswith("operator"):
+            where = by.removeprefix("operator").strip(" :,")
+            by = "operator" + (f", {where}" if where else "")
+        return f"kill switch ({by})" if by else "kill switch"
+    return cause
+
+
 def effective_state(snapshot: EngineSnapshot, halt_pending: bool) -> TradingState:
     """The state to show: HALTED as soon as the kill switch was pressed, before
     the engine's snapshot says so."""
@@ -63,7 +85,7 @@ class StatusBar(Horizontal):
         padding: 0 1;
     }
     StatusBar #state-badge {
-        width: 12;
+        width: 10;
         height: 2;
         content-align: center middle;
         text-style: bold;
@@ -85,12 +107,18 @@ class StatusBar(Horizontal):
     def __init__(self, *, clock_in_view: bool = True) -> None:
         super().__init__(id="status-bar")
         self.clock_in_view = clock_in_view
+        self._snapshot: EngineSnapshot | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="status-facts")
         yield Static("…", id="state-badge")
 
+    def on_resize(self) -> None:
+        if self._snapshot is not None:
+            self.query_one("#status-facts", Static).update(self._facts(self._snapshot))
+
     def show(self, snapshot: EngineSnapshot, *, halt_pending: bool) -> None:
+        self._snapshot = snapshot
         self.query_one("#status-facts", Static).update(self._facts(snapshot))
         state = effective_state(snapshot, halt_pending)
         badge = self.query_one("#state-badge", Static)
@@ -99,22 +127,42 @@ class StatusBar(Horizontal):
             badge.set_class(state.value.lower() == name, f"-{name}")
 
     def _facts(self, s: EngineSnapshot) -> Text:
+        """Two lines, each kept to one line: at a narrow width the account number goes
+        first, then the word labels, never a figure (the second line must not be
+        pushed off by a long first one)."""
+        width = self.query_one("#status-facts", Static).content_region.width or 200
+        line1 = self._line1(s, account=True, long=True)
+        if line1.cell_len > width:
+            line1 = self._line1(s, account=True, long=False)
+        if line1.cell_len > width:
+            line1 = self._line1(s, account=False, long=False)
+        line2 = self._line2(s)
+        for line in (line1, line2):
+            line.no_wrap = True
+            line.overflow = "ellipsis"
+        return Text("\n", no_wrap=True).join([line1, line2])
+
+    def _line1(self, s: EngineSnapshot, *, account: bool, long: bool) -> Text:
         live = s.mode.upper() == "LIVE"
         line1 = Text.assemble(
-            (f" {s.venue} ", "bold reverse"),
+            (f" {s.venue} " if long else s.venue, "bold reverse"),
             " ",
-            (f" {s.mode} ", "bold white on red" if live else "bold black on dodger_blue2"),
-            " ",
-            (s.account_number or fmt.DASH, "dim"),
-            "  eq ",
-            (fmt.money(s.equity), "bold"),
-            "  day ",
-            fmt.pnl_text(s.day_pl),
+            (f" {s.mode} " if long else s.mode, "bold white on red" if live else "bold black on dodger_blue2"),
         )
+        if account:
+            line1.append(" ")
+            line1.append(s.account_number or fmt.DASH, style="dim")
+        line1.append("  eq " if long else " eq ")
+        line1.append(fmt.money(s.equity), style="bold")
+        line1.append("  day " if long else " day ")
+        line1.append_text(fmt.pnl_text(s.day_pl))
         if s.daily_loss_limit:
             used = max(0.0, float(-s.day_pl / s.daily_loss_limit)) if s.day_pl < 0 else 0.0
             style = "red" if used >= 0.9 else "yellow" if used >= 0.6 else "dim"
             line1.append(f" / -{fmt.money(s.daily_loss_limit, decimals=0)} ({fmt.pct(used, decimals=0)})", style=style)
+        return line1
+
+    def _line2(self, s: EngineSnapshot) -> Text:
         conn = s.connectivity
         line2 = Text.assemble(
             " ",
@@ -135,7 +183,7 @@ class StatusBar(Horizontal):
         line2.append(fmt.venue_clock(s.last_bar_ts, with_seconds=False) if s.last_bar_ts else "none yet")
         if s.bars_processed:
             line2.append(f" #{s.bars_processed}", style="dim")
-        return Text("\n").join([line1, line2])
+        return line2
 
 
 class Banner(Static):
@@ -163,27 +211,27 @@ class Banner(Static):
         if state is TradingState.HALTED:
             if halt_pending and snapshot.trading_state is not TradingState.HALTED:
                 parts.append("HALTED: kill switch sent, cancelling every open order")
-            elif kill.phase in ("requested", "sent"):
-                parts.append(f"HALTED: kill switch, cancelling {kill.cancels_requested} orders at the venue")
-            elif kill.phase == "confirmed":
-                parts.append(f"HALTED: kill switch, venue confirmed {kill.cancels_confirmed} cancels")
-            elif kill.phase == "failed":
-                parts.append(f"HALTED: kill switch FAILED: {kill.detail or 'see log'}")
             else:
-                parts.append(f"HALTED: {snapshot.state_cause or 'no new orders'}")
+                # the cause first (a daily-loss trip is not "the kill switch"), then the cancels
+                text = f"HALTED: {state_reason(snapshot) or 'no new orders'}"
+                if kill.phase in ("requested", "sent"):
+                    text += f" · cancelling {kill.cancels_requested} orders at the venue"
+                elif kill.phase == "confirmed":
+                    text += f" · venue confirmed {kill.cancels_confirmed} cancels"
+                elif kill.phase == "failed":
+                    text += f" · cancel-all FAILED: {kill.detail or 'see log'}"
+                parts.append(text)
         elif state is TradingState.REDUCING:
-            parts.append(f"REDUCING: {snapshot.state_cause or 'only exposure-reducing orders'}")
+            parts.append(f"REDUCING: {state_reason(snapshot) or 'only exposure-reducing orders'}")
         if not snapshot.trading_ready:
             parts.append(f"NOT READY: {snapshot.not_ready_reason or 'start-up reconciliation'}")
         problems = degraded_parts(snapshot.connectivity)
         if problems and snapshot.seq:
-            detail = snapshot.connectivity.detail
+            detail = operator_words(snapshot.connectivity.detail)
             parts.append("DEGRADED: " + ", ".join(problems) + (f" ({detail})" if detail else ""))
         text = "  │  ".join(parts)
         self.set_class(bool(parts), "-shown")
         self.set_class(state is TradingState.HALTED, "-halted")
         self.set_class(state is TradingState.REDUCING, "-reducing")
-        self.set_class(
-            state is TradingState.ACTIVE and bool(parts), "-degraded"
-        )
+        self.set_class(state is TradingState.ACTIVE and bool(parts), "-degraded")
         self.update(text)

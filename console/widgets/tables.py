@@ -8,9 +8,13 @@ stays on the same id, whatever rows come and go around it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Mapping, Sequence
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -22,11 +26,28 @@ from engine.snapshot import IntentRow, OrderRow, PositionRow
 Cell = str | Text
 
 
+_NO_MARKS: Mapping[str, Any] = MappingProxyType({})
+
+
+def _same(before: Cell, after: Cell) -> bool:
+    """Cells equal as shown: rich's Text == ignores the base style (a highlight)."""
+    if isinstance(before, Text) and isinstance(after, Text):
+        return before == after and before.style == after.style
+    return before == after
+
+
+def _same_row(before: tuple[Cell, ...], after: tuple[Cell, ...]) -> bool:
+    return len(before) == len(after) and all(_same(b, a) for b, a in zip(before, after, strict=False))
+
+
 @dataclass(frozen=True, slots=True)
 class RenderContext:
     """What a row's rendering may depend on besides the row itself."""
 
     venue_time: datetime | None
+    #: the latest market price by symbol (the snapshot's quotes when it carries them,
+    #: else the positions' last prices); a symbol without one shows a dash
+    marks: Mapping[str, Any] = field(default_factory=lambda: _NO_MARKS)
 
 
 class LiveTable(DataTable):
@@ -42,6 +63,8 @@ class LiveTable(DataTable):
     COLUMNS: ClassVar[Sequence[tuple[str, str, bool]]] = ()
     #: indexes of the columns that depend on the venue clock
     TIME_COLUMNS: ClassVar[Sequence[int]] = ()
+    #: indexes of the columns that depend on market prices (RenderContext.marks)
+    MARK_COLUMNS: ClassVar[Sequence[int]] = ()
     #: above this many removals in one snapshot, remove them in one pass
     BULK_REMOVE_AT: ClassVar[int] = 16
 
@@ -52,8 +75,11 @@ class LiveTable(DataTable):
         self._source: dict[str, Any] = {}
         self._cells: dict[str, tuple[Cell, ...]] = {}
         self._venue_time: datetime | None = None
+        self._marks: Mapping[str, Any] | None = None
         self._column_keys = [key for key, _label, _right in self.COLUMNS]
         self._widest: dict[str, int] = {}  # widest text seen per column (widths only grow)
+        self._first_shown: dict[str, float] = {}  # monotonic time each row appeared on screen
+        self._ctx = RenderContext(venue_time=None)
 
     def on_mount(self) -> None:
         for key, label, right in self.COLUMNS:
@@ -85,8 +111,32 @@ class LiveTable(DataTable):
         key = self.selected_key
         return None if key is None else self._source.get(key)
 
+    def on_screen_for(self, key: str) -> float:
+        """Seconds the row has been on screen (0 when it is not)."""
+        shown = self._first_shown.get(key)
+        return 0.0 if shown is None else time.monotonic() - shown
+
+    def row_added(self, key: str) -> None:
+        """A row appeared (its cells are in the table): subclasses may mark it."""
+
+    def rerender(self, key: str) -> None:
+        """Render one row again from its source (e.g. its 'new' mark expired)."""
+        row = self._source.get(key)
+        if row is None:
+            return
+        old, new = self._cells[key], self.render_row(row, self._ctx)
+        if _same_row(old, new):
+            return
+        self._cells[key] = new
+        for index, (before, after) in enumerate(zip(old, new, strict=False)):
+            if not _same(before, after):
+                self._set_cell(key, index, after)
+        self._update_count += 1
+        self.refresh()
+
     def reconcile(self, rows: Mapping[str, Any], ctx: RenderContext) -> int:
         """Bring the table in line with `rows`. Returns how many cells changed."""
+        self._ctx = ctx
         selected = self.selected_key
         changed = 0
         gone = [key for key in self._source if key not in rows]
@@ -94,31 +144,34 @@ class LiveTable(DataTable):
             self._remove(gone)
             changed += len(gone)
         clock_moved = bool(self.TIME_COLUMNS) and ctx.venue_time != self._venue_time
-        self._venue_time = ctx.venue_time
+        marks_moved = bool(self.MARK_COLUMNS) and ctx.marks is not self._marks
+        self._venue_time, self._marks = ctx.venue_time, ctx.marks
         source, cells_by_key = self._source, self._cells
         for key, row in rows.items():
             prev = source.get(key)
             if prev is None:
+                self._first_shown[key] = time.monotonic()
                 cells = self.render_row(row, ctx)
                 self._note_widths(cells)
                 self.add_row(*cells, key=key)
                 source[key] = row
                 cells_by_key[key] = cells
+                self.row_added(key)
                 changed += 1
                 continue
-            if prev is row and not clock_moved:
+            if prev is row and not clock_moved and not marks_moved:
                 continue
             old = cells_by_key[key]
             if prev is row:
-                new = self._rerender_time(row, old, ctx)
+                new = self._rerender_time(row, old, ctx, clock_moved, marks_moved)
             else:
                 new = self.render_row(row, ctx)
                 source[key] = row
-            if new == old:
+            if _same_row(new, old):
                 continue
             cells_by_key[key] = new
-            for index, (before, after) in enumerate(zip(old, new)):
-                if before != after:
+            for index, (before, after) in enumerate(zip(old, new, strict=False)):
+                if not _same(before, after):
                     self._set_cell(key, index, after)
                     changed += 1
         if changed:
@@ -136,10 +189,21 @@ class LiveTable(DataTable):
         fresh = self.render_row(row, ctx)
         return tuple(fresh[i] for i in self.TIME_COLUMNS)
 
-    def _rerender_time(self, row: Any, old: tuple[Cell, ...], ctx: RenderContext) -> tuple[Cell, ...]:
+    def mark_cells(self, row: Any, ctx: RenderContext) -> tuple[Cell, ...]:
+        """The cells of MARK_COLUMNS alone."""
+        fresh = self.render_row(row, ctx)
+        return tuple(fresh[i] for i in self.MARK_COLUMNS)
+
+    def _rerender_time(
+        self, row: Any, old: tuple[Cell, ...], ctx: RenderContext, clock_moved: bool = True, marks_moved: bool = False
+    ) -> tuple[Cell, ...]:
         cells = list(old)
-        for index, cell in zip(self.TIME_COLUMNS, self.time_cells(row, ctx)):
-            cells[index] = cell
+        if clock_moved:
+            for index, cell in zip(self.TIME_COLUMNS, self.time_cells(row, ctx), strict=False):
+                cells[index] = cell
+        if marks_moved:
+            for index, cell in zip(self.MARK_COLUMNS, self.mark_cells(row, ctx), strict=False):
+                cells[index] = cell
         return tuple(cells)
 
     def _set_cell(self, key: str, index: int, value: Cell) -> None:
@@ -159,7 +223,7 @@ class LiveTable(DataTable):
 
     def _note_widths(self, cells: tuple[Cell, ...]) -> None:
         widest = self._widest
-        for column_key, value in zip(self._column_keys, cells):
+        for column_key, value in zip(self._column_keys, cells, strict=False):
             width = value.cell_len if isinstance(value, Text) else len(value)
             if width > widest.get(column_key, 0):
                 widest[column_key] = width
@@ -168,6 +232,7 @@ class LiveTable(DataTable):
         for key in keys:
             del self._source[key]
             del self._cells[key]
+            self._first_shown.pop(key, None)
         if len(keys) < self.BULK_REMOVE_AT:
             for key in keys:
                 self.remove_row(key)
@@ -177,9 +242,7 @@ class LiveTable(DataTable):
         doomed = {RowKey(key) for key in keys}
         where = self._row_locations
         survivors = sorted((where.get(row_key), row_key) for row_key in where if row_key not in doomed)
-        self._row_locations = type(where)(
-            {row_key: new_index for new_index, (_old, row_key) in enumerate(survivors)}
-        )
+        self._row_locations = type(where)({row_key: new_index for new_index, (_old, row_key) in enumerate(survivors)})
         for row_key in doomed:
             for column_key in self._data.get(row_key, ()):
                 self._updated_cells.discard((row_key, column_key))
@@ -212,21 +275,48 @@ class ApprovalQueue(LiveTable):
     )
     TIME_COLUMNS = (6,)
 
-    def __init__(self, *, id: str | None = "approval-queue") -> None:
+    def __init__(self, *, id: str | None = "approval-queue", new_row_guard: float = 0.0) -> None:
         super().__init__(title="Approval queue", id=id)
+        #: seconds a row is "new": highlighted, and not the target of approve / approve all
+        self.new_row_guard = new_row_guard
+        self._fresh: set[str] = set()
 
     def subtitle(self, rows: Mapping[str, Any]) -> str:
         return f"{len(rows)} waiting"
 
+    def is_new(self, key: str) -> bool:
+        """True while the row has been on screen for less than the guard."""
+        return key in self._source and self.on_screen_for(key) < self.new_row_guard
+
+    @property
+    def new_keys(self) -> list[str]:
+        return [key for key in self._source if self.is_new(key)]
+
+    @property
+    def seen_keys(self) -> list[str]:
+        """The rows the operator has had the time to see: the targets of approve all."""
+        return [key for key in self._source if not self.is_new(key)]
+
+    def row_added(self, key: str) -> None:
+        if self.new_row_guard <= 0:
+            return
+        self._fresh.add(key)
+        self.rerender(key)
+
+        def settled() -> None:
+            self._fresh.discard(key)
+            self.rerender(key)
+            refresh_enabled = getattr(self.screen, "refresh_enabled", None)
+            if refresh_enabled is not None:
+                refresh_enabled()  # approve applies to it now: the footer says so
+
+        self.set_timer(self.new_row_guard, settled)
+
     def render_row(self, row: IntentRow, ctx: RenderContext) -> tuple[Cell, ...]:
-        verdict = (
-            Text("ok", style="green")
-            if row.verdict == "ok"
-            else Text(row.verdict, style="bold yellow")
-        )
+        verdict = Text("ok", style="green") if row.verdict == "ok" else Text(row.verdict, style="bold yellow")
         if row.verdict_detail and row.verdict != "ok":
             verdict.append(f" {row.verdict_detail}", style="dim")
-        symbol = Text(row.symbol, style="bold")
+        symbol = Text(row.symbol, style="bold black on yellow" if row.intent_id in self._fresh else "bold")
         if row.reason != "signal":
             symbol.append(f" {row.reason}", style="italic dim")
         return (
@@ -266,11 +356,14 @@ class WorkingOrders(LiveTable):
         ("status", "Status", False),
         ("filled", "Filled/Qty", True),
         ("limit", "Limit", True),
+        ("mkt", "Mkt", True),
+        ("dist", "To limit", True),
         ("avg", "Avg px", True),
         ("age", "Age", True),
         ("id", "Client order id", False),
     )
-    TIME_COLUMNS = (6,)
+    TIME_COLUMNS = (8,)  # age
+    MARK_COLUMNS = (5, 6)  # market price, distance to the limit
 
     def __init__(self, *, id: str | None = "working-orders") -> None:
         super().__init__(title="Working orders", id=id)
@@ -289,13 +382,37 @@ class WorkingOrders(LiveTable):
             Text(row.status, style=_STATUS_STYLE.get(row.status, "")),
             Text(f"{fmt.qty(row.filled_qty)}/{fmt.qty(row.qty)}", justify="right"),
             Text(fmt.price(row.limit_price) if row.limit_price is not None else row.order_type, justify="right"),
+            *self._market_cells(row, ctx),
             Text(fmt.price(row.filled_avg_price), justify="right"),
-            *self.time_cells(row, ctx),
+            self._age_cell(row, ctx),
             Text(row.client_order_id, style="dim"),
         )
 
     def time_cells(self, row: OrderRow, ctx: RenderContext) -> tuple[Cell, ...]:
-        return (Text(fmt.duration(fmt.seconds_between(row.submitted_at, ctx.venue_time)), justify="right"),)
+        return (self._age_cell(row, ctx),)
+
+    def mark_cells(self, row: OrderRow, ctx: RenderContext) -> tuple[Cell, ...]:
+        return self._market_cells(row, ctx)
+
+    @staticmethod
+    def _age_cell(row: OrderRow, ctx: RenderContext) -> Cell:
+        return Text(fmt.duration(fmt.seconds_between(row.submitted_at, ctx.venue_time)), justify="right")
+
+    @staticmethod
+    def _market_cells(row: OrderRow, ctx: RenderContext) -> tuple[Cell, Cell]:
+        """The market price and how far it must move to reach the limit: for a buy,
+        how far the market is above the limit; for a sell, below it (0 % = at the limit)."""
+        mark = ctx.marks.get(row.symbol)
+        if mark is None:
+            return Text(fmt.DASH, justify="right"), Text(fmt.DASH, justify="right")
+        mark = Decimal(mark)
+        if row.limit_price is None or not row.limit_price:
+            return Text(fmt.price(mark), justify="right"), Text(fmt.DASH, justify="right")
+        away = (mark - row.limit_price) / row.limit_price
+        if row.side == "sell":
+            away = -away
+        style = "green" if away <= 0 else "yellow" if away < Decimal("0.005") else ""
+        return Text(fmt.price(mark), justify="right"), Text(f"{float(away) * 100:+.2f}%", justify="right", style=style)
 
 
 class Positions(LiveTable):

@@ -5,14 +5,14 @@ engine is mocked; only the journal's random session id is pinned so that snapsho
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 pytest.importorskip("engine.session")
 
-from tests.console.deskkit import SESSION_ID, Desk  # noqa: E402
+from tests.console.deskkit import SESSION_ID, Desk
 
 
 @pytest.fixture

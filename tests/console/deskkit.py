@@ -3,15 +3,15 @@ venue clock, fixed seed, its own journal) and helpers to drive and observe it.""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from engine.config import Credentials, Settings
 from tests.support import shipped_settings, wait_for, wait_for_async
 
 #: Monday 2 March 2026, 10:00 New York: the regular session is open
-START_AT = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
+START_AT = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 SEED = 7
 SESSION_ID = "20260302-console"
 CREDENTIALS = Credentials(key_id="CONSOLETESTKEY01", secret_key="console-test-secret-0001")
@@ -80,8 +80,9 @@ def next_bar(desk: Desk, *, timeout: float = 10.0) -> None:
     wait until the engine has processed it."""
     before = desk.handle.snapshot.bars_processed
     desk.venue.advance(desk.settings.session.bar_interval)
-    wait_for(lambda: desk.handle.snapshot.bars_processed > before, timeout=timeout,
-             what="the engine to process the next bar")
+    wait_for(
+        lambda: desk.handle.snapshot.bars_processed > before, timeout=timeout, what="the engine to process the next bar"
+    )
 
 
 def intents_waiting(desk: Desk, *, at_least: int = 1, bars: int = 5) -> None:
@@ -91,8 +92,7 @@ def intents_waiting(desk: Desk, *, at_least: int = 1, bars: int = 5) -> None:
         if len(desk.handle.snapshot.intents) >= at_least:
             return
     assert len(desk.handle.snapshot.intents) >= at_least, (
-        f"expected {at_least} intents waiting after {bars} bars, "
-        f"found {len(desk.handle.snapshot.intents)}"
+        f"expected {at_least} intents waiting after {bars} bars, found {len(desk.handle.snapshot.intents)}"
     )
 
 
@@ -112,3 +112,24 @@ def quotes_away_from_limits(desk: Desk, pct: str = "0.01") -> None:
         else:
             bid, ask = limit * (1 - away) - Decimal("0.02"), limit * (1 - away)
         desk.venue.set_quote(intent.symbol, bid.quantize(Decimal("0.01")), ask.quantize(Decimal("0.01")))
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as plain text (the screen and the ones behind it)."""
+    import io
+
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system=None,
+        record=True,
+        legacy_windows=False,
+        safe_box=False,
+    )
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()

@@ -17,7 +17,6 @@ from console.screens.help import HelpScreen
 from console.screens.override import OverrideScreen
 from engine.commands import ApproveAll
 from engine.model import TradingState
-
 from tests.console.deskkit import Desk, intents_waiting, quotes_away_from_limits, until, wait_for
 
 WIDE = (160, 48)
@@ -66,6 +65,8 @@ async def shown(pilot, log_filter: str = "!conn") -> None:
     app: ExecDeskApp = pilot.app
     await app.workers.wait_for_complete()
     await until(pilot, lambda: app._shown_seq == app.handle.snapshot.seq, what="the latest snapshot shown")
+    queue = app.main_screen.queue
+    await until(pilot, lambda: not queue.new_keys and not queue._fresh, what="no row highlighted as new")
     app.main_screen.event_log.set_filter(log_filter)
     await pilot.pause()
 
@@ -100,8 +101,10 @@ def test_halted_after_the_kill_switch(desk: Desk, snap_compare) -> None:
         await pilot.app.workers.wait_for_complete()
         await until(
             pilot,
-            lambda: desk.handle.snapshot.trading_state is TradingState.HALTED
-            and desk.handle.snapshot.kill_switch.phase == "confirmed",
+            lambda: (
+                desk.handle.snapshot.trading_state is TradingState.HALTED
+                and desk.handle.snapshot.kill_switch.phase == "confirmed"
+            ),
             what="the venue to confirm the cancels",
         )
         settled(desk)
