@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from console.app import ExecDeskApp
 from console.dev import InMemoryHandle, demo_snapshot
@@ -33,7 +33,7 @@ async def probe(size: tuple[int, int] = (160, 48)) -> dict[str, float]:
                 snap = handle.snapshot
                 i += 1
                 handle.publish(
-                    venue_time=snap.venue_time + timedelta(milliseconds=100),
+                    venue_time=(snap.venue_time or datetime.now(UTC)) + timedelta(milliseconds=100),
                     pl_history=(*snap.pl_history[-200:], float(i % 17)),
                     day_pl=snap.day_pl + 1,
                 )

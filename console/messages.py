@@ -19,9 +19,9 @@ class SnapshotApplied(Message):
 
 @dataclass
 class CommandFinished(Message):
-    """The Engine answered a command the operator gave."""
+    """The Engine answered a command the operator gave (None: a batch of none)."""
 
-    command: Command
+    command: Command | None
     result: CommandResult
     label: str
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 from console.app import ExecDeskApp
@@ -61,11 +62,15 @@ async def _until(pilot, predicate: Callable[[], bool], timeout: float = 20.0) ->
     await pilot.pause(0.2)
 
 
+def _more_bars(handle, before: int) -> bool:
+    return handle.snapshot.bars_processed > before
+
+
 def _bars(session, handle, n: int, interval: float) -> None:
     for _ in range(n):
         before = handle.snapshot.bars_processed
         session.venue.advance(interval)
-        _wait(lambda b=before: handle.snapshot.bars_processed > b)
+        _wait(partial(_more_bars, handle, before))
 
 
 def _rest(session, intent) -> None:

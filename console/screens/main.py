@@ -103,7 +103,7 @@ class MainScreen(Screen[None]):
         quotes = getattr(snapshot, "quotes", None)
         key = (id(quotes), id(snapshot.positions))
         if key == getattr(self, "_marks_key", None):
-            return self._marks_cache
+            return self._marks_cache  # type: ignore[has-type]  # set below on the first call
         marks: dict = {sym: p.last_price for sym, p in snapshot.positions.items() if p.last_price is not None}
         for sym, quote in (quotes or {}).items():
             value = (

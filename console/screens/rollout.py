@@ -87,7 +87,7 @@ class RolloutScreen(Screen[None]):
     def rows(self) -> list[tuple[str, str, str, object, object, object, str, str]]:
         """(symbol, sector, mode, max usd, max pct, multiplier, side, source) per symbol."""
         live: dict[str, OverrideRow] = dict(self.desk.snapshot.overrides)
-        out = []
+        out: list[tuple[str, str, str, object, object, object, str, str]] = []
         for asset in self.universe.assets:
             sym = asset.symbol
             row = live.get(sym)

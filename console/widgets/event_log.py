@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -134,7 +134,7 @@ class EventLines(RichLog):
     EventLog writes them all again (asked from here: this widget's own width is the
     one the lines are wrapped to, and it is final only once this widget resized)."""
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize | None = None) -> None:
         width = self.scrollable_content_region.width
         if width != getattr(self, "_wrapped_at", width):
             owner = self.parent
