@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from engine import events as ev
@@ -21,7 +21,7 @@ from engine.broker.base import BrokerUnavailable, RequestFailed, VenueQuote
 from engine.commands import CommandResult, Flatten, Halt, Resume
 from engine.core import messages as msg
 from engine.core.common import CANCEL_ALL_RETRY, KILL_POLL, MINUTE, SEQ_FLATTEN, SEQ_STOP, q, replace
-from engine.model import Order, OrderStatus, TradingState
+from engine.model import Order, OrderStatus, Side, TradingState
 from engine.orders import make_client_order_id
 from engine.risk import TripCause, flatten_plan, stop_loss_exit
 from engine.sizing import ProposedOrder
@@ -53,6 +53,7 @@ class Halting:
         self.price_read_at = 0.0  # monotonic time of the last REST price read
         self.price_reading = False
         self.flatten_campaign = 0  # numbers the operator's flattens; a new one supersedes
+        self.exit_behind_since: dict[str, float] = {}  # stop exit cid -> monotonic time the market left it
 
     # ------------------------------------------------------------------ trips
 
@@ -265,8 +266,39 @@ class Halting:
                 stale.append(sym)
         if stale and not self.price_reading and time.monotonic() - self.price_read_at >= PRICE_READ_GAP:
             e.spawn(self.read_prices(stale), "stop-prices")
+        self._chase_stop_exits(now, max_age)
         for sym in held:
             self.evaluate_stop(sym)
+
+    def _chase_stop_exits(self, now: datetime, max_age: timedelta) -> None:
+        """A stop exit the market left behind (its limit no longer marketable against a
+        usable fresh quote, or a limit while there is no such quote) is cancelled
+        after STOP_RETRY_AFTER seconds in regular hours; the next evaluation sends
+        the rest again at the current price (a market order without a fresh quote)."""
+        e = self.e
+        if not e.clock.market_open():
+            return
+        behind_now: set[str] = set()
+        for o in e.open_orders():
+            if o.reason != "stop_loss" or o.limit_price is None or not o.venue_order_id or o.status.is_local:
+                continue
+            b = e.portfolio.books.get(o.symbol)
+            if b is None:
+                continue
+            if b.fresh_quote(now, max_age) and b.bid is not None and b.ask is not None:
+                behind = o.limit_price > b.bid if o.side is Side.SELL else o.limit_price < b.ask
+            else:
+                behind = True
+            if not behind:
+                continue
+            behind_now.add(o.client_order_id)
+            since = self.exit_behind_since.setdefault(o.client_order_id, time.monotonic())
+            if time.monotonic() - since >= STOP_RETRY_AFTER:
+                e.spawn(
+                    e.submits.cancel_one(o.client_order_id, "stop exit left behind by the market: sent again"),
+                    "cancel-stop-behind",
+                )
+        self.exit_behind_since = {c: t for c, t in self.exit_behind_since.items() if c in behind_now}
 
     async def read_prices(self, symbols: Sequence[str]) -> None:
         """Latest quotes from REST, put on the inbox as quotes (so they take the path a

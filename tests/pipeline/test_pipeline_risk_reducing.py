@@ -193,3 +193,25 @@ def test_flatten_and_the_kill_switch_work_without_market_data_and_new_exposure_i
 
 def _reasons(pipe: Pipe, venue_order) -> str:
     return next(o["reason"] for o in pipe.report()["orders"] if o["client_order_id"] == venue_order.client_order_id)
+
+
+def test_a_stop_exit_the_market_left_behind_is_sent_again_at_the_current_price(make_pipe):
+    pipe = make_pipe(auto_approve=True, monitoring=FAST)
+    hold_aapl(pipe)
+    entry = pipe.session.engine.portfolio.book("AAPL").avg_entry
+    pipe.venue.set_partial_fill_prob(1.0)  # from now on every fill is partial: the exit keeps working
+    pipe.venue.set_price("AAPL", float(entry) * 0.93)
+    first = pipe.wait(
+        lambda: [o for o in pipe.eyes.open_orders() if o.symbol == "AAPL"],
+        what="the stop exit to rest at the venue, partly filled",
+    )[0]
+    pipe.venue.set_price("AAPL", float(entry) * 0.85)  # the market falls through its limit
+    pipe.wait(
+        lambda: len(stop_orders(pipe)) >= 2,
+        what="the engine to cancel the stop exit left behind and send the rest again",
+    )
+    first_row, second_row = stop_orders(pipe)[:2]
+    assert first_row["client_order_id"] == first.client_order_id
+    assert first_row["status"] == "canceled"
+    assert Decimal(second_row["limit_price"]) < Decimal(first.limit_price)
+    assert Decimal(second_row["qty"]) == Decimal(first.qty) - Decimal(first_row["filled_qty"])
