@@ -373,6 +373,8 @@ class Halting:
         Then it follows up (_follow_flatten) until the venue reports flat."""
         e = self.e
         if not e.portfolio.positions:
+            await e.sync.reconcile("flatten")  # the venue is authoritative: ask it before saying "none"
+        if not e.portfolio.positions:
             _answer(future, CommandResult(True, "no positions to flatten"))
             return
         e.note("kill", None, f"FLATTEN ({cause}): cancelling open orders first")
