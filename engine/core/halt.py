@@ -52,6 +52,7 @@ class Halting:
         self.stop_denied_at: dict[str, float] = {}  # symbol -> monotonic time of a denied stop exit
         self.price_read_at = 0.0  # monotonic time of the last REST price read
         self.price_reading = False
+        self.price_read_failed = False
         self.flatten_campaign = 0  # numbers the operator's flattens; a new one supersedes
         self.exit_behind_since: dict[str, float] = {}  # stop exit cid -> monotonic time the market left it
 
@@ -309,10 +310,15 @@ class Halting:
         try:
             quotes = await e.broker.latest_quotes(list(symbols))
         except BrokerUnavailable as exc:
-            e.note("error", None, f"latest quotes from REST unavailable ({exc}): stops use the last trusted prices")
+            if not self.price_read_failed:  # said once until a read succeeds
+                self.price_read_failed = True
+                e.note("error", None, f"latest quotes from REST unavailable ({exc}): exits use the last trusted prices")
             return
         finally:
             self.price_reading = False
+        if self.price_read_failed:
+            self.price_read_failed = False
+            e.note("info", None, "latest quotes from REST available again")
         for quote in quotes.values():
             e.put(quote)
 
