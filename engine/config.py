@@ -144,6 +144,8 @@ class RiskManagementSection(_Section):
     max_error_rate: float = Field(0.5, gt=0, le=1)
     error_window: int = Field(20, ge=1)
     stop_loss_skips_approval: bool = True
+    max_quote_spread_bps: float = Field(300, gt=0, le=10000)
+    exit_price_collar_pct: float = Field(0.03, gt=0, le=0.5)
 
 
 class OrderManagementSection(_Section):
@@ -160,6 +162,7 @@ class MonitoringSection(_Section):
     order_reconciliation_interval: float = Field(30, gt=0)
     position_update_interval: float = Field(60, gt=0)
     risk_check_interval: float = Field(10, gt=0)
+    stop_check_interval: float = Field(2, gt=0)
 
 
 class BrokerSection(_Section):

@@ -9,15 +9,18 @@ Exposure comes in two flavours:
   max(|qty + working buys|, |qty - working sells|) x mark. Pre-trade checks use it,
   so orders already working can never add up past a limit.
 
-The mark of a symbol is the mid of its latest usable quote (else the last mark, else
-the average entry). Money and quantities are Decimal throughout.
+The mark of a symbol is its newest trusted price: the mid of a usable quote (two
+sides, not crossed, not wider than max_quote_spread_bps), else the newer of the last
+usable quote's mid and the last trade or bar close, else the venue's position price,
+else the average entry. A poor quote is stored (the checks and the console see it)
+but never used as a price. Money and quantities are Decimal throughout.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +67,8 @@ class RiskLimits:
     limit_price_offset: Decimal = Decimal("0.001")
     order_type: str = "limit"
     max_orders_per_bar: int = 10
+    max_quote_spread_bps: Decimal = Decimal("300")
+    exit_price_collar_pct: Decimal = Decimal("0.03")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiskLimits:
@@ -89,6 +94,8 @@ class RiskLimits:
             limit_price_offset=dec(om.limit_price_offset),
             order_type=om.default_order_type,
             max_orders_per_bar=om.max_orders_per_bar,
+            max_quote_spread_bps=dec(rm.max_quote_spread_bps),
+            exit_price_collar_pct=dec(rm.exit_price_collar_pct),
         )
 
 
@@ -113,6 +120,41 @@ def stop_price_of(qty: Decimal, avg_entry: Decimal, stop_loss_pct: Decimal) -> D
     if qty < ZERO:
         return avg_entry * (ONE + stop_loss_pct)
     return None
+
+
+BPS = Decimal(10000)
+
+
+def quote_issue(bid: Decimal, ask: Decimal, max_spread_bps: Decimal) -> str:
+    """Why a quote may not be used as a price ("" when it may): a side at 0
+    (one-sided), both at 0, crossed (bid above ask), or a spread wider than
+    max_spread_bps of the mid (implausibly wide)."""
+    if bid <= ZERO and ask <= ZERO:
+        return "zero quote (no bid, no ask)"
+    if bid <= ZERO:
+        return f"one-sided quote (no bid, ask {ask})"
+    if ask <= ZERO:
+        return f"one-sided quote (bid {bid}, no ask)"
+    if bid > ask:
+        return f"crossed quote (bid {bid} > ask {ask})"
+    spread = (ask - bid) * BPS * TWO / (ask + bid)
+    if spread > max_spread_bps:
+        return (
+            f"wide quote (bid {bid}, ask {ask}: spread {spread:.0f} bps > "
+            f"risk_management.max_quote_spread_bps {max_spread_bps:g})"
+        )
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class PriceChoice:
+    """The price the engine trusts for a symbol and where it came from: "quote" (the
+    mid of the current, usable quote), "last usable quote", "trade", "bar close" or
+    "venue position" (the venue's current_price). ts is None when unknown."""
+
+    price: Decimal
+    ts: datetime | None
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +183,17 @@ class SymbolBook:
         "buy_count",
         "buy_open",
         "committed",
+        "good_mid",
+        "good_ts",
         "mark",
         "position",
         "qty",
+        "quote_issue",
         "quote_ok",
         "quote_ts",
+        "ref_price",
+        "ref_source",
+        "ref_ts",
         "sector",
         "sell_count",
         "sell_open",
@@ -165,6 +213,12 @@ class SymbolBook:
         self.ask: Decimal | None = None
         self.quote_ts: datetime | None = None
         self.quote_ok = False
+        self.quote_issue = ""  # why the latest quote is not used as a price ("" when it is, or none yet)
+        self.good_mid: Decimal | None = None  # the mid of the last usable quote
+        self.good_ts: datetime | None = None
+        self.ref_price: Decimal | None = None  # the last trusted price that is not a quote
+        self.ref_ts: datetime | None = None
+        self.ref_source = ""
         self.mark = ZERO
         self.buy_open = ZERO  # remaining qty of working buy orders
         self.sell_open = ZERO  # remaining qty of working sell orders (positive)
@@ -172,6 +226,44 @@ class SymbolBook:
         self.sell_count = 0
         self.value = ZERO  # qty x mark (signed)
         self.committed = ZERO  # worst-case |qty after working orders of one side| x mark
+
+    def price(self) -> PriceChoice | None:
+        """The trusted price: the current usable quote's mid; else the newer of the
+        last usable quote's mid and the last trade / bar close (a price of unknown
+        time, the venue's position price, only when there is nothing else)."""
+        if self.quote_ok and self.good_mid is not None:
+            quote = PriceChoice(self.good_mid, self.good_ts, "quote")
+            if (
+                self.ref_price is None
+                or self.ref_ts is None
+                or (self.good_ts is not None and self.good_ts >= self.ref_ts)
+            ):
+                return quote
+            return PriceChoice(self.ref_price, self.ref_ts, self.ref_source)
+        last = PriceChoice(self.good_mid, self.good_ts, "last usable quote") if self.good_mid is not None else None
+        ref = PriceChoice(self.ref_price, self.ref_ts, self.ref_source) if self.ref_price is not None else None
+        if last is None:
+            return ref
+        if ref is None or ref.ts is None:
+            return last
+        return ref if last.ts is None or ref.ts > last.ts else last
+
+    def fresh_quote(self, now: datetime | None, max_age: timedelta) -> bool:
+        """A usable quote no older than max_age at venue time `now` (None: any age)."""
+        if not self.quote_ok or self.quote_ts is None:
+            return False
+        return now is None or now - self.quote_ts <= max_age
+
+    def fresh_price(self, now: datetime | None, max_age: timedelta) -> PriceChoice | None:
+        """The trusted price when it is no older than max_age (of known time), else None."""
+        choice = self.price()
+        if choice is None:
+            return None
+        if now is None:
+            return choice
+        if choice.ts is None or now - choice.ts > max_age:
+            return None
+        return choice
 
     def worst_qty(self, side: Side) -> Decimal:
         """The position if every working order on `side` fills."""
@@ -389,8 +481,11 @@ class Portfolio:
             last = getattr(p, "last_price", None)
             if last is None:
                 last = getattr(p, "current_price", None)
-            if not b.quote_ok:
-                b.mark = dec(last) if last is not None else dec(p.avg_entry_price)
+            if last is not None and dec(last) > ZERO and (b.ref_price is None or b.ref_ts is None):
+                # the venue's price of the position (its last trade), of unknown time
+                b.ref_price, b.ref_ts, b.ref_source = dec(last), None, "venue position"
+            choice = b.price()
+            b.mark = choice.price if choice is not None else dec(p.avg_entry_price)
             b.position = Position(
                 symbol=sym,
                 qty=dec(p.qty),
@@ -407,19 +502,44 @@ class Portfolio:
     # -- market data -------------------------------------------------------------
 
     def on_quote(self, symbol: str, bid: Decimal, ask: Decimal, ts: datetime) -> SymbolBook:
-        """Store the latest quote and re-mark the symbol at its mid (O(1))."""
+        """Store the latest quote; a usable one re-marks the symbol at its mid (O(1)).
+        A poor one (quote_issue says why) is kept but not used as a price: the mark
+        stays on the last trusted price."""
         b = self.books.get(symbol) or self._book(symbol)
         b.bid = bid
         b.ask = ask
         b.quote_ts = ts
-        b.quote_ok = ZERO < bid <= ask
+        b.quote_issue = quote_issue(bid, ask, self.limits.max_quote_spread_bps)
+        b.quote_ok = not b.quote_issue
         if b.quote_ok:
-            b.mark = (bid + ask) / TWO
-            if b.qty != ZERO:
-                b.position.last_price = b.mark
-            if b.qty != ZERO or b.buy_open or b.sell_open:
-                self._refresh(b)
+            b.good_mid = (bid + ask) / TWO
+            b.good_ts = ts
+            self._remark(b)
         return b
+
+    def on_price(self, symbol: str, price: Decimal, ts: datetime | None, source: str = "trade") -> SymbolBook:
+        """A trusted price that is not a quote: a last trade ("trade"), a minute bar's
+        close ("bar close", ts = the bar's end), the venue's position price. It is the
+        fallback when the quote is poor or older; one older than the one held is ignored."""
+        b = self.books.get(symbol) or self._book(symbol)
+        price = dec(price)
+        if not price > ZERO:
+            return b
+        if b.ref_ts is not None and (ts is None or ts < b.ref_ts):
+            return b
+        b.ref_price, b.ref_ts, b.ref_source = price, ts, source
+        self._remark(b)
+        return b
+
+    def _remark(self, b: SymbolBook) -> None:
+        choice = b.price()
+        if choice is None or choice.price == b.mark:
+            return
+        b.mark = choice.price
+        if b.qty != ZERO:
+            b.position.last_price = b.mark
+        if b.qty != ZERO or b.buy_open or b.sell_open:
+            self._refresh(b)
 
     # -- fills -------------------------------------------------------------------
 

@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 from engine.model import DenialReason, RolloutMode, Side, SideRestriction, TradingState
 from engine.portfolio import ONE, ZERO, Portfolio, RiskLimits, position_limit_usd
 from engine.sizing import (
+    ExitPlan,
     OrderPurpose,
     ProposedOrder,
     asset_table,
     can_fraction,
     can_short,
-    exit_order,
+    opening_qty,
+    plan_exit,
     valuation_price,
 )
 
@@ -162,6 +164,9 @@ class PreTradeRisk:
         side = o.side
         purpose = o.purpose
         flatten_ok = purpose is _FLATTEN and o.operator_confirmed
+        # a stop-loss exit or a flatten: reduce-only by construction, so never stranded
+        # by what exists to stop new exposure (per-order caps, stale quotes; docs/risk.md)
+        exit_ = purpose is not _SIGNAL and o.reduce_only
 
         # 1. trading state
         must_reduce = o.reduce_only
@@ -202,9 +207,10 @@ class PreTradeRisk:
                 f"{ctx.orders_this_bar} orders already this bar, "
                 f"order_management.max_orders_per_bar = {lim.max_orders_per_bar}",
             )
-        denial = self.rate.check(ctx.wall_now or ctx.now)
-        if denial is not None:
-            return denial
+        if not flatten_ok:  # a confirmed flatten is one order per position: the broker paces it
+            denial = self.rate.check(ctx.wall_now or ctx.now)
+            if denial is not None:
+                return denial
 
         # 4. working orders in the symbol
         b = pf.books.get(sym)
@@ -231,17 +237,19 @@ class PreTradeRisk:
         if qty != qty.to_integral_value() and not can_fraction(asset, lim):
             why = "fractional trading is off" if not lim.fractional else f"{sym} is not fractionable"
             return Denial(R.ASSET_NOT_TRADABLE, f"{sym} qty {qty} is fractional and {why}")
-        if qty > lim.max_order_qty:
+        if qty > lim.max_order_qty and not exit_:
             return Denial(
                 R.QUANTITY_EXCEEDS_MAX_PER_ORDER,
                 f"qty {qty} > risk_management.max_order_qty {lim.max_order_qty}",
             )
 
         # 6. the quote
+        if exit_:
+            return self._check_exit_price(pf, o, ctx, b)
         if b is None or b.quote_ts is None:
             return Denial(R.QUOTE_MISSING, f"no quote for {sym}")
         if not b.quote_ok:
-            return Denial(R.QUOTE_MISSING, f"no usable quote for {sym} (bid {b.bid}, ask {b.ask})")
+            return Denial(R.QUOTE_MISSING, f"no usable quote for {sym}: {b.quote_issue}")
         age = ctx.now - b.quote_ts
         if age > self._max_age:
             return Denial(
@@ -251,6 +259,7 @@ class PreTradeRisk:
             )
         bid = b.bid
         ask = b.ask
+        assert bid is not None and ask is not None  # quote_ok
         ref = ask if side is _BUY else bid
         limit = o.limit_price
         notional = qty * (limit if limit is not None else ref)
@@ -288,6 +297,43 @@ class PreTradeRisk:
                 return denial
 
         # 8. dry run: everything above still runs so the journal shows what would happen
+        if not self.execution_enabled:
+            return Denial(R.EXECUTION_DISABLED, "execution.enabled = false: nothing is sent")
+        return None
+
+    def _check_exit_price(self, pf: Portfolio, o: ProposedOrder, ctx: CheckContext, b: Any) -> Denial | None:
+        """The price of an exit: no quote age or per-order notional applies (it only
+        reduces). Its limit, if any, must be inside the collar: price_collar_pct of a
+        usable fresh quote, or exit_price_collar_pct of the last trusted price (last
+        trade, bar close) when there is no such quote. It can only be denied for
+        opening exposure (step 7), so that is checked here too."""
+        lim = self.limits
+        limit = o.limit_price
+        if limit is not None and b is not None:
+            if b.fresh_quote(ctx.now, self._max_age):
+                ref = b.ask if o.side is _BUY else b.bid
+                collar, what = lim.price_collar_pct, "ask" if o.side is _BUY else "bid"
+            else:
+                choice = b.price()
+                ref = choice.price if choice is not None else None
+                collar, what = lim.exit_price_collar_pct, choice.source if choice is not None else ""
+            if ref is not None and abs(limit - ref) > ref * collar:
+                return Denial(
+                    R.PRICE_OUTSIDE_COLLAR,
+                    f"limit {limit} is {abs(limit / ref - ONE):.2%} from the {what} {ref}, collar {collar:%}",
+                )
+        q = b.qty if b is not None else ZERO
+        if o.side is _BUY:
+            pre = q + (b.buy_open if b is not None else ZERO)
+            post = pre + o.qty
+        else:
+            pre = q - (b.sell_open if b is not None else ZERO)
+            post = pre - o.qty
+        if opening_qty(pre, post) > ZERO:
+            return Denial(
+                R.REDUCE_ONLY_WOULD_INCREASE_EXPOSURE,
+                f"the order is reduce-only; {o.side.value} {o.qty} {o.symbol} takes the position from {pre} to {post}",
+            )
         if not self.execution_enabled:
             return Denial(R.EXECUTION_DISABLED, "execution.enabled = false: nothing is sent")
         return None
@@ -503,13 +549,24 @@ class TradingStateRules:
 # -- stops ------------------------------------------------------------------------
 
 
-def stop_triggered(pf: Portfolio, symbol: str) -> bool:
+def stop_triggered(pf: Portfolio, symbol: str, now: datetime | None = None, max_age: float | None = None) -> bool:
     """Long: bid at or below entry x (1 - stop_loss_pct); short: ask at or above
-    entry x (1 + stop_loss_pct). Needs a usable quote."""
+    entry x (1 + stop_loss_pct) -- on a usable quote no older than max_age (seconds,
+    venue time `now`; default max_quote_age). Without one, on the last trusted price
+    (a trade, a bar close, the last usable quote's mid) if it is that fresh. A poor
+    quote (one-sided, zero, crossed, wide) is never used: it neither fires a stop
+    nor keeps one from firing."""
     b = pf.books.get(symbol)
-    if b is None or b.stop_price is None or not b.quote_ok:
+    if b is None or b.stop_price is None or b.qty == ZERO:
         return False
-    return b.bid <= b.stop_price if b.qty > ZERO else b.ask >= b.stop_price
+    age = timedelta(seconds=pf.limits.max_quote_age if max_age is None else max_age)
+    if b.fresh_quote(now, age):
+        assert b.bid is not None and b.ask is not None
+        return b.bid <= b.stop_price if b.qty > ZERO else b.ask >= b.stop_price
+    choice = b.fresh_price(now, age)
+    if choice is None:
+        return False
+    return choice.price <= b.stop_price if b.qty > ZERO else choice.price >= b.stop_price
 
 
 def stop_loss_exit(
@@ -518,15 +575,61 @@ def stop_loss_exit(
     *,
     assets: Mapping[str, Any] | Any | None = None,
     limits: RiskLimits | None = None,
+    now: datetime | None = None,
+    market_open: bool = True,
 ) -> ProposedOrder | None:
-    """Evaluate the stop of `symbol` (call on every quote, after portfolio.on_quote):
-    a reduce-only exit proposal when the stop is crossed, else None. None too when
-    working orders on the exit side already cover the position. Before sending it
-    the engine cancels any other working order in the symbol (the duplicate and
-    wash-trade checks deny the exit until those cancels are confirmed)."""
-    if not stop_triggered(pf, symbol):
+    """Evaluate the stop of `symbol` (on every quote and on the stop timer): a
+    reduce-only exit for the whole position when the stop is crossed, else None. None
+    too when working orders on the exit side already cover the position. Before
+    sending it the engine cancels any other working order in the symbol (the
+    duplicate and wash-trade checks deny the exit until those cancels are confirmed)."""
+    if not stop_triggered(pf, symbol, now):
         return None
-    return exit_order(pf, symbol, OrderPurpose.STOP_LOSS, assets=assets, limits=limits)
+    return plan_exit(
+        pf, symbol, OrderPurpose.STOP_LOSS, assets=assets, limits=limits, now=now, market_open=market_open
+    ).order
+
+
+@dataclass(frozen=True, slots=True)
+class FlattenPlan:
+    """The closing orders of a flatten, and every position they leave open with why."""
+
+    orders: list[ProposedOrder]
+    left_open: dict[str, str]  # symbol -> why no (full) closing order could be made
+
+
+def flatten_plan(
+    pf: Portfolio,
+    *,
+    symbols: list[str] | None = None,
+    assets: Mapping[str, Any] | Any | None = None,
+    limits: RiskLimits | None = None,
+    now: datetime | None = None,
+    market_open: bool = True,
+) -> FlattenPlan:
+    """Operator-confirmed flatten: one reduce-only exit per open position (or per
+    symbol given), each for the whole position not already covered by working exit
+    orders, marked operator_confirmed so HALTED lets it through."""
+    table = asset_table(assets)
+    names = sorted(pf.positions) if symbols is None else symbols
+    orders: list[ProposedOrder] = []
+    left: dict[str, str] = {}
+    for sym in names:
+        plan: ExitPlan = plan_exit(
+            pf,
+            sym,
+            OrderPurpose.FLATTEN,
+            assets=table,
+            limits=limits,
+            operator_confirmed=True,
+            now=now,
+            market_open=market_open,
+        )
+        if plan.order is not None:
+            orders.append(plan.order)
+        if plan.why_open:
+            left[sym] = plan.why_open
+    return FlattenPlan(orders, left)
 
 
 def flatten_orders(
@@ -535,14 +638,8 @@ def flatten_orders(
     symbols: list[str] | None = None,
     assets: Mapping[str, Any] | Any | None = None,
     limits: RiskLimits | None = None,
+    now: datetime | None = None,
+    market_open: bool = True,
 ) -> list[ProposedOrder]:
-    """Operator-confirmed flatten: one reduce-only exit per open position (or per
-    symbol given), marked operator_confirmed so HALTED lets it through."""
-    table = asset_table(assets)
-    names = sorted(pf.positions) if symbols is None else symbols
-    out = []
-    for sym in names:
-        o = exit_order(pf, sym, OrderPurpose.FLATTEN, assets=table, limits=limits, operator_confirmed=True)
-        if o is not None:
-            out.append(o)
-    return out
+    """flatten_plan's orders."""
+    return flatten_plan(pf, symbols=symbols, assets=assets, limits=limits, now=now, market_open=market_open).orders

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -267,6 +268,7 @@ def size_batch(
     for p in plans:
         b = p.book
         bid, ask = b.bid, b.ask
+        assert bid is not None and ask is not None  # plans hold only symbols with a usable quote
         mid = b.mark
         tv = p.target_value
         fractional_ok = tv >= ZERO and can_fraction(p.asset, lim)
@@ -342,6 +344,101 @@ def _scale(group: list[_Plan], cap: Decimal) -> None:
 # -- exits --------------------------------------------------------------------------
 
 
+def exit_limit_from_price(side: Side, price: Decimal, collar: Decimal) -> Decimal:
+    """The limit of an exit priced without a usable quote: `collar` through the
+    reference price (a sell below it, a buy above it), rounded to the tick toward the
+    price, so it stays inside the exit collar."""
+    if side is Side.BUY:
+        raw = price * (ONE + collar)
+        return raw.quantize(tick_for(raw), ROUND_FLOOR)
+    raw = price * (ONE - collar)
+    px = raw.quantize(tick_for(raw), ROUND_CEILING) if raw > ZERO else SUB_DOLLAR_TICK
+    return px if px > ZERO else SUB_DOLLAR_TICK
+
+
+@dataclass(frozen=True, slots=True)
+class ExitPlan:
+    """What closing one position takes: the order (None when none is needed or none
+    can be made) and, when part of the position stays open after it, why."""
+
+    order: ProposedOrder | None
+    why_open: str = ""
+
+
+def plan_exit(
+    portfolio: Portfolio,
+    symbol: str,
+    purpose: OrderPurpose,
+    *,
+    assets: Mapping[str, Any] | Any | None = None,
+    limits: RiskLimits | None = None,
+    operator_confirmed: bool = False,
+    now: datetime | None = None,
+    market_open: bool = True,
+) -> ExitPlan:
+    """A reduce-only order for the whole position in `symbol` not already covered by
+    working exit-side orders (a stop-loss exit or a flatten). Exits are not capped by
+    the per-order limits meant for new exposure (max_order_qty, max_order_notional):
+    a reduce-only order can never be larger than the position it closes.
+
+    Its price (docs/risk.md, "Exits"): with a usable quote no older than max_quote_age,
+    a marketable limit from it (or a market order when default_order_type = "market"
+    in regular hours); without one, in regular hours a market order; outside them a
+    limit exit_price_collar_pct through the last trusted price (last trade, bar close)."""
+    lim = limits or portfolio.limits
+    b = portfolio.books.get(symbol)
+    if b is None or b.qty == ZERO:
+        return ExitPlan(None)
+    side = Side.SELL if b.qty > ZERO else Side.BUY
+    covered = b.sell_open if side is Side.SELL else b.buy_open
+    qty = abs(b.qty) - covered
+    if qty <= ZERO:
+        return ExitPlan(None)
+    table = assets if isinstance(assets, dict) else asset_table(assets)
+    asset = table.get(symbol)
+    if qty != qty.to_integral_value() and not can_fraction(asset, lim):
+        qty = quantize_qty(qty, False)  # Alpaca takes no fraction here: whole shares
+    if qty <= ZERO:
+        return ExitPlan(None, f"{abs(b.qty)} {symbol} is a fraction of a share, and fractional orders are off")
+    max_age = timedelta(seconds=lim.max_quote_age)
+    choice = b.price()
+    limit: Decimal | None
+    if b.fresh_quote(now, max_age):
+        assert b.bid is not None and b.ask is not None
+        if market_open and lim.order_type == "market":
+            limit = None
+        else:
+            limit = marketable_limit(side, b.bid, b.ask, lim.limit_price_offset)
+    elif market_open:
+        limit = None  # no usable fresh quote: a market order closes it at the market
+    elif choice is not None:
+        limit = exit_limit_from_price(side, choice.price, lim.exit_price_collar_pct)
+    else:
+        return ExitPlan(
+            None,
+            f"no price for {symbol} (no usable quote, trade or bar close) to set a limit outside regular hours",
+        )
+    decision = choice.price if choice is not None else b.avg_entry
+    bid = b.bid if b.quote_ok and b.bid is not None else decision
+    ask = b.ask if b.quote_ok and b.ask is not None else decision
+    order = ProposedOrder(
+        symbol=symbol,
+        side=side,
+        qty=qty,
+        limit_price=limit,
+        decision_price=decision,
+        signal=None,
+        reduce_only=True,
+        purpose=purpose,
+        operator_confirmed=operator_confirmed,
+        target_qty=ZERO,
+        change_value=qty * valuation_price(side, decision, limit, bid, ask),
+    )
+    rest = abs(b.qty) - covered - qty
+    why = f"{rest} {symbol} is a fraction of a share, and fractional orders are off" if rest > ZERO else ""
+    return ExitPlan(order, why)
+
+
 def exit_order(
     portfolio: Portfolio,
     symbol: str,
@@ -350,47 +447,18 @@ def exit_order(
     assets: Mapping[str, Any] | Any | None = None,
     limits: RiskLimits | None = None,
     operator_confirmed: bool = False,
+    now: datetime | None = None,
+    market_open: bool = True,
 ) -> ProposedOrder | None:
-    """A reduce-only order that closes the position in `symbol` (a stop-loss exit or
-    a flatten), as a marketable limit from the current quote, capped at the per-order
-    limits (the rest goes in a later order). None when flat, without a usable quote,
-    or when working orders on the exit side already cover the position."""
-    lim = limits or portfolio.limits
-    b = portfolio.books.get(symbol)
-    if b is None or b.qty == ZERO or not b.quote_ok:
-        return None
-    side = Side.SELL if b.qty > ZERO else Side.BUY
-    covered = b.sell_open if side is Side.SELL else b.buy_open
-    qty = abs(b.qty) - covered
-    if qty <= ZERO:
-        return None
-    table = assets if isinstance(assets, dict) else asset_table(assets)
-    asset = table.get(symbol)
-    limit = None if lim.order_type == "market" else marketable_limit(side, b.bid, b.ask, lim.limit_price_offset)
-    notional_px = limit if limit is not None else (b.ask if side is Side.BUY else b.bid)
-    capped = False
-    if qty > lim.max_order_qty:
-        qty, capped = lim.max_order_qty, True
-    if qty * notional_px > lim.max_order_notional:
-        qty, capped = lim.max_order_notional / notional_px, True
-    if capped or qty != qty.to_integral_value():
-        whole = quantize_qty(qty, False)
-        if whole > ZERO or not can_fraction(asset, lim):
-            qty = whole
-        else:
-            qty = quantize_qty(qty, True)
-    if qty <= ZERO:
-        return None
-    return ProposedOrder(
-        symbol=symbol,
-        side=side,
-        qty=qty,
-        limit_price=limit,
-        decision_price=b.mark,
-        signal=None,
-        reduce_only=True,
-        purpose=purpose,
+    """plan_exit's order: None when flat, when working orders on the exit side already
+    cover the position, or when no order can be priced (plan_exit says why)."""
+    return plan_exit(
+        portfolio,
+        symbol,
+        purpose,
+        assets=assets,
+        limits=limits,
         operator_confirmed=operator_confirmed,
-        target_qty=ZERO,
-        change_value=qty * valuation_price(side, b.mark, limit, b.bid, b.ask),
-    )
+        now=now,
+        market_open=market_open,
+    ).order

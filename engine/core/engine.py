@@ -182,6 +182,7 @@ class Engine:
             "risk": lambda: self.spawn(self.sync.refresh_account(evaluate=True), "account"),
             "clock": lambda: self.spawn(self.sync.refresh_clock(), "clock"),
             "in_flight": self.submits.on_in_flight_timer,
+            "stops": self.halt.on_stop_timer,
         }
 
     def rate_now(self) -> datetime:
@@ -344,6 +345,7 @@ class Engine:
             ("risk", mon.risk_check_interval, True),
             ("clock", 5.0, False),
             ("in_flight", om.in_flight_query_after, True),
+            ("stops", mon.stop_check_interval, True),
         ]
 
     async def _ticker(self, name: str, seconds: float, venue: bool = True) -> None:

@@ -1,25 +1,46 @@
 """Stopping risk: automatic trips (daily loss, venue outage, error rate), the
 journaled trading state (ACTIVE / REDUCING / HALTED), the kill switch (one
-cancel-all, tracked until the venue confirmed every cancel), resume, and the
-operator-confirmed flatten."""
+cancel-all, tracked until the venue confirmed every cancel), resume, the
+operator-confirmed flatten (followed up until the venue reports flat), and the
+stop-loss exits (on every quote and on a timer, on trusted prices only).
+
+Risk-reducing actions are never stranded by machinery meant to stop new exposure
+(house rule 14, docs/risk.md "Exits")."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from engine import events as ev
-from engine.broker.base import BrokerUnavailable, RequestFailed
+from engine.backoff import Backoff
+from engine.broker.base import BrokerUnavailable, RequestFailed, VenueQuote
 from engine.commands import CommandResult, Flatten, Halt, Resume
 from engine.core import messages as msg
-from engine.core.common import CANCEL_ALL_RETRY, KILL_POLL, SEQ_FLATTEN, replace
-from engine.model import Order, TradingState
-from engine.risk import TripCause, flatten_orders
+from engine.core.common import CANCEL_ALL_RETRY, KILL_POLL, MINUTE, SEQ_FLATTEN, SEQ_STOP, q, replace
+from engine.model import Order, OrderStatus, Side, TradingState
+from engine.orders import make_client_order_id
+from engine.risk import TripCause, flatten_plan, stop_loss_exit
+from engine.sizing import ProposedOrder
 from engine.snapshot import KillSwitchStatus
 
 if TYPE_CHECKING:
+    from engine.broker.base import VenuePosition
     from engine.core.engine import Engine
+
+#: A flatten is followed up for at most this many rounds (send, wait, re-read the
+#: venue's positions, send again for what is left).
+FLATTEN_ROUNDS = 5
+#: How long one round waits (wall seconds) for its closing orders to be final.
+FLATTEN_ROUND_WAIT = 10.0
+FLATTEN_POLL = Backoff(initial=0.2, factor=1.5, cap=1.0)  # watching a round's closing orders
+#: A stop exit that was denied is proposed again at most this often (wall seconds).
+STOP_RETRY_AFTER = 5.0
+#: Prices of held symbols without a fresh quote are read from REST at most this often.
+PRICE_READ_GAP = 5.0
 
 
 class Halting:
@@ -27,6 +48,13 @@ class Halting:
         self.e = engine
         self.kill_ids: set[str] = set()  # venue ids the kill switch's cancel-all took
         self.kill_open: set[str] = set()  # of kill_ids, those not confirmed canceled yet
+        self.poor_quotes: dict[str, str] = {}  # symbol -> why its quote is not used (said once)
+        self.stop_denied_at: dict[str, float] = {}  # symbol -> monotonic time of a denied stop exit
+        self.price_read_at = 0.0  # monotonic time of the last REST price read
+        self.price_reading = False
+        self.price_read_failed = False
+        self.flatten_campaign = 0  # numbers the operator's flattens; a new one supersedes
+        self.exit_behind_since: dict[str, float] = {}  # stop exit cid -> monotonic time the market left it
 
     # ------------------------------------------------------------------ trips
 
@@ -190,18 +218,168 @@ class Halting:
         e.note("kill", None, f"kill switch: venue confirmed {n} cancels")
         e.publish()
 
+    # ------------------------------------------------------------ stop losses
+
+    def on_quote(self, quote: VenueQuote) -> None:
+        """A quote re-marks the portfolio (a poor one is kept but not used as a price,
+        and said once until it recovers); past a position's stop, a reduce-only exit."""
+        e = self.e
+        b = e.portfolio.on_quote(quote.symbol, quote.bid, quote.ask, quote.ts)
+        self._say_quote(quote.symbol, b)
+        if b.qty:
+            self.evaluate_stop(quote.symbol)
+
+    def _say_quote(self, symbol: str, b) -> None:
+        e = self.e
+        if b.quote_issue:
+            if self.poor_quotes.get(symbol) is None:
+                self.poor_quotes[symbol] = b.quote_issue
+                choice = b.price()
+                instead = (
+                    f"prices from the {choice.source} {q(choice.price)} until it recovers"
+                    if choice is not None
+                    else "no other price yet: orders that need one are denied"
+                )
+                e.note("info", symbol, f"QUOTE not used for {symbol}: {b.quote_issue}; {instead}")
+        elif self.poor_quotes.pop(symbol, None) is not None:
+            e.note("info", symbol, f"QUOTE usable again for {symbol}: bid {q(b.bid)}, ask {q(b.ask)}")
+
+    def on_stop_timer(self) -> None:
+        """Every stop, whether quotes arrive or not (a silent stream must not keep a
+        stop from firing): the newest bar close is taken as a price, held symbols
+        without a fresh quote get one from REST (it arrives as a quote), and every
+        position's stop is evaluated on what is trusted now."""
+        e = self.e
+        if not e.trading_ready or e.stopping:
+            return
+        pf = e.portfolio
+        now = e.clock.now()
+        max_age = timedelta(seconds=e.limits.max_quote_age)
+        held = [s for s, b in pf.books.items() if b.qty]
+        stale = []
+        for sym in held:
+            bars = e.bars.get(sym)
+            if bars:
+                last = bars[-1]
+                pf.on_price(sym, last.close, last.ts + MINUTE, "bar close")
+            b = pf.books[sym]
+            if b.quote_ts is None or now - b.quote_ts > max_age:
+                stale.append(sym)
+        if stale and not self.price_reading and time.monotonic() - self.price_read_at >= PRICE_READ_GAP:
+            e.spawn(self.read_prices(stale), "stop-prices")
+        self._chase_stop_exits(now, max_age)
+        for sym in held:
+            self.evaluate_stop(sym)
+
+    def _chase_stop_exits(self, now: datetime, max_age: timedelta) -> None:
+        """A stop exit the market left behind (its limit no longer marketable against a
+        usable fresh quote, or a limit while there is no such quote) is cancelled
+        after STOP_RETRY_AFTER seconds in regular hours; the next evaluation sends
+        the rest again at the current price (a market order without a fresh quote)."""
+        e = self.e
+        if not e.clock.market_open():
+            return
+        behind_now: set[str] = set()
+        for o in e.open_orders():
+            if o.reason != "stop_loss" or o.limit_price is None or not o.venue_order_id or o.status.is_local:
+                continue
+            b = e.portfolio.books.get(o.symbol)
+            if b is None:
+                continue
+            if b.fresh_quote(now, max_age) and b.bid is not None and b.ask is not None:
+                behind = o.limit_price > b.bid if o.side is Side.SELL else o.limit_price < b.ask
+            else:
+                behind = True
+            if not behind:
+                continue
+            behind_now.add(o.client_order_id)
+            since = self.exit_behind_since.setdefault(o.client_order_id, time.monotonic())
+            if time.monotonic() - since >= STOP_RETRY_AFTER:
+                e.spawn(
+                    e.submits.cancel_one(o.client_order_id, "stop exit left behind by the market: sent again"),
+                    "cancel-stop-behind",
+                )
+        self.exit_behind_since = {c: t for c, t in self.exit_behind_since.items() if c in behind_now}
+
+    async def read_prices(self, symbols: Sequence[str]) -> None:
+        """Latest quotes from REST, put on the inbox as quotes (so they take the path a
+        streamed quote takes: marks, the poor-quote rule, stops)."""
+        e = self.e
+        self.price_reading = True
+        self.price_read_at = time.monotonic()
+        try:
+            quotes = await e.broker.latest_quotes(list(symbols))
+        except BrokerUnavailable as exc:
+            if not self.price_read_failed:  # said once until a read succeeds
+                self.price_read_failed = True
+                e.note("error", None, f"latest quotes from REST unavailable ({exc}): exits use the last trusted prices")
+            return
+        finally:
+            self.price_reading = False
+        if self.price_read_failed:
+            self.price_read_failed = False
+            e.note("info", None, "latest quotes from REST available again")
+        for quote in quotes.values():
+            e.put(quote)
+
+    def evaluate_stop(self, symbol: str) -> None:
+        e = self.e
+        if not e.trading_ready:
+            return
+        market_open = e.clock.market_open()
+        if not market_open:
+            return  # stops act in the regular session (docs/risk.md); the timer fires them at the open
+        exit_ = stop_loss_exit(
+            e.portfolio, symbol, assets=e.asset_flags, limits=e.limits, now=e.clock.now(), market_open=market_open
+        )
+        if exit_ is None:
+            return
+        if any(o.reduce_only and o.reason == "stop_loss" for o in e.book.open_orders(symbol)):
+            return
+        denied_at = self.stop_denied_at.get(symbol)
+        if denied_at is not None and time.monotonic() - denied_at < STOP_RETRY_AFTER:
+            return
+        how = "market" if exit_.limit_price is None else f"limit {q(exit_.limit_price)}"
+        e.note(
+            "info",
+            symbol,
+            f"STOP crossed in {symbol}: reduce-only exit {exit_.side.value} {q(exit_.qty)} ({how})",
+        )
+        # other working orders in the symbol would block the exit (duplicate / wash trade)
+        for o in e.book.open_orders(symbol):
+            if not o.reduce_only and o.venue_order_id and not o.status.is_local:
+                e.spawn(e.submits.cancel_one(o.client_order_id, "stop loss"), "cancel-for-stop")
+        [cid] = self._create([exit_], SEQ_STOP + e.intents.next_aux_seq())
+        e.submits.flush()
+        order = e.book.get(cid)
+        if order is not None and order.status is OrderStatus.DENIED:
+            self.stop_denied_at[symbol] = time.monotonic()
+        else:
+            self.stop_denied_at.pop(symbol, None)
+
+    def _create(self, proposals: list[ProposedOrder], base_seq: int) -> list[str]:
+        """Create (check, journal, release) exit intents; their client_order_ids."""
+        e = self.e
+        bar_seq = e.intents.current_bar_seq()
+        e.intents.create(proposals, bar_seq=bar_seq, base_seq=base_seq)
+        return [make_client_order_id(e.session_id, bar_seq, p.symbol, base_seq + i) for i, p in enumerate(proposals)]
+
     # ---------------------------------------------------------------- flatten
 
     def on_flatten(self, cmd: Flatten, future: asyncio.Future) -> None:
-        self.e.spawn(self._flatten(cmd.cause, future), "flatten")
+        self.flatten_campaign += 1
+        self.e.spawn(self._flatten(cmd.cause, future, self.flatten_campaign), "flatten")
 
-    async def _flatten(self, cause: str, future: asyncio.Future) -> None:
+    async def _flatten(self, cause: str, future: asyncio.Future, campaign: int) -> None:
         """Operator-confirmed: cancel what is working, then one reduce-only order per
-        position — limit orders with extended hours when the market is closed (the
-        only kind Alpaca takes then), marketable limits or market orders when open.
-        Runs as a task of its own: the engine keeps applying events while it waits
-        for the venue; the closing orders are created inside the engine task."""
+        position for all of it — limit orders with extended hours when the market is
+        closed (the only kind Alpaca takes then), marketable limits or market orders
+        when open. Runs as a task of its own: the engine keeps applying events while it
+        waits for the venue; the closing orders are created inside the engine task.
+        Then it follows up (_follow_flatten) until the venue reports flat."""
         e = self.e
+        if not e.portfolio.positions:
+            await e.sync.reconcile("flatten")  # the venue is authoritative: ask it before saying "none"
         if not e.portfolio.positions:
             _answer(future, CommandResult(True, "no positions to flatten"))
             return
@@ -220,27 +398,143 @@ class Halting:
                 break
             await asyncio.sleep(0.1)
         await e.sync.reconcile("flatten")
-        e.post(msg.FlattenReady(cause, future))
+        await self._prices_for_exits()
+        e.post(msg.FlattenReady(cause, future, round=1, campaign=campaign))
+
+    async def _prices_for_exits(self) -> None:
+        """Fresh quotes from REST for the positions without one (e.g. a symbol that is
+        not streamed, or no longer in the universe), before closing orders are priced."""
+        e = self.e
+        now = e.clock.now()
+        max_age = timedelta(seconds=e.limits.max_quote_age)
+        need = [s for s, b in e.portfolio.books.items() if b.qty and not b.fresh_quote(now, max_age)]
+        if need:
+            await self.read_prices(need)
+
+    def _flatten_working(self) -> list[Order]:
+        return [o for o in self.e.open_orders() if o.reason == "flatten"]
 
     def on_flatten_ready(self, item: msg.FlattenReady) -> None:
-        e, cause = self.e, item.cause
-        proposals = flatten_orders(e.portfolio, assets=e.asset_flags, limits=e.limits)
-        e.recorder.journal(
-            ev.KillSwitch(phase="flatten", counts={"positions": len(proposals)}, detail=cause), durable=True
+        """One round: apply the venue's positions (from the second round on), stop
+        when flat, else send a closing order for everything still open and not
+        covered, and say exactly what is left open and why."""
+        e, cause, round_ = self.e, item.cause, item.round
+        if item.campaign != self.flatten_campaign:
+            return  # a newer flatten took over
+        if item.positions is not None:
+            e.sync.apply_positions(item.positions)
+        pf = e.portfolio
+        if round_ > 1 and not pf.positions:
+            e.recorder.journal(
+                ev.KillSwitch(phase="flatten", counts={"round": round_, "open": 0}, detail=f"flat ({cause})")
+            )
+            e.note("kill", None, f"FLATTEN ({cause}): the venue reports flat")
+            return
+        plan = flatten_plan(
+            pf, assets=e.asset_flags, limits=e.limits, now=e.clock.now(), market_open=e.clock.market_open()
         )
-        round_ = e.intents.next_aux_seq()
-        denials_before = sum(e.stats.denials.values())
-        e.intents.create(proposals, bar_seq=e.intents.current_bar_seq(), base_seq=SEQ_FLATTEN + 100 * (round_ % 20))
+        left = dict(plan.left_open)
+        e.recorder.journal(
+            ev.KillSwitch(
+                phase="flatten",
+                counts={"positions": len(pf.positions), "orders": len(plan.orders), "round": round_},
+                detail=cause,
+            ),
+            durable=True,
+        )
+        cids = self._create(plan.orders, SEQ_FLATTEN + 100 * (e.intents.next_aux_seq() % 20))
         sent = len(e.submits.pending)
         e.submits.flush()
-        denied = sum(e.stats.denials.values()) - denials_before
-        text = f"flatten: {sent} closing order(s) sent for {len(proposals)} position(s)" + (
-            f", {denied} denied (see the event log)" if denied else ""
+        for cid, p in zip(cids, plan.orders, strict=True):
+            order = e.book.get(cid)
+            if order is not None and order.status is OrderStatus.DENIED:
+                reason = order.denial.value if order.denial is not None else "DENIED"
+                left[p.symbol] = f"{reason}: {order.denial_detail or ''}".rstrip(": ")
+        npos = len(pf.positions)
+        text = f"flatten: {sent} closing order(s) sent for {npos} position(s)"
+        if left:
+            text += "; left open: " + "; ".join(f"{s} ({why})" for s, why in sorted(left.items()))
+        if round_ == 1:
+            e.note("error" if left else "kill", None, f"FLATTEN ({cause}): {text}")
+            _answer(
+                item.future,
+                CommandResult(not left, text + "; following up until the venue reports flat", sent),
+            )
+        elif sent or left:
+            e.note("error" if left else "kill", None, f"FLATTEN ({cause}) round {round_}: {text}")
+        working = self._flatten_working()
+        if round_ > 1 and not sent:
+            # nothing more a new order can do: say what stays open, and why
+            self._flatten_done(cause, round_, left, working)
+            return
+        if round_ >= FLATTEN_ROUNDS:
+            self._flatten_done(cause, round_, left, working)
+            return
+        e.spawn(self._follow_flatten(cause, item.campaign, round_ + 1), "flatten-follow")
+
+    def _flatten_done(self, cause: str, round_: int, left: dict[str, str], working: list[Order]) -> None:
+        e = self.e
+        pf = e.portfolio
+        if not pf.positions:
+            e.note("kill", None, f"FLATTEN ({cause}): the venue reports flat")
+            e.recorder.journal(
+                ev.KillSwitch(phase="flatten", counts={"round": round_, "open": 0}, detail=f"flat ({cause})")
+            )
+            return
+        resting = {o.symbol for o in working}
+        why = {}
+        for sym, pos in sorted(pf.positions.items()):
+            if sym in left:
+                why[sym] = f"{q(pos.qty)} ({left[sym]})"
+            elif sym in resting:
+                market = "market closed: an extended-hours limit" if not e.clock.market_open() else "a limit"
+                why[sym] = f"{q(pos.qty)} (a closing order is working at the venue: {market} not filled yet)"
+            else:
+                why[sym] = f"{q(pos.qty)} (the venue still reports it after {round_} round(s))"
+        detail = "; ".join(f"{s} {w}" for s, w in why.items())
+        only_resting = all(s in resting and s not in left for s in why)
+        e.recorder.journal(
+            ev.KillSwitch(phase="flatten", counts={"round": round_, "open": len(why)}, detail=f"still open: {detail}"),
+            durable=True,
         )
-        e.note("kill", None, f"FLATTEN ({cause}): {text}")
-        _answer(item.future, CommandResult(denied == 0, text, sent))
+        e.note(
+            "kill" if only_resting else "error",
+            None,
+            f"FLATTEN ({cause}): still open at the venue: {detail}",
+        )
+
+    async def _wait_flatten_orders(self, campaign: int) -> None:
+        """Until no closing order of the flatten is working, for FLATTEN_ROUND_WAIT at most."""
+        deadline = time.monotonic() + FLATTEN_ROUND_WAIT
+        for delay in FLATTEN_POLL.delays():
+            if not self._flatten_working() or time.monotonic() >= deadline or campaign != self.flatten_campaign:
+                return
+            await asyncio.sleep(delay)
+
+    async def _follow_flatten(self, cause: str, campaign: int, round_: int) -> None:
+        """Wait (bounded) for the round's closing orders to be final; in regular hours
+        cancel the ones the market left behind (they go again at a fresh price); then
+        read the venue's positions and run the next round inside the engine task."""
+        e = self.e
+        await self._wait_flatten_orders(campaign)
+        if campaign != self.flatten_campaign:
+            return
+        stuck = self._flatten_working()
+        if stuck and e.clock.market_open():
+            await asyncio.gather(
+                *(e.submits.cancel_one(o.client_order_id, "flatten: not filled, sending again") for o in stuck)
+            )
+            await self._wait_flatten_orders(campaign)
+        positions: Sequence[VenuePosition] | None
+        try:
+            positions = await e.broker.positions()
+        except BrokerUnavailable as exc:
+            e.note("error", None, f"flatten: positions unavailable ({exc}): the engine's own view is used")
+            positions = None
+        await self._prices_for_exits()
+        e.post(msg.FlattenReady(cause, None, round=round_, positions=positions, campaign=campaign))
 
 
-def _answer(future: asyncio.Future, result: CommandResult) -> None:
-    if not future.done():
+def _answer(future: asyncio.Future | None, result: CommandResult) -> None:
+    if future is not None and not future.done():
         future.set_result(result)

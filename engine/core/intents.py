@@ -15,10 +15,10 @@ from engine import events as ev
 from engine.broker.base import VenueQuote
 from engine.commands import ApproveAll, ApproveIntent, CommandResult, RejectAll, RejectIntent, SetOverride
 from engine.config import SymbolOverride
-from engine.core.common import FAR_FUTURE, SEQ_STOP, first_error, q
+from engine.core.common import FAR_FUTURE, first_error, q
 from engine.model import DenialReason, Order, OrderStatus, RolloutMode, TimeInForce, TradingState
 from engine.orders import OrderBookError, make_client_order_id
-from engine.risk import CheckContext, Denial, stop_loss_exit
+from engine.risk import CheckContext, Denial
 from engine.signals import SignalBatch
 from engine.sizing import OrderPurpose, ProposedOrder, size_batch
 from engine.timezones import NEW_YORK as NY
@@ -180,25 +180,8 @@ class Intents:
     # ------------------------------------------------------------- stop losses
 
     def on_quote(self, quote: VenueQuote) -> None:
-        """A quote re-marks the portfolio; past a position's stop, a reduce-only exit."""
-        e = self.e
-        e.portfolio.on_quote(quote.symbol, quote.bid, quote.ask, quote.ts)
-        if not e.trading_ready:
-            return
-        exit_ = stop_loss_exit(e.portfolio, quote.symbol, assets=e.asset_flags, limits=e.limits)
-        if exit_ is None:
-            return
-        if any(o.reduce_only and o.reason == "stop_loss" for o in e.book.open_orders(quote.symbol)):
-            return
-        e.note(
-            "info", quote.symbol, f"STOP crossed in {quote.symbol}: reduce-only exit {exit_.side.value} {q(exit_.qty)}"
-        )
-        # other working orders in the symbol would block the exit (duplicate / wash trade)
-        for o in e.book.open_orders(quote.symbol):
-            if not o.reduce_only and o.venue_order_id and not o.status.is_local:
-                e.spawn(e.submits.cancel_one(o.client_order_id, "stop loss"), "cancel-for-stop")
-        self.create([exit_], bar_seq=self.current_bar_seq(), base_seq=SEQ_STOP + self.next_aux_seq())
-        e.submits.flush()
+        """Quotes re-mark the portfolio and may fire a stop: core/halt.py owns both."""
+        self.e.halt.on_quote(quote)
 
     # ---------------------------------------------------------------- approvals
 

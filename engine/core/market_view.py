@@ -39,9 +39,11 @@ class EngineMarketView:
         ]
 
     def quotes(self) -> Mapping[str, Quote]:
+        """The usable quotes (docs/risk.md, "Prices"): a one-sided, zero, crossed or
+        implausibly wide quote is not shown to signal models as a price."""
         out = {}
         for sym, b in self._engine.portfolio.books.items():
-            if b.quote_ok and b.quote_ts is not None:
+            if b.quote_ok and b.quote_ts is not None and b.bid is not None and b.ask is not None:
                 out[sym] = Quote(bid=b.bid, ask=b.ask, ts=b.quote_ts)
         return out
 

@@ -102,7 +102,11 @@ class KillOpenSeen:
 
 @dataclass(slots=True)
 class FlattenReady:
-    """Flatten's cancels are done: create the closing orders."""
+    """A round of a flatten: create the closing orders (round 1: the cancels are
+    done; later rounds: the venue's positions as read after the previous round)."""
 
     cause: str
-    future: asyncio.Future
+    future: asyncio.Future | None  # answered by round 1
+    round: int = 1
+    positions: Sequence[VenuePosition] | None = None
+    campaign: int = 0

@@ -161,11 +161,16 @@ def test_stop_is_not_proposed_again_while_an_exit_is_working():
     assert stop_loss_exit(desk.pf, "AAPL") is None
 
 
-def test_stop_exit_is_capped_at_the_per_order_limits():
-    desk = Desk(settings_with(risk_management__max_order_qty=D(4))).holding("AAPL", 10, "100")
+def test_stop_exit_closes_the_whole_position_whatever_the_per_order_limits():
+    # the per-order caps are meant for new exposure; a reduce-only exit is bounded by
+    # the position it closes (house rule 14)
+    settings = settings_with(risk_management__max_order_qty=D(4), risk_management__max_order_notional=D(100))
+    desk = Desk(settings).holding("AAPL", 10, "100")
     desk.quote("AAPL", "90")
     stop = stop_loss_exit(desk.pf, "AAPL")
-    assert stop.qty == 4
+    assert stop.qty == 10
+    assert desk.check(stop) is None
+    assert desk.sell("AAPL", 10).reason is R.QUANTITY_EXCEEDS_MAX_PER_ORDER  # a signal order still is capped
 
 
 def test_stop_is_not_blocked_by_the_daily_loss_limit():
