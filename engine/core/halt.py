@@ -27,6 +27,7 @@ class Halting:
         self.e = engine
         self.kill_ids: set[str] = set()  # venue ids the kill switch's cancel-all took
         self.kill_open: set[str] = set()  # of kill_ids, those not confirmed canceled yet
+        self.halts = 0  # kill switches pulled: a submit released before the last one is not sent
 
     # ------------------------------------------------------------------ trips
 
@@ -91,6 +92,7 @@ class Halting:
         """HALTED at once; pending intents dropped; one cancel-all to the venue,
         tracked until the venue has confirmed every cancel."""
         e = self.e
+        self.halts += 1  # read by submits not yet on the wire (Submits.submit_task)
         if e.state is not TradingState.HALTED:
             if not cause.startswith("automatic"):
                 e.trip_cause = TripCause.OPERATOR
