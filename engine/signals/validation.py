@@ -189,7 +189,8 @@ class _Judge:
         if -age > self.max_age:
             return (
                 DropReason.FUTURE_TIMESTAMP,
-                f"{where}: ts {stamp} is {-age:.0f}s ahead of venue time {_iso(now)} (tolerance {self.max_age:g}s); {n}",
+                f"{where}: ts {stamp} is {-age:.0f}s ahead of venue time {_iso(now)} "
+                f"(tolerance {self.max_age:g}s); {n}",
             )
         return None
 

@@ -132,7 +132,7 @@ def test_a_callable_that_does_not_import_is_a_clear_startup_error(spec, message)
 
 def test_open_source_raises_the_import_error_at_startup():
     settings = Settings.model_validate({"signals": {"kind": "callable", "callable": "no_such_package.models:signal"}})
-    with pytest.raises(SignalSourceError, match="no_such_package.models:signal"):
+    with pytest.raises(SignalSourceError, match=r"no_such_package\.models:signal"):
         open_source(settings, known_symbols=UNIVERSE)
 
 
