@@ -136,6 +136,8 @@ class Engine:
         self.latest_bar_close: datetime | None = None  # close of the newest minute bar from the stream
         self.on_batch_done: Callable[[SignalBatch], None] | None = None
         self.stopping = False
+        self.sealed = False  # the journal's session was sealed by stop()
+        self.seal_error = ""  # why it could not be, if it could not
         self._inbox: Inbox | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -290,8 +292,10 @@ class Engine:
             log.exception("broker stop failed")
         try:
             self.journal.seal(how)
-        except JournalError:
-            pass
+            self.sealed = True
+        except (JournalError, RuntimeError) as exc:
+            self.seal_error = str(exc)
+            self.note("error", None, f"journal NOT sealed: {exc}")
         self.publish()
 
     def spawn(self, coro, name: str) -> asyncio.Task:

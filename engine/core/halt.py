@@ -14,7 +14,7 @@ from engine.broker.base import BrokerUnavailable, RequestFailed
 from engine.commands import CommandResult, Flatten, Halt, Resume
 from engine.core import messages as msg
 from engine.core.common import CANCEL_ALL_RETRY, KILL_POLL, SEQ_FLATTEN, replace
-from engine.model import Order, TradingState
+from engine.model import Order, OrderStatus, TradingState
 from engine.risk import TripCause, flatten_orders
 from engine.snapshot import KillSwitchStatus
 
@@ -154,7 +154,9 @@ class Halting:
         self.kill_open &= open_ids
         confirmed = sum(1 for vid in self.kill_ids if vid not in open_ids)
         if confirmed >= len(self.kill_ids):
-            self.finish_kill()
+            # every one is closed at the venue; how each ended (canceled, or filled
+            # first) is known once the book has it: the reconciliation below brings it
+            self.check_kill_progress()
         elif confirmed > e.kill.cancels_confirmed:
             e.kill = replace(e.kill, cancels_confirmed=confirmed)
         if confirmed >= len(self.kill_ids) or confirmed:
@@ -184,12 +186,21 @@ class Halting:
             self.finish_kill()
 
     def finish_kill(self) -> None:
+        """Every order the cancel-all took is closed: say how many the venue canceled,
+        and how the others ended (filled before their cancel, ...), as the book has them."""
         e = self.e
-        n = len(self.kill_ids)
+        ended: dict[str, int] = {}
+        for vid in self.kill_ids:
+            o = e.book.by_venue_id(vid)
+            how = "canceled" if o is None or o.status is OrderStatus.CANCELED else o.status.value
+            ended[how] = ended.get(how, 0) + 1
+        canceled = ended.pop("canceled", 0)
+        others = "".join(f", {k} {how.replace('_', ' ')} before its cancel" for how, k in sorted(ended.items()))
         self.kill_open.clear()
-        e.kill = replace(e.kill, phase="confirmed", cancels_confirmed=n, detail=f"venue confirmed {n} cancels")
-        e.recorder.journal(ev.KillSwitch(phase="confirmed", counts={"confirmed": n}))
-        e.note("kill", None, f"kill switch: venue confirmed {n} cancels")
+        text = f"venue confirmed {canceled} cancels{others}"
+        e.kill = replace(e.kill, phase="confirmed", cancels_confirmed=canceled, detail=text)
+        e.recorder.journal(ev.KillSwitch(phase="confirmed", counts={"confirmed": canceled, **ended}))
+        e.note("kill", None, f"kill switch: {text}")
         e.publish()
 
     # ---------------------------------------------------------------- flatten
