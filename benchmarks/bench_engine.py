@@ -10,7 +10,10 @@ this process) through alpaca-py, on whatever machine runs them:
 3. issue 4: the engine's own overhead per submitted order against the raw
    alpaca-py submit round trip, side by side (definitions in the rows' notes);
 4. issue 4: start-up reconciliation of 10,000 open orders (journal + venue), and
-   the cost of applying one event at 10 and at 10,000 open orders.
+   the cost of applying one event at 10 and at 10,000 open orders;
+5. issue 11: the kill switch while a 100,000-line signal backlog is being read
+   from a followed JSONL file: Halt to its answer and to the cancel-all request on
+   the wire, and no order sent after the halt.
 
 No engine code is changed for this: the timestamps come from wrapping methods
 of the one instance under test (the Engine's handler of Submitted, Engine.on_batch_done,
@@ -59,6 +62,7 @@ BATCH_WARMUP = 6
 SINGLE_ROUNDS = 120
 SINGLE_WARMUP = 10
 KILL_ORDERS = 1000
+BACKLOG_LINES = 100_000
 RECON_ORDERS = 10_000
 APPLY_ROUNDS = 400
 
@@ -975,6 +979,96 @@ def bench_kill(tmp: Path) -> list[dict]:
     return rows
 
 
+# ---------------------------------------------------------------- 5: the kill switch behind a backlog
+
+
+def bench_backlog_kill(tmp: Path) -> list[dict]:
+    """Halt while the engine follows a JSONL file to which 100,000 fresh batches
+    were just appended (each one would trade): the command lane preempts the backlog."""
+    from engine import events as ev
+    from engine.commands import Halt
+    from engine.journal import Journal
+    from engine.session import Session
+    from engine.signals import JsonlFileSource
+
+    path = tmp / "backlog.jsonl"
+    path.write_bytes(b"")
+    journal = tmp / "backlog.sqlite"
+    settings = bench_settings()
+    source = JsonlFileSource(path, known_symbols=frozenset(("AAPL", "NVDA")), max_age=120)
+    session = Session.from_settings(
+        settings,
+        journal_path=journal,
+        sim_overrides=sim_overrides(),
+        auto_approve=True,
+        signal_source=source,
+        credentials=CREDS,
+        new_session=True,
+    ).start()
+    marks: dict[str, float] = {}
+    try:
+        eng = session.engine
+        client = eng.broker._trading  # noqa: SLF001 - the alpaca-py TradingClient of the broker
+        cancel_orders = client.cancel_orders
+
+        def timed_cancel_orders(*a, **k):
+            marks.setdefault("client", time.perf_counter())
+            return cancel_orders(*a, **k)
+
+        client.cancel_orders = timed_cancel_orders
+        first = START_AT - timedelta(seconds=50)
+        lines = []
+        for i in range(BACKLOG_LINES):
+            ts = (first + timedelta(milliseconds=i)).isoformat(timespec="milliseconds")
+            sig = 0.5 if i % 2 else -0.5
+            lines.append(f'{{"ts": "{ts}", "signals": {{"AAPL": {sig}, "NVDA": {-sig}}}}}')
+        last = first + timedelta(milliseconds=BACKLOG_LINES - 1)
+        with path.open("ab") as f:
+            f.write(("\n".join(lines) + "\n").encode())
+        deadline = time.monotonic() + 60
+        while eng.stats.batches < 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        read_before = eng.stats.batches + eng.stats.skipped
+        t0 = time.perf_counter()
+        result = session.execute_sync(Halt(cause="benchmark"), timeout=30)
+        t_result = time.perf_counter()
+        while "client" not in marks and time.perf_counter() - t0 < 30:
+            time.sleep(0.001)
+        read_at_halt = eng.stats.batches + eng.stats.skipped
+        deadline = time.monotonic() + 300
+        while eng.last_bar_ts != last and time.monotonic() < deadline:
+            time.sleep(0.05)
+        processed, skipped = eng.stats.batches, eng.stats.skipped
+    finally:
+        session.stop()
+    if not result.ok:
+        raise RuntimeError(f"Halt refused: {result.message}")
+    j = Journal(journal, readonly=True)
+    try:
+        events = [e.event for e in j.replay()]
+    finally:
+        j.close()
+    kill_at = next(i for i, e in enumerate(events) if isinstance(e, ev.KillSwitch))
+    sent_after = sum(1 for e in events[kill_at:] if isinstance(e, ev.SubmitSent))
+    answered = (t_result - t0) * 1000
+    wire = (marks["client"] - t0) * 1000 if "client" in marks else float("inf")
+    backlog = (
+        f"{read_at_halt:,} of {BACKLOG_LINES:,} batches taken off the inbox when the halt was on the wire "
+        f"({read_before:,} when it was asked); in the end {processed:,} acted on, {skipped:,} skipped "
+        f"(superseded in the backlog); {sent_after} SubmitSent after the halt"
+    )
+    return [
+        {
+            "name": f"kill switch behind a {BACKLOG_LINES:,}-line signal backlog: Halt -> cancel-all on the wire",
+            "value": ms(wire),
+            "unit": "ms",
+            "target": f"<= {KILL_WIRE_TARGET_MS:g}",
+            "ok": wire <= KILL_WIRE_TARGET_MS and sent_after == 0,
+            "note": f"Halt from another thread (Session.execute_sync), answered at {answered:.1f} ms; {backlog}",
+        }
+    ]
+
+
 def thread_cpu() -> dict[str, float]:
     """CPU seconds per thread of this process, by thread name (Linux /proc; {} elsewhere)."""
     import os
@@ -1025,6 +1119,7 @@ def run() -> list[dict]:
                 f"<= {BATCH_P99_TARGET_MS:g}",
             ),
             (bench_kill, "kill switch, 1,000 open orders", f"<= {KILL_WIRE_TARGET_MS:g} / {KILL_CONFIRM_TARGET_MS:g}"),
+            (bench_backlog_kill, "kill switch behind a 100,000-line signal backlog", f"<= {KILL_WIRE_TARGET_MS:g}"),
             (
                 bench_desks,
                 "start-up reconciliation, 10,000 open orders; event cost at 10 / 10,000",

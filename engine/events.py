@@ -251,6 +251,16 @@ class BatchProcessed(Event):
     intents: int = 0
 
 
+class SignalsSkipped(Event):
+    """Signal batches of a backlog that were not acted on: a newer batch superseded
+    them while they waited in the engine's inbox (docs/signals.md, backlog policy)."""
+
+    count: int
+    first_ts: datetime
+    last_ts: datetime
+    reason: str = "superseded by a newer batch while waiting (signal backlog)"
+
+
 # ---- snapshots and reconciliation ------------------------------------------------------
 
 

@@ -1,8 +1,8 @@
 """`execdesk run`: a headless session. In a terminal it shows a live Rich status;
 piped, it prints plain log lines. SIGTERM/SIGINT stop it in order (no new orders,
-open orders left working and said so, journal sealed); --bars N stops after N
-batches once their orders are final or timed out. The execution report is printed
-at the end."""
+open orders left working and said so, journal sealed — or said not to be, with
+exit status 1, when it could not be); --bars N stops after N batches once their
+orders are final or timed out. The execution report is printed at the end."""
 
 from __future__ import annotations
 
@@ -86,14 +86,21 @@ class HeadlessRun:
                 signal.signal(sig, handler)
         snap = session.snapshot
         working = snap.open_order_count
+        engine = session.engine
+        sealed = engine is not None and engine.sealed
+        journal = (
+            "journal sealed"
+            if sealed
+            else f"journal NOT sealed ({engine.seal_error if engine is not None and engine.seal_error else 'unknown'})"
+        )
         print(
-            f"session {snap.session_id} stopped ({self.reason or 'done'}): journal sealed; "
+            f"session {snap.session_id} stopped ({self.reason or 'done'}): {journal}; "
             f"{working} open order(s) left working at the venue",
             file=self.out,
             flush=True,
         )
         self._print_report()
-        return ExitCode.OK
+        return ExitCode.OK if sealed else ExitCode.FAILURE
 
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
         self.reason = signal.Signals(signum).name

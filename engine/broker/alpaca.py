@@ -159,6 +159,10 @@ def _ws_url(http_url: str) -> str:
 # ---- requests session plumbing ------------------------------------------------------
 
 
+class _Withheld(Exception):
+    """A submit withdrawn by its caller in the worker, right before it would leave."""
+
+
 class _Permit(threading.local):
     """Per worker thread: the permit granted before the call (for its first HTTP
     request) and the priority of the call (for extra pages)."""
@@ -283,22 +287,28 @@ class AlpacaBroker:
     def _on_rate_change(self, limited: bool, remaining: int | None, reset_at: float | None) -> None:
         self._emit(RateLimitChanged(limited=limited, remaining=remaining, reset_at=reset_at))
 
-    def _in_worker(self, priority: int, fn: Callable[..., Any], args: tuple) -> Any:
+    def _in_worker(
+        self, priority: int, fn: Callable[..., Any], args: tuple, withhold: Callable[[], bool] | None = None
+    ) -> Any:
         permit = self._permit
         permit.permits, permit.priority = 1, priority
         try:
+            if withhold is not None and withhold():
+                raise _Withheld  # the last moment before the request would leave
             return fn(*args)
         finally:
             permit.permits, permit.priority = 0, Priority.QUERY
             self.limiter.release()
 
-    async def _call(self, priority: int, host: str, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _call(
+        self, priority: int, host: str, fn: Callable[..., Any], *args: Any, withhold: Callable[[], bool] | None = None
+    ) -> Any:
         """One alpaca-py call: wait for a permit and a worker, run it, bounded in time.
         A call cancelled (or timed out) before its worker picked it up is never sent;
         one already running finishes in its thread and its answer is dropped."""
         await self.limiter.acquire(priority, host)
         try:
-            cf = self._pool.submit(self._in_worker, priority, fn, args)
+            cf = self._pool.submit(self._in_worker, priority, fn, args, withhold)
         except RuntimeError:  # pool shut down
             self.limiter.release()
             raise BrokerUnavailable("broker stopped") from None
@@ -429,17 +439,20 @@ class AlpacaBroker:
 
     # ---- orders ----------------------------------------------------------------------
 
-    async def submit(self, request: SubmitRequest) -> SubmitOutcome:
+    async def submit(self, request: SubmitRequest, withhold: Callable[[], bool] | None = None) -> SubmitOutcome:
         """Send the order once. acked: the venue has it. rejected: a 4xx with an
         Alpaca error body (nothing at the venue). unknown: anything else (timeout,
         connection lost, 5xx, 429, unreadable 2xx, duplicate client_order_id) —
-        resolve with lookup(client_order_id), never by sending again.
+        resolve with lookup(client_order_id), never by sending again. withheld:
+        `withhold()` said True when the request was about to leave (not sent).
         Raises ValueError before sending when the request is malformed."""
         model = order_request(request)
         try:
-            raw = await self._call(Priority.SUBMIT, TRADING, self._trading.submit_order, model)
+            raw = await self._call(Priority.SUBMIT, TRADING, self._trading.submit_order, model, withhold=withhold)
         except asyncio.CancelledError:
             raise
+        except _Withheld:
+            return SubmitOutcome(SubmitOutcomeKind.WITHHELD, message="withheld before it was sent")
         except BrokerUnavailable as exc:
             self._note("submit", Failure("other", message=str(exc)))
             return SubmitOutcome(SubmitOutcomeKind.UNKNOWN, message=str(exc))

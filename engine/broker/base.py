@@ -55,6 +55,7 @@ class SubmitOutcomeKind(StrEnum):
     ACKED = "acked"  # the venue has the order
     REJECTED = "rejected"  # the venue refused it and has no such order
     UNKNOWN = "unknown"  # nobody knows yet: look it up by client_order_id, never send again
+    WITHHELD = "withheld"  # never sent: the caller withdrew it before it left (nothing at the venue)
 
 
 class CancelOutcomeKind(StrEnum):
@@ -270,7 +271,10 @@ class Broker(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def submit(self, request: SubmitRequest) -> SubmitOutcome: ...
+    async def submit(self, request: SubmitRequest, withhold: Callable[[], bool] | None = None) -> SubmitOutcome:
+        """Send the order once. `withhold` is asked right before the request leaves
+        (from a worker thread): True -> not sent, outcome WITHHELD."""
+        ...
 
     async def lookup(self, client_order_id: str) -> VenueOrder | None:
         """The order with this client_order_id, or None when the venue says it has

@@ -4,6 +4,10 @@ its timers, start and stop.
 One asyncio task applies every change in order: commands from front ends,
 results of broker calls, stream traffic, signal batches and timers all arrive on
 the inbox, and each message type has one handler (the table in `Engine.__init__`).
+The inbox (engine.core.inbox) has lanes: the kill switch before every other
+command, commands before broker results, results before signal batches; the task
+yields to the loop at least every YIELD_AFTER seconds, so the control socket is
+read even while a backlog is worked off.
 Broker I/O runs in tasks (and the broker's worker threads) that post a typed
 result (engine.core.messages) back to the inbox; nothing else mutates state.
 The work itself lives in the parts: recorder (check -> journal -> apply, and the
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from engine import events as ev
 from engine.broker.base import (
     Broker,
     ConnectivityChanged,
@@ -47,6 +52,7 @@ from engine.config import Settings, SymbolOverride
 from engine.core import messages as msg
 from engine.core.common import MINUTE
 from engine.core.halt import Halting
+from engine.core.inbox import Inbox, Lane
 from engine.core.intents import Intents
 from engine.core.lifecycle import Lifecycle
 from engine.core.market_view import EngineMarketView
@@ -66,6 +72,8 @@ from engine.universe import Universe
 
 log = logging.getLogger("execdesk.engine")
 
+YIELD_AFTER = 0.002  # seconds of work on the inbox before the engine task lets the loop run
+
 
 @dataclass
 class EngineStats:
@@ -75,6 +83,7 @@ class EngineStats:
     fills: int = 0
     denials: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0  # signal batches of a backlog superseded before they were acted on
 
 
 class Engine:
@@ -127,7 +136,9 @@ class Engine:
         self.latest_bar_close: datetime | None = None  # close of the newest minute bar from the stream
         self.on_batch_done: Callable[[SignalBatch], None] | None = None
         self.stopping = False
-        self._inbox: asyncio.Queue | None = None
+        self.sealed = False  # the journal's session was sealed by stop()
+        self.seal_error = ""  # why it could not be, if it could not
+        self._inbox: Inbox | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
         # the parts: each holds a reference to this engine and its own private state
@@ -160,6 +171,7 @@ class Engine:
             msg.CancelAllAnswered: self.halt.on_cancel_all_answered,
             msg.KillOpenSeen: self.halt.on_kill_open_seen,
             msg.FlattenReady: self.halt.on_flatten_ready,
+            msg.SignalsSuperseded: self._on_superseded,
         }
         self._commands: dict[type, Callable[[Any], CommandResult]] = {
             Halt: self.halt.on_halt,
@@ -175,7 +187,7 @@ class Engine:
         self._commands_later: dict[type, Callable[[Any, asyncio.Future], None]] = {
             Flatten: self.halt.on_flatten,
         }
-        self._timers: dict[str, Callable[[], None]] = {
+        self._timers: dict[str, Callable[[], object]] = {
             "second": self._on_second,
             "reconcile": lambda: self.spawn(self.sync.reconcile("periodic"), "reconcile"),
             "positions": lambda: self.spawn(self.sync.refresh_positions(), "positions"),
@@ -209,14 +221,14 @@ class Engine:
         if loop is None or inbox is None or loop.is_closed():
             return
         try:
-            loop.call_soon_threadsafe(inbox.put_nowait, item)
+            loop.call_soon_threadsafe(inbox.put, item)
         except RuntimeError:
             pass  # the loop closed while shutting down
 
     def put(self, item: Any) -> None:
         """Put an item on the inbox from the engine's own loop."""
         assert self._inbox is not None
-        self._inbox.put_nowait(item)
+        self._inbox.put(item)
 
     async def execute(self, command: Command) -> CommandResult:
         """Run a command inside the engine task (call from the engine's loop)."""
@@ -225,7 +237,10 @@ class Engine:
         return await fut
 
     async def submit_batch(self, batch: SignalBatch) -> None:
-        self.put(batch)
+        """Queue a signal batch; waits while the inbox's signal lane is full of
+        batches that cannot be collapsed (engine.core.inbox)."""
+        assert self._inbox is not None
+        await self._inbox.put_signal(batch)
 
     def market_view(self) -> EngineMarketView:
         return EngineMarketView(self)
@@ -244,7 +259,7 @@ class Engine:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._inbox = asyncio.Queue()
+        self._inbox = Inbox(self.lane_of)
         self.sync.reconcile_lock = asyncio.Lock()
         await self.broker.start(self.post, self.symbols)
         await self.sync.refresh_clock()
@@ -278,8 +293,10 @@ class Engine:
             log.exception("broker stop failed")
         try:
             self.journal.seal(how)
-        except JournalError:
-            pass
+            self.sealed = True
+        except (JournalError, RuntimeError) as exc:
+            self.seal_error = str(exc)
+            self.note("error", None, f"journal NOT sealed: {exc}")
         self.publish()
 
     def spawn(self, coro, name: str) -> asyncio.Task:
@@ -297,10 +314,30 @@ class Engine:
 
     # --------------------------------------------------------------- the loop
 
+    @staticmethod
+    def lane_of(item: Any) -> Lane:
+        """The inbox lane of an item: the kill switch first, then commands, then
+        everything the venue and the timers say, then signal batches."""
+        if isinstance(item, msg.CommandEnvelope):
+            return Lane.KILL if isinstance(item.command, Halt) else Lane.COMMANDS
+        if isinstance(item, (SignalBatch, msg.SignalsSuperseded)):
+            return Lane.SIGNALS
+        return Lane.RESULTS
+
     async def _run_loop(self) -> None:
         assert self._inbox is not None
+        loop = asyncio.get_running_loop()
+        since = loop.time()
         while True:
-            item = await self._inbox.get()
+            if loop.time() - since >= YIELD_AFTER:
+                # a backlog is being worked off: let the loop read sockets (a halt on the
+                # control socket) and run tasks; the next item is then taken by lane
+                await asyncio.sleep(0)
+                since = loop.time()
+            item = self._inbox.take()
+            if item is None:  # nothing waiting: sleep until something comes
+                item = await self._inbox.get()
+                since = loop.time()
             try:
                 self.handle(item)
             except Exception as exc:  # one bad item must not stop the engine
@@ -331,6 +368,20 @@ class Engine:
         result = handler(cmd) if handler is not None else CommandResult(False, f"unknown command {type(cmd).__name__}")
         if not env.future.done():
             env.future.set_result(result)
+
+    def _on_superseded(self, item: msg.SignalsSuperseded) -> None:
+        """A backlog collapsed: the batches a newer one superseded are journaled as
+        skipped, with their count (docs/signals.md)."""
+        span = f"{item.first_ts.isoformat()} .. {item.last_ts.isoformat()}"
+        if self.recorder.journal(ev.SignalsSkipped(count=item.count, first_ts=item.first_ts, last_ts=item.last_ts)):
+            self.stats.skipped += item.count
+            self.note(
+                "info",
+                None,
+                f"signal backlog: {item.count} batch(es) ({span}) superseded by a newer one, not acted on",
+            )
+        else:
+            self.note("error", None, f"signal backlog: {item.count} batch(es) ({span}) skipped, NOT journaled")
 
     # ----------------------------------------------------------------- timers
 

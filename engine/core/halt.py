@@ -55,6 +55,7 @@ class Halting:
         self.price_read_failed = False
         self.flatten_campaign = 0  # numbers the operator's flattens; a new one supersedes
         self.exit_behind_since: dict[str, float] = {}  # stop exit cid -> monotonic time the market left it
+        self.halts = 0  # kill switches pulled: a submit released before the last one is not sent
 
     # ------------------------------------------------------------------ trips
 
@@ -119,6 +120,7 @@ class Halting:
         """HALTED at once; pending intents dropped; one cancel-all to the venue,
         tracked until the venue has confirmed every cancel."""
         e = self.e
+        self.halts += 1  # read by submits not yet on the wire (Submits.submit_task)
         if e.state is not TradingState.HALTED:
             if not cause.startswith("automatic"):
                 e.trip_cause = TripCause.OPERATOR
@@ -180,7 +182,9 @@ class Halting:
         self.kill_open &= open_ids
         confirmed = sum(1 for vid in self.kill_ids if vid not in open_ids)
         if confirmed >= len(self.kill_ids):
-            self.finish_kill()
+            # every one is closed at the venue; how each ended (canceled, or filled
+            # first) is known once the book has it: the reconciliation below brings it
+            self.check_kill_progress()
         elif confirmed > e.kill.cancels_confirmed:
             e.kill = replace(e.kill, cancels_confirmed=confirmed)
         if confirmed >= len(self.kill_ids) or confirmed:
@@ -210,12 +214,21 @@ class Halting:
             self.finish_kill()
 
     def finish_kill(self) -> None:
+        """Every order the cancel-all took is closed: say how many the venue canceled,
+        and how the others ended (filled before their cancel, ...), as the book has them."""
         e = self.e
-        n = len(self.kill_ids)
+        ended: dict[str, int] = {}
+        for vid in self.kill_ids:
+            o = e.book.by_venue_id(vid)
+            how = "canceled" if o is None or o.status is OrderStatus.CANCELED else o.status.value
+            ended[how] = ended.get(how, 0) + 1
+        canceled = ended.pop("canceled", 0)
+        others = "".join(f", {k} {how.replace('_', ' ')} before its cancel" for how, k in sorted(ended.items()))
         self.kill_open.clear()
-        e.kill = replace(e.kill, phase="confirmed", cancels_confirmed=n, detail=f"venue confirmed {n} cancels")
-        e.recorder.journal(ev.KillSwitch(phase="confirmed", counts={"confirmed": n}))
-        e.note("kill", None, f"kill switch: venue confirmed {n} cancels")
+        text = f"venue confirmed {canceled} cancels{others}"
+        e.kill = replace(e.kill, phase="confirmed", cancels_confirmed=canceled, detail=text)
+        e.recorder.journal(ev.KillSwitch(phase="confirmed", counts={"confirmed": canceled, **ended}))
+        e.note("kill", None, f"kill switch: {text}")
         e.publish()
 
     # ------------------------------------------------------------ stop losses

@@ -78,15 +78,20 @@ class Intents:
         proposals = size_batch(batch.signals, e.portfolio, overrides=e.overrides, assets=e.asset_flags, limits=e.limits)
         created = self.create(proposals, bar_seq=seq, base_seq=0, bar_ts=batch.ts)
         # the batch's submits and its BatchProcessed leave the journal in one durable write
-        e.submits.flush(also=[ev.BatchProcessed(bar_ts=batch.ts, batch_seq=seq, intents=created)])
+        written = e.submits.flush(also=[ev.BatchProcessed(bar_ts=batch.ts, batch_seq=seq, intents=created)])
         e.stats.batches += 1
         n_sig = len(batch.signals)
-        e.note(
-            "info",
-            None,
-            f"bar {batch.ts.astimezone(NY).strftime('%H:%M')}: {n_sig} signal(s), {created} intent(s)"
-            + (f", {len(batch.dropped)} dropped" if batch.dropped else ""),
-        )
+        bar = batch.ts.astimezone(NY).strftime("%H:%M")
+        dropped = f", {len(batch.dropped)} dropped" if batch.dropped else ""
+        if written:
+            e.note("info", None, f"bar {bar}: {n_sig} signal(s), {created} intent(s){dropped}")
+        else:
+            # said only of what the journal holds: none of this batch's intents, nothing sent
+            e.note(
+                "error",
+                None,
+                f"bar {bar}: {n_sig} signal(s), 0 intent(s){dropped}: the journal cannot be written, nothing sent",
+            )
         if e.on_batch_done is not None:
             e.on_batch_done(batch)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from engine.broker.base import CancelAllOutcome, SubmitOutcome, VenueAccount, VenueOrder, VenuePosition
 from engine.commands import Command
@@ -110,3 +111,14 @@ class FlattenReady:
     round: int = 1
     positions: Sequence[VenuePosition] | None = None
     campaign: int = 0
+
+
+@dataclass(slots=True)
+class SignalsSuperseded:
+    """Signal batches the inbox took out of a backlog because a newer batch
+    superseded them before the engine came to them (engine.core.inbox): not acted
+    on, journaled as SignalsSkipped with their count and time span."""
+
+    count: int
+    first_ts: datetime
+    last_ts: datetime

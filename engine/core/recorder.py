@@ -134,6 +134,7 @@ class Recorder:
         self.failed = True
         e.connectivity = replace(e.connectivity, journal_ok=False, detail=f"journal: {exc}")
         e.state, e.state_cause = TradingState.HALTED, f"journal cannot be written: {exc}"
+        e.trading_ready, e.not_ready_reason = False, "the journal cannot be written"
         e.note("error", None, f"JOURNAL ERROR: {exc} — trading HALTED (no orders without an audit trail)")
         e.publish()
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
-from engine.broker.base import BrokerUnavailable, CancelOutcomeKind, SubmitOutcomeKind, SubmitRequest
+from engine.broker.base import BrokerUnavailable, CancelOutcomeKind, SubmitOutcome, SubmitOutcomeKind, SubmitRequest
 from engine.commands import CancelOrder, CommandResult
 from engine.core import messages as msg
 from engine.core.common import CANCEL_RETRY, LOOKUP_RETRY, THROTTLE_RETRY, q
@@ -35,29 +35,45 @@ class Submits:
     def queue(self, order: Order) -> None:
         self.pending.append(order)
 
-    def flush(self, also: Sequence[Any] = ()) -> None:
-        """Send what Intents.create queued (and journal `also` with it)."""
+    def flush(self, also: Sequence[Any] = ()) -> bool:
+        """Send what Intents.create queued (and journal `also` with it). False when
+        the journal write failed: then nothing of it is journaled and nothing sent."""
         orders, self.pending = self.pending, []
-        self.send(orders, also)
+        written = self.send(orders, also)
         self.e.recorder.deferred = None
+        return written
 
-    def send(self, orders: list[Order], also: Sequence[Any] = ()) -> None:
+    def send(self, orders: list[Order], also: Sequence[Any] = ()) -> bool:
         """Journal every SubmitSent (and `also`, e.g. the batch's BatchProcessed)
-        durably — one fsync for the lot — then send."""
+        durably — one fsync for the lot — then send. False if the journal failed."""
         e = self.e
         if not orders and not also and not e.recorder.deferred:
-            return
+            return not e.recorder.failed
         sent = e.recorder.write_sends(orders, also)
         if sent is None:
-            return
+            return False
         wall = e.rate_now()
+        halts = e.halt.halts
         for o in orders:
             e.risk.record_submit(wall)
             e.stats.submits += 1
-            e.spawn(self.submit_task(o), "submit")
+            e.spawn(self.submit_task(o, halts), "submit")
+        return True
 
-    async def submit_task(self, order: Order) -> None:
+    async def submit_task(self, order: Order, halts: int | None = None) -> None:
+        """Send one order, unless the kill switch was pulled since it was released
+        (`halts`, the kill-switch count then): a request not yet on the wire when
+        HALTED is never sent (asked again in the broker's worker, right before it
+        would leave)."""
         e = self.e
+        halts = e.halt.halts if halts is None else halts
+
+        def withhold() -> bool:
+            return e.halt.halts != halts
+
+        if withhold():
+            e.put(msg.Submitted(order.client_order_id, SubmitOutcome(SubmitOutcomeKind.WITHHELD), 0.0))
+            return
         extended = (
             order.reason == "flatten"
             and order.order_type is OrderType.LIMIT
@@ -75,7 +91,7 @@ class Submits:
             extended_hours=extended,
         )
         t0 = time.perf_counter()
-        outcome = await e.broker.submit(req)
+        outcome = await e.broker.submit(req, withhold)
         e.put(msg.Submitted(order.client_order_id, outcome, (time.perf_counter() - t0) * 1000))
 
     # ---------------------------------------------------------------- outcomes
@@ -89,6 +105,12 @@ class Submits:
         cid = order.client_order_id
         if out.kind is SubmitOutcomeKind.ACKED and out.order is not None:
             e.lifecycle.acked(order, out.order, "rest")
+        elif out.kind is SubmitOutcomeKind.WITHHELD:
+            if e.recorder.record(
+                ev.SubmitRejected(client_order_id=cid, message="not sent: trading HALTED before the request left")
+            ):
+                e.halt.check_kill_progress()
+            e.note("order", order.symbol, f"{cid} not sent: the kill switch was pulled before the request left")
         elif out.kind is SubmitOutcomeKind.REJECTED:
             if e.recorder.record(
                 ev.SubmitRejected(client_order_id=cid, http_status=out.http_status, code=out.code, message=out.message)

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from engine.core.engine import Engine
 
 
+JOURNAL_NOT_READY = "the journal cannot be written"  # as Recorder.broken says it
+
+
 class VenueSync:
     def __init__(self, engine: Engine):
         self.e = engine
@@ -287,7 +290,13 @@ class VenueSync:
             )
         )
         e.connectivity = replace(e.connectivity, reconciling=False)
-        if unaccounted:
+        if e.recorder.failed:
+            # its outcome could not be journaled: never "trading ready" without an audit trail
+            said = e.not_ready_reason == JOURNAL_NOT_READY
+            e.trading_ready, e.not_ready_reason = False, JOURNAL_NOT_READY
+            if not said:
+                e.note("error", None, f"reconciliation ({trigger}): {JOURNAL_NOT_READY} — trading stays HALTED")
+        elif unaccounted:
             e.trading_ready = False
             e.not_ready_reason = f"{len(unaccounted)} order(s) unaccounted for: " + "; ".join(unaccounted[:3])
             e.note("error", None, f"reconciliation ({trigger}): {e.not_ready_reason} — trading held (fail closed)")

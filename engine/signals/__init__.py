@@ -19,9 +19,12 @@ from engine.signals.decoding import _TooLong as _TooLong  # for tests
 from engine.signals.factory import open_source
 from engine.signals.files import (
     CSV_IDLE_FLUSH,
+    HEAD_BYTES,
+    LINES_PER_YIELD,
     MAX_CSV_GROUP_ROWS,
     POLL_INTERVAL,
     READ_CHUNK,
+    TAIL_BYTES,
     CsvFileSource,
     JsonlFileSource,
     JsonlStreamSource,
@@ -58,11 +61,14 @@ __all__ = [
     "DEMO_LONG",
     "DEMO_MIN_BARS",
     "DEMO_SHORT",
+    "HEAD_BYTES",
+    "LINES_PER_YIELD",
     "MAX_CSV_GROUP_ROWS",
     "MAX_DROPS_PER_BATCH",
     "MAX_LINE_BYTES",
     "POLL_INTERVAL",
     "READ_CHUNK",
+    "TAIL_BYTES",
     # sources and what they produce
     "Bar",
     "CallableSource",

@@ -1,5 +1,8 @@
 """File and stdin sources: JSONL or CSV files read from the start and followed as
-they grow (tail -f), and JSONL on a stream (stdin)."""
+they grow (tail -f), and JSONL on a stream (stdin). A file rewritten in place (new
+inode, shorter, or other bytes where the old ones were) is read again from its
+start. Reading yields to the event loop every LINES_PER_YIELD lines, so a backlog
+never holds up the engine that shares the loop."""
 
 from __future__ import annotations
 
@@ -36,6 +39,9 @@ READ_CHUNK = 64 * 1024
 POLL_INTERVAL = 0.2  # seconds between looks at a followed file that has not grown
 CSV_IDLE_FLUSH = 0.5  # seconds a CSV file must stop growing before its last group is emitted
 MAX_CSV_GROUP_ROWS = 10_000  # a CSV group larger than this is refused whole
+LINES_PER_YIELD = 100  # lines read before the source lets the event loop run
+HEAD_BYTES = 4096  # bytes at the start of a followed file that must stay the same
+TAIL_BYTES = 256  # bytes just before the read offset that must stay the same
 
 
 class _JsonlLines(_SourceBase):
@@ -47,8 +53,14 @@ class _JsonlLines(_SourceBase):
         super().__init__(known_symbols, max_age)
         self._splitter = _LineSplitter()
 
-    def _batches_from(self, market: MarketView, chunk: bytes) -> list[SignalBatch]:
-        return [self._line_batch(market, n, raw) for n, raw in self._splitter.feed(chunk) if not _blank(raw)]
+    async def _batches_from(self, market: MarketView, chunk: bytes) -> AsyncIterator[SignalBatch]:
+        """The chunk's batches, letting the event loop run every LINES_PER_YIELD lines."""
+        for i, (n, raw) in enumerate(self._splitter.feed(chunk), 1):
+            if not _blank(raw):
+                yield self._line_batch(market, n, raw)
+            if i % LINES_PER_YIELD == 0:
+                await asyncio.sleep(0)
+        await asyncio.sleep(0)
 
     def _end_batches(self, market: MarketView) -> list[SignalBatch]:
         tail = self._splitter.finish()
@@ -109,19 +121,26 @@ def _read_failed(judge: _Judge, market: MarketView, where: str, exc: BaseExcepti
 
 
 class _FollowedFile:
-    """A file read from the start and then followed as it grows (tail -f). If it is
-    replaced (new inode) or shrinks (truncated), it is read again from the start."""
+    """A file read from the start and then followed as it grows (tail -f). If the path
+    names another file (new inode), the file is shorter than what was read, or the
+    bytes read before (its first HEAD_BYTES, the TAIL_BYTES before the offset) are not
+    there any more (truncated and rewritten larger between two looks), it is read
+    again from the start."""
 
     def __init__(self, path: Path):
         self.path = path
         self._fd: int | None = None
         self._ino: int | None = None
         self._pos = 0
+        self._head = b""  # the first HEAD_BYTES read
+        self._tail = b""  # the last TAIL_BYTES read, ending at _pos
+        self.rewrites = 0  # times the file was found rewritten and read again
 
     def open(self) -> None:
         self._fd = os.open(self.path, os.O_RDONLY)
         self._ino = os.fstat(self._fd).st_ino
         self._pos = 0
+        self._head = self._tail = b""
 
     def close(self) -> None:
         if self._fd is not None:
@@ -132,21 +151,39 @@ class _FollowedFile:
         """The next chunk (b"" when nothing new)."""
         assert self._fd is not None
         chunk = os.pread(self._fd, READ_CHUNK, self._pos)
-        self._pos += len(chunk)
+        if chunk:
+            self._pos += len(chunk)
+            if len(self._head) < HEAD_BYTES:
+                self._head += chunk[: HEAD_BYTES - len(self._head)]
+            self._tail = (self._tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
         return chunk
 
-    def restarted(self) -> bool:
-        """True (and reopened at the start) when the path now names another file or
-        the file became shorter than what was read."""
+    def rewritten(self) -> str | None:
+        """Why what is at the path no longer continues what was read (None: it does)."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            return False  # being replaced: keep the old one until the new one appears
-        if st.st_ino != self._ino or st.st_size < self._pos:
-            self.close()
-            self.open()
-            return True
-        return False
+            return None  # being replaced: keep the old one until the new one appears
+        if st.st_ino != self._ino:
+            return "replaced"
+        if st.st_size < self._pos:
+            return "truncated"
+        assert self._fd is not None
+        if self._head and os.pread(self._fd, len(self._head), 0) != self._head:
+            return "rewritten"
+        if self._tail and os.pread(self._fd, len(self._tail), self._pos - len(self._tail)) != self._tail:
+            return "rewritten"
+        return None
+
+    def restarted(self) -> bool:
+        """True (and reopened at the start) when the file was replaced, truncated or
+        rewritten since the last read."""
+        if self.rewritten() is None:
+            return False
+        self.close()
+        self.open()
+        self.rewrites += 1
+        return True
 
 
 def _checked_path(path: str, kind: str) -> Path:
@@ -189,22 +226,24 @@ class JsonlFileSource(_JsonlLines):
             while True:
                 closing = self._closing.is_set()  # read once more after aclose(), then stop
                 try:
-                    chunk = self._file.read()
-                    restarted = not chunk and not closing and self._file.restarted()
+                    # checked before every read: a rewrite between two looks is not read
+                    # from the old offset
+                    restarted = not closing and self._file.restarted()
+                    chunk = b"" if restarted else self._file.read()
                 except OSError as exc:
                     yield _read_failed(self._judge, market, f"{self.name}:{self._splitter.line_no + 1}", exc)
-                    break
-                if chunk:
-                    for batch in self._batches_from(market, chunk):
-                        yield batch
-                    continue
-                if closing:
                     break
                 if restarted:
                     for batch in self._end_batches(market):
                         yield batch
-                    self._splitter = _LineSplitter()
+                    self._splitter = _LineSplitter()  # line numbers start again at 1
                     continue
+                if chunk:
+                    async for batch in self._batches_from(market, chunk):
+                        yield batch
+                    continue
+                if closing:
+                    break
                 await self._pause(self._poll)
             for batch in self._end_batches(market):
                 yield batch
@@ -241,7 +280,7 @@ class JsonlStreamSource(_JsonlLines):
                 break
             if not chunk:
                 break
-            for batch in self._batches_from(market, chunk):
+            async for batch in self._batches_from(market, chunk):
                 yield batch
         for batch in self._end_batches(market):
             yield batch
@@ -327,24 +366,27 @@ class CsvFileSource(_SourceBase):
             while True:
                 closing = self._closing.is_set()
                 try:
-                    chunk = self._file.read()
-                    restarted = not chunk and not closing and self._file.restarted()
+                    restarted = not closing and self._file.restarted()
+                    chunk = b"" if restarted else self._file.read()
                 except OSError as exc:
                     yield _read_failed(self._judge, market, f"{self.name}:{self._splitter.line_no + 1}", exc)
-                    break
-                if chunk:
-                    last_growth = loop.time()
-                    for n, raw in self._splitter.feed(chunk):
-                        for batch in self._row(market, n, raw):
-                            yield batch
-                    continue
-                if closing:
                     break
                 if restarted:
                     for batch in self._end(market):
                         yield batch
                     self._splitter, self._columns, self._width = _LineSplitter(), None, 3
                     continue
+                if chunk:
+                    last_growth = loop.time()
+                    for i, (n, raw) in enumerate(self._splitter.feed(chunk), 1):
+                        for batch in self._row(market, n, raw):
+                            yield batch
+                        if i % LINES_PER_YIELD == 0:
+                            await asyncio.sleep(0)
+                    await asyncio.sleep(0)
+                    continue
+                if closing:
+                    break
                 if self._group is not None and loop.time() - last_growth >= self._idle_flush:
                     yield self._flush(market)
                     continue

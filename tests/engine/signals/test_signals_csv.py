@@ -174,3 +174,25 @@ async def test_a_stale_group_is_refused(tmp_path):
 def test_a_missing_csv_is_a_clear_startup_error(tmp_path):
     with pytest.raises(SignalSourceError, match=r"signals.path .*missing.csv.* \(csv\): file not found"):
         CsvFileSource(tmp_path / "missing.csv", known_symbols=UNIVERSE, max_age=120)
+
+
+async def test_a_csv_truncated_and_rewritten_larger_between_two_polls_is_read_from_its_header(tmp_path):
+    """The same inode, truncated and written again larger before the next look: read
+    again from its header, rows numbered from line 1, the new bars taken."""
+    path = tmp_path / "signals.csv"
+    path.write_text("ts,symbol,signal\n2026-11-25T14:39:00Z,AAPL,0.1\n")
+    source = source_for(path, idle_flush=0.1)
+    it = source.batches(FakeMarket())
+    [first] = await next_batches(it, 1)
+    assert first.signals == {"AAPL": 0.1}
+    with path.open("r+") as f:
+        f.truncate(0)
+        f.write(
+            "ts,symbol,signal\n2026-11-25T14:39:30Z,MSFT,0.2\n2026-11-25T14:39:30Z,NVDA,0.3\n"
+            "2026-11-25T14:39:45Z,KO,0.4\n"
+        )
+    batches = await next_batches(it, 2)
+    assert [b.origin for b in batches] == ["signals.csv:2-3", "signals.csv:4"]
+    assert [b.signals for b in batches] == [{"MSFT": 0.2, "NVDA": 0.3}, {"KO": 0.4}]
+    assert not any(b.dropped for b in batches)
+    await source.aclose()

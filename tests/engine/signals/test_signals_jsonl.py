@@ -5,6 +5,7 @@ source, carry on."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from datetime import timedelta
 
@@ -425,3 +426,96 @@ async def test_open_source_follows_the_configured_file(tmp_path):
     csv_path.write_text("ts,symbol,signal\n")
     settings = Settings.model_validate({"signals": {"kind": "csv", "path": str(csv_path)}})
     assert isinstance(open_source(settings, known_symbols=UNIVERSE), CsvFileSource)
+
+
+def rewrite_in_place(path, data: bytes) -> None:
+    """Truncate the file and write it again, larger: the same inode, no moment at which
+    a look would see it shorter than what was read (a writer between two polls)."""
+    with path.open("r+b") as f:
+        f.truncate(0)
+        f.write(data)
+        f.flush()
+
+
+async def test_a_file_truncated_and_rewritten_larger_between_two_polls_is_read_from_its_start(tmp_path):
+    """Given a followed file whose two lines were read, when it is truncated and
+    rewritten larger (same inode) before the next look, then the source starts again
+    from the first line: no new batch lost, line numbers from 1."""
+    path = tmp_path / "signals.jsonl"
+    path.write_bytes(
+        line('{"AAPL": 0.1}', ts="2026-11-25T14:39:00Z") + line('{"AAPL": 0.2}', ts="2026-11-25T14:39:10Z")
+    )
+    inode = path.stat().st_ino
+    source = JsonlFileSource(path, known_symbols=UNIVERSE, max_age=120, poll_interval=0.05)
+    it = source.batches(FakeMarket())
+    assert [b.signals for b in await take_from(it, 2)] == [{"AAPL": 0.1}, {"AAPL": 0.2}]
+    new = [
+        line('{"MSFT": -0.25, "NVDA": 0.5}', ts="2026-11-25T14:39:20Z"),
+        line('{"JPM": 0.3}', ts="2026-11-25T14:39:30Z"),
+        line('{"KO": 0.4}', ts="2026-11-25T14:39:40Z"),
+    ]
+    rewrite_in_place(path, b"".join(new))
+    assert path.stat().st_ino == inode and path.stat().st_size > len(new[0]) + len(new[1]) - 10
+    batches = await take_from(it, 3)
+    assert [b.origin for b in batches] == ["signals.jsonl:1", "signals.jsonl:2", "signals.jsonl:3"]
+    assert [b.signals for b in batches] == [{"MSFT": -0.25, "NVDA": 0.5}, {"JPM": 0.3}, {"KO": 0.4}]
+    assert not any(b.dropped for b in batches)
+    assert source._file.rewrites == 1  # noqa: SLF001
+    await source.aclose()
+
+
+async def test_a_rewrite_that_keeps_the_head_is_seen_by_the_bytes_before_the_offset(tmp_path):
+    """The first 4 KiB are the same (a long first line), the rest was rewritten: the
+    bytes just before the read offset differ, and the file is read again."""
+    first = b'{"ts": "2026-11-25T14:39:00Z", "model": "' + b"x" * 5000 + b'", "signals": {"AAPL": 0.1}}\n'
+    path = tmp_path / "signals.jsonl"
+    path.write_bytes(first + line('{"AAPL": 0.2}', ts="2026-11-25T14:39:10Z"))
+    source = JsonlFileSource(path, known_symbols=UNIVERSE, max_age=120, poll_interval=0.05)
+    it = source.batches(FakeMarket())
+    assert len(await take_from(it, 2)) == 2
+    rewrite_in_place(
+        path, first + line('{"MSFT": 0.7}', ts="2026-11-25T14:39:20Z") + line('{"KO": 0.4}', ts="2026-11-25T14:39:30Z")
+    )
+    batches = await take_from(it, 3)
+    assert [b.origin for b in batches] == ["signals.jsonl:1", "signals.jsonl:2", "signals.jsonl:3"]
+    assert reasons(batches[0]) == ["OUT_OF_ORDER"]  # a bar already passed is not taken again
+    assert [b.signals for b in batches[1:]] == [{"MSFT": 0.7}, {"KO": 0.4}]
+    await source.aclose()
+
+
+async def test_reading_a_backlog_lets_the_event_loop_run(tmp_path):
+    """Given 10,000 lines already in the file, when the source reads them, then other
+    tasks on the loop (the engine, its control socket) run every LINES_PER_YIELD lines
+    instead of waiting for the whole backlog."""
+    from engine.signals import LINES_PER_YIELD
+
+    n = 10_000
+    start = utc("2026-11-25T14:39:00Z")
+    path = tmp_path / "signals.jsonl"
+    path.write_bytes(
+        b"".join(
+            line('{"AAPL": 0.1}', ts=(start + timedelta(milliseconds=i)).isoformat().replace("+00:00", "Z"))
+            for i in range(n)
+        )
+    )
+    source = JsonlFileSource(path, known_symbols=UNIVERSE, max_age=120, poll_interval=0.05)
+    ticks: list[int] = []
+    got: list[int] = []
+
+    async def other_task():
+        while True:
+            ticks.append(len(got))
+            await asyncio.sleep(0)
+
+    ticker = asyncio.ensure_future(other_task())
+    try:
+        async for _batch in source.batches(FakeMarket()):
+            got.append(1)
+            if len(got) == n:
+                break
+    finally:
+        ticker.cancel()
+        await source.aclose()
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert len(ticks) >= n // LINES_PER_YIELD, f"the loop ran {len(ticks)} times while {n} lines were read"
+    assert max(gaps) <= LINES_PER_YIELD, f"{max(gaps)} lines were read without letting the loop run"
