@@ -19,7 +19,7 @@ from engine.core.common import FAR_FUTURE, NY, SEQ_STOP, first_error, q
 from engine.model import DenialReason, Order, OrderStatus, RolloutMode, TimeInForce, TradingState
 from engine.orders import OrderBookError, make_client_order_id
 from engine.risk import CheckContext, Denial, stop_loss_exit
-from engine.signals import SignalBatch
+from engine.signals import SignalBatch, SignalKind
 from engine.sizing import OrderPurpose, ProposedOrder, size_batch
 
 if TYPE_CHECKING:
@@ -74,7 +74,14 @@ class Intents:
                 ):
                     e.spawn(e.submits.cancel_one(o.client_order_id, "unfilled at the next bar"), "cancel-unfilled")
         self.orders_this_bar = 0
-        proposals = size_batch(batch.signals, e.portfolio, overrides=e.overrides, assets=e.asset_flags, limits=e.limits)
+        proposals = size_batch(
+            batch.signals,
+            e.portfolio,
+            overrides=e.overrides,
+            assets=e.asset_flags,
+            limits=e.limits,
+            weights=batch.kind is SignalKind.WEIGHT,
+        )
         created = self.create(proposals, bar_seq=seq, base_seq=0, bar_ts=batch.ts)
         # the batch's submits and its BatchProcessed leave the journal in one durable write
         e.submits.flush(also=[ev.BatchProcessed(bar_ts=batch.ts, batch_seq=seq, intents=created)])
