@@ -161,3 +161,16 @@ def test_the_context_manager_closes_and_seals_the_journal(tmp_path):
     assert desk.session.wait(0)
     sessions = Journal(journal).sessions()
     assert sessions and sessions[-1].ended_at is not None
+
+
+def test_the_example_of_docs_api_md_runs(tmp_path, monkeypatch, capsys):
+    """The first Python block of docs/api.md, as written (its journal in tmp_path)."""
+    from tests.support import ROOT
+
+    text = (ROOT / "docs" / "api.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert '"var/api-example.sqlite"' in code
+    monkeypatch.chdir(ROOT)
+    exec(compile(code.replace('"var/api-example.sqlite"', repr(str(tmp_path / "j.sqlite"))), "api.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "AAPL" in out and "MSFT" in out and "JPM" in out
