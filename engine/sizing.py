@@ -290,6 +290,8 @@ def size_batch(
     for p in plans:
         b = p.book
         bid, ask = b.bid, b.ask
+        if bid is None or ask is None:  # not quote_ok: left out above
+            continue
         mid = b.mark
         tv = p.target_value
         fractional_ok = tv >= ZERO and can_fraction(p.asset, lim)
@@ -380,7 +382,7 @@ def exit_order(
     or when working orders on the exit side already cover the position."""
     lim = limits or portfolio.limits
     b = portfolio.books.get(symbol)
-    if b is None or b.qty == ZERO or not b.quote_ok:
+    if b is None or b.qty == ZERO or not b.quote_ok or b.bid is None or b.ask is None:
         return None
     side = Side.SELL if b.qty > ZERO else Side.BUY
     covered = b.sell_open if side is Side.SELL else b.buy_open
