@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
+from engine.backoff import Backoff
 from engine.commands import CancelOrder, Flatten, RejectAll
 from engine.config import Credentials, Settings, credentials_from_env
 from engine.errors import ExecdeskError
@@ -27,8 +28,11 @@ from engine.exitcodes import ExitCode
 from engine.snapshot import EventRow
 from engine.timezones import NEW_YORK
 
+T = TypeVar("T")
+
 CLOSE_SETTLE_TIMEOUT = 60.0  # wall seconds the close routine waits for cancels and flatten fills
 CALENDAR_DAYS_AHEAD = 15  # days of calendar asked for at a time (covers any run of holidays)
+CALENDAR_RETRY = Backoff(initial=1.0, factor=2.0, cap=60.0, jitter=0.5)  # the venue's clock or calendar failed
 
 
 class TradingDayError(ExecdeskError):
@@ -163,7 +167,10 @@ class TradingDay:
         preflight = timedelta(minutes=s.session.preflight_minutes)
         try:
             while not self._stop.is_set():
-                day = self.next = calendar.next_day(calendar.now(), close_lead)
+                found_day = self._ask(lambda: calendar.next_day(calendar.now(), close_lead))
+                if found_day is None:
+                    break
+                day = self.next = found_day
                 close_at = day.close - close_lead
                 self._say(
                     f"next trading day {day.date}: open {_ny(day.open)}, close {_ny(day.close)} New York; "
@@ -214,12 +221,31 @@ class TradingDay:
         is read again at least every second on the built-in venue (drills move it)."""
         cap = 1.0 if self.venue is not None else 30.0
         while not self._stop.is_set():
-            left = (when - calendar.now()).total_seconds()
+            now = self._ask(calendar.now)
+            if now is None:
+                return False
+            left = (when - now).total_seconds()
             if left <= 0:
                 return True
             wall = left / speed if speed > 0 else cap
             self._stop.wait(max(0.02, min(wall, cap)))
         return False
+
+    def _ask(self, read: Callable[[], T]) -> T | None:
+        """A read of the venue's clock or calendar, retried by CALENDAR_RETRY while the
+        venue does not answer (a night is long: an outage must not end the run).
+        None when stopped meanwhile."""
+        delays = CALENDAR_RETRY.delays()
+        while not self._stop.is_set():
+            try:
+                return read()
+            except TradingDayError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure of the venue: retried
+                wait = next(delays)
+                self._say(f"the venue's clock/calendar did not answer ({type(exc).__name__}); again in {wait:.0f} s")
+                self._stop.wait(wait)
+        return None
 
     def _close_routine(self, day: MarketDay) -> None:
         session, s = self.session, self.settings.session

@@ -127,3 +127,26 @@ def test_run_refuses_options_the_trading_day_does_not_take(argv, message, capsys
 
     assert main(["--config", str(SHIPPED_CONFIG), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_venue_that_does_not_answer_is_asked_again_not_the_end_of_the_run(monkeypatch):
+    import io
+
+    import engine.day
+    from engine.backoff import Backoff
+
+    monkeypatch.setattr(engine.day, "CALENDAR_RETRY", Backoff(initial=0.01, cap=0.01))
+    out = io.StringIO()
+    day = TradingDay(shipped_settings(), out=out)
+    answers = iter([ConnectionError("down"), TimeoutError("slow"), "the clock"])
+
+    def read():
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert day._ask(read) == "the clock"
+    assert out.getvalue().count("did not answer") == 2
+    day.stop()
+    assert day._ask(read) is None, "a stopped run asks no more"
