@@ -140,7 +140,7 @@ class TradingDay:
     def run(self) -> int:
         previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a closed terminal stops it in order too
                 previous[sig] = signal.signal(sig, self._on_signal)
         try:
             return self._run()
