@@ -102,7 +102,7 @@ class SymbolResult:
     value: Decimal  # the score or weight as given
     verdict: Verdict
     orders: tuple[OrderResult, ...] = ()
-    reason: str | None = None  # the denial code, when denied
+    reason: str | None = None  # the denial code; for no_order NO_QUOTE, BELOW_THRESHOLD or NO_CHANGE
     detail: str | None = None
 
     @property
@@ -128,6 +128,7 @@ class BatchResult:
     ts: datetime
     kind: SignalKind
     values: dict[str, Decimal] = field(default_factory=dict)  # the batch as taken
+    no_order: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # why, as sized
     symbols: dict[str, SymbolResult] = field(default_factory=dict)
     final: bool = False
     timed_out: bool = False
@@ -263,6 +264,7 @@ class Desk:
                 if time.monotonic() > deadline or self.session.wait(0):
                     raise DeskError(f"the engine did not take the batch {batch.ts.isoformat()} within {timeout:.0f} s")
                 time.sleep(POLL / 5)
+            result.no_order = self._on_loop(self._why_no_order(result), timeout)
             return self._refresh(result)
 
     def wait_final(self, batch: BatchResult, timeout: float = 60.0) -> BatchResult:
@@ -288,12 +290,42 @@ class Desk:
         by_symbol: dict[str, list[Order]] = {s: [] for s in values}
         for o in orders:
             by_symbol.setdefault(o.symbol, []).append(o)
-        result.symbols = {s: _symbol_result(s, values.get(s, Decimal(0)), os_) for s, os_ in by_symbol.items()}
+        result.symbols = {
+            s: _symbol_result(s, values.get(s, Decimal(0)), os_, result.no_order.get(s)) for s, os_ in by_symbol.items()
+        }
         result.final = all(r.final for r in result.symbols.values())
         return result
 
     async def _processed(self, ts: datetime) -> bool:
         return self._engine().book.ledger.is_processed(ts)
+
+    async def _why_no_order(self, result: BatchResult) -> dict[str, tuple[str, str]]:
+        """For each symbol of a just-sized batch without an order, why (read as sized)."""
+        engine = self._engine()
+        has_order = {o.symbol for o in engine.book.orders.values() if _of_batch(o, result.ts)}
+        limits = engine.limits
+        out: dict[str, tuple[str, str]] = {}
+        for symbol, value in result.values.items():
+            if symbol in has_order:
+                continue
+            book = engine.portfolio.books.get(symbol)
+            if book is None or not book.quote_ok:
+                out[symbol] = ("NO_QUOTE", f"{symbol}: no usable quote when the batch was sized")
+            elif (
+                result.kind is SignalKind.SCORE
+                and abs(value) < limits.signal_threshold
+                and limits.below_threshold == "hold"
+            ):
+                out[symbol] = (
+                    "BELOW_THRESHOLD",
+                    f"{symbol}: |{value}| < signal_threshold {limits.signal_threshold}: the position is held",
+                )
+            else:
+                out[symbol] = (
+                    "NO_CHANGE",
+                    f"{symbol}: at its target, or the change is below min_trade_size {limits.min_trade_size}",
+                )
+        return out
 
     # ------------------------------------------------------------------ looking
 
@@ -380,7 +412,9 @@ def _of_batch(order: Order, ts: datetime) -> bool:
     return order.bar_ts == ts and order.reason == "signal" and not order.external
 
 
-def _symbol_result(symbol: str, value: Decimal, orders: list[Order]) -> SymbolResult:
+def _symbol_result(
+    symbol: str, value: Decimal, orders: list[Order], why_not: tuple[str, str] | None = None
+) -> SymbolResult:
     views = tuple(
         OrderResult(
             client_order_id=o.client_order_id,
@@ -397,12 +431,8 @@ def _symbol_result(symbol: str, value: Decimal, orders: list[Order]) -> SymbolRe
         for o in orders  # in the order the Engine created them
     )
     if not views:
-        return SymbolResult(
-            symbol,
-            value,
-            Verdict.NO_ORDER,
-            detail="no change needed (at target, below signal_threshold, no usable quote, or below min_trade_size)",
-        )
+        reason, detail = why_not or ("NO_CHANGE", f"{symbol}: no change needed")
+        return SymbolResult(symbol, value, Verdict.NO_ORDER, reason=reason, detail=detail)
     last = views[-1]
     status = OrderStatus(last.status)
     verdict = _VERDICT_OF.get(status, Verdict.SENT)

@@ -62,6 +62,7 @@ def test_a_batch_of_scores_gives_the_same_orders_as_the_same_batch_from_a_jsonl_
     assert from_api, "the scores should have made orders"
     assert from_api == from_file, f"API orders {from_api} != file orders {from_file}"
     assert result["JPM"].verdict is Verdict.NO_ORDER  # 0.05 is below signal_threshold: held
+    assert result["JPM"].reason == "BELOW_THRESHOLD" and "signal_threshold" in (result["JPM"].detail or "")
     assert all(cid.startswith("xd-") for cid in result.client_order_ids)
 
 
@@ -82,7 +83,7 @@ def test_a_batch_of_target_weights_sizes_each_symbol_at_its_fraction_of_equity(o
         assert abs(value - target) <= intent.limit_price * 2, f"{intent.symbol}: {value} for a target of {target}"
     assert result["AAPL"].verdict is Verdict.FILLED and result["MSFT"].verdict is Verdict.FILLED
     # a weight of 0 on a flat symbol: nothing to do
-    assert result["XOM"].verdict is Verdict.NO_ORDER
+    assert result["XOM"].verdict is Verdict.NO_ORDER and result["XOM"].reason == "NO_CHANGE"
 
     # the same weights from a JSONL "weights" line give the same orders
     pipe = pipe_with_line(tmp_path, make_pipe, {"ts": iso(TS), "weights": weights})
