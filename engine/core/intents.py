@@ -84,13 +84,16 @@ class Intents:
         )
         created = self.create(proposals, bar_seq=seq, base_seq=0, bar_ts=batch.ts)
         # the batch's submits and its BatchProcessed leave the journal in one durable write
-        e.submits.flush(also=[ev.BatchProcessed(bar_ts=batch.ts, batch_seq=seq, intents=created)])
+        e.submits.flush(
+            also=[ev.BatchProcessed(bar_ts=batch.ts, batch_seq=seq, intents=created, kind=batch.kind.value)]
+        )
         e.stats.batches += 1
         n_sig = len(batch.signals)
         e.note(
             "info",
             None,
-            f"bar {batch.ts.astimezone(NY).strftime('%H:%M')}: {n_sig} signal(s), {created} intent(s)"
+            f"bar {batch.ts.astimezone(NY).strftime('%H:%M')}: {n_sig} "
+            f"{'target weight(s)' if batch.kind is SignalKind.WEIGHT else 'signal(s)'}, {created} intent(s)"
             + (f", {len(batch.dropped)} dropped" if batch.dropped else ""),
         )
         if e.on_batch_done is not None:

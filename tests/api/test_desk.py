@@ -85,6 +85,15 @@ def test_a_batch_of_target_weights_sizes_each_symbol_at_its_fraction_of_equity(o
     # a weight of 0 on a flat symbol: nothing to do
     assert result["XOM"].verdict is Verdict.NO_ORDER and result["XOM"].reason == "NO_CHANGE"
 
+    # the journal says what the batch's values were
+    from engine import events as ev
+    from engine.journal import Journal
+
+    processed = [
+        e.event for e in Journal(desk.journal_path, readonly=True).replay() if isinstance(e.event, ev.BatchProcessed)
+    ]
+    assert [(p.bar_ts, p.kind) for p in processed] == [(TS, "weight")]
+
     # the same weights from a JSONL "weights" line give the same orders
     pipe = pipe_with_line(tmp_path, make_pipe, {"ts": iso(TS), "weights": weights})
     assert orders_of(result) == orders_from_pipe(pipe)
