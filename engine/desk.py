@@ -198,18 +198,19 @@ class Desk:
             if venue not in ("sim", "alpaca"):
                 raise DeskError(f'venue must be "sim" (the built-in venue) or "alpaca", not {venue!r}')
             settings = settings.model_copy(update={"broker": settings.broker.model_copy(update={"kind": venue})})
-        known = frozenset(settings.load_universe().symbols)
+        allow = set(settings.rollout.allowlist)  # the symbols the Engine trades, as for every source
+        known = frozenset(s for s in settings.load_universe().symbols if not allow or s in allow)
         source = PushSource(known_symbols=known, max_age=settings.signals.max_age)
         events: queue.Queue[EventRow] = queue.Queue(EVENT_BUFFER)
 
         def sink(row: EventRow) -> None:
-            if on_event is not None:
-                on_event(row)
             try:
                 events.put_nowait(row)
             except queue.Full:
                 events.get_nowait()
                 events.put_nowait(row)
+            if on_event is not None:
+                on_event(row)
 
         session = Session.from_settings(
             settings,

@@ -184,3 +184,10 @@ def test_the_example_of_docs_api_md_runs(tmp_path, monkeypatch, capsys):
     exec(compile(code.replace('"var/api-example.sqlite"', repr(str(tmp_path / "j.sqlite"))), "api.md", "exec"), {})
     out = capsys.readouterr().out
     assert "AAPL" in out and "MSFT" in out and "JPM" in out
+
+
+def test_a_symbol_outside_the_allowlist_is_refused_as_for_a_signal_file(open_desk):
+    desk = open_desk("allow", auto_approve=True, rollout={"allowlist": ["AAPL", "MSFT"]})
+    with pytest.raises(SignalInputError, match=r"UNKNOWN_SYMBOL: .*'XOM'"):
+        desk.submit_signals(TS, {"AAPL": 0.5, "XOM": 0.5})
+    assert desk.submit_signals(TS, {"AAPL": 0.5})["AAPL"].verdict in (Verdict.SENT, Verdict.FILLED)
