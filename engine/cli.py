@@ -242,6 +242,19 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="send every intent that passes the checks without waiting for approval (refused in live mode)",
     )
+    p.add_argument(
+        "--day",
+        action="store_true",
+        help="run the trading day: preflight before the open, the close routine and the day's report "
+        '(reports/YYYY-MM-DD.md), then the next trading day ([session] schedule = "day" does the same)',
+    )
+    p.add_argument(
+        "--days",
+        metavar="N",
+        type=_positive_int,
+        default=None,
+        help="with --day: stop after N trading days",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -266,7 +279,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = settings_with_signals(settings, args.signals)
     except ValueError as exc:
         raise CommandError(f"--signals {args.signals}: {exc}") from None
+    day = args.day or settings.session.schedule == "day"
+    if day and args.bars is not None:
+        raise CommandError("--bars and the trading day (--day) do not go together: the day ends at the close")
+    if args.days is not None and not day:
+        raise CommandError('--days needs --day (or [session] schedule = "day")')
     try:
+        if day:
+            from engine.day import TradingDay, TradingDayError
+
+            try:
+                return TradingDay(
+                    settings, journal_path=args.journal, auto_approve=args.auto_approve, days=args.days
+                ).run()
+            except TradingDayError as exc:
+                raise CommandError(str(exc), code=ExitCode.FAILURE) from None
         return HeadlessRun(settings, journal_path=args.journal, bars=args.bars, auto_approve=args.auto_approve).run()
     except (SessionError, SignalSourceError) as exc:
         raise CommandError(str(exc), code=ExitCode.FAILURE) from None

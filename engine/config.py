@@ -236,6 +236,13 @@ class SessionSection(_Section):
     bar_interval: float = Field(60, gt=0)
     journal_path: str = "var/journal.sqlite"
     universe_path: str = "config/universe.toml"
+    # the trading day (`execdesk run --day`, or schedule = "day"): docs/configuration.md
+    schedule: Literal["none", "day"] = "none"
+    preflight_minutes: float = Field(10, ge=0, le=600)  # the session starts this long before the open
+    close_minutes_before: float = Field(5, ge=0, le=120)  # the close routine starts this long before the close
+    at_close: Literal["hold", "flatten"] = "hold"  # positions overnight
+    after_close: Literal["next_day", "stop"] = "next_day"
+    reports_dir: str = "reports"  # the day's execution report: <reports_dir>/YYYY-MM-DD.md
 
 
 #: Every key binding of the console by binding id, with its default key. What

@@ -249,6 +249,7 @@ class BatchProcessed(Event):
     bar_ts: datetime
     batch_seq: int
     intents: int = 0
+    kind: str = "score"  # "score" | "weight": what the batch's values (the intents' `signal`) are
 
 
 class SignalsSkipped(Event):

@@ -56,7 +56,11 @@ class Session:
         signal_source: Any = None,
         log_sink: Callable[[EventRow], None] | None = None,
         new_session: bool = False,
+        venue: Any = None,
+        venue_speed: float = 1.0,
     ):
+        """`venue`: a built-in venue already running, owned by the caller, used instead of
+        starting one and left running at stop (its clock runs at `venue_speed`)."""
         if auto_approve and settings.is_live:
             raise SessionError("--auto-approve is refused in live mode: every live order needs an operator")
         self.settings = settings
@@ -67,7 +71,9 @@ class Session:
         self.signal_source = signal_source
         self.log_sink = log_sink
         self.new_session = new_session
-        self.venue = None
+        self.venue = venue
+        self.venue_speed = venue_speed
+        self._owns_venue = venue is None
         self.engine: Engine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -89,31 +95,11 @@ class Session:
     def _start_venue(self) -> tuple[Credentials, VenueEndpoints, float]:
         s = self.settings
         if s.broker.kind == "sim":
-            from engine.sim import SimVenue  # the built-in venue, in-process
-
-            creds = (
-                self.credentials
-                or credentials_from_env()
-                or Credentials(key_id="SIM" + secrets.token_hex(8).upper(), secret_key=secrets.token_urlsafe(24))
-            )
-            options: dict[str, Any] = {
-                "key_id": creds.key_id,
-                "secret_key": creds.secret_key,
-                "seed": s.sim.seed,
-                "speed": s.sim.speed,
-                "port": 0,
-                "universe_path": str(s.universe_file()),
-                "bars_csv": s.sim.bars_csv or None,
-                "partial_fill_prob": s.sim.partial_fill_prob,
-                "margin_multiplier": s.sim.margin_multiplier,
-                "starting_cash": s.sim.starting_cash,
-                "rate_limit_per_minute": s.sim.rate_limit_per_minute or None,
-                "plan": s.sim.plan,
-            }
-            options.update(self.sim_overrides)
-            self.venue = SimVenue(**options)
-            self.venue.start()
-            speed = 0.0 if options.get("frozen_clock") else float(options.get("speed", 1.0))
+            if self.venue is None:
+                creds, self.venue, speed = start_builtin_venue(s, self.credentials, self.sim_overrides)
+            else:  # shared: started and stopped by the caller (the trading day)
+                creds = Credentials(key_id=self.venue.key_id, secret_key=self.venue.secret_key)
+                speed = self.venue_speed
             return (
                 creds,
                 VenueEndpoints(
@@ -251,6 +237,20 @@ class Session:
         async for batch in self.signal_source.batches(market):
             await self.engine.submit_batch(batch)
 
+    def stop_signals(self, timeout: float = 10.0) -> None:
+        """Close the signal source (what it already read still reaches the Engine) and
+        wait for the pump to end: no new batches, the session otherwise running."""
+        loop, source = self._loop, self.signal_source
+        if loop is None or loop.is_closed() or source is None:
+            return
+
+        async def close() -> None:
+            await source.aclose()
+            if self._signal_task is not None:
+                await asyncio.wait({self._signal_task}, timeout=timeout)
+
+        asyncio.run_coroutine_threadsafe(close(), loop).result(timeout + 5)
+
     @property
     def snapshot(self) -> EngineSnapshot:
         return self.engine.snapshot if self.engine is not None else EngineSnapshot()
@@ -278,9 +278,42 @@ class Session:
             except RuntimeError:
                 pass
             self._stopped.wait(timeout)
-        if self.venue is not None:
+        if self.venue is not None and self._owns_venue:
             self.venue.stop()
             self.venue = None
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._stopped.wait(timeout)
+
+
+def start_builtin_venue(
+    settings: Settings, credentials: Credentials | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[Credentials, Any, float]:
+    """Start the built-in venue `[sim]` describes (with `overrides` of its options):
+    (the credentials it accepts, the started SimVenue, its clock speed; 0 = frozen)."""
+    from engine.sim import SimVenue  # the built-in venue, in-process
+
+    s = settings
+    creds = (
+        credentials
+        or credentials_from_env()
+        or Credentials(key_id="SIM" + secrets.token_hex(8).upper(), secret_key=secrets.token_urlsafe(24))
+    )
+    options: dict[str, Any] = {
+        "key_id": creds.key_id,
+        "secret_key": creds.secret_key,
+        "seed": s.sim.seed,
+        "speed": s.sim.speed,
+        "port": 0,
+        "universe_path": str(s.universe_file()),
+        "bars_csv": s.sim.bars_csv or None,
+        "partial_fill_prob": s.sim.partial_fill_prob,
+        "margin_multiplier": s.sim.margin_multiplier,
+        "starting_cash": s.sim.starting_cash,
+        "rate_limit_per_minute": s.sim.rate_limit_per_minute or None,
+        "plan": s.sim.plan,
+    }
+    options.update(overrides or {})
+    venue = SimVenue(**options)
+    venue.start()
+    return creds, venue, 0.0 if options.get("frozen_clock") else float(options.get("speed", 1.0))

@@ -196,6 +196,22 @@ def target_value(
     return tv
 
 
+def weight_target_value(
+    weight: Decimal,
+    equity: Decimal,
+    limits: RiskLimits,
+    override: SymbolOverride | None,
+    asset: Any = None,
+) -> Decimal:
+    """A target weight (signed fraction of equity) as a target value: the score path
+    with the weight in place of signal x max_position_size, so that a weight w sizes
+    exactly as a score of w / max_position_size would (size_multiplier, the position
+    limit, the side restriction and shortability all apply the same way)."""
+    if limits.max_position_size <= ZERO:
+        return ZERO
+    return target_value(weight / limits.max_position_size, equity, limits, override, asset)
+
+
 def size_batch(
     signals: Mapping[str, float],
     portfolio: Portfolio,
@@ -203,10 +219,15 @@ def size_batch(
     overrides: Mapping[str, SymbolOverride] | None = None,
     assets: Mapping[str, Any] | Any | None = None,
     limits: RiskLimits | None = None,
+    weights: bool = False,
 ) -> list[ProposedOrder]:
     """Turn one batch of signals into proposed orders, in priority order (largest
     |change in value| first, ties by symbol). Every order is returned: the engine
     checks them in this order and max_orders_per_bar denies those past the limit.
+
+    With weights=True the values are target weights (signed fractions of equity,
+    weight_target_value) rather than scores: signal_threshold does not apply (a
+    weight of 0 is a target of flat); everything after the target is the same.
 
     Symbols without a usable quote, not tradable, or whose change is below
     min_trade_size produce no order. See docs/risk.md for each step."""
@@ -236,7 +257,9 @@ def size_batch(
             continue
         fsig = max(-1.0, min(1.0, fsig))
         s = Decimal(repr(fsig))
-        if abs(s) < threshold:
+        if weights:
+            tv = weight_target_value(s, equity, lim, overrides.get(sym), asset)
+        elif abs(s) < threshold:
             if not flatten_below:
                 continue  # hold: the position (and its exposure) stays as it is
             tv = ZERO
@@ -268,7 +291,8 @@ def size_batch(
     for p in plans:
         b = p.book
         bid, ask = b.bid, b.ask
-        assert bid is not None and ask is not None  # plans hold only symbols with a usable quote
+        if bid is None or ask is None:  # plans hold only symbols with a usable quote
+            continue
         mid = b.mark
         tv = p.target_value
         fractional_ok = tv >= ZERO and can_fraction(p.asset, lim)

@@ -19,7 +19,7 @@ from engine.core.common import FAR_FUTURE, first_error, q
 from engine.model import DenialReason, Order, OrderStatus, RolloutMode, TimeInForce, TradingState
 from engine.orders import OrderBookError, make_client_order_id
 from engine.risk import CheckContext, Denial
-from engine.signals import SignalBatch
+from engine.signals import SignalBatch, SignalKind
 from engine.sizing import OrderPurpose, ProposedOrder, size_batch
 from engine.timezones import NEW_YORK as NY
 
@@ -75,22 +75,32 @@ class Intents:
                 ):
                     e.spawn(e.submits.cancel_one(o.client_order_id, "unfilled at the next bar"), "cancel-unfilled")
         self.orders_this_bar = 0
-        proposals = size_batch(batch.signals, e.portfolio, overrides=e.overrides, assets=e.asset_flags, limits=e.limits)
+        proposals = size_batch(
+            batch.signals,
+            e.portfolio,
+            overrides=e.overrides,
+            assets=e.asset_flags,
+            limits=e.limits,
+            weights=batch.kind is SignalKind.WEIGHT,
+        )
         created = self.create(proposals, bar_seq=seq, base_seq=0, bar_ts=batch.ts)
         # the batch's submits and its BatchProcessed leave the journal in one durable write
-        written = e.submits.flush(also=[ev.BatchProcessed(bar_ts=batch.ts, batch_seq=seq, intents=created)])
+        written = e.submits.flush(
+            also=[ev.BatchProcessed(bar_ts=batch.ts, batch_seq=seq, intents=created, kind=batch.kind.value)]
+        )
         e.stats.batches += 1
         n_sig = len(batch.signals)
         bar = batch.ts.astimezone(NY).strftime("%H:%M")
+        what = "target weight(s)" if batch.kind is SignalKind.WEIGHT else "signal(s)"
         dropped = f", {len(batch.dropped)} dropped" if batch.dropped else ""
         if written:
-            e.note("info", None, f"bar {bar}: {n_sig} signal(s), {created} intent(s){dropped}")
+            e.note("info", None, f"bar {bar}: {n_sig} {what}, {created} intent(s){dropped}")
         else:
             # said only of what the journal holds: none of this batch's intents, nothing sent
             e.note(
                 "error",
                 None,
-                f"bar {bar}: {n_sig} signal(s), 0 intent(s){dropped}: the journal cannot be written, nothing sent",
+                f"bar {bar}: {n_sig} {what}, 0 intent(s){dropped}: the journal cannot be written, nothing sent",
             )
         if e.on_batch_done is not None:
             e.on_batch_done(batch)

@@ -8,6 +8,7 @@ line or entry becomes a DroppedSignal with a stable reason code (docs/signals.md
     base.py        what every source shares (its judge, aclose)
     files.py       JSONL and CSV files followed as they grow, JSONL on stdin
     models.py      the callable and demo models, one batch per bar close
+    push.py        batches pushed in by the program running the session (engine.Desk)
     factory.py     open_source(settings): the source the configuration names
 """
 
@@ -40,6 +41,7 @@ from engine.signals.models import (
     demo_signals,
     load_callable,
 )
+from engine.signals.push import PushSource, SignalInputError
 from engine.signals.types import (
     Bar,
     DroppedSignal,
@@ -47,6 +49,7 @@ from engine.signals.types import (
     MarketView,
     Quote,
     SignalBatch,
+    SignalKind,
     SignalSource,
     SignalSourceError,
 )
@@ -79,8 +82,11 @@ __all__ = [
     "JsonlFileSource",
     "JsonlStreamSource",
     "MarketView",
+    "PushSource",
     "Quote",
     "SignalBatch",
+    "SignalInputError",
+    "SignalKind",
     "SignalSource",
     "SignalSourceError",
     "demo_signals",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.signals.types import DropReason
+from engine.signals.types import DropReason, SignalKind
 
 MAX_LINE_BYTES = 1 << 20  # a longer line is skipped unread, as LINE_TOO_LONG
 _DETAIL_CHARS = 80  # how much of a bad value or symbol a detail quotes
@@ -235,6 +235,7 @@ class _LineVerdict:
     entries: tuple[_Entry, ...] = ()
     reason: DropReason | None = None
     detail: str = ""
+    kind: SignalKind = SignalKind.SCORE
 
 
 def _json_type(value: Any) -> str:
@@ -266,21 +267,27 @@ def _read_jsonl_line(text: str, line_no: int, where: str) -> _LineVerdict:
             detail=f'{where}: expected a JSON object {{"ts": ..., "signals": {{...}}}}, found {_json_type(doc)}',
         )
     keys = doc.keys_seen()
-    twice = [k for k in ("ts", "signals") if keys.get(k, 0) > 1]
+    twice = [k for k in ("ts", "signals", "weights") if keys.get(k, 0) > 1]
     if twice:
         return _LineVerdict(
             reason=DropReason.MALFORMED_LINE, detail=f"{where}: key {twice[0]!r} appears {keys[twice[0]]} times"
         )
     fields = dict(doc)
-    if "signals" not in fields:
-        return _LineVerdict(reason=DropReason.MALFORMED_LINE, detail=f'{where}: no "signals" object')
-    signals = fields["signals"]
+    if "signals" in fields and "weights" in fields:
+        return _LineVerdict(
+            reason=DropReason.MALFORMED_LINE,
+            detail=f'{where}: both "signals" and "weights": a line is scores or target weights, not both',
+        )
+    key, kind = ("weights", SignalKind.WEIGHT) if "weights" in fields else ("signals", SignalKind.SCORE)
+    if key not in fields:
+        return _LineVerdict(reason=DropReason.MALFORMED_LINE, detail=f'{where}: no "signals" (or "weights") object')
+    signals = fields[key]
     if not isinstance(signals, _Pairs):
         return _LineVerdict(
             reason=DropReason.MALFORMED_LINE,
-            detail=f'{where}: "signals" must be an object {{symbol: number}}, found {_shown(signals)}',
+            detail=f'{where}: "{key}" must be an object {{symbol: number}}, found {_shown(signals)}',
         )
     ts, why = _parse_ts(fields.get("ts", _NO_TS))
     if ts is None:
         return _LineVerdict(reason=DropReason.BAD_TIMESTAMP, detail=f"{where}: {why}; {_not_acted_on(len(signals))}")
-    return _LineVerdict(ts=ts, entries=tuple(_Entry(k, v, line_no) for k, v in signals))
+    return _LineVerdict(ts=ts, entries=tuple(_Entry(k, v, line_no) for k, v in signals), kind=kind)

@@ -30,7 +30,7 @@ from engine.signals.decoding import (
     _text_value,
     _TooLong,
 )
-from engine.signals.types import DropReason, MarketView, SignalBatch, SignalSourceError
+from engine.signals.types import DropReason, MarketView, SignalBatch, SignalKind, SignalSourceError
 from engine.signals.validation import _Judge
 
 __all__ = ["CsvFileSource", "JsonlFileSource", "JsonlStreamSource"]
@@ -108,7 +108,9 @@ class _JsonlLines(_SourceBase):
         if verdict.reason is not None:
             return self._judge.reject(market, verdict.reason, verdict.detail, origin=where, line=line_no)
         assert verdict.ts is not None
-        return self._judge.judge(market, verdict.ts, verdict.entries, origin=where, where=where, line=line_no)
+        return self._judge.judge(
+            market, verdict.ts, verdict.entries, origin=where, where=where, line=line_no, kind=verdict.kind
+        )
 
 
 def _read_failed(judge: _Judge, market: MarketView, where: str, exc: BaseException) -> SignalBatch:
@@ -329,11 +331,13 @@ class _CsvGroup:
 
 
 class CsvFileSource(_SourceBase):
-    """`ts,symbol,signal` rows (header first); consecutive rows with the same ts form one
-    batch, emitted when the ts changes, when the file has not grown for CSV_IDLE_FLUSH
-    seconds, or at aclose(). The file is followed as it grows, like JSONL."""
+    """`ts,symbol,signal` rows (header first; `weight` instead of `signal` for target
+    weights); consecutive rows with the same ts form one batch, emitted when the ts
+    changes, when the file has not grown for CSV_IDLE_FLUSH seconds, or at aclose().
+    The file is followed as it grows, like JSONL."""
 
     COLUMNS = ("ts", "symbol", "signal")
+    WEIGHT_COLUMNS = ("ts", "symbol", "weight")
 
     def __init__(
         self,
@@ -353,6 +357,7 @@ class CsvFileSource(_SourceBase):
         self._columns: tuple[int, int, int] | None = None
         self._width = 3
         self._group: _CsvGroup | None = None
+        self._kind = SignalKind.SCORE
 
     async def batches(self, market: MarketView) -> AsyncIterator[SignalBatch]:
         loop = asyncio.get_running_loop()
@@ -375,6 +380,7 @@ class CsvFileSource(_SourceBase):
                     for batch in self._end(market):
                         yield batch
                     self._splitter, self._columns, self._width = _LineSplitter(), None, 3
+                    self._kind = SignalKind.SCORE
                     continue
                 if chunk:
                     last_growth = loop.time()
@@ -447,6 +453,7 @@ class CsvFileSource(_SourceBase):
             origin=origin,
             where=f"{self.name}:{group.first_line}",
             line=group.first_line,
+            kind=self._kind,
         )
 
     def _row(self, market: MarketView, n: int, raw: bytes | _TooLong) -> list[SignalBatch]:
@@ -510,17 +517,21 @@ class CsvFileSource(_SourceBase):
 
     def _header(self, market: MarketView, n: int, cells: list[str], where: str) -> list[SignalBatch]:
         names = [c.lower() for c in cells]
-        if all(names.count(c) == 1 for c in self.COLUMNS):
-            self._columns = tuple(names.index(c) for c in self.COLUMNS)  # type: ignore[assignment]
-            self._width = len(names)
-            return []
-        self._columns, self._width = (0, 1, 2), 3
+        both = "signal" in names and "weight" in names
+        for columns, kind in ((self.COLUMNS, SignalKind.SCORE), (self.WEIGHT_COLUMNS, SignalKind.WEIGHT)):
+            if not both and all(names.count(c) == 1 for c in columns):
+                self._columns = tuple(names.index(c) for c in columns)  # type: ignore[assignment]
+                self._width = len(names)
+                self._kind = kind
+                return []
+        self._columns, self._width, self._kind = (0, 1, 2), 3, SignalKind.SCORE
+        why = "has both signal and weight columns (a file is scores or target weights)" if both else "is not"
         return [
             self._judge.reject(
                 market,
                 DropReason.BAD_HEADER,
-                f"{where}: first row {_clip(','.join(cells), 60)!r} is not the header ts,symbol,signal; "
-                "line skipped, columns taken as ts,symbol,signal",
+                f"{where}: first row {_clip(','.join(cells), 60)!r} {why} the header ts,symbol,signal"
+                " (or ts,symbol,weight); line skipped, columns taken as ts,symbol,signal",
                 origin=where,
                 line=n,
             )

@@ -20,6 +20,7 @@ __all__ = [
     "MarketView",
     "Quote",
     "SignalBatch",
+    "SignalKind",
     "SignalSource",
     "SignalSourceError",
 ]
@@ -57,6 +58,15 @@ class DropReason(StrEnum):
     READ_ERROR = "READ_ERROR"
 
 
+class SignalKind(StrEnum):
+    """What the numbers of a batch are: scores (a model's conviction, sized by
+    position_sizing.max_position_size) or target weights (signed fractions of
+    equity). docs/risk.md says how the two relate."""
+
+    SCORE = "score"
+    WEIGHT = "weight"
+
+
 @dataclass(frozen=True)
 class DroppedSignal:
     """One refused entry or line: a stable reason code, and what was found where."""
@@ -71,13 +81,15 @@ class DroppedSignal:
 class SignalBatch:
     """The signals of one bar. `signals` holds only valid entries (finite, in [-1, 1],
     known and tradable symbols). `rejected` is True when the whole line or batch was
-    refused: the Engine logs `dropped` and does nothing else for it (it is not a bar)."""
+    refused: the Engine logs `dropped` and does nothing else for it (it is not a bar).
+    `kind` says whether `signals` holds scores or target weights (same range)."""
 
     ts: datetime
     signals: Mapping[str, float]
     dropped: tuple[DroppedSignal, ...] = ()
     origin: str = ""
     rejected: bool = False
+    kind: SignalKind = SignalKind.SCORE
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,10 @@ from engine.signals.decoding import (
     _Unreadable,
     _utc,
 )
-from engine.signals.types import DroppedSignal, DropReason, MarketView, SignalBatch
+from engine.signals.types import DroppedSignal, DropReason, MarketView, SignalBatch, SignalKind
 
 MAX_DROPS_PER_BATCH = 100  # further drops of one batch are summarised in one TOO_MANY_DROPS
+_EXPECTED = {SignalKind.SCORE: "a number", SignalKind.WEIGHT: "a weight (fraction of equity)"}
 
 
 def _classify(value: Any) -> tuple[float | None, DropReason | None]:
@@ -91,6 +92,7 @@ class _Judge:
         origin: str,
         where: str,
         line: int | None = None,
+        kind: SignalKind = SignalKind.SCORE,
     ) -> SignalBatch:
         count = len(entries)
         refusal = self._refuse_ts(market, ts, where, count)
@@ -162,12 +164,12 @@ class _Judge:
                     dropped.append(
                         _drop(
                             refused,
-                            f"{at}: {symbol}: expected a number in [-1, 1], found {_shown(first.value)}",
+                            f"{at}: {symbol}: expected {_EXPECTED[kind]} in [-1, 1], found {_shown(first.value)}",
                             symbol,
                             first.line,
                         )
                     )
-        return SignalBatch(ts=ts, signals=signals, dropped=_capped(dropped, where), origin=origin)
+        return SignalBatch(ts=ts, signals=signals, dropped=_capped(dropped, where), origin=origin, kind=kind)
 
     def _refuse_ts(self, market: MarketView, ts: datetime, where: str, count: int) -> tuple[DropReason, str] | None:
         n = _not_acted_on(count)

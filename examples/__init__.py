@@ -1,0 +1,1 @@
+"""Examples of execdesk inside a team's own job (docs/api.md)."""
