@@ -25,7 +25,7 @@ run: $(STAMP_RUN)
 	$(VENV)/bin/execdesk
 
 # ruff (lint and format check) and mypy over the code; configured in pyproject.toml.
-LINT_PATHS := engine console tests benchmarks
+LINT_PATHS := engine console tests benchmarks examples
 
 lint: $(STAMP_TEST)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
