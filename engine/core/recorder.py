@@ -11,10 +11,11 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
-from engine.core.common import FAR_FUTURE, NY, config_hash, replace, trip_cause_of
+from engine.core.common import FAR_FUTURE, config_hash, replace, trip_cause_of
 from engine.journal import JournalError, recover
 from engine.model import InvalidStateTransition, Order, TradingState
 from engine.orders import OrderBookError
+from engine.timezones import NEW_YORK
 
 if TYPE_CHECKING:
     from engine.core.engine import Engine
@@ -43,7 +44,7 @@ class Recorder:
     def open_journal(self) -> None:
         """Open (or continue) the journal's session and rebuild the book from it."""
         e = self.e
-        venue_date = e.clock.now().astimezone(NY).date() if e.clock.anchored else None
+        venue_date = e.clock.now().astimezone(NEW_YORK).date() if e.clock.anchored else None
         info = e.journal.open_session(config_hash(e.settings), venue_date, new=e.new_session)
         e.session_id = info.session_id
         rec = recover(e.journal.replay(), info.session_id)
