@@ -24,6 +24,8 @@ from engine.broker.base import (
     ConnectivityChanged,
     RateLimitChanged,
     RequestFailed,
+    StreamError,
+    StreamSubscribed,
     TradeUpdate,
     VenueBar,
     VenueOrder,
@@ -51,6 +53,7 @@ from engine.core.intents import Intents
 from engine.core.lifecycle import Lifecycle
 from engine.core.market_view import EngineMarketView
 from engine.core.publish import Publisher
+from engine.core.quotes import MarketData, QuotesPolled
 from engine.core.recorder import Recorder
 from engine.core.submits import Submits
 from engine.core.sync import VenueSync
@@ -138,6 +141,7 @@ class Engine:
         self.lifecycle = Lifecycle(self)
         self.sync = VenueSync(self)
         self.halt = Halting(self)
+        self.market_data = MarketData(self)
         # one handler per inbox message type
         self.handlers: dict[type, Callable[[Any], None]] = {
             msg.CommandEnvelope: self._on_command,
@@ -160,6 +164,9 @@ class Engine:
             msg.CancelAllAnswered: self.halt.on_cancel_all_answered,
             msg.KillOpenSeen: self.halt.on_kill_open_seen,
             msg.FlattenReady: self.halt.on_flatten_ready,
+            StreamError: self.market_data.on_stream_error,
+            StreamSubscribed: self.market_data.on_subscribed,
+            QuotesPolled: self.market_data.on_polled,
         }
         self._commands: dict[type, Callable[[Any], CommandResult]] = {
             Halt: self.halt.on_halt,
@@ -182,6 +189,7 @@ class Engine:
             "risk": lambda: self.spawn(self.sync.refresh_account(evaluate=True), "account"),
             "clock": lambda: self.spawn(self.sync.refresh_clock(), "clock"),
             "in_flight": self.submits.on_in_flight_timer,
+            "market_data": self.market_data.on_timer,
         }
 
     def rate_now(self) -> datetime:
@@ -344,6 +352,7 @@ class Engine:
             ("risk", mon.risk_check_interval, True),
             ("clock", 5.0, False),
             ("in_flight", om.in_flight_query_after, True),
+            ("market_data", self.settings.market_data.poll_interval, False),
         ]
 
     async def _ticker(self, name: str, seconds: float, venue: bool = True) -> None:
