@@ -125,7 +125,9 @@ class MarketData:
 
     def watchdog(self) -> None:
         e = self.e
-        if not e.clock.market_open() or not self.streamed or e.connectivity.market_data != "up":
+        if e.clock.speed == 0 or not e.clock.market_open():
+            return  # a frozen venue clock moves no prices: silence is expected
+        if not self.streamed or e.connectivity.market_data != "up":
             return
         silence = e.broker.stream_silence(Channel.MARKET_DATA)
         if silence is None or silence < self.silence_timeout:
