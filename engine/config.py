@@ -218,7 +218,7 @@ class SimSection(_Section):
     starting_cash: Dec = Field(Decimal("100000"), gt=0)
     rate_limit_per_minute: int = Field(200, ge=0)
     # the venue's market-data plan; keep equal to engine/sim/plan.py DEFAULT_PLAN
-    plan: Literal["free", "unlimited"] = "unlimited"
+    plan: Literal["free", "unlimited"] = "free"
 
 
 class SignalsSection(_Section):
