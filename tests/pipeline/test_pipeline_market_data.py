@@ -119,3 +119,15 @@ def test_fills_while_the_trade_stream_is_down_come_from_rest_and_the_journal_mat
     comparison = compare(pipe.journal_path, trading)
     assert comparison.ok, str(comparison)
     assert len([o for o in comparison.venue_orders if o["status"] == "filled"]) == 3
+
+
+def test_symbols_with_positions_move_onto_the_stream(make_pipe):
+    pipe = make_pipe(sim=RUNNING, auto_approve=True)
+    pipe.wait(lambda: len(pipe.snapshot.market_data.streamed) == 30, what="30 symbols' quotes on the stream")
+    tail = list(pipe.snapshot.market_data.polled[-2:])
+    assert len(tail) == 2 and not set(tail) & set(pipe.snapshot.market_data.streamed)
+    pipe.send({tail[0]: 0.6, tail[1]: 0.6})
+    pipe.wait(lambda: set(tail) <= set(pipe.snapshot.positions), what=f"positions in {tail}")
+    pipe.wait(lambda: set(tail) <= set(pipe.snapshot.market_data.streamed), what=f"{tail} streamed once they are held")
+    md = pipe.snapshot.market_data
+    assert len(md.streamed) == 30 and len(md.polled) == SYMBOLS - 30, "the plan's limit still holds"
