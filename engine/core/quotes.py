@@ -195,6 +195,8 @@ class MarketData:
             return
         self.streamed = streamed
         polled = len(self.tracked()) - len(streamed & set(self.tracked()))
+        if not polled and self.limit is None:
+            return  # everything streams, as configured: nothing to say
         e.note(
             "info",
             None,
