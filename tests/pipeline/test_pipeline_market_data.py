@@ -12,7 +12,7 @@ from alpaca.trading.client import TradingClient
 
 from engine.model import TradingState
 from tests.engine.core.enginekit import compare
-from tests.pipeline.pipekit import CREDENTIALS
+from tests.pipeline.pipekit import CREDENTIALS, status_now
 
 SYMBOLS = 53  # the shipped universe
 FRESH = 10.0  # venue seconds: the oldest price the session may hold while prices move
@@ -38,6 +38,10 @@ def test_free_plan_streams_thirty_symbols_and_polls_the_other_twenty_three(make_
     assert not events_with(pipe, "405"), "the engine asked for more than the plan allows"
     # one request per poll, at the documented rate
     assert md.poll_requests_per_minute == 60 / md.poll_interval
+    # and `execdesk status --json` says the same
+    status = pipe.wait(lambda: status_now(pipe.journal_path), what="the status over the control socket")
+    assert len(status["market_data"]["streamed"]) == 30 and len(status["market_data"]["polled"]) == SYMBOLS - 30
+    assert status["market_data"]["stream_limit"] == 30 and status["market_data"]["poll_requests_per_minute"] == 30
 
 
 def test_a_refused_subscription_is_said_and_every_symbol_stays_fresh(make_pipe):
