@@ -59,6 +59,7 @@ class MarketData:
         self.limit_learned = False
         self.requested: tuple[str, ...] = self.initial()  # quotes asked of the stream
         self.streamed: frozenset[str] = frozenset()  # quotes the venue confirmed
+        self.announced: frozenset[str] = frozenset()  # the last confirmed set said in the event log
         self.stream_ended = ""  # the venue refused the feed for good (409)
         self.polling = False
         self.poll_times: deque[float] = deque()  # monotonic times of the polls of the last minute
@@ -189,20 +190,27 @@ class MarketData:
     # ------------------------------------------------------------ the venue's words
 
     def on_subscribed(self, item: StreamSubscribed) -> None:
+        """The venue's confirmation of the quotes that stream. Said in the event log
+        once it is the subscription asked for (a change is unsubscribe, then
+        subscribe: the venue confirms each), naming what moved since the last one."""
         e = self.e
         streamed = frozenset(item.quotes)
-        if streamed == self.streamed:
-            return
         self.streamed = streamed
-        polled = len(self.tracked()) - len(streamed & set(self.tracked()))
+        if streamed != frozenset(self.requested) or streamed == self.announced:
+            return
+        before, self.announced = self.announced, streamed
+        tracked = self.tracked()
+        polled = len(tracked) - len(streamed & set(tracked))
         if not polled and self.limit is None:
             return  # everything streams, as configured: nothing to say
-        e.note(
-            "info",
-            None,
+        text = (
             f"market data: quotes of {len(streamed)} symbol(s) stream, {polled} polled over REST "
-            f"(one request every {self.poll_interval:g} s = {60 / self.poll_interval:.0f}/min)",
+            f"(one request every {self.poll_interval:g} s = {60 / self.poll_interval:.0f}/min)"
         )
+        if before:
+            added, dropped = sorted(streamed - before), sorted(before - streamed)
+            text += f"; now streamed: {', '.join(added) or '-'}; now polled: {', '.join(dropped) or '-'}"
+        e.note("info", None, text)
 
     def on_stream_error(self, item: StreamError) -> None:
         e = self.e

@@ -135,3 +135,5 @@ def test_symbols_with_positions_move_onto_the_stream(make_pipe):
     pipe.wait(lambda: set(tail) <= set(pipe.snapshot.market_data.streamed), what=f"{tail} streamed once they are held")
     md = pipe.snapshot.market_data
     assert len(md.streamed) == 30 and len(md.polled) == SYMBOLS - 30, "the plan's limit still holds"
+    moved = events_with(pipe, "now streamed:")
+    assert moved and all(s in moved[-1].split("now polled")[0] for s in tail), moved
