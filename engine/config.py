@@ -185,6 +185,33 @@ class BrokerSection(_Section):
         return self
 
 
+# Alpaca's free (IEX) plan streams at most this many symbols (trades and quotes).
+IEX_STREAM_SYMBOL_LIMIT = 30
+
+
+class MarketDataSection(_Section):
+    # symbols whose quotes stream; 0 = by feed: 30 for iex (the free plan), no limit for sip
+    stream_symbol_limit: int = Field(0, ge=0, le=100000)
+    # wall seconds between REST polls of the latest quotes of every symbol not streamed
+    poll_interval: float = Field(2.0, ge=0.5, le=300)
+    # a connected stream silent this long (market open, symbols subscribed) is reconnected
+    stream_silence_timeout: float = Field(30.0, gt=0, le=3600)
+    # seconds the venue holds a connection that dropped uncleanly (Alpaca: about 90)
+    connection_hold: float = Field(90.0, ge=0, le=600)
+    # wall seconds between order reads (fills from REST) while the trade stream is down
+    fills_poll_interval: float = Field(5.0, ge=1, le=300)
+
+    def stream_limit(self, feed: str) -> int | None:
+        """How many symbols' quotes may stream (None: no limit)."""
+        if self.stream_symbol_limit:
+            return self.stream_symbol_limit
+        return IEX_STREAM_SYMBOL_LIMIT if feed == "iex" else None
+
+    @property
+    def poll_requests_per_minute(self) -> float:
+        return 60.0 / self.poll_interval
+
+
 class SimSection(_Section):
     seed: int = 42
     speed: float = Field(1.0, gt=0, le=10000)
@@ -194,7 +221,7 @@ class SimSection(_Section):
     starting_cash: Dec = Field(Decimal("100000"), gt=0)
     rate_limit_per_minute: int = Field(200, ge=0)
     # the venue's market-data plan; keep equal to engine/sim/plan.py DEFAULT_PLAN
-    plan: Literal["free", "unlimited"] = "unlimited"
+    plan: Literal["free", "unlimited"] = "free"
 
 
 class SignalsSection(_Section):
@@ -360,6 +387,7 @@ class Settings(_Section):
     rollout: RolloutSection = Field(default_factory=RolloutSection)
     session: SessionSection = Field(default_factory=SessionSection)
     console: ConsoleSection = Field(default_factory=ConsoleSection)
+    market_data: MarketDataSection = Field(default_factory=MarketDataSection)
 
     # Where it came from (not TOML keys).
     source_path: str | None = Field(default=None, exclude=True)
@@ -368,6 +396,16 @@ class Settings(_Section):
     @property
     def is_live(self) -> bool:
         return self.execution.mode == "live"
+
+    @model_validator(mode="after")
+    def _quote_polls_fit_the_request_budget(self) -> Settings:
+        rate, budget = self.market_data.poll_requests_per_minute, self.broker.rate_limit_per_minute
+        if rate > budget / 2:
+            raise ValueError(
+                f"market_data.poll_interval = {self.market_data.poll_interval:g} s makes {rate:.0f} requests a minute, "
+                f"more than half of broker.rate_limit_per_minute ({budget}): leave room for trading"
+            )
+        return self
 
     def universe_file(self) -> Path:
         """session.universe_path, resolved (working directory first, then the project)."""

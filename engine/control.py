@@ -65,6 +65,20 @@ def status_of(snap: EngineSnapshot) -> dict[str, Any]:
             "cancels_requested": snap.kill_switch.cancels_requested,
             "cancels_confirmed": snap.kill_switch.cancels_confirmed,
         },
+        "market_data": {
+            "streamed": list(snap.market_data.streamed),
+            "polled": list(snap.market_data.polled),
+            "stream_limit": snap.market_data.stream_limit,
+            "limit_learned": snap.market_data.limit_learned,
+            "poll_interval": snap.market_data.poll_interval,
+            "poll_requests_per_minute": snap.market_data.poll_requests_per_minute,
+            "polls_last_minute": snap.market_data.polls_last_minute,
+            "last_poll": snap.market_data.last_poll.isoformat() if snap.market_data.last_poll else None,
+            "oldest_quote_age": snap.market_data.oldest_quote_age,
+            "without_quote": snap.market_data.without_quote,
+            "watchdog_restarts": snap.market_data.watchdog_restarts,
+            "last_error": snap.market_data.last_error,
+        },
     }
 
 

@@ -138,6 +138,25 @@ class KillSwitchStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketDataStatus:
+    """Where prices come from: the symbols whose quotes stream, those polled over REST
+    (one latest-quotes request for all of them each poll), and how fresh they are."""
+
+    streamed: tuple[str, ...] = ()
+    polled: tuple[str, ...] = ()
+    stream_limit: int | None = None  # symbols the stream may carry (None: no limit)
+    limit_learned: bool = False  # lowered after the venue answered 405
+    poll_interval: float = 0.0  # wall seconds
+    poll_requests_per_minute: float = 0.0  # what the poll interval costs
+    polls_last_minute: int = 0  # polls actually sent in the last minute
+    last_poll: datetime | None = None  # venue time of the last answered poll
+    oldest_quote_age: float | None = None  # venue seconds: the oldest price held
+    without_quote: int = 0  # tracked symbols with no quote at all
+    watchdog_restarts: int = 0  # silent data streams reconnected
+    last_error: str = ""  # the last stream error, with what the engine did
+
+
+@dataclass(frozen=True, slots=True)
 class EngineSnapshot:
     seq: int = 0
     session_id: str = ""
@@ -171,3 +190,4 @@ class EngineSnapshot:
     not_ready_reason: str = ""
     open_order_count: int = 0
     external_order_count: int = 0
+    market_data: MarketDataStatus = field(default_factory=MarketDataStatus)

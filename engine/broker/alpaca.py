@@ -248,7 +248,7 @@ class AlpacaBroker:
         self._rest_failures = 0
         self._health_lock = threading.Lock()
         self._trade_stream: streams.StreamRunner | None = None
-        self._data_stream: streams.StreamRunner | None = None
+        self._data_stream: streams.DataStreamRunner | None = None
         self._started = False
 
     def __repr__(self) -> str:
@@ -384,9 +384,11 @@ class AlpacaBroker:
     # ---- lifecycle -----------------------------------------------------------------
 
     async def start(self, emit: EmitFn, symbols: Sequence[str]) -> None:
-        """Start the trade stream (and the market-data stream for `symbols`) and wait
-        up to request_timeout for the trade stream to listen. Never raises for a
-        venue that is down: that shows as ConnectivityChanged(..., DOWN)."""
+        """Start the trade stream (and the market-data stream: minute bars for
+        `symbols`, quotes for the first market_data.stream_symbol_limit of them, in
+        the order given) and wait up to request_timeout for the trade stream to
+        listen. Never raises for a venue that is down: that shows as
+        ConnectivityChanged(..., DOWN)."""
         self._emit_fn = emit
         if self._started:
             return
@@ -399,18 +401,22 @@ class AlpacaBroker:
             paper=not self.settings.is_live,
             emit=self._emit,
             scrub=self._scrub,
+            hold_seconds=self.settings.market_data.connection_hold,
         )
         self._trade_stream.start()
         symbols = [s for s in dict.fromkeys(symbols) if s]
         if symbols:
+            limit = self.settings.market_data.stream_limit(self.feed)
             self._data_stream = streams.market_data(
                 key,
                 secret,
                 url=self.urls.data_stream,
                 feed=self.feed,
                 symbols=symbols,
+                quote_symbols=symbols if limit is None else symbols[:limit],
                 emit=self._emit,
                 scrub=self._scrub,
+                hold_seconds=self.settings.market_data.connection_hold,
             )
             self._data_stream.start()
         await self.wait_trade_stream(self.request_timeout)
@@ -602,6 +608,24 @@ class AlpacaBroker:
         return self._parse(
             "bars", lambda d: {s: [bar_from_raw(s, b) for b in rows] for s, rows in (d or {}).items()}, raw
         )
+
+    # ---- streams ------------------------------------------------------------------------------
+
+    def _runner(self, channel: Channel) -> streams.StreamRunner | None:
+        return self._trade_stream if channel is Channel.TRADE_STREAM else self._data_stream
+
+    async def stream_quotes(self, symbols: Sequence[str]) -> None:
+        """Stream quotes for exactly `symbols` from now on (minute bars stay for all)."""
+        if self._data_stream is not None:
+            await self._data_stream.set_quotes(symbols)
+
+    def stream_silence(self, channel: Channel) -> float | None:
+        runner = self._runner(channel)
+        return None if runner is None else runner.silent_for()
+
+    def restart_stream(self, channel: Channel, reason: str) -> bool:
+        runner = self._runner(channel)
+        return runner is not None and runner.restart(reason)
 
     # ---- diagnostics ------------------------------------------------------------------------
 

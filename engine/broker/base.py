@@ -256,7 +256,36 @@ class RequestFailed:
     ok: bool = False
 
 
-BrokerEvent = TradeUpdate | VenueQuote | VenueBar | ConnectivityChanged | RateLimitChanged | RequestFailed
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """An error message from a stream, in the venue's words (Alpaca's code, e.g. 405
+    symbol limit exceeded, 406 connection limit exceeded, 409 insufficient
+    subscription), and what the broker did about it."""
+
+    channel: Channel
+    code: int | None
+    message: str
+    action: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSubscribed:
+    """The venue confirmed the market-data subscription: these symbols stream."""
+
+    quotes: tuple[str, ...]
+    bars: tuple[str, ...] = ()
+
+
+BrokerEvent = (
+    TradeUpdate
+    | VenueQuote
+    | VenueBar
+    | ConnectivityChanged
+    | RateLimitChanged
+    | RequestFailed
+    | StreamError
+    | StreamSubscribed
+)
 EmitFn = Callable[[BrokerEvent], None]
 
 
@@ -302,6 +331,18 @@ class Broker(Protocol):
     async def bars(
         self, symbols: Sequence[str], start: datetime, end: datetime | None = None
     ) -> dict[str, list[VenueBar]]: ...
+
+    async def stream_quotes(self, symbols: Sequence[str]) -> None:
+        """Stream quotes for exactly these symbols from now on (bars stay for all)."""
+        ...
+
+    def stream_silence(self, channel: Channel) -> float | None:
+        """Seconds since the stream's last data (None: not connected)."""
+        ...
+
+    def restart_stream(self, channel: Channel, reason: str) -> bool:
+        """Close a connected stream so that it reconnects (with back-off)."""
+        ...
 
 
 class BrokerUnavailable(ExecdeskError):

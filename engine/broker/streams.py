@@ -3,13 +3,20 @@
 own; the runner wraps its connect, consume and dispatch steps to report
 ConnectivityChanged (up, down, back up = reconnected), turns messages into venue
 records through engine.broker.wire, and paces reconnects with the engine's one
-back-off policy."""
+back-off policy. Error messages of a stream (Alpaca's 405/406/409/...) become
+StreamError events; a 406 (connection limit) is waited out for the venue's
+connection hold instead of being retried; the market-data subscription's
+confirmations become StreamSubscribed events, and which symbols' quotes stream
+can change while connected (DataStreamRunner.set_quotes). `restart` closes a
+silent connection so that alpaca-py reconnects it (the Engine's watchdog)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,7 +26,15 @@ from alpaca.data.live.stock import StockDataStream
 from alpaca.trading.stream import TradingStream
 
 from engine.backoff import Backoff
-from engine.broker.base import BrokerEvent, Channel, ConnectivityChanged, LinkStatus, RequestFailed
+from engine.broker.base import (
+    BrokerEvent,
+    Channel,
+    ConnectivityChanged,
+    LinkStatus,
+    RequestFailed,
+    StreamError,
+    StreamSubscribed,
+)
 from engine.broker.wire import Scrubber, bar_from_raw, quote_from_raw, trade_update_from_raw
 
 log = logging.getLogger(__name__)
@@ -36,6 +51,25 @@ WS_PARAMS: dict[str, Any] = {"ping_interval": 10, "ping_timeout": 20, "max_queue
 # hammered and many clients do not come back in step (Alpaca holds a dropped
 # connection for about 90 s and has answered reconnect storms with 429).
 RECONNECT = Backoff(initial=1.0, factor=2.0, cap=30.0, jitter=0.5)
+# How long Alpaca holds a connection that died without a close (a 406 until then).
+CONNECTION_HOLD_SECONDS = 90.0
+
+# Alpaca's stream error words (the market-data stream's error table; the trade
+# stream's authorization answer carries the same words): words -> code.
+REFUSALS = {
+    "not authenticated": 401,
+    "auth failed": 402,
+    "auth timeout": 404,
+    "symbol limit exceeded": 405,
+    "connection limit exceeded": 406,
+    "insufficient subscription": 409,
+}
+
+
+def refusal_code(text: str) -> int | None:
+    """The Alpaca stream error code that `text` (an error message) names, if any."""
+    low = text.lower()
+    return next((code for words, code in REFUSALS.items() if words in low), None)
 
 
 class _QuietWhileStopping(logging.Filter):
@@ -73,6 +107,7 @@ class StreamRunner:
         scrub: Scrubber,
         is_ready_frame: Callable[[dict], bool],
         reconnect: Backoff = RECONNECT,
+        hold_seconds: float = CONNECTION_HOLD_SECONDS,
     ) -> None:
         self.channel = channel
         self.stream = stream
@@ -85,10 +120,55 @@ class StreamRunner:
         self._thread: threading.Thread | None = None
         self.ready = threading.Event()
         self.connects = 0
+        self.refusals: dict[int, int] = {}  # stream error code -> times seen
+        self.restarts = 0  # watchdog reconnects
+        self.ended = ""  # why alpaca-py gave the stream up for good (a 409), else ""
+        self.hold_seconds = float(hold_seconds)
+        self._reconnect = reconnect
         self._lock = threading.Lock()
+        self._last_frame = 0.0  # monotonic time of the last data frame (or of the connect)
+        self._down_at: float | None = None  # when the connection was last lost
+        self._hold_until = 0.0  # no attempt before this (monotonic): the venue holds our slot
+        self._restart_reason = ""
         # alpaca-py asks _reconnect_delay(retries >= 1) before each new attempt
-        stream._reconnect_delay = lambda retries: reconnect.delay(retries - 1)
+        stream._reconnect_delay = self._delay
         self._wrap()
+
+    def _delay(self, retries: int) -> float:
+        """The wait before reconnect attempt `retries` (>= 1): the back-off, but never
+        before the end of a connection hold the venue told us about (406)."""
+        return max(self._reconnect.delay(retries - 1), self._hold_until - time.monotonic())
+
+    def silent_for(self) -> float | None:
+        """Seconds since the last data frame (or since connecting) while up; None otherwise."""
+        if self._status != "up":
+            return None
+        return time.monotonic() - self._last_frame
+
+    def saw_data(self) -> None:
+        self._last_frame = time.monotonic()
+
+    def _refused(self, exc: BaseException) -> None:
+        """A connect or authentication the venue refused with one of its error words."""
+        text = self._scrub(str(exc))
+        code = refusal_code(text)
+        if code is None:
+            return
+        with self._lock:
+            self.refusals[code] = self.refusals.get(code, 0) + 1
+        if code == 406:
+            # the venue still holds a connection of ours (or someone else's): wait the
+            # hold out from when ours was lost, then a whole hold per further refusal
+            now = time.monotonic()
+            base = self._down_at if self._down_at is not None else now
+            self._down_at = None
+            self._hold_until = max(base + self.hold_seconds, now + self._reconnect.initial)
+            action = f"waiting out the connection hold: next attempt in {self._hold_until - now:.0f} s"
+        elif code == 409:
+            action = "the plan does not include this feed: the stream is given up"
+        else:
+            action = "reconnecting with back-off"
+        self._emit(StreamError(self.channel, code, text, action))
 
     # connectivity transitions (called on the stream's loop thread)
 
@@ -105,6 +185,8 @@ class StreamRunner:
         with self._lock:
             if self._status == "down" or self._stopping:
                 return
+            if self._status == "up":
+                self._down_at = time.monotonic()
             self._status = "down"
         self.ready.clear()
         self._emit(ConnectivityChanged(self.channel, LinkStatus.DOWN, self._scrub(detail)))
@@ -121,15 +203,20 @@ class StreamRunner:
             try:
                 await start_ws()
             except Exception as exc:
+                self._refused(exc)
+                if refusal_code(str(exc)) == 409:
+                    self.ended = self._scrub(str(exc))
                 self._down(f"connect failed: {type(exc).__name__}: {exc}")
                 raise
             self.connects += 1
+            self.saw_data()
 
         async def _consume() -> Any:
             try:
                 result = await consume()
             except websockets.WebSocketException as exc:
-                self._down(f"connection lost: {type(exc).__name__}: {exc}")
+                reason, self._restart_reason = self._restart_reason, ""
+                self._down(reason or f"connection lost: {type(exc).__name__}: {exc}")
                 raise
             if result is True:  # the data stream went stale and will reconnect
                 self._down("no data: reconnecting")
@@ -138,9 +225,30 @@ class StreamRunner:
         async def _dispatch(msg: dict) -> None:
             if self._status != "up" and self._is_ready_frame(msg):
                 self._up()
+            self.on_frame(msg)
             await dispatch(msg)
 
         s._start_ws, s._consume, s._dispatch = _start_ws, _consume, _dispatch
+
+    def on_frame(self, msg: dict) -> None:
+        """Every frame alpaca-py dispatches (after the connection checks)."""
+
+    def restart(self, reason: str) -> bool:
+        """Close the connection (with a close frame, so the venue frees the slot at
+        once); alpaca-py then reconnects it with back-off. False when not connected."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or self._status != "up" or self._stopping:
+            return False
+        self._restart_reason = reason
+        self.restarts += 1
+
+        async def close() -> None:
+            ws = getattr(self.stream, "_ws", None)
+            if ws is not None:
+                await ws.close()
+
+        asyncio.run_coroutine_threadsafe(close(), loop)
+        return True
 
     # thread
 
@@ -188,6 +296,89 @@ class StreamRunner:
             thread.join(timeout)
 
 
+class DataStreamRunner(StreamRunner):
+    """The market-data stream: minute bars for every symbol (they do not count
+    against a plan's symbol limit), quotes for the symbols the Engine chose
+    (set_quotes), the venue's confirmations as StreamSubscribed and its error
+    messages ({"T": "error"}: 405 symbol limit, 410 invalid subscribe, ...) as
+    StreamError. alpaca-py itself only logs those."""
+
+    def __init__(self, *args: Any, on_quote: Callable[[dict], Any], **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._on_quote = on_quote
+
+    def on_frame(self, msg: dict) -> None:
+        kind = msg.get("T")
+        if kind in ("q", "t", "b"):
+            self.saw_data()
+        elif kind == "subscription":
+            self._emit(
+                StreamSubscribed(
+                    quotes=tuple(str(x) for x in msg.get("quotes") or ()),
+                    bars=tuple(str(x) for x in msg.get("bars") or ()),
+                )
+            )
+        elif kind == "error":
+            code = msg.get("code")
+            words = self._scrub(str(msg.get("msg", "")))
+            code = int(code) if isinstance(code, int) else refusal_code(words)
+            with self._lock:
+                self.refusals[code or 0] = self.refusals.get(code or 0, 0) + 1
+            self._emit(StreamError(self.channel, code, words, "the venue kept the subscription it had"))
+
+    @property
+    def quote_symbols(self) -> tuple[str, ...]:
+        return tuple(self.stream._handlers["quotes"])
+
+    async def set_quotes(self, symbols: Sequence[str], timeout: float = 10.0) -> None:
+        """Stream quotes for exactly `symbols` from now on: the ones dropped are
+        unsubscribed first (so a plan's limit is never crossed on the way), then the
+        whole set subscribed. Not connected: the next connection subscribes them."""
+        loop = self._loop
+        wanted = list(dict.fromkeys(symbols))
+        s = self.stream
+
+        async def change() -> None:
+            handlers = s._handlers["quotes"]
+            removed = [x for x in handlers if x not in wanted]
+            added = [x for x in wanted if x not in handlers]
+            for x in removed:
+                del handlers[x]
+            for x in added:
+                handlers[x] = self._on_quote
+            if not (s._running and s._ws is not None):
+                return
+            try:
+                if removed:
+                    await s._send_unsubscribe_msg("quotes", removed)
+                # the whole set, always: after a refusal (405) the venue may hold fewer
+                # than our handlers say, and subscribing what it has already is a no-op
+                await s._send_subscribe_msg()
+            except websockets.WebSocketException as exc:  # the reconnect subscribes them
+                log.debug("subscription change not sent: %s", self._scrub(exc))
+
+        if loop is None or loop.is_closed():
+            await change()  # not started: only the handlers change
+            return
+        await asyncio.wait_for(asyncio.wrap_future(asyncio.run_coroutine_threadsafe(change(), loop)), timeout)
+
+
+async def _trade_auth(stream: TradingStream) -> None:
+    """alpaca-py's TradingStream._auth, keeping the venue's words: alpaca-py raises a
+    bare "failed to authenticate"; this raises with the error code and message the
+    authorization answer carries (406 connection limit exceeded, ...)."""
+    ws: Any = stream._ws
+    await ws.send(
+        json.dumps({"action": "authenticate", "data": {"key_id": stream._api_key, "secret_key": stream._secret_key}})
+    )
+    msg = json.loads(await ws.recv())
+    data = msg.get("data") or {}
+    if data.get("status") != "authorized":
+        words = data.get("error_message") or data.get("status") or "unauthorized"
+        code = data.get("error_code")
+        raise ValueError(f"failed to authenticate: {words}" + (f" ({code})" if code else ""))
+
+
 def trade_updates(
     key_id: str,
     secret_key: str,
@@ -196,6 +387,7 @@ def trade_updates(
     paper: bool,
     emit: Callable[[BrokerEvent], None],
     scrub: Scrubber,
+    hold_seconds: float = CONNECTION_HOLD_SECONDS,
 ) -> StreamRunner:
     """The trade_updates stream: TradeUpdate events; an unreadable one is reported
     as RequestFailed("trade_stream") (reconciliation repairs what it carried)."""
@@ -218,8 +410,14 @@ def trade_updates(
         websocket_params=dict(WS_PARAMS, logger=_ws_log),
     )
     stream.subscribe_trade_updates(on_update)
+    stream._auth = lambda: _trade_auth(stream)  # type: ignore[method-assign]
     return StreamRunner(
-        Channel.TRADE_STREAM, stream, emit, scrub, lambda m: m.get("stream") in ("listening", "trade_updates")
+        Channel.TRADE_STREAM,
+        stream,
+        emit,
+        scrub,
+        lambda m: m.get("stream") in ("listening", "trade_updates"),
+        hold_seconds=hold_seconds,
     )
 
 
@@ -230,19 +428,22 @@ def market_data(
     url: str,
     feed: str,
     symbols: Sequence[str],
+    quote_symbols: Sequence[str] | None = None,
     emit: Callable[[BrokerEvent], None],
     scrub: Scrubber,
-) -> StreamRunner:
-    """Quotes and minute bars for `symbols`: VenueQuote and VenueBar events
-    (unreadable ones are dropped, logged at DEBUG)."""
+    hold_seconds: float = CONNECTION_HOLD_SECONDS,
+) -> DataStreamRunner:
+    """Minute bars for `symbols` and quotes for `quote_symbols` (default: all of
+    them): VenueQuote and VenueBar events (unreadable ones are dropped, logged at
+    DEBUG), StreamSubscribed and StreamError."""
 
-    async def on_quote(msg: dict) -> None:
+    async def on_quote(msg: Any) -> None:
         try:
             emit(quote_from_raw(str(msg["S"]), msg))
         except Exception as exc:
             log.debug("unreadable quote: %s", scrub(exc))
 
-    async def on_bar(msg: dict) -> None:
+    async def on_bar(msg: Any) -> None:
         try:
             emit(bar_from_raw(str(msg["S"]), msg))
         except Exception as exc:
@@ -256,8 +457,16 @@ def market_data(
         websocket_params=dict(WS_PARAMS, logger=_ws_log),
         url_override=url,
     )
-    stream.subscribe_quotes(on_quote, *symbols)
+    quotes = list(symbols) if quote_symbols is None else list(quote_symbols)
+    if quotes:
+        stream.subscribe_quotes(on_quote, *quotes)
     stream.subscribe_bars(on_bar, *symbols)
-    return StreamRunner(
-        Channel.MARKET_DATA, stream, emit, scrub, lambda m: m.get("T") in ("subscription", "q", "b", "t")
+    return DataStreamRunner(
+        Channel.MARKET_DATA,
+        stream,
+        emit,
+        scrub,
+        lambda m: m.get("T") in ("subscription", "error", "q", "b", "t"),
+        hold_seconds=hold_seconds,
+        on_quote=on_quote,
     )

@@ -29,6 +29,8 @@ from engine.broker.base import (
     ConnectivityChanged,
     RateLimitChanged,
     RequestFailed,
+    StreamError,
+    StreamSubscribed,
     TradeUpdate,
     VenueBar,
     VenueOrder,
@@ -57,6 +59,7 @@ from engine.core.intents import Intents
 from engine.core.lifecycle import Lifecycle
 from engine.core.market_view import EngineMarketView
 from engine.core.publish import Publisher
+from engine.core.quotes import MarketData, QuotesPolled
 from engine.core.recorder import Recorder
 from engine.core.submits import Submits
 from engine.core.sync import VenueSync
@@ -149,6 +152,7 @@ class Engine:
         self.lifecycle = Lifecycle(self)
         self.sync = VenueSync(self)
         self.halt = Halting(self)
+        self.market_data = MarketData(self)
         # one handler per inbox message type
         self.handlers: dict[type, Callable[[Any], None]] = {
             msg.CommandEnvelope: self._on_command,
@@ -172,6 +176,9 @@ class Engine:
             msg.KillOpenSeen: self.halt.on_kill_open_seen,
             msg.FlattenReady: self.halt.on_flatten_ready,
             msg.SignalsSuperseded: self._on_superseded,
+            StreamError: self.market_data.on_stream_error,
+            StreamSubscribed: self.market_data.on_subscribed,
+            QuotesPolled: self.market_data.on_polled,
         }
         self._commands: dict[type, Callable[[Any], CommandResult]] = {
             Halt: self.halt.on_halt,
@@ -195,6 +202,7 @@ class Engine:
             "clock": lambda: self.spawn(self.sync.refresh_clock(), "clock"),
             "in_flight": self.submits.on_in_flight_timer,
             "stops": self.halt.on_stop_timer,
+            "market_data": self.market_data.on_timer,
         }
 
     def rate_now(self) -> datetime:
@@ -397,6 +405,7 @@ class Engine:
             ("clock", 5.0, False),
             ("in_flight", om.in_flight_query_after, True),
             ("stops", mon.stop_check_interval, True),
+            ("market_data", self.settings.market_data.poll_interval, False),
         ]
 
     async def _ticker(self, name: str, seconds: float, venue: bool = True) -> None:

@@ -111,6 +111,7 @@ class Publisher:
             not_ready_reason=e.not_ready_reason,
             open_order_count=sum(1 for r in orders.values() if not r.external),
             external_order_count=len(e.external),
+            market_data=e.market_data.status(),
         )
 
     def _order_rows(self) -> dict[str, OrderRow]:

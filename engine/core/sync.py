@@ -38,6 +38,7 @@ class VenueSync:
     def __init__(self, engine: Engine):
         self.e = engine
         self.reconcile_lock: asyncio.Lock | None = None
+        self.fills_from_rest: asyncio.Task | None = None  # while the trade stream is down
 
     # ------------------------------------------------------------------ reads
 
@@ -173,8 +174,36 @@ class VenueSync:
         )
         if c.reconnected and c.channel == "trade_stream":
             e.spawn(self.reconcile("reconnect"), "reconcile-reconnect")
+        if c.channel == "trade_stream" and c.status != "up":
+            self.take_fills_from_rest()
         if c.channel == "rest":
             e.halt.venue_status(c.status != "down", time.monotonic())
+
+    # ------------------------------------------- fills while the trade stream is down
+
+    def take_fills_from_rest(self) -> None:
+        """While the trade stream is down nothing tells the engine of fills: read the
+        orders from REST every market_data.fills_poll_interval (the reconciliation's
+        read, which applies missed fills and status changes) until it is back."""
+        e = self.e
+        if self.fills_from_rest is not None and not self.fills_from_rest.done():
+            return
+        e.note(
+            "info",
+            None,
+            f"trade stream down: fills are read from the venue's orders every "
+            f"{e.settings.market_data.fills_poll_interval:g} s until it is back",
+        )
+        self.fills_from_rest = e.spawn(self._fills_from_rest(), "fills-from-rest")
+
+    async def _fills_from_rest(self) -> None:
+        e = self.e
+        while not e.stopping:
+            await asyncio.sleep(e.settings.market_data.fills_poll_interval)
+            if e.connectivity.trade_stream == "up":
+                return  # the reconnect's reconciliation takes it from here
+            if e.trading_ready:
+                await self.reconcile("trade stream down")
 
     def on_rate_limit(self, item: RateLimitChanged) -> None:
         e = self.e

@@ -11,10 +11,9 @@ from typing import Any
 FREE = "free"
 UNLIMITED = "unlimited"
 PLANS = (FREE, UNLIMITED)
-# The venue's built-in plan: the one place to flip (the [sim] plan setting overrides it).
-# "unlimited" until the engine streams at most 30 symbols and polls the rest (issue 12);
-# with "free" the engine's 53-symbol subscription is refused with 405.
-DEFAULT_PLAN = UNLIMITED
+# The venue's built-in plan (the [sim] plan setting overrides it): the free plan a new
+# Alpaca user has, so that everything runs against the limits users meet.
+DEFAULT_PLAN = FREE
 
 # Free (Basic, IEX) plan: at most 30 symbols across the trades and quotes channels of the
 # market data stream; bars (and the other bar/status channels) do not count.

@@ -18,7 +18,9 @@ CREDENTIALS = Credentials(key_id="CONSOLETESTKEY01", secret_key="console-test-se
 
 
 def console_settings(**keymap: str) -> Settings:
-    return shipped_settings(console={"keymap": dict(keymap)})
+    # every symbol on the stream (the unlimited plan, SIP): the screens render the same
+    # prices whatever the moment of a REST poll (the free plan polls 23 of the 53)
+    return shipped_settings(console={"keymap": dict(keymap)}, broker={"feed": "sip"}, sim={"plan": "unlimited"})
 
 
 class Desk:
