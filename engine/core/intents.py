@@ -15,12 +15,13 @@ from engine import events as ev
 from engine.broker.base import VenueQuote
 from engine.commands import ApproveAll, ApproveIntent, CommandResult, RejectAll, RejectIntent, SetOverride
 from engine.config import SymbolOverride
-from engine.core.common import FAR_FUTURE, NY, SEQ_STOP, first_error, q
+from engine.core.common import FAR_FUTURE, SEQ_STOP, first_error, q
 from engine.model import DenialReason, Order, OrderStatus, RolloutMode, TimeInForce, TradingState
 from engine.orders import OrderBookError, make_client_order_id
 from engine.risk import CheckContext, Denial, stop_loss_exit
 from engine.signals import SignalBatch
 from engine.sizing import OrderPurpose, ProposedOrder, size_batch
+from engine.timezones import NEW_YORK as NY
 
 if TYPE_CHECKING:
     from engine.core.engine import Engine

@@ -11,10 +11,11 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
-from engine.core.common import FAR_FUTURE, NY, config_hash, replace, trip_cause_of
+from engine.core.common import FAR_FUTURE, config_hash, replace, trip_cause_of
 from engine.journal import JournalError, recover
 from engine.model import InvalidStateTransition, Order, TradingState
 from engine.orders import OrderBookError
+from engine.timezones import NEW_YORK as NY
 
 if TYPE_CHECKING:
     from engine.core.engine import Engine

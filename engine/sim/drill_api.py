@@ -154,7 +154,7 @@ class DrillRoutes(StreamRoutes):
             raise unprocessable('body must be {"symbols": [...] | null, "pct": number}')
         return json_response(self.shock(body.get("symbols"), body["pct"]))
 
-    def set_price(self, symbol: str, price: Any = None, bid: Any = None, ask: Any = None) -> dict:
+    def set_price(self, symbol: Any, price: Any = None, bid: Any = None, ask: Any = None) -> dict:
         syms = self._check_symbols([symbol]) if isinstance(symbol, str) else None
         if not syms:
             raise unprocessable("symbol is required")

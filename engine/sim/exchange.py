@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
@@ -132,15 +132,57 @@ class Order:
         "type",
         "updated_at",
     )
+    # set by Exchange._new_order before an order is seen anywhere
+    seq: int
+    id: str
+    client_order_id: str
+    asset: Asset
+    symbol: str
+    side: str
+    type: str
+    tif: str
+    extended_hours: bool
+    position_intent: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime
+    session_date: date | None
+    expires_at: datetime
+    # set in __init__
+    qty: Decimal | None
+    notional: Decimal | None
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    trail_price: Decimal | None
+    trail_percent: Decimal | None
+    hwm: Decimal | None
+    filled_qty: Decimal
+    filled_cost: Decimal
+    filled_notional: Decimal
+    filled_at: datetime | None
+    expired_at: datetime | None
+    canceled_at: datetime | None
+    failed_at: datetime | None
+    replaced_at: datetime | None
+    replaced_by: str | None
+    replaces: str | None
+    triggered: bool
+    reserve_px: Decimal
+    reserve: Decimal
+    held: Decimal
+    pending_new: bool
+    replacement: Order | None
+    counted: bool
 
     def __init__(self) -> None:
-        self.qty: Decimal | None = None
-        self.notional: Decimal | None = None
-        self.limit_price: Decimal | None = None
-        self.stop_price: Decimal | None = None
-        self.trail_price: Decimal | None = None
-        self.trail_percent: Decimal | None = None
-        self.hwm: Decimal | None = None
+        self.qty = None
+        self.notional = None
+        self.limit_price = None
+        self.stop_price = None
+        self.trail_price = None
+        self.trail_percent = None
+        self.hwm = None
         self.filled_qty = ZERO
         self.filled_cost = ZERO
         self.filled_notional = ZERO
@@ -152,7 +194,7 @@ class Order:
         self.reserve = ZERO
         self.held = ZERO
         self.pending_new = False
-        self.replacement: Order | None = None
+        self.replacement = None
         self.counted = False  # counted in Venue.side_count (booked and not a pending replacement)
 
     @property
@@ -284,7 +326,7 @@ class Exchange:
 
     @property
     def margin_multiplier(self) -> Decimal:
-        return Decimal(self.config["max_margin_multiplier"])
+        return Decimal(str(self.config["max_margin_multiplier"]))
 
     def open_orders(self):
         for book in self.open_by_symbol.values():
@@ -304,6 +346,7 @@ class Exchange:
         while mt < grid:
             if self._open:
                 close = self._session_close
+                assert close is not None  # an open session has a close
                 nxt_min = mt.replace(second=0, microsecond=0) + timedelta(minutes=1)
                 b = min(grid, close, nxt_min, mt + MAX_STEP)
                 self.model.step((b - mt).total_seconds(), b)
@@ -793,16 +836,24 @@ class Exchange:
                     self._try_fill(o, quote=q)
 
     def _update_trailing(self, o: Order, q) -> None:
+        assert o.hwm is not None  # set when a trailing stop is booked
         if o.side == "sell":
             if q.bp > o.hwm:
                 o.hwm = q.bp
-            trail = o.trail_price if o.trail_price is not None else (o.hwm * o.trail_percent / _HUNDRED)
+            trail = self._trail(o, o.hwm)
             o.stop_price = (o.hwm - trail).quantize(Decimal("0.01"))
         else:
             if q.ap < o.hwm:
                 o.hwm = q.ap
-            trail = o.trail_price if o.trail_price is not None else (o.hwm * o.trail_percent / _HUNDRED)
+            trail = self._trail(o, o.hwm)
             o.stop_price = (o.hwm + trail).quantize(Decimal("0.01"))
+
+    @staticmethod
+    def _trail(o: Order, hwm: Decimal) -> Decimal:
+        if o.trail_price is not None:
+            return o.trail_price
+        assert o.trail_percent is not None  # a trailing stop has one of the two
+        return hwm * o.trail_percent / _HUNDRED
 
     def _try_fill(self, o: Order, quote=None, force: bool = False) -> None:
         if not self._open or (o.tif == "cls" and not force):
@@ -814,6 +865,7 @@ class Exchange:
         if otype == "trailing_stop" and not o.triggered:
             self._update_trailing(o, q)
         if otype in ("stop", "stop_limit", "trailing_stop") and not o.triggered:
+            assert o.stop_price is not None  # validated when booked
             if (buy and q.ap >= o.stop_price) or (not buy and q.bp <= o.stop_price):
                 o.triggered = True
             else:
@@ -822,6 +874,7 @@ class Exchange:
                 return
         if otype in ("limit", "stop_limit"):
             lp = o.limit_price
+            assert lp is not None  # validated when booked
             if (buy and px > lp) or (not buy and px < lp):
                 if o.tif in ("ioc", "fok", "opg") or force:
                     self._finish(o, "canceled" if not force else "expired", self.t)
@@ -1133,6 +1186,7 @@ class Exchange:
         side: str | None = None,
         symbols: set[str] | None = None,
     ) -> list[dict]:
+        source: Iterable[Order]
         if status == "open":
             if symbols is not None:
                 pool = [o for s in symbols for o in self.open_by_symbol.get(s, {}).values()]
@@ -1141,7 +1195,7 @@ class Exchange:
             pool.sort(key=lambda o: o.seq, reverse=direction == "desc")
             source = pool
         else:
-            source = reversed(self.order_list) if direction == "desc" else iter(self.order_list)
+            source = reversed(self.order_list) if direction == "desc" else self.order_list
         out = []
         for o in source:
             if status == "closed" and o.is_open:

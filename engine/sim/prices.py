@@ -416,7 +416,7 @@ class PriceModel:
         days: list[tuple[datetime, datetime]] = []
         d = cal.ny_date(start)
         o, c = cal.session(d) if cal.is_trading_day(d) else (None, None)
-        if o is not None and o < start:
+        if o is not None and c is not None and o < start:
             days.append((o, min(c, start)))
         while len(days) < self.history_days + (1 if days else 0):
             d = cal.prev_trading_day(d)

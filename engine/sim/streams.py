@@ -143,7 +143,8 @@ class StreamRoutes:
                     await self._ws_json(ws, {"stream": "error", "data": {"error_message": "invalid syntax"}})
                     continue
                 action = data.get("action")
-                inner = data.get("data") if isinstance(data.get("data"), dict) else {}
+                raw_inner = data.get("data")
+                inner: dict[str, Any] = raw_inner if isinstance(raw_inner, dict) else {}
                 if action in ("authenticate", "auth"):
                     key = inner.get("key_id", data.get("key"))
                     secret = inner.get("secret_key", data.get("secret"))
@@ -320,7 +321,7 @@ class StreamRoutes:
                         self.data_clients.add(client)
                         if client.task is None:
                             client.task = asyncio.get_running_loop().create_task(self._data_writer(client))
-                    ack = {"T": "subscription"}
+                    ack: dict[str, Any] = {"T": "subscription"}
                     ack.update({ch: sorted(client.subs[ch]) for ch in DATA_CHANNELS})
                     await ws.send_bytes(msgpack.packb([ack]))
                 else:
@@ -357,7 +358,7 @@ class StreamRoutes:
             for s, q in quotes.items()
         }
         for c in self.data_clients:
-            out = []
+            out: list[dict[str, Any]] = []
             sq, st, sb = c.subs["quotes"], c.subs["trades"], c.subs["bars"]
             if sq:
                 out.extend(m for s, m in q_msgs.items() if s in sq or "*" in sq)

@@ -49,7 +49,7 @@ class SimVenue:
         self.key_id = key_id
         self.secret_key = secret_key
         self._port = port
-        self._kwargs = {
+        self._kwargs: dict[str, Any] = {
             "key_id": key_id,
             "secret_key": secret_key,
             "seed": seed,

@@ -213,7 +213,7 @@ def test_version(capsys):
 
 def test_exit_codes_are_defined_once_and_the_sim_keeps_the_same_values():
     from engine.exitcodes import ExitCode
-    from engine.sim import cli as sim_cli
+    from engine.sim import command as sim_cli
 
     assert [int(c) for c in ExitCode] == [0, 1, 2, 130]
     assert (sim_cli.EXIT_OK, sim_cli.EXIT_USAGE) == (ExitCode.OK, ExitCode.USAGE)
