@@ -74,7 +74,26 @@ class SetOverride:
     clear: bool = False
 
 
-Command = ApproveIntent | RejectIntent | ApproveAll | RejectAll | CancelOrder | Halt | Resume | Flatten | SetOverride
+@dataclass(frozen=True, slots=True)
+class StopSession:
+    """Operator-confirmed: stop the whole session in order (no new orders, open
+    orders left working, journal sealed). Answered by the Session, not the Engine."""
+
+    cause: str = "operator"
+
+
+Command = (
+    ApproveIntent
+    | RejectIntent
+    | ApproveAll
+    | RejectAll
+    | CancelOrder
+    | Halt
+    | Resume
+    | Flatten
+    | SetOverride
+    | StopSession
+)
 
 
 @dataclass(frozen=True, slots=True)
