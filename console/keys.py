@@ -37,6 +37,9 @@ KEYS: tuple[ConsoleKey, ...] = (
     ConsoleKey("filter", "slash", "filter", "Filter", "Filter the event log by kind, symbol or words", "main"),
     ConsoleKey("help", "question_mark", "help", "Help", "Show every key and what it does", "app"),
     ConsoleKey("quit", "q", "quit", "Quit", "Quit the console (working orders stay at the venue; asks if any)", "app"),
+    ConsoleKey("stop_session", "S", "stop_session", "Stop session",
+               "Stop the session itself (asks first): no new orders, open orders left working, journal sealed",
+               "app", show=False),
 )
 
 BY_ID = {key.id: key for key in KEYS}
