@@ -113,10 +113,10 @@ def run_console(
     try:
         app.run()
     finally:
+        link = client.link
         client.close()
     if started:
         print(started)
-    link = client.link
     if link.state == "gone":
         print(f"console closed; {link.detail}")
     else:

@@ -552,7 +552,7 @@ class SessionClient:
             while not self._closing:
                 line = await reader.readline()
                 if not line:
-                    if self._link.up:
+                    if self._link.up and not self._closing:
                         self._set_link("gone", "the session closed the connection (stopped or crashed)")
                     raise ControlError("the session closed the connection")
                 self._on_message(json.loads(line))

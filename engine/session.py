@@ -313,7 +313,8 @@ class Session:
         if self.engine is None or not self.engine.started:
             return
         try:
-            self.engine.journal.append(event, durable=True)
+            # the kill switch does not wait for an fsync: its own events follow at once
+            self.engine.journal.append(event, durable=event.command != "halt")
         except (JournalError, RuntimeError) as exc:
             log.warning("could not journal the command %s: %s", event.command, exc)
 

@@ -238,3 +238,97 @@ def test_killing_a_real_console_leaves_the_session_trading(headless, how) -> Non
     assert done.returncode == 0, done.stdout + done.stderr
     wait_for(lambda: headless.eyes.order(nvda["intent_id"]), what="the order at the venue")
     headless.status(lambda s: s["open_orders"] == 0 and s["positions"] >= 1, "the order filled and tracked")
+
+
+# ------------------------------------------------------------------ `execdesk console` starts the session
+
+
+class ConsoleInTerminal(TerminalConsole):
+    """`execdesk console ARGS...` in a pseudo-terminal (what `make run` runs)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]):
+        self.master, slave = pty.openpty()
+        os.set_blocking(self.master, True)
+        self.proc = subprocess.Popen(
+            [*EXECDESK, *argv],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=ROOT,
+            env={**env, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "48"},
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.screen = bytearray()
+        self._drain = threading.Thread(target=self._read, daemon=True)
+        self._drain.start()
+
+    def press(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+
+def clients_of(sock: Path) -> list[dict]:
+    """The clients attached to the session at sock ([] while none answers yet)."""
+    from engine.control import ControlError
+
+    try:
+        return request(sock, "status")["clients"]
+    except ControlError:
+        return []
+
+
+def test_plain_console_starts_a_session_that_outlives_it_and_a_second_console_attaches(tmp_path) -> None:
+    from engine.lock import is_locked, read_holder
+
+    journal = tmp_path / "journal.sqlite"
+    config = tmp_path / "execution.toml"
+    config.write_text(
+        f'[session]\njournal_path = "{journal}"\nuniverse_path = "{UNIVERSE_PATH}"\n\n[sim]\nseed = {SEED}\n'
+    )
+    env = cli_env()
+    argv = ["--config", str(config), "console", "--journal", str(journal)]
+    sock = socket_path_for(journal)
+    first = ConsoleInTerminal(argv, env)
+    session_pid = None
+    try:
+        holder = wait_for(lambda: is_locked(journal) and read_holder(journal), what="a session to hold the journal")
+        session_pid = holder.pid
+        assert session_pid != first.proc.pid, "the session is a process of its own"
+        assert " run --journal " in holder.command
+        wait_for(
+            lambda: any(c["name"] == "console" for c in clients_of(sock)),
+            what="the console to attach",
+            timeout=60,
+        )
+        first.proc.send_signal(signal.SIGHUP)  # the terminal closed
+        first.proc.wait(30)
+        assert os.getpgid(session_pid) != os.getpgid(os.getpid())
+        wait_for(
+            lambda: not any(c["name"] == "console" for c in clients_of(sock)),
+            what="the session to run on without a console",
+        )
+        assert request(sock, "status")["ok"]
+
+        second = ConsoleInTerminal(argv, env)
+        try:
+            wait_for(
+                lambda: any(c["name"] == "console" for c in clients_of(sock)),
+                what="the second console to attach",
+                timeout=60,
+            )
+            assert read_holder(journal).pid == session_pid, "the second console attached; no second session"
+            second.press(b"q")
+            assert second.proc.wait(30) == 0
+            wait_for(lambda: b"detached: the session keeps running" in second.screen, what="the detach message")
+        finally:
+            second.close()
+        assert request(sock, "status")["ok"], "still running after the console detached"
+        done = execdesk("stop", "--journal", str(journal), env=env)
+        assert done.returncode == 0 and "session stopped" in done.stdout, done.stdout + done.stderr
+        assert not is_locked(journal)
+        log = journal.with_name(journal.name + ".session.log").read_text()
+        assert "journal sealed" in log, log[-2000:]
+    finally:
+        first.close()
+        if session_pid is not None and is_locked(journal):
+            os.kill(session_pid, signal.SIGKILL)
