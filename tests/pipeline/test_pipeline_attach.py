@@ -118,6 +118,12 @@ def test_a_second_run_on_the_same_journal_refuses_and_names_the_holder(tmp_path,
     assert f"is in use by pid {first.proc.pid}" in second.stderr, second.describe()
     assert "execdesk run" in second.stderr and "since" in second.stderr
     assert "Traceback" not in second.stderr
+    # the Python API refuses the same way
+    from engine.config import load_settings
+    from engine.session import Session, SessionError
+
+    with pytest.raises(SessionError, match=f"in use by pid {first.proc.pid}"):
+        Session(load_settings(config), journal_path=journal, credentials=CREDENTIALS).start()
     # the first one kept its journal and keeps trading: its session id is the only one
     assert first.proc.poll() is None
     status = wait_status(journal, lambda s: s["trading_state"] == "ACTIVE", what="the first session", proc=first)
@@ -316,3 +322,33 @@ def test_an_attached_client_reattaches_when_the_session_is_back(tmp_path, venue,
         assert request(socket_path_for(journal), "status")["clients"][0]["name"] == "watcher"
     finally:
         client.close()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to connect as another user")
+def test_a_client_of_another_user_is_refused(tmp_path, venue, run_process, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    runtime = Path(tempfile.mkdtemp(prefix="xd", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    config, signals, journal, env = setup(tmp_path, venue)
+    env["XDG_RUNTIME_DIR"] = str(runtime)
+    proc = start_session(run_process, config, signals, journal, env)
+    sock = socket_path_for(journal)
+    assert sock.parent == runtime / "execdesk"
+    # defeat the first fence (a 0700 directory, a 0600 socket) to reach the second: the peer's uid
+    for path, mode in ((runtime, 0o711), (sock.parent, 0o711), (sock, 0o666)):
+        os.chmod(path, mode)
+    other = (
+        "import os, socket, sys\n"
+        "os.setgid(65534); os.setuid(65534)\n"
+        "s = socket.socket(socket.AF_UNIX); s.settimeout(20); s.connect(sys.argv[1])\n"
+        "print(s.makefile().readline())\n"  # refused at once, before it can ask for anything
+    )
+    done = subprocess.run([sys.executable, "-c", other, str(sock)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"ok": False, "error": "refused: this session serves only the user who runs it"}
+    assert [c["name"] for c in request(sock, "status")["clients"]] == ["client"], "only the test's own request"
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.wait() == 0, proc.describe()
