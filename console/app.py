@@ -26,7 +26,7 @@ from console.messages import CommandFailed, CommandFinished
 from console.screens.confirm import ConfirmScreen
 from console.screens.help import HelpScreen
 from console.screens.main import MainScreen
-from engine.commands import Command, CommandResult, EngineHandle, Halt, StopSession
+from engine.commands import CommandResult, EngineHandle, Halt, SessionCommand, StopSession
 from engine.config import Settings
 from engine.control import Link
 from engine.model import TradingState
@@ -131,7 +131,7 @@ class ExecDeskApp(App[None]):
     # -- commands -------------------------------------------------------------------
 
     @work(group="commands", exit_on_error=False)
-    async def send(self, command: Command, label: str) -> CommandResult:
+    async def send(self, command: SessionCommand, label: str) -> CommandResult:
         """Give the Engine a command and report its answer."""
         try:
             result = await self.handle.execute(command)

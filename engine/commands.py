@@ -82,18 +82,11 @@ class StopSession:
     cause: str = "operator"
 
 
-Command = (
-    ApproveIntent
-    | RejectIntent
-    | ApproveAll
-    | RejectAll
-    | CancelOrder
-    | Halt
-    | Resume
-    | Flatten
-    | SetOverride
-    | StopSession
-)
+Command = ApproveIntent | RejectIntent | ApproveAll | RejectAll | CancelOrder | Halt | Resume | Flatten | SetOverride
+
+#: what a front end may send: every Engine command, and StopSession, which the
+#: Session answers itself (the Engine never sees it)
+SessionCommand = Command | StopSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +106,11 @@ class EngineHandle(Protocol):
         """The latest published snapshot (cheap: a reference read)."""
         ...
 
-    async def execute(self, command: Command) -> CommandResult:
+    async def execute(self, command: SessionCommand) -> CommandResult:
         """Run a command on the Engine and wait for its result (from any event loop)."""
         ...
 
-    def execute_sync(self, command: Command, timeout: float = 10.0) -> CommandResult:
+    def execute_sync(self, command: SessionCommand, timeout: float = 10.0) -> CommandResult:
         """The same from plain threads."""
         ...
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from engine import session_protocol as sp
 from engine.backoff import Backoff
-from engine.commands import Command, CommandResult, Halt
+from engine.commands import CommandResult, Halt, SessionCommand
 from engine.errors import ExecdeskError
 from engine.events import OperatorCommand
 from engine.lock import ensure_runtime_dir, socket_path_for
@@ -141,7 +141,7 @@ class ControlServer:
         self,
         path: Path,
         snapshot: Callable[[], EngineSnapshot],
-        execute: Callable[[Command], Awaitable[CommandResult]],
+        execute: Callable[[SessionCommand], Awaitable[CommandResult]],
         *,
         journal_command: Callable[[OperatorCommand], None] | None = None,
     ):
@@ -477,10 +477,10 @@ class SessionClient:
     def link(self) -> Link:
         return self._link
 
-    async def execute(self, command: Command) -> CommandResult:
+    async def execute(self, command: SessionCommand) -> CommandResult:
         return await asyncio.wrap_future(self._call(command))
 
-    def execute_sync(self, command: Command, timeout: float = 10.0) -> CommandResult:
+    def execute_sync(self, command: SessionCommand, timeout: float = 10.0) -> CommandResult:
         return self._call(command).result(timeout)
 
     def stop(self) -> None:
@@ -593,7 +593,7 @@ class SessionClient:
                 fut.set_result({"ok": False, "message": why})
         self._pending.clear()
 
-    def _call(self, command: Command) -> Future:
+    def _call(self, command: SessionCommand) -> Future:
         loop = self._loop
         if self.read_only and not isinstance(command, Halt):
             f: Future = Future()
@@ -605,7 +605,7 @@ class SessionClient:
             return f
         return asyncio.run_coroutine_threadsafe(self._request(command), loop)
 
-    async def _request(self, command: Command) -> CommandResult:
+    async def _request(self, command: SessionCommand) -> CommandResult:
         writer = self._writer
         if writer is None or not self._link.up:
             return CommandResult(False, f"not sent: not attached ({self._link.detail})")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.broker.alpaca import AlpacaBroker
-from engine.commands import Command, CommandResult, StopSession
+from engine.commands import CommandResult, SessionCommand, StopSession
 from engine.config import Credentials, Settings, credentials_from_env
 from engine.control import ControlError, ControlServer, Link
 from engine.core import Engine
@@ -289,7 +289,7 @@ class Session:
             return Link("gone", f"the session ended: {self._how}")
         return Link("up", "in process")
 
-    async def execute_here(self, command: Command) -> CommandResult:
+    async def execute_here(self, command: SessionCommand) -> CommandResult:
         """Run a command on the session's own loop: StopSession is the session's,
         everything else the Engine's."""
         if isinstance(command, StopSession):
@@ -318,17 +318,17 @@ class Session:
         except (JournalError, RuntimeError) as exc:
             log.warning("could not journal the command %s: %s", event.command, exc)
 
-    def _call(self, command: Command) -> Future:
+    def _call(self, command: SessionCommand) -> Future:
         if self._loop is None or self.engine is None or self._loop.is_closed():
             f: Future = Future()
             f.set_result(CommandResult(False, "the engine is not running"))
             return f
         return asyncio.run_coroutine_threadsafe(self.execute_here(command), self._loop)
 
-    async def execute(self, command: Command) -> CommandResult:
+    async def execute(self, command: SessionCommand) -> CommandResult:
         return await asyncio.wrap_future(self._call(command))
 
-    def execute_sync(self, command: Command, timeout: float = 10.0) -> CommandResult:
+    def execute_sync(self, command: SessionCommand, timeout: float = 10.0) -> CommandResult:
         return self._call(command).result(timeout)
 
     def stop(self, timeout: float = 30.0, how: str = "stopped") -> None:

@@ -46,13 +46,13 @@ from engine.commands import (
     ApproveAll,
     ApproveIntent,
     CancelOrder,
-    Command,
     CommandResult,
     Flatten,
     Halt,
     RejectAll,
     RejectIntent,
     Resume,
+    SessionCommand,
     SetOverride,
     StopSession,
 )
@@ -254,7 +254,7 @@ def _optional(req: Mapping[str, Any], key: str, kind: type) -> Any:
     return value
 
 
-def command_from_request(req: Mapping[str, Any], who: str) -> Command:
+def command_from_request(req: Mapping[str, Any], who: str) -> SessionCommand:
     """The engine Command a request asks for; `who` (client id and user) is written
     into the cause of the commands that carry one."""
     cmd = req.get("cmd")
@@ -289,7 +289,7 @@ def command_from_request(req: Mapping[str, Any], who: str) -> Command:
     raise ProtocolError(f"unknown command {cmd!r}")
 
 
-def request_for(command: Command) -> dict[str, Any]:
+def request_for(command: SessionCommand) -> dict[str, Any]:
     """The request line that asks the session for `command` (the inverse of
     command_from_request; the cause is the session's to write)."""
     if isinstance(command, Halt):
