@@ -352,3 +352,46 @@ def test_a_client_of_another_user_is_refused(tmp_path, venue, run_process, monke
     assert [c["name"] for c in request(sock, "status")["clients"]] == ["client"], "only the test's own request"
     proc.proc.send_signal(signal.SIGTERM)
     assert proc.wait() == 0, proc.describe()
+
+
+def test_an_attached_client_rebuilds_the_same_snapshot_the_session_publishes(make_pipe):
+    """Whole snapshot, then changes: what the client holds equals the session's own
+    EngineSnapshot, Decimal for Decimal, row for row, after trading and an override."""
+    from decimal import Decimal
+
+    from engine.commands import SetOverride
+    from engine.session_protocol import decode_snapshot, encode_snapshot
+    from engine.snapshot import EngineSnapshot
+
+    pipe = make_pipe(auto_approve=True)
+    client = SessionClient(socket_path_for(pipe.journal_path), name="mirror").start(timeout=30)
+    try:
+        pipe.send({"AAPL": 0.5, "MSFT": -0.4, "JPM": 0.3})
+        pipe.wait_settled("the first bar's orders to fill")
+        assert client.execute_sync(SetOverride("KO", mode="off", max_position_usd=Decimal("1234.50"))).ok
+        pipe.send({"AAPL": 0.2, "KO": 0.8})
+        pipe.wait_settled("the second bar's orders to fill")
+
+        def same() -> bool:
+            return client.snapshot.seq == pipe.snapshot.seq and client.snapshot == pipe.snapshot
+
+        wait_for(same, what="the client's snapshot to equal the session's")
+        snap = client.snapshot
+        assert isinstance(snap, EngineSnapshot) and snap.positions and snap.events and snap.limits
+        assert isinstance(next(iter(snap.positions.values())).qty, Decimal)
+        assert snap.overrides["KO"].max_position_usd == Decimal("1234.50")
+        assert decode_snapshot(json.loads(json.dumps(encode_snapshot(pipe.snapshot)))) == pipe.snapshot
+    finally:
+        client.close()
+
+
+def test_attach_and_read_only_never_start_a_session(tmp_path):
+    journal = tmp_path / "nobody.sqlite"
+    for flag in ("--attach", "--read-only"):
+        done = execdesk("console", flag, "--journal", str(journal), timeout=60)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"no session is running for {journal}" in done.stderr
+        assert not is_locked(journal) and not journal.exists()
+    for command in (["pending"], ["approve", "--all"], ["stop"]):
+        done = execdesk(*command, "--journal", str(journal))
+        assert done.returncode == 1 and "no session is running" in done.stderr, (command, done.stderr)
