@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import shutil
 import signal
 import subprocess
 import threading
@@ -42,6 +43,20 @@ from tests.pipeline.pipekit import (
 
 SIZE = (160, 48)
 SIGNALS = {"AAPL": 0.5, "MSFT": 0.4, "JPM": 0.3}
+
+
+@pytest.fixture(autouse=True)
+def private_runtime_dir(monkeypatch):
+    """Each test's sessions put their sockets in a runtime dir of the test's own (short,
+    so that socket paths fit), removed afterwards with what killed sessions left."""
+    import tempfile
+
+    runtime = Path(tempfile.mkdtemp(prefix="xd", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    try:
+        yield runtime
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.fixture

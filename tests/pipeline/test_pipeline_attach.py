@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -37,6 +38,20 @@ from tests.pipeline.pipekit import (
 )
 
 SIGNALS = {"AAPL": 0.5, "MSFT": 0.4, "JPM": 0.3}
+
+
+@pytest.fixture(autouse=True)
+def private_runtime_dir(monkeypatch):
+    """Each test's sessions put their sockets in a runtime dir of the test's own (short,
+    so that socket paths fit), removed afterwards with what killed sessions left."""
+    import tempfile
+
+    runtime = Path(tempfile.mkdtemp(prefix="xd", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    try:
+        yield runtime
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.fixture
@@ -326,12 +341,20 @@ def test_an_attached_client_reattaches_when_the_session_is_back(tmp_path, venue,
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to connect as another user")
 def test_a_client_of_another_user_is_refused(tmp_path, venue, run_process, monkeypatch):
-    import subprocess
-    import sys
     import tempfile
 
-    runtime = Path(tempfile.mkdtemp(prefix="xd", dir="/tmp"))
+    runtime = Path(tempfile.mkdtemp(prefix="xd", dir="/tmp"))  # short: the socket's path must fit
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    try:
+        _refuse_another_user(tmp_path, venue, run_process, runtime)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _refuse_another_user(tmp_path: Path, venue: SimVenue, run_process, runtime: Path) -> None:
+    import subprocess
+    import sys
+
     config, signals, journal, env = setup(tmp_path, venue)
     env["XDG_RUNTIME_DIR"] = str(runtime)
     proc = start_session(run_process, config, signals, journal, env)
