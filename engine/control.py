@@ -42,8 +42,9 @@ __all__ = ["ControlError", "ControlServer", "Link", "SessionClient", "request", 
 log = logging.getLogger("execdesk.control")
 
 MAX_REQUEST = sp.MAX_LINE
-#: how often the server looks for a new snapshot to send to subscribers (seconds)
-BROADCAST_INTERVAL = 0.05
+#: how often the server looks for a new snapshot to send to subscribers (seconds; a
+#: look is one reference comparison, the engine publishes at most 2 x console.max_fps)
+BROADCAST_INTERVAL = 0.02
 #: a subscriber that has this much unsent output is too slow: it is dropped (it re-attaches)
 MAX_BACKLOG = 64 * 1024 * 1024
 
