@@ -1,6 +1,12 @@
 """The operator console: a thin Textual App over an EngineHandle. It reads the
 engine's snapshot at most `console.max_fps` times a second, hands it to the main
-screen when it changed, and turns keys into engine commands."""
+screen when it changed, and turns keys into engine commands.
+
+One code path whatever the transport: the handle is a SessionClient attached over
+the session socket (`execdesk console`, the normal case) or the Session itself in
+this process (tests, screenshots). A handle with a `link` (engine.control.Link)
+says whether the session is there; while it is not, the last state stays on screen
+marked stale (console/link.py) and the handle re-attaches by itself."""
 
 from __future__ import annotations
 
@@ -16,12 +22,14 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from console import keys
+from console.link import LinkBanner
 from console.messages import CommandFailed, CommandFinished
 from console.screens.confirm import ConfirmScreen
 from console.screens.help import HelpScreen
 from console.screens.main import MainScreen
-from engine.commands import Command, CommandResult, EngineHandle, Halt
+from engine.commands import CommandResult, EngineHandle, Halt, SessionCommand, StopSession
 from engine.config import Settings
+from engine.control import Link
 from engine.model import TradingState
 from engine.snapshot import EngineSnapshot
 
@@ -38,9 +46,24 @@ class ExecDeskApp(App[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS = keys.bindings("app")
 
-    def __init__(self, handle: EngineHandle, settings: Settings, *, clock_in_view: bool = True) -> None:
+    def __init__(
+        self,
+        handle: EngineHandle,
+        settings: Settings,
+        *,
+        clock_in_view: bool = True,
+        attached: bool = False,
+        read_only: bool = False,
+    ) -> None:
         super().__init__()
         self.handle = handle
+        #: over the session socket: quitting detaches, the session keeps running
+        self.attached = attached
+        #: an observer: sends nothing but the kill switch
+        self.read_only = read_only
+        self._link: Link | None = None
+        #: why the console ended: "detached" | "session stopped" | "quit"
+        self.ended = "quit"
         self.settings = settings
         self.clock_in_view = clock_in_view
         #: text cursors blink only when the screen may change by itself (not in snapshots)
@@ -96,6 +119,8 @@ class ExecDeskApp(App[None]):
         and at 10 frames a second that cost three times the main screen alone."""
         snapshot = self.handle.snapshot
         screen = self.main_screen
+        if screen is not None:
+            self._show_link(screen)
         if screen is None or (snapshot.seq == self._shown_seq and not force):
             return
         if self.screen is not screen and not force:
@@ -115,10 +140,33 @@ class ExecDeskApp(App[None]):
         except NoMatches:
             self._shown_seq = None  # the screen is still composing its widgets: the next tick shows it
 
+    def _show_link(self, screen: MainScreen) -> None:
+        """Say on screen when the session goes away and when it is back."""
+        link: Link | None = getattr(self.handle, "link", None)
+        if link is None or link == self._link:
+            return
+        before, self._link = self._link, link
+        banners = list(screen.query(LinkBanner))
+        if link.up:
+            for banner in banners:
+                banner.remove()
+            if before is not None and before.state == "gone":
+                self.say(f"session back: {link.detail}")
+                self._shown_seq = None  # show the fresh state at once
+            return
+        if banners:
+            banners[0].show(link)
+        else:
+            banner = LinkBanner()
+            screen.mount(banner, before=0)
+            banner.show(link)
+        if link.state == "gone" and (before is None or before.state != "gone" or before.detail != link.detail):
+            self.say(f"session gone: {link.detail}", warning=True)
+
     # -- commands -------------------------------------------------------------------
 
     @work(group="commands", exit_on_error=False)
-    async def send(self, command: Command, label: str) -> CommandResult:
+    async def send(self, command: SessionCommand, label: str) -> CommandResult:
         """Give the Engine a command and report its answer."""
         try:
             result = await self.handle.execute(command)
@@ -129,7 +177,7 @@ class ExecDeskApp(App[None]):
         return result
 
     @work(group="commands", exit_on_error=False)
-    async def send_each(self, commands: list[Command], label: str) -> list[CommandResult]:
+    async def send_each(self, commands: list[SessionCommand], label: str) -> list[CommandResult]:
         """Give the Engine several commands, one after the other, and report once."""
         results: list[CommandResult] = []
         refused: list[str] = []
@@ -185,8 +233,35 @@ class ExecDeskApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.keymap))
 
+    def action_stop_session(self) -> None:
+        """Stop the session itself (not just this console): confirmed first."""
+        if self.read_only:
+            self.say("Stop session: REFUSED: a read-only console sends nothing but the kill switch", warning=True)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.send(StopSession(cause="operator: console"), "Stop session")
+
+        working = self.snapshot.open_order_count
+        self.push_screen(
+            ConfirmScreen(
+                "Stop the session?",
+                "The session stops for every console: no new orders, approvals dropped, the journal sealed. "
+                f"{working} working orders stay at the venue, unmanaged until a session runs again. "
+                "To detach only this console, quit instead.",
+                yes="Stop session",
+            ),
+            answered,
+        )
+
     async def action_quit(self) -> None:
-        """Quit; with orders working at the venue, ask first and say they stay there."""
+        """Quit. Attached, this only detaches: the session keeps running. In process,
+        with orders working at the venue, ask first and say they stay there."""
+        if self.attached:
+            self.ended = "detached"
+            self.exit()
+            return
         working = len(self.snapshot.orders) or self.snapshot.open_order_count
         if not working:
             self.exit()

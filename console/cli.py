@@ -13,22 +13,42 @@ from engine import cli as engine_cli
 def _console_arguments(p: argparse.ArgumentParser) -> None:
     engine_cli.add_config_arguments(p)
     engine_cli.journal_argument(p)
+    p.add_argument(
+        "--attach",
+        action="store_true",
+        help="attach to the session already running for the journal; never start one",
+    )
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        help="an observer: shows everything, sends nothing but the kill switch (implies --attach)",
+    )
 
 
 def cmd_console(args: argparse.Namespace) -> int:
     settings = engine_cli.load_settings_or_exit(args)
     from console.run import run_console
 
-    return run_console(settings, journal_path=args.journal)
+    return run_console(
+        settings,
+        journal_path=getattr(args, "journal", None),
+        attach_only=bool(getattr(args, "attach", False)),
+        read_only=bool(getattr(args, "read_only", False)),
+        config=getattr(args, "config", None),
+        live=bool(getattr(args, "live", False)),
+    )
 
 
 CONSOLE = engine_cli.Subcommand(
     "console",
     cmd_console,
-    "the operator console (the default): a live session in the terminal",
+    "the operator console (the default): attach to the journal's session, starting it if needed",
     _console_arguments,
-    description="Start a session and the Textual operator console over it. With the default "
-    "configuration it starts the built-in venue and the demo signal model.",
+    description="Attach the Textual operator console to the session of the journal. When none is "
+    "running, start it first as a background process of its own (its output in <journal>.session.log), "
+    "so that it survives the console and the terminal. With the default configuration the session "
+    "runs the built-in venue and the demo signal model. Quitting (q) detaches; the session keeps "
+    "running until `execdesk stop` or the console's stop command (S).",
 )
 
 

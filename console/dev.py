@@ -16,12 +16,12 @@ from engine.commands import (
     ApproveAll,
     ApproveIntent,
     CancelOrder,
-    Command,
     CommandResult,
     Halt,
     RejectAll,
     RejectIntent,
     Resume,
+    SessionCommand,
     SetOverride,
 )
 from engine.model import TradingState
@@ -176,7 +176,7 @@ class InMemoryHandle:
 
     def __init__(self, snapshot: EngineSnapshot | None = None) -> None:
         self._snapshot = snapshot or demo_snapshot()
-        self.commands: list[Command] = []
+        self.commands: list[SessionCommand] = []
 
     @property
     def snapshot(self) -> EngineSnapshot:
@@ -186,10 +186,10 @@ class InMemoryHandle:
         self._snapshot = dataclasses.replace(self._snapshot, seq=self._snapshot.seq + 1, **changes)  # type: ignore[arg-type]
         return self._snapshot
 
-    async def execute(self, command: Command) -> CommandResult:
+    async def execute(self, command: SessionCommand) -> CommandResult:
         return self.execute_sync(command)
 
-    def execute_sync(self, command: Command, timeout: float = 10.0) -> CommandResult:
+    def execute_sync(self, command: SessionCommand, timeout: float = 10.0) -> CommandResult:
         self.commands.append(command)
         s = self._snapshot
         intents, orders = dict(s.intents), dict(s.orders)

@@ -108,6 +108,15 @@ KEYS: tuple[ConsoleKey, ...] = (
         "Quit the console (working orders stay at the venue; asks if any)",
         "app",
     ),
+    ConsoleKey(
+        "stop_session",
+        CONSOLE_BINDINGS["stop_session"],
+        "stop_session",
+        "Stop session",
+        "Stop the session itself (asks first): no new orders, open orders left working, journal sealed",
+        "app",
+        show=False,
+    ),
 )
 
 BY_ID = {key.id: key for key in KEYS}

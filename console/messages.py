@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from engine.commands import Command, CommandResult
+from engine.commands import CommandResult, SessionCommand
 from engine.snapshot import EngineSnapshot
 
 
@@ -21,7 +21,7 @@ class SnapshotApplied(Message):
 class CommandFinished(Message):
     """The Engine answered a command the operator gave (None: a batch of none)."""
 
-    command: Command | None
+    command: SessionCommand | None
     result: CommandResult
     label: str
 
@@ -30,7 +30,7 @@ class CommandFinished(Message):
 class CommandFailed(Message):
     """A command could not be delivered to the Engine (it raised)."""
 
-    command: Command
+    command: SessionCommand
     error: str
     label: str
 

@@ -324,12 +324,12 @@ def _status_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _control(args: argparse.Namespace, cmd: str) -> dict[str, Any]:
+def _control(args: argparse.Namespace, cmd: str, **fields: Any) -> dict[str, Any]:
     from engine.control import ControlError, request, socket_path_for
 
     journal = args.journal or load_settings_or_exit(args).session.journal_path
     try:
-        answer = request(socket_path_for(journal), cmd)
+        answer = request(socket_path_for(journal), cmd, **fields)
     except ControlError as exc:
         raise CommandError(str(exc), code=ExitCode.FAILURE) from None
     if not answer.get("ok") and "status" not in answer:
@@ -385,6 +385,104 @@ def _wait_for_kill_confirmation(args: argparse.Namespace, timeout: float = 10.0)
     print("the venue has not confirmed every cancel yet: check `execdesk status`")
 
 
+def _answered(answer: dict[str, Any]) -> int:
+    print(answer.get("message") or answer.get("error") or "")
+    return ExitCode.OK if answer.get("ok") else ExitCode.FAILURE
+
+
+def _intent_arguments(p: argparse.ArgumentParser) -> None:
+    _control_arguments(p)
+    p.add_argument("intent_id", nargs="?", metavar="ID", help="the intent's id (its client order id)")
+    p.add_argument("--all", action="store_true", help="every intent waiting for approval")
+
+
+def _intent_command(word: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        if bool(args.intent_id) == bool(args.all):
+            raise CommandError(f"{word}: give one intent ID or --all (see `execdesk pending`)")
+        if args.all:
+            return _answered(_control(args, f"{word}_all"))
+        return _answered(_control(args, word, intent_id=args.intent_id))
+
+    return run
+
+
+def _pending_arguments(p: argparse.ArgumentParser) -> None:
+    _control_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the queue as one JSON array")
+
+
+def cmd_pending(args: argparse.Namespace) -> int:
+    intents = _control(args, "pending")["intents"]
+    if args.json:
+        print(json.dumps(intents, indent=2))
+        return ExitCode.OK
+    if not intents:
+        print("no intent is waiting for approval")
+        return ExitCode.OK
+    print(f"{'ID':<40} {'SYMBOL':<6} {'SIDE':<4} {'QTY':>8} {'LIMIT':>10} {'NOTIONAL':>11}  CHECK  EXPIRES")
+    for i in intents:
+        print(
+            f"{i['intent_id']:<40} {i['symbol']:<6} {i['side']:<4} {i['qty']:>8} {i['limit_price'] or 'market':>10}"
+            f" {i['notional']:>11}  {i['verdict']:<5}  {i['expires_at'] or '-'}"
+        )
+    return ExitCode.OK
+
+
+_SIDES = {"long": "long_only", "short": "short_only", "both": "both"}
+
+
+def _override_arguments(p: argparse.ArgumentParser) -> None:
+    _control_arguments(p)
+    p.add_argument("symbol", metavar="SYMBOL")
+    p.add_argument("--mode", choices=("off", "approve", "auto"), help="the symbol's rollout mode")
+    p.add_argument("--max-usd", metavar="N", help="cap on the symbol's position, in USD")
+    p.add_argument("--multiplier", metavar="X", type=float, help="size multiplier for the symbol's orders")
+    p.add_argument("--side", choices=tuple(_SIDES), help="long (long only), short (short only) or both")
+    p.add_argument("--clear", action="store_true", help="remove the symbol's override")
+
+
+def cmd_override(args: argparse.Namespace) -> int:
+    if args.max_usd is not None:
+        try:
+            if Decimal(args.max_usd) < 0:
+                raise ValueError
+        except (ArithmeticError, ValueError):
+            raise CommandError(f"--max-usd: expected a positive amount in USD, got {args.max_usd!r}") from None
+    fields = {
+        "symbol": args.symbol.upper(),
+        "mode": args.mode,
+        "max_position_usd": args.max_usd,
+        "size_multiplier": args.multiplier,
+        "side": _SIDES[args.side] if args.side else None,
+        "clear": args.clear,
+    }
+    if not args.clear and all(fields[k] is None for k in ("mode", "max_position_usd", "size_multiplier", "side")):
+        raise CommandError("override: give at least one of --mode, --max-usd, --multiplier, --side (or --clear)")
+    return _answered(_control(args, "override", **fields))
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Stop the session in order and wait (boundedly) until it has gone."""
+    import time
+
+    from engine.lock import is_locked
+
+    answer = _control(args, "stop")
+    code = _answered(answer)
+    if not answer.get("ok"):
+        return code
+    journal = args.journal or load_settings_or_exit(args).session.journal_path
+    deadline = time.monotonic() + 60
+    while is_locked(journal) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if is_locked(journal):
+        print("the session has not finished stopping yet: check `execdesk status`")
+        return ExitCode.FAILURE
+    print("session stopped: journal sealed")
+    return ExitCode.OK
+
+
 def _report_arguments(p: argparse.ArgumentParser) -> None:
     from engine.report import add_arguments
 
@@ -431,6 +529,29 @@ COMMANDS: tuple[Subcommand, ...] = (
     Subcommand("resume", _control_command("resume"), "resume a HALTED or REDUCING session", _control_arguments),
     Subcommand("flatten", _control_command("flatten"), "close every position of a running session", _control_arguments),
     Subcommand("report", cmd_report, "execution report of a session's journal", _report_arguments),
+    Subcommand(
+        "pending", cmd_pending, "list the intents of a running session waiting for approval", _pending_arguments
+    ),
+    Subcommand(
+        "approve", _intent_command("approve"), "approve an intent (or --all) of a running session", _intent_arguments
+    ),
+    Subcommand(
+        "reject", _intent_command("reject"), "reject an intent (or --all) of a running session", _intent_arguments
+    ),
+    Subcommand(
+        "override",
+        cmd_override,
+        "set a symbol's run-time override in a running session",
+        _override_arguments,
+        description="Set (or --clear) a symbol's run-time override: rollout mode, position cap in USD, "
+        "size multiplier, allowed side. Fields not given are left as they are.",
+    ),
+    Subcommand(
+        "stop",
+        cmd_stop,
+        "stop a running session in order (open orders stay working, journal sealed)",
+        _control_arguments,
+    ),
 )
 
 

@@ -74,7 +74,19 @@ class SetOverride:
     clear: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class StopSession:
+    """Operator-confirmed: stop the whole session in order (no new orders, open
+    orders left working, journal sealed). Answered by the Session, not the Engine."""
+
+    cause: str = "operator"
+
+
 Command = ApproveIntent | RejectIntent | ApproveAll | RejectAll | CancelOrder | Halt | Resume | Flatten | SetOverride
+
+#: what a front end may send: every Engine command, and StopSession, which the
+#: Session answers itself (the Engine never sees it)
+SessionCommand = Command | StopSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +106,11 @@ class EngineHandle(Protocol):
         """The latest published snapshot (cheap: a reference read)."""
         ...
 
-    async def execute(self, command: Command) -> CommandResult:
+    async def execute(self, command: SessionCommand) -> CommandResult:
         """Run a command on the Engine and wait for its result (from any event loop)."""
         ...
 
-    def execute_sync(self, command: Command, timeout: float = 10.0) -> CommandResult:
+    def execute_sync(self, command: SessionCommand, timeout: float = 10.0) -> CommandResult:
         """The same from plain threads."""
         ...
 

@@ -290,6 +290,7 @@ CONSOLE_BINDINGS: dict[str, str] = {
     "rollout": "v",
     "help": "question_mark",
     "quit": "q",
+    "stop_session": "S",
 }
 #: bindings a keymap may move but never remove
 CONSOLE_REQUIRED_BINDINGS = ("quit", "kill_switch")

@@ -1,34 +1,56 @@
-"""Control of a running session from other processes: a Unix socket next to the
-journal (mode 0600), one JSON request per line, one JSON answer per line.
+"""The session's control socket: the server inside the session (ControlServer) and
+its clients — `request` (one question, one answer: `execdesk status`, `approve`,
+`stop`, ...) and SessionClient (an attached console: subscribed to snapshots,
+sending commands, re-attaching when the session comes back). What is said on the
+socket is engine/session_protocol.py.
 
-Requests: {"cmd": "status"} | {"cmd": "halt"} | {"cmd": "resume"} | {"cmd": "flatten"}.
-`execdesk status|halt|resume|flatten` are the clients."""
+The socket is 0600 in a directory only this user can enter (engine/lock.py); a
+peer of another uid is refused (SO_PEERCRED). There is no network listener: to
+watch from another machine, attach over SSH (docs/operator-guide.md)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
+import logging
 import os
+import pwd
 import socket
+import stat
+import struct
+import threading
+import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.commands import Command, CommandResult, Flatten, Halt, Resume
+from engine import session_protocol as sp
+from engine.backoff import Backoff
+from engine.commands import CommandResult, Halt, SessionCommand
 from engine.errors import ExecdeskError
+from engine.events import OperatorCommand
+from engine.lock import ensure_runtime_dir, socket_path_for
 from engine.snapshot import EngineSnapshot
 
-MAX_REQUEST = 4096
+__all__ = ["ControlError", "ControlServer", "Link", "SessionClient", "request", "socket_path_for", "status_of"]
+
+log = logging.getLogger("execdesk.control")
+
+MAX_REQUEST = sp.MAX_LINE
+#: how often the server looks for a new snapshot to send to subscribers (seconds; a
+#: look is one reference comparison, the engine publishes at most 2 x console.max_fps)
+BROADCAST_INTERVAL = 0.02
+#: a subscriber that has this much unsent output is too slow: it is dropped (it re-attaches)
+MAX_BACKLOG = 64 * 1024 * 1024
 
 
 class ControlError(ExecdeskError):
     """The session cannot be reached or answered badly."""
-
-
-def socket_path_for(journal_path: str | os.PathLike[str]) -> Path:
-    p = Path(journal_path)
-    return p.with_name(p.name + ".sock")
 
 
 def status_of(snap: EngineSnapshot) -> dict[str, Any]:
@@ -82,79 +104,8 @@ def status_of(snap: EngineSnapshot) -> dict[str, Any]:
     }
 
 
-_COMMANDS: dict[str, Callable[[], Command]] = {
-    "halt": lambda: Halt(cause="operator (control socket)"),
-    "resume": lambda: Resume(cause="operator (control socket)"),
-    "flatten": lambda: Flatten(cause="operator (control socket)"),
-}
-
-
-class ControlServer:
-    """Serves the control socket inside the Engine's event loop."""
-
-    def __init__(
-        self,
-        path: Path,
-        snapshot: Callable[[], EngineSnapshot],
-        execute: Callable[[Command], Awaitable[CommandResult]],
-    ):
-        self.path = path
-        self._snapshot = snapshot
-        self._execute = execute
-        self._server: asyncio.AbstractServer | None = None
-
-    async def start(self) -> None:
-        if self.path.exists():
-            if _alive(self.path):
-                raise ControlError(f"another session is running on {self.path}")
-            self.path.unlink()
-        old = os.umask(0o177)
-        try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
-        finally:
-            os.umask(old)
-        os.chmod(self.path, 0o600)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await asyncio.wait_for(reader.readline(), timeout=5)
-            answer = await self._answer(line)
-        except (TimeoutError, ConnectionError):
-            answer = {"ok": False, "error": "no request"}
-        try:
-            writer.write(json.dumps(answer, default=_json_default).encode() + b"\n")
-            await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-    async def _answer(self, line: bytes) -> dict[str, Any]:
-        if len(line) > MAX_REQUEST:
-            return {"ok": False, "error": "request too large"}
-        try:
-            req = json.loads(line.decode("utf-8"))
-            cmd = req["cmd"]
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            return {"ok": False, "error": 'expected one JSON line like {"cmd": "status"}'}
-        if cmd == "status":
-            return {"ok": True, "status": status_of(self._snapshot())}
-        make = _COMMANDS.get(cmd)
-        if make is None:
-            return {"ok": False, "error": f"unknown command {cmd!r} (status, halt, resume, flatten)"}
-        result = await self._execute(make())
-        snap = self._snapshot()
-        return {"ok": result.ok, "message": result.message, "status": status_of(snap)}
+def _line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, default=_json_default, separators=(",", ":")).encode() + b"\n"
 
 
 def _json_default(value: Any) -> Any:
@@ -163,33 +114,303 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
-def _alive(path: Path) -> bool:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(1)
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a Unix socket."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return pid, uid, gid
+
+
+def _user_name(uid: int) -> str:
     try:
-        s.connect(str(path))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
-def request(path: Path, cmd: str, timeout: float = 15.0) -> dict[str, Any]:
-    """Send one command to a running session; raise ControlError if none answers."""
+# ================================================================== the server
+
+
+@dataclass
+class _Client:
+    client_id: str
+    user: str
+    pid: int | None
+    writer: asyncio.StreamWriter
+    name: str = "client"
+    read_only: bool = False
+    subscribed: bool = False
+
+    @property
+    def who(self) -> str:
+        return f"{self.name} {self.client_id}, user {self.user}"
+
+
+class ControlServer:
+    """Serves the session protocol inside the session's event loop.
+
+    execute runs a command as the session does in process (the same CommandResult);
+    journal_command writes the OperatorCommand event before a command runs."""
+
+    def __init__(
+        self,
+        path: Path,
+        snapshot: Callable[[], EngineSnapshot],
+        execute: Callable[[SessionCommand], Awaitable[CommandResult]],
+        *,
+        journal_command: Callable[[OperatorCommand], None] | None = None,
+    ):
+        self.path = path
+        self._snapshot = snapshot
+        self._execute = execute
+        self._journal_command = journal_command
+        self._server: asyncio.AbstractServer | None = None
+        self._clients: dict[str, _Client] = {}
+        self._ids = itertools.count(1)
+        self._base: EngineSnapshot | None = None
+        self._broadcaster: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def clients(self) -> list[dict[str, Any]]:
+        return [
+            {"client_id": c.client_id, "name": c.name, "user": c.user, "pid": c.pid, "read_only": c.read_only}
+            for c in self._clients.values()
+        ]
+
+    async def start(self) -> None:
+        """Bind the socket (0600, in the private runtime directory). A socket left
+        by a session that died is replaced (the caller holds the journal's lock, so
+        nobody serves it); anything else in the way is an error, never deleted."""
+        ensure_runtime_dir(self.path.parent)
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            pass
+        else:
+            if not stat.S_ISSOCK(st.st_mode):
+                raise ControlError(
+                    f"{self.path} exists and is not a socket: remove it yourself if it is not needed "
+                    "(the session does not delete it)"
+                )
+            self.path.unlink()
+        old = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=MAX_REQUEST + 1)
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        self._broadcaster = asyncio.get_running_loop().create_task(self._broadcast(), name="control-broadcast")
+
+    async def stop(self, reason: str = "the session stopped") -> None:
+        """Say goodbye to every client (with the reason), close, remove the socket."""
+        if self._broadcaster is not None:
+            self._broadcaster.cancel()
+            await asyncio.gather(self._broadcaster, return_exceptions=True)
+            self._broadcaster = None
+        if self._server is not None:
+            self._server.close()
+        bye = _line({"type": "bye", "reason": reason})
+        for client in list(self._clients.values()):
+            with contextlib.suppress(Exception):
+                client.writer.write(bye)
+                await asyncio.wait_for(client.writer.drain(), timeout=1)
+            client.writer.close()
+        self._clients.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=2)
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    # ------------------------------------------------------------- snapshots out
+
+    async def _broadcast(self) -> None:
+        """One diff per new snapshot, encoded once, written to every subscriber:
+        a second console costs the engine one more write, not one more encoding."""
+        while True:
+            await asyncio.sleep(BROADCAST_INTERVAL)
+            snap = self._snapshot()
+            base = self._base
+            if base is None or snap is base:
+                self._base = snap
+                continue
+            subscribers = [c for c in self._clients.values() if c.subscribed]
+            if subscribers:
+                changes = sp.snapshot_changes(base, snap)
+                data = _line({"type": "changes", **changes})
+                for client in subscribers:
+                    self._send(client, data)
+            self._base = snap
+
+    def _send(self, client: _Client, data: bytes) -> None:
+        transport = client.writer.transport
+        if transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > MAX_BACKLOG:
+            log.warning("client %s is too slow to read its snapshots: dropped", client.who)
+            transport.abort()
+            return
+        client.writer.write(data)
+
+    # ------------------------------------------------------------- one connection
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        try:
+            pid, uid, _gid = peer_credentials(sock)
+        except OSError:
+            pid, uid = 0, -1
+        if uid != os.getuid():
+            writer.write(_line({"ok": False, "error": "refused: this session serves only the user who runs it"}))
+            with contextlib.suppress(Exception):
+                await writer.drain()
+            writer.close()
+            log.warning("refused a control client of uid %s (pid %s)", uid, pid)
+            return
+        client = _Client(f"c{next(self._ids)}", _user_name(uid), pid or None, writer)
+        self._clients[client.client_id] = client
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:  # longer than the limit: answered, then closed (its end is unknown)
+                    writer.write(_line({"ok": False, "error": f"request longer than {MAX_REQUEST} bytes"}))
+                    await writer.drain()
+                    break
+                if not line:
+                    break
+                if not line.strip():
+                    continue
+                await self._on_line(client, line)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._clients.pop(client.client_id, None)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _on_line(self, client: _Client, line: bytes) -> None:
+        try:
+            req = json.loads(line.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            self._send(client, _line({"ok": False, "error": 'expected one JSON object a line, like {"cmd": "status"}'}))
+            return
+        if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
+            answer: dict[str, Any] = {"ok": False, "error": 'expected an object with a string "cmd"'}
+            if isinstance(req, dict) and "id" in req:
+                answer["id"] = req["id"]
+            self._send(client, _line(answer))
+            return
+        if req["cmd"] in sp.COMMAND_WORDS:
+            # each command in a task of its own: a slow one (flatten) never holds
+            # back the next line of the same client (the kill switch)
+            task = asyncio.get_running_loop().create_task(self._command(client, req))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        self._send(client, _line(self._query(client, req)))
+
+    def _query(self, client: _Client, req: dict[str, Any]) -> dict[str, Any]:
+        cmd = req["cmd"]
+        answer: dict[str, Any]
+        if cmd == "hello":
+            name = req.get("client")
+            if isinstance(name, str) and name:
+                client.name = name[:40]
+            client.read_only = bool(req.get("read_only", False))
+            snap = self._snapshot()
+            answer = {
+                "type": "hello",
+                "ok": True,
+                "version": sp.VERSION,
+                "client_id": client.client_id,
+                "user": client.user,
+                "session_id": snap.session_id,
+                "pid": os.getpid(),
+            }
+            if req.get("version") not in (None, sp.VERSION):
+                answer = {
+                    "ok": False,
+                    "error": f"protocol version {req.get('version')!r} not served (this is {sp.VERSION})",
+                }
+        elif cmd == "status":
+            answer = {"ok": True, "status": status_of(self._snapshot()), "clients": self.clients}
+        elif cmd == "subscribe":
+            base = self._base = self._base or self._snapshot()
+            client.subscribed = True
+            answer = {"type": "snapshot", "ok": True, "snapshot": sp.encode_snapshot(base)}
+        elif cmd == "pending":
+            snap = self._snapshot()
+            answer = {"ok": True, "intents": [sp.intent_of(row) for row in snap.intents.values()]}
+        else:
+            words = ", ".join(("hello", "status", "subscribe", "pending", *sp.COMMAND_WORDS))
+            answer = {"ok": False, "error": f"unknown command {cmd!r} ({words})"}
+        if "id" in req:
+            answer["id"] = req["id"]
+        return answer
+
+    async def _command(self, client: _Client, req: dict[str, Any]) -> None:
+        answer: dict[str, Any]
+        try:
+            command = sp.command_from_request(req, client.who)
+        except sp.ProtocolError as exc:
+            answer = {"ok": False, "error": str(exc)}
+        else:
+            if client.read_only and not isinstance(command, Halt):
+                answer = {"ok": False, "message": "a read-only console sends nothing but the kill switch"}
+            else:
+                if self._journal_command is not None:
+                    detail = {k: str(v) for k, v in req.items() if k not in ("cmd", "id") and v is not None}
+                    self._journal_command(
+                        OperatorCommand(
+                            command=req["cmd"],
+                            client_id=f"{client.name} {client.client_id}",
+                            user=client.user,
+                            pid=client.pid,
+                            detail=detail,
+                        )
+                    )
+                try:
+                    result = await self._execute(command)
+                except Exception as exc:  # answered, never a silent close
+                    log.exception("control command %s failed", req["cmd"])
+                    result = CommandResult(False, f"internal error: {exc!r}")
+                answer = {
+                    "ok": result.ok,
+                    "message": result.message,
+                    "count": result.count,
+                    "status": status_of(self._snapshot()),
+                }
+        if "id" in req:
+            answer["id"] = req["id"]
+        with contextlib.suppress(Exception):
+            self._send(client, _line(answer))
+            await client.writer.drain()
+
+
+# ================================================================== one-shot client
+
+
+def request(path: Path, cmd: str, timeout: float = 15.0, **fields: Any) -> dict[str, Any]:
+    """Send one request to a running session and return its answer; raise
+    ControlError if none answers."""
     if not path.exists():
         raise ControlError(f"no session is running (no control socket at {path})")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
+    chunks: list[bytes] = []
     try:
         try:
             s.connect(str(path))
         except OSError as exc:
             raise ControlError(f"no session is running at {path} ({exc.strerror or exc})") from None
-        s.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
-        chunks = []
+        s.sendall(_line({"cmd": cmd, **fields}))
         while True:
-            chunk = s.recv(65536)
+            chunk = s.recv(1 << 20)
             if not chunk:
                 break
             chunks.append(chunk)
@@ -197,9 +418,224 @@ def request(path: Path, cmd: str, timeout: float = 15.0) -> dict[str, Any]:
                 break
     except TimeoutError:
         raise ControlError(f"the session at {path} did not answer within {timeout:.0f} s") from None
+    except OSError as exc:
+        raise ControlError(f"the session at {path} closed the connection ({exc.strerror or exc})") from None
     finally:
         s.close()
+    if not chunks:
+        raise ControlError(f"the session at {path} closed the connection without an answer")
     try:
-        return json.loads(b"".join(chunks).decode("utf-8"))
+        answer = json.loads(b"".join(chunks).decode("utf-8"))
     except ValueError:
         raise ControlError(f"the session at {path} answered something that is not JSON") from None
+    if not isinstance(answer, dict):
+        raise ControlError(f"the session at {path} answered something that is not an object")
+    return answer
+
+
+# ================================================================== attached client
+
+
+@dataclass(frozen=True)
+class Link:
+    """How a front end is attached to its session: "up" (live), "connecting"
+    (never attached yet) or "gone" (the session went away; the last snapshot is
+    kept and stale)."""
+
+    state: str = "up"
+    detail: str = ""
+    since: float = 0.0
+
+    @property
+    def up(self) -> bool:
+        return self.state == "up"
+
+
+#: re-attaching: first try at once, then up to every 2 s
+REATTACH = Backoff(initial=0.2, factor=2.0, cap=2.0, jitter=0.25)
+
+
+class SessionClient:
+    """An EngineHandle over the session socket, for consoles: the latest snapshot
+    (kept, marked stale, while the session is away), commands answered with the
+    session's CommandResult, re-attaching by itself. Runs its own thread and loop;
+    every call is safe from any thread or loop.
+
+    read_only: an observer. It sends nothing but the kill switch (refused here, and
+    the session refuses it too)."""
+
+    def __init__(self, path: Path, *, name: str = "console", read_only: bool = False, reattach: bool = True):
+        self.path = path
+        self.name = name
+        self.read_only = read_only
+        self.reattach = reattach
+        self._snapshot = EngineSnapshot()
+        self._link = Link("connecting", f"attaching to {path}", time.monotonic())
+        self.client_id = ""
+        self.session_pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[int, asyncio.Future] = {}
+        self._ids = itertools.count(1)
+        self._closing = False
+        self._attached = threading.Event()
+        self.attach_count = 0
+
+    # -- EngineHandle
+
+    @property
+    def snapshot(self) -> EngineSnapshot:
+        return self._snapshot
+
+    @property
+    def link(self) -> Link:
+        return self._link
+
+    async def execute(self, command: SessionCommand) -> CommandResult:
+        return await asyncio.wrap_future(self._call(command))
+
+    def execute_sync(self, command: SessionCommand, timeout: float = 10.0) -> CommandResult:
+        return self._call(command).result(timeout)
+
+    def stop(self) -> None:
+        """Detach (the session keeps running)."""
+        self.close()
+
+    # -- life
+
+    def start(self, timeout: float | None = None) -> SessionClient:
+        """Start attaching; with timeout, wait that long for the first snapshot and
+        raise ControlError if it did not come."""
+        self._thread = threading.Thread(target=self._thread_main, name="execdesk-attach", daemon=True)
+        self._thread.start()
+        if timeout is not None and not self._attached.wait(timeout):
+            detail = self._link.detail
+            self.close()
+            raise ControlError(f"could not attach to the session at {self.path}: {detail}")
+        return self
+
+    def wait_attached(self, timeout: float) -> bool:
+        return self._attached.wait(timeout)
+
+    def close(self) -> None:
+        self._closing = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._close_writer)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def _thread_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._run())
+        finally:
+            loop.close()
+
+    async def _run(self) -> None:
+        delays = REATTACH.delays()
+        while not self._closing:
+            try:
+                await self._attach_once()
+                delays = REATTACH.delays()  # it was up: start the back-off afresh
+            except (OSError, ValueError, ControlError, asyncio.IncompleteReadError) as exc:
+                if self._link.state != "gone" or not self._link.detail:
+                    self._set_link("gone" if self.attach_count else "connecting", _why(exc, self.path))
+            self._fail_pending("the session went away before answering")
+            if self._closing or not self.reattach:
+                break
+            await asyncio.sleep(next(delays))
+            if not self._closing and self._link.state == "gone" and "re-attaching" not in self._link.detail:
+                self._set_link("gone", self._link.detail + " — re-attaching when it is back")
+
+    async def _attach_once(self) -> None:
+        reader, writer = await asyncio.open_unix_connection(str(self.path), limit=1 << 30)
+        self._writer = writer
+        try:
+            writer.write(
+                _line({"cmd": "hello", "version": sp.VERSION, "client": self.name, "read_only": self.read_only})
+            )
+            writer.write(_line({"cmd": "subscribe"}))
+            await writer.drain()
+            while not self._closing:
+                line = await reader.readline()
+                if not line:
+                    if self._link.up and not self._closing:
+                        self._set_link("gone", "the session closed the connection (stopped or crashed)")
+                    raise ControlError("the session closed the connection")
+                self._on_message(json.loads(line))
+        finally:
+            self._writer = None
+            writer.close()
+
+    def _on_message(self, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        if "id" in msg and isinstance(msg["id"], int):
+            fut = self._pending.pop(msg["id"], None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+            return
+        if kind == "hello":
+            if not msg.get("ok", True):
+                raise ControlError(str(msg.get("error")))
+            self.client_id = str(msg.get("client_id", ""))
+            self.session_pid = msg.get("pid")
+        elif kind == "snapshot":
+            self._snapshot = sp.decode_snapshot(msg["snapshot"])
+            self.attach_count += 1
+            self._set_link("up", f"attached to session {self._snapshot.session_id} (pid {self.session_pid})")
+            self._attached.set()
+        elif kind == "changes":
+            self._snapshot = sp.apply_changes(self._snapshot, msg)
+        elif kind == "bye":
+            self._set_link("gone", f"the session ended: {msg.get('reason', 'stopped')}")
+        elif msg.get("ok") is False and "error" in msg:
+            raise ControlError(str(msg["error"]))
+
+    def _set_link(self, state: str, detail: str) -> None:
+        self._link = Link(state, detail, time.monotonic())
+
+    def _fail_pending(self, why: str) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_result({"ok": False, "message": why})
+        self._pending.clear()
+
+    def _call(self, command: SessionCommand) -> Future:
+        loop = self._loop
+        if self.read_only and not isinstance(command, Halt):
+            f: Future = Future()
+            f.set_result(CommandResult(False, "a read-only console sends nothing but the kill switch"))
+            return f
+        if loop is None or loop.is_closed():
+            f = Future()
+            f.set_result(CommandResult(False, "not attached to a session"))
+            return f
+        return asyncio.run_coroutine_threadsafe(self._request(command), loop)
+
+    async def _request(self, command: SessionCommand) -> CommandResult:
+        writer = self._writer
+        if writer is None or not self._link.up:
+            return CommandResult(False, f"not sent: not attached ({self._link.detail})")
+        rid = next(self._ids)
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        writer.write(_line({**sp.request_for(command), "id": rid}))
+        await writer.drain()
+        answer = await fut
+        return sp.result_of(answer)
+
+
+def _why(exc: BaseException, path: Path) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"no session is running (no control socket at {path})"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"no session is running at {path}"
+    return str(exc) or type(exc).__name__

@@ -234,6 +234,17 @@ class KillSwitch(Event):
     detail: str = ""
 
 
+class OperatorCommand(Event):
+    """A command that came over the session socket, journaled before it runs: which
+    client (its id, the OS user and pid behind it) sent what."""
+
+    command: str
+    client_id: str
+    user: str
+    pid: int | None = None
+    detail: dict[str, str] = Field(default_factory=dict)
+
+
 # ---- signals and batches -------------------------------------------------------------
 
 

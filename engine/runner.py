@@ -109,6 +109,9 @@ class HeadlessRun:
     def _done(self, session) -> bool:
         if self._stop.is_set():
             return True
+        if session.stop_requested.is_set():  # `execdesk stop`, or a console's stop command
+            self.reason = self.reason or session.stop_cause
+            return True
         if self.bars is None:
             return False
         engine = session.engine

@@ -3,7 +3,12 @@
 AlpacaBroker, the journal, the signal source — and the Engine running in its
 own thread with its own event loop, held through an EngineHandle.
 
-Used alike by `execdesk run` (headless), `execdesk console` and the tests."""
+A session owns its journal: it takes the journal's exclusive lock (engine/lock.py)
+before anything else and holds it until it has stopped; it serves its control
+socket (engine/control.py) before it trades, and does not start if it cannot.
+
+Used alike by `execdesk run` (headless, also the background session that
+`execdesk console` starts), the in-process console and the tests."""
 
 from __future__ import annotations
 
@@ -16,16 +21,21 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.broker.alpaca import AlpacaBroker
-from engine.commands import Command, CommandResult
+from engine.commands import CommandResult, SessionCommand, StopSession
 from engine.config import Credentials, Settings, credentials_from_env
-from engine.control import ControlError, ControlServer, socket_path_for
+from engine.control import ControlError, ControlServer, Link
 from engine.core import Engine
 from engine.errors import ExecdeskError
-from engine.journal import Journal
+from engine.events import OperatorCommand
+from engine.journal import Journal, JournalError
+from engine.lock import JournalLock, JournalLocked, RuntimeDirError, socket_path_for
 from engine.snapshot import EngineSnapshot, EventRow
+
+if TYPE_CHECKING:
+    from engine.sim import SimVenue
 
 log = logging.getLogger("execdesk.session")
 
@@ -71,7 +81,7 @@ class Session:
         self.signal_source = signal_source
         self.log_sink = log_sink
         self.new_session = new_session
-        self.venue = venue
+        self.venue: SimVenue | None = venue
         self.venue_speed = venue_speed
         self._owns_venue = venue is None
         self.engine: Engine | None = None
@@ -85,6 +95,11 @@ class Session:
         self.control: ControlServer | None = None
         self.log_path: Path | None = None
         self._how = "stopped"
+        self.lock = JournalLock(self.journal_path)
+        self.socket_path = socket_path_for(self.journal_path)
+        #: set once the session was asked to stop (by StopSession or stop()); its cause
+        self.stop_requested = threading.Event()
+        self.stop_cause = ""
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> Session:
@@ -100,22 +115,23 @@ class Session:
             else:  # shared: started and stopped by the caller (the trading day)
                 creds = Credentials(key_id=self.venue.key_id, secret_key=self.venue.secret_key)
                 speed = self.venue_speed
+            venue = self.venue
             return (
                 creds,
                 VenueEndpoints(
-                    self.venue.trading_url,
-                    self.venue.data_url,
-                    self.venue.trading_stream_url,
-                    self.venue.data_stream_url,
+                    venue.trading_url,
+                    venue.data_url,
+                    venue.trading_stream_url,
+                    venue.data_stream_url,
                 ),
                 speed,
             )
-        creds = self.credentials or credentials_from_env()
-        if creds is None:
+        alpaca_creds = self.credentials or credentials_from_env()
+        if alpaca_creds is None:
             raise SessionError(
                 'broker.kind = "alpaca" needs APCA_API_KEY_ID and APCA_API_SECRET_KEY in the environment'
             )
-        return creds, VenueEndpoints(None, None, None, None), 1.0
+        return alpaca_creds, VenueEndpoints(None, None, None, None), 1.0
 
     def _build_engine(self) -> Engine:
         universe = self.settings.load_universe()
@@ -162,7 +178,14 @@ class Session:
 
     def start(self, timeout: float = 60.0) -> Session:
         """Start the venue (if built in) and the engine thread; return once the
-        engine has started (start-up reconciliation done or failed closed)."""
+        engine has started (start-up reconciliation done or failed closed).
+        Refuses (SessionError) when another process holds the journal."""
+        try:
+            self.lock.acquire(self.socket_path)
+        except JournalLocked as exc:
+            raise SessionError(str(exc)) from None
+        except OSError as exc:
+            raise SessionError(f"cannot lock the journal {self.journal_path}: {exc.strerror or exc}") from None
         self._configure_logging()
         self._thread = threading.Thread(target=self._thread_main, name="execdesk-engine", daemon=True)
         self._thread.start()
@@ -170,7 +193,7 @@ class Session:
             raise SessionError(f"the engine did not start within {timeout:.0f} s")
         if self._start_error is not None:
             err = self._start_error
-            self.stop()
+            self.stop(how="failed to start")
             if isinstance(err, SessionError):
                 raise err
             raise SessionError(f"the engine could not start: {err}") from err
@@ -193,24 +216,29 @@ class Session:
         self._stop_requested = asyncio.Event()
         try:
             self.engine = self._build_engine()
+            # the control socket first: a session nobody can halt from outside does not trade
+            control = ControlServer(
+                self.socket_path, lambda: self.snapshot, self.execute_here, journal_command=self._journal_command
+            )
+            try:
+                await control.start()
+            except (ControlError, RuntimeDirError, OSError) as exc:
+                raise SessionError(
+                    f"cannot serve the control socket {self.socket_path}: {exc}; not trading without it"
+                ) from None
+            self.control = control
             await self.engine.start()
             if self.signal_source is None:
                 from engine.signals import open_source
 
                 self.signal_source = open_source(self.settings, known_symbols=frozenset(self.engine.symbols))
             self._signal_task = asyncio.get_running_loop().create_task(self._pump_signals())
-            self.control = ControlServer(
-                socket_path_for(self.journal_path), lambda: self.engine.snapshot, self.engine.execute
-            )
-            try:
-                await self.control.start()
-            except (ControlError, OSError) as exc:
-                self.control = None
-                self.engine.note("error", None, f"control socket unavailable: {exc}")
         except BaseException as exc:  # reported to the starting thread
             self._start_error = exc
             self._started.set()
-            if self.engine is not None:
+            if self.control is not None:
+                await self.control.stop("the session failed to start")
+            if self.engine is not None and self.engine.started:
                 await self.engine.stop("failed to start")
             return
         self._started.set()
@@ -227,9 +255,9 @@ class Session:
                 self._signal_task.cancel()
                 await asyncio.gather(self._signal_task, return_exceptions=True)
         await asyncio.sleep(0)  # let the engine take the last batch off its inbox
-        if self.control is not None:
-            await self.control.stop()
         await self.engine.stop(self._how)
+        if self.control is not None:
+            await self.control.stop(self._how)
 
     async def _pump_signals(self) -> None:
         assert self.engine is not None
@@ -255,23 +283,62 @@ class Session:
     def snapshot(self) -> EngineSnapshot:
         return self.engine.snapshot if self.engine is not None else EngineSnapshot()
 
-    def _call(self, command: Command) -> Future:
+    @property
+    def link(self) -> Link:
+        """In process the console is always attached, until the session has stopped."""
+        if self._stopped.is_set() or self.stop_requested.is_set():
+            return Link("gone", f"the session ended: {self._how}")
+        return Link("up", "in process")
+
+    async def execute_here(self, command: SessionCommand) -> CommandResult:
+        """Run a command on the session's own loop: StopSession is the session's,
+        everything else the Engine's."""
+        if isinstance(command, StopSession):
+            return self._request_stop(f"stopped by {command.cause}")
+        if self.engine is None or not self.engine.started or self.engine.stopping:
+            return CommandResult(False, "the engine is not running")
+        return await self.engine.execute(command)
+
+    def _request_stop(self, how: str) -> CommandResult:
+        if self.stop_requested.is_set():
+            return CommandResult(False, f"the session is already stopping ({self.stop_cause})")
+        self.stop_cause = how
+        self._how = how
+        self.stop_requested.set()
+        if self._loop is not None and self._stop_requested is not None:
+            # after the answer has gone out
+            self._loop.call_later(0.2, self._stop_requested.set)
+        return CommandResult(True, "session stopping: no new orders, open orders left working, journal sealed")
+
+    def _journal_command(self, event: OperatorCommand) -> None:
+        if self.engine is None or not self.engine.started:
+            return
+        try:
+            # the kill switch does not wait for an fsync: its own events follow at once
+            self.engine.journal.append(event, durable=event.command != "halt")
+        except (JournalError, RuntimeError) as exc:
+            log.warning("could not journal the command %s: %s", event.command, exc)
+
+    def _call(self, command: SessionCommand) -> Future:
         if self._loop is None or self.engine is None or self._loop.is_closed():
             f: Future = Future()
             f.set_result(CommandResult(False, "the engine is not running"))
             return f
-        return asyncio.run_coroutine_threadsafe(self.engine.execute(command), self._loop)
+        return asyncio.run_coroutine_threadsafe(self.execute_here(command), self._loop)
 
-    async def execute(self, command: Command) -> CommandResult:
+    async def execute(self, command: SessionCommand) -> CommandResult:
         return await asyncio.wrap_future(self._call(command))
 
-    def execute_sync(self, command: Command, timeout: float = 10.0) -> CommandResult:
+    def execute_sync(self, command: SessionCommand, timeout: float = 10.0) -> CommandResult:
         return self._call(command).result(timeout)
 
     def stop(self, timeout: float = 30.0, how: str = "stopped") -> None:
         """Stop in order: no new orders, open orders left working, journal sealed
         (saying `how` the session ended), venue stopped."""
-        self._how = how
+        if not self.stop_requested.is_set():
+            self._how = how
+            self.stop_cause = how
+            self.stop_requested.set()
         if self._loop is not None and not self._loop.is_closed() and self._stop_requested is not None:
             try:
                 self._loop.call_soon_threadsafe(self._stop_requested.set)
@@ -281,6 +348,8 @@ class Session:
         if self.venue is not None and self._owns_venue:
             self.venue.stop()
             self.venue = None
+        if self._thread is None or self._stopped.is_set():
+            self.lock.release()
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._stopped.wait(timeout)

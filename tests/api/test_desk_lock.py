@@ -1,7 +1,7 @@
 """One session per journal, through the API as through every command: a Desk in one
 process holds its journal; a second process's Desk.open on it is refused, naming
-the holder. The lock itself is the session's (engine/session.py, issue 13's attach
-work); this test is strict-xfail until it is merged, so the merge must remove the mark."""
+the holder. The lock itself is the session's (engine/lock.py, taken first in
+Session.start), so the Desk holds it like every other front end."""
 
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ HOLDER = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(strict=True, reason="the session lock (issue 13, the attach branch) is not merged yet")
 def test_two_processes_cannot_both_open_the_same_journal_through_the_api(tmp_path):
     journal = tmp_path / "shared.sqlite"
     holder = subprocess.Popen(

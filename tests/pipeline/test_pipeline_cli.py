@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.control import socket_path_for
 from engine.sim import SimVenue
 from tests.pipeline.pipekit import (
     CREDENTIALS,
@@ -126,7 +127,8 @@ def test_halt_on_a_running_session_leaves_no_open_order_at_the_venue(tmp_path, o
 
     proc = run_process("--config", str(config), "--signals", str(signals), "--journal", str(journal), env=env)
     status = wait_status(journal, lambda s: s["trading_ready"], what="the session to be ready", proc=proc)
-    sock = journal.with_name(journal.name + ".sock")
+    sock = socket_path_for(journal)
+    assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700, "only the owner can enter the socket's directory"
     assert stat.S_ISSOCK(sock.stat().st_mode) and stat.S_IMODE(sock.stat().st_mode) == 0o600
     assert {"trading_state", "open_orders", "positions", "equity", "day_pl"} <= set(status)
     assert status["venue"] == "ALPACA" and status["mode"] == "PAPER"
@@ -184,7 +186,8 @@ def test_a_command_for_a_session_that_is_not_running_says_so_and_fails(tmp_path)
         assert "Traceback" not in done.stderr
     # a socket left behind by a session that died is not a running session
     sock = socket.socket(socket.AF_UNIX)
-    sock.bind(str(tmp_path / "nobody.sqlite.sock"))
+    socket_path_for(journal).parent.mkdir(mode=0o700, exist_ok=True)
+    sock.bind(str(socket_path_for(journal)))
     sock.close()
     done = execdesk("halt", "--journal", str(journal))
     assert done.returncode != 0 and "no session is running" in done.stderr, done.stderr
