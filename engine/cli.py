@@ -440,7 +440,7 @@ COMMANDS: tuple[Subcommand, ...] = (
         "run a headless session",
         _run_arguments,
         description="Run a session without the console: a live status in a terminal, plain log lines "
-        "when piped. SIGINT/SIGTERM stop it in order; the execution report is printed at the end.",
+        "when piped. SIGINT, SIGTERM and SIGHUP stop it in order; the execution report is printed at the end.",
     ),
     Subcommand("sim", cmd_sim, "run the local Alpaca-compatible venue standalone", _sim_arguments),
     Subcommand(
