@@ -271,7 +271,10 @@ class Session:
             self._start_error = exc
             self._started.set()
             if self.engine is not None:
-                await self.engine.stop("failed to start")
+                try:
+                    await self.engine.stop("failed to start")
+                except Exception:  # the start's own error is what the operator must see, not a thread traceback
+                    log.exception("stopping the engine after a failed start")
             return
         self._started.set()
         await self._stop_requested.wait()

@@ -263,3 +263,23 @@ def test_a_stream_url_with_credentials_is_logged_redacted(make_pipe, venue, capl
 
     assert "url-secret-value" not in caplog.text and "PKURLUSER" not in caplog.text
     assert "ws://***@127.0.0.1" in caplog.text
+
+
+# ---- a session that cannot open says why, once -------------------------------------------
+
+
+@pytest.mark.parametrize("content", [b"not a database at all " * 20, None])
+def test_a_session_that_cannot_open_its_journal_says_why_in_one_line(tmp_path, content):
+    """A journal that is not SQLite, or a directory: one `error:` line and a non-zero exit, no traceback."""
+    journal = tmp_path / "journal.sqlite"
+    if content is None:
+        journal.mkdir()
+    else:
+        journal.write_bytes(content)
+
+    done = execdesk("run", "--journal", str(journal), "--bars", "1")
+
+    assert done.returncode in (1, 2), done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: "), done.stderr
+    assert "Traceback" not in done.stderr and "Exception in thread" not in done.stderr
