@@ -168,6 +168,8 @@ class Session:
             return
         warnings = [f"{f.check}: {f.message}" for f in report.warnings]
         engine.recorder.journal(ev.PreflightChecked(venue=report.venue, endpoint=report.endpoint, warnings=warnings))
+        if not warnings:
+            return  # a clean preflight is in the journal; the event log stays for what needs the operator
         for text in warnings:
             engine.note("info", None, f"preflight WARNING: {text}")
         engine.note("info", None, f"preflight passed ({report.endpoint}, {len(warnings)} warning(s))")
