@@ -38,6 +38,7 @@ from engine.config import (
     Settings,
     credentials_from_env,
     effective_view,
+    journal_path_problem,
     load_settings,
 )
 from engine.errors import ExecdeskError
@@ -99,11 +100,17 @@ def print_errors(problems: Sequence[str]) -> None:
             print(f"error: {line}", file=sys.stderr)
 
 
-def load_settings_or_exit(args: argparse.Namespace) -> Settings:
+def load_settings_or_exit(args: argparse.Namespace, *, for_trading: bool = True) -> Settings:
     """The validated configuration named by args.config (honouring args.live), or every
-    problem on stderr and SystemExit(2). Every command that needs settings uses this."""
+    problem on stderr and SystemExit(2). Every command that needs settings uses this;
+    for_trading=False for commands that place no new order (the kill switch, status,
+    report), which never need --live."""
     try:
-        return load_settings(getattr(args, "config", None), live_confirmed=bool(getattr(args, "live", False)))
+        return load_settings(
+            getattr(args, "config", None),
+            live_confirmed=bool(getattr(args, "live", False)),
+            for_trading=for_trading,
+        )
     except ConfigError as exc:
         print_errors(exc.problems)
         raise SystemExit(ExitCode.USAGE) from None
@@ -221,6 +228,16 @@ def journal_argument(p: argparse.ArgumentParser) -> None:
     _journal_argument(p)
 
 
+def check_journal_argument(journal: str | None) -> None:
+    """--journal PATH names the journal's file: an empty path or a directory is a
+    usage error (nothing is opened, no mode is changed)."""
+    if journal is None:
+        return
+    problem = journal_path_problem(journal)
+    if problem:
+        raise CommandError(f"--journal {journal!r} {problem}")
+
+
 def _run_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument(
@@ -240,7 +257,8 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--auto-approve",
         action="store_true",
-        help="send every intent that passes the checks without waiting for approval (refused in live mode)",
+        help="send every intent that passes the checks without waiting for approval (refused in live mode, "
+        'like rollout.default_mode = "auto")',
     )
     p.add_argument(
         "--day",
@@ -268,9 +286,14 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    check_journal_argument(args.journal)
     settings = load_settings_or_exit(args)
     if args.auto_approve and settings.is_live:
-        raise CommandError("--auto-approve is refused in live mode: every live order needs an operator")
+        raise CommandError(
+            "--auto-approve is refused in live mode: live orders go without approval only for the symbols "
+            'named with mode = "auto" under [rollout.overrides.<SYMBOL>]'
+        )
+    from engine.doctor import PreflightFailed
     from engine.runner import HeadlessRun, settings_with_signals
     from engine.session import SessionError
     from engine.signals import SignalSourceError
@@ -295,8 +318,33 @@ def cmd_run(args: argparse.Namespace) -> int:
             except TradingDayError as exc:
                 raise CommandError(str(exc), code=ExitCode.FAILURE) from None
         return HeadlessRun(settings, journal_path=args.journal, bars=args.bars, auto_approve=args.auto_approve).run()
+    except PreflightFailed as exc:
+        raise CommandError(*exc.problems, code=ExitCode.FAILURE) from None
     except (SessionError, SignalSourceError) as exc:
         raise CommandError(str(exc), code=ExitCode.FAILURE) from None
+
+
+# -- doctor ---------------------------------------------------------------------------------
+
+
+def _doctor_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    settings = load_settings_or_exit(args)
+    from engine.session import Session, SessionError
+
+    session = Session(settings)
+    try:
+        report = session.preflight()
+    except SessionError as exc:
+        raise CommandError(str(exc), code=ExitCode.FAILURE) from None
+    finally:
+        session.stop()
+    print(report.to_json() if args.json else report.render())
+    return ExitCode.OK if report.passed else ExitCode.FAILURE
 
 
 def _sim_arguments(p: argparse.ArgumentParser) -> None:
@@ -327,7 +375,8 @@ def _status_arguments(p: argparse.ArgumentParser) -> None:
 def _control(args: argparse.Namespace, cmd: str, **fields: Any) -> dict[str, Any]:
     from engine.control import ControlError, request, socket_path_for
 
-    journal = args.journal or load_settings_or_exit(args).session.journal_path
+    check_journal_argument(args.journal)
+    journal = args.journal or load_settings_or_exit(args, for_trading=False).session.journal_path
     try:
         answer = request(socket_path_for(journal), cmd, **fields)
     except ControlError as exc:
@@ -494,7 +543,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from engine import report
 
     if getattr(args, "journal", None) is None:
-        args.journal = load_settings_or_exit(args).session.journal_path
+        args.journal = load_settings_or_exit(args, for_trading=False).session.journal_path
     return report.run(args)
 
 
@@ -516,9 +565,19 @@ COMMANDS: tuple[Subcommand, ...] = (
         "run a headless session",
         _run_arguments,
         description="Run a session without the console: a live status in a terminal, plain log lines "
-        "when piped. SIGINT/SIGTERM stop it in order; the execution report is printed at the end.",
+        "when piped. SIGINT, SIGTERM and SIGHUP stop it in order; the execution report is printed at the end.",
     ),
     Subcommand("sim", cmd_sim, "run the local Alpaca-compatible venue standalone", _sim_arguments),
+    Subcommand(
+        "doctor",
+        cmd_doctor,
+        "preflight: check keys, account, data plan, assets, clock and calendar against the venue",
+        _doctor_arguments,
+        description="Run the preflight every session starts with, on its own: the API keys, paper or live "
+        "endpoint, the account's status and blocks, the market-data plan (entitled feed, stream symbol "
+        "limit), every universe symbol's asset record, the clock and the calendar. Exits 0 when nothing "
+        "blocks a session (warnings are listed), 1 when something does, 2 for a bad configuration.",
+    ),
     Subcommand("status", cmd_status, "show the state of a running session", _status_arguments),
     Subcommand(
         "halt",

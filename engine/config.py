@@ -4,6 +4,7 @@ environment overrides, validated once, with errors that name the file and the ke
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 import tomllib
@@ -14,8 +15,10 @@ from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -55,6 +58,9 @@ _SECRET_KEY_NAMES = {
     "credentials",
 }
 _SECRET_KEY_SUFFIXES = ("_secret", "_secret_key", "_token", "_password", "_api_key", "_key_id")
+# Alpaca's trading hosts: a trading_url on the live one is live trading, whatever the mode says.
+ALPACA_LIVE_TRADING_HOST = "api.alpaca.markets"
+ALPACA_PAPER_TRADING_HOST = "paper-api.alpaca.markets"
 # Tables whose keys are symbols: an environment override keeps the symbol upper-case.
 _SYMBOL_KEYED = {("rollout", "overrides")}
 
@@ -97,6 +103,24 @@ def _choice(enum: type[Enum], allowed: tuple[Enum, ...] | None = None) -> Callab
 
 
 Dec = Annotated[Decimal, BeforeValidator(_to_decimal)]
+
+# Upper bounds of the keys that have no natural one: far beyond any sensible value,
+# and small enough that every duration fits a timedelta and every amount a float.
+DAY = 86400  # seconds
+WEEK = 7 * DAY
+MAX_USD = Decimal("1000000000000")  # one trillion
+MAX_SHARES = Decimal("1000000000")
+
+
+def _symbol_list(value: list[str]) -> list[str]:
+    """A list of symbols: each one a non-empty word."""
+    for sym in value:
+        if not sym.strip():
+            raise ValueError(f"names an empty symbol (got {value!r})")
+    return value
+
+
+SymbolList = Annotated[list[str], AfterValidator(_symbol_list)]
 RolloutModeField = Annotated[RolloutMode, BeforeValidator(_choice(RolloutMode))]
 SideRestrictionField = Annotated[SideRestriction, BeforeValidator(_choice(SideRestriction))]
 TripState = Annotated[
@@ -109,7 +133,7 @@ TripState = Annotated[
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True, allow_inf_nan=False)
 
 
 class ExecutionSection(_Section):
@@ -120,7 +144,7 @@ class ExecutionSection(_Section):
 class PositionSizingSection(_Section):
     max_position_size: float = Field(0.1, gt=0, le=1)
     max_total_exposure: float = Field(0.8, gt=0, le=4)
-    min_trade_size: Dec = Field(Decimal("100"), ge=0)
+    min_trade_size: Dec = Field(Decimal("100"), ge=0, le=MAX_USD)
     signal_threshold: float = Field(0.1, ge=0, lt=1)
     below_threshold: Literal["hold", "flatten"] = "hold"
     fractional: bool = False
@@ -131,18 +155,18 @@ class RiskManagementSection(_Section):
     max_position_risk: float = Field(0.05, gt=0, le=1)
     max_sector_exposure: float = Field(0.3, gt=0, le=1)
     stop_loss_pct: float = Field(0.05, gt=0, lt=1)
-    max_order_notional: Dec = Field(Decimal("50000"), gt=0)
-    max_order_qty: Dec = Field(Decimal("10000"), gt=0)
+    max_order_notional: Dec = Field(Decimal("50000"), gt=0, le=MAX_USD)
+    max_order_qty: Dec = Field(Decimal("10000"), gt=0, le=MAX_SHARES)
     price_collar_pct: float = Field(0.05, gt=0, le=1)
-    max_quote_age: float = Field(30, gt=0)
-    max_orders_per_second: int = Field(20, ge=1)
-    max_orders_per_minute: int = Field(180, ge=1)
-    restricted_symbols: list[str] = Field(default_factory=list)
+    max_quote_age: float = Field(30, gt=0, le=DAY)
+    max_orders_per_second: int = Field(20, ge=1, le=10000)
+    max_orders_per_minute: int = Field(180, ge=1, le=600000)
+    restricted_symbols: SymbolList = Field(default_factory=list)
     daily_loss_confirmations: int = Field(3, ge=1, le=100)
     trip_state: TripState = TradingState.HALTED
-    venue_outage_trip: float = Field(60, gt=0)
+    venue_outage_trip: float = Field(60, gt=0, le=DAY)
     max_error_rate: float = Field(0.5, gt=0, le=1)
-    error_window: int = Field(20, ge=1)
+    error_window: int = Field(20, ge=1, le=100000)
     stop_loss_skips_approval: bool = True
     max_quote_spread_bps: float = Field(300, gt=0, le=10000)
     exit_price_collar_pct: float = Field(0.03, gt=0, le=0.5)
@@ -155,14 +179,14 @@ class OrderManagementSection(_Section):
     max_orders_per_bar: int = Field(10, ge=1, le=10000)
     unfilled_policy: Literal["cancel", "keep"] = "cancel"
     submit_timeout: float = Field(10, gt=0, le=120)
-    in_flight_query_after: float = Field(15, gt=0)
+    in_flight_query_after: float = Field(15, gt=0, le=DAY)
 
 
 class MonitoringSection(_Section):
-    order_reconciliation_interval: float = Field(30, gt=0)
-    position_update_interval: float = Field(60, gt=0)
-    risk_check_interval: float = Field(10, gt=0)
-    stop_check_interval: float = Field(2, gt=0)
+    order_reconciliation_interval: float = Field(30, gt=0, le=DAY)
+    position_update_interval: float = Field(60, gt=0, le=DAY)
+    risk_check_interval: float = Field(10, gt=0, le=DAY)
+    stop_check_interval: float = Field(2, gt=0, le=DAY)
 
 
 class BrokerSection(_Section):
@@ -180,7 +204,8 @@ class BrokerSection(_Section):
             url = getattr(self, name)
             if url and not re.match(r"^https?://[^\s/]+", url):
                 raise ValueError(
-                    f"broker.{name} must be an http:// or https:// URL, or empty for Alpaca's own (got {url!r})"
+                    f"broker.{name} must be an http:// or https:// URL, or empty for Alpaca's own"
+                    f" (got {redact_urls(url)!r})"
                 )
         return self
 
@@ -213,22 +238,28 @@ class MarketDataSection(_Section):
 
 
 class SimSection(_Section):
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**63 - 1)
     speed: float = Field(1.0, gt=0, le=10000)
     partial_fill_prob: float = Field(0.1, ge=0, le=1)
     bars_csv: str = ""
     margin_multiplier: float = Field(2.0, ge=1, le=4)
-    starting_cash: Dec = Field(Decimal("100000"), gt=0)
-    rate_limit_per_minute: int = Field(200, ge=0)
+    starting_cash: Dec = Field(Decimal("100000"), gt=0, le=MAX_USD)
+    rate_limit_per_minute: int = Field(200, ge=0, le=100000)
     # the venue's market-data plan; keep equal to engine/sim/plan.py DEFAULT_PLAN
     plan: Literal["free", "unlimited"] = "free"
+
+    @model_validator(mode="after")
+    def _whole_multiplier(self) -> SimSection:
+        if self.margin_multiplier not in (1, 2, 3, 4):
+            raise ValueError(f"sim.margin_multiplier must be 1, 2, 3 or 4 (got {self.margin_multiplier!r})")
+        return self
 
 
 class SignalsSection(_Section):
     kind: Literal["demo", "jsonl", "csv", "callable"] = "demo"
     path: str = ""
     callable: str = ""
-    max_age: float = Field(120, gt=0)
+    max_age: float = Field(120, gt=0, le=WEEK)
 
     @model_validator(mode="after")
     def _source_named(self) -> SignalsSection:
@@ -246,7 +277,7 @@ class SignalsSection(_Section):
 
 class SymbolOverride(_Section):
     mode: RolloutModeField | None = None
-    max_position_usd: Dec | None = Field(None, gt=0)
+    max_position_usd: Dec | None = Field(None, gt=0, le=MAX_USD)
     max_position_pct: float | None = Field(None, gt=0, le=1)
     size_multiplier: float | None = Field(None, ge=0, le=10)
     side: SideRestrictionField | None = None
@@ -254,13 +285,13 @@ class SymbolOverride(_Section):
 
 class RolloutSection(_Section):
     default_mode: RolloutModeField = RolloutMode.APPROVE
-    allowlist: list[str] = Field(default_factory=list)
-    approval_timeout: float = Field(60, gt=0)
+    allowlist: SymbolList = Field(default_factory=list)
+    approval_timeout: float = Field(60, gt=0, le=DAY)
     overrides: dict[str, SymbolOverride] = Field(default_factory=dict)
 
 
 class SessionSection(_Section):
-    bar_interval: float = Field(60, gt=0)
+    bar_interval: float = Field(60, gt=0, le=DAY)
     journal_path: str = "var/journal.sqlite"
     universe_path: str = "config/universe.toml"
     # the trading day (`execdesk run --day`, or schedule = "day"): docs/configuration.md
@@ -369,6 +400,25 @@ def keymap_problems(keymap: Mapping[str, str]) -> list[str]:
             problems.append(f"console.keymap: key {key!r} is bound to {' and '.join(ids)}: one key, one action")
     return problems
 
+    @model_validator(mode="after")
+    def _journal_is_a_file(self) -> SessionSection:
+        problem = journal_path_problem(self.journal_path)
+        if problem:
+            raise ValueError(f"session.journal_path {problem} (got {self.journal_path!r})")
+        return self
+
+
+def journal_path_problem(path: str | os.PathLike[str]) -> str:
+    """Why a path cannot be a journal ("" when it can): the journal is a file, so
+    neither an empty path nor a directory (which would otherwise be opened, and its
+    mode changed, as if it were one)."""
+    text = os.fspath(path)
+    if not text.strip():
+        return "is empty: name the journal's file, e.g. var/journal.sqlite"
+    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+        return "is a directory: name the journal's file inside it, e.g. <directory>/journal.sqlite"
+    return ""
+
 
 class ConsoleSection(_Section):
     max_fps: float = Field(10, gt=0, le=60)
@@ -396,7 +446,14 @@ class Settings(_Section):
 
     @property
     def is_live(self) -> bool:
-        return self.execution.mode == "live"
+        """Live trading: execution.mode = "live", or an Alpaca endpoint whose trading
+        URL is Alpaca's live one (live is live however it is reached)."""
+        return self.execution.mode == "live" or self.live_endpoint
+
+    @property
+    def live_endpoint(self) -> bool:
+        """broker.trading_url names Alpaca's live trading host (api.alpaca.markets)."""
+        return self.broker.kind == "alpaca" and is_live_trading_url(self.broker.trading_url)
 
     @model_validator(mode="after")
     def _quote_polls_fit_the_request_budget(self) -> Settings:
@@ -442,6 +499,82 @@ class Credentials(BaseModel):
         return mask(self.key_id)
 
 
+def url_host(url: str) -> str:
+    """The host of a URL, lower-case, without a trailing dot ("" when there is none)."""
+    try:
+        host = urlsplit(url.strip()).hostname or ""
+    except ValueError:
+        return ""
+    return host.rstrip(".").lower()
+
+
+def is_live_trading_url(url: str) -> bool:
+    return url_host(url) == ALPACA_LIVE_TRADING_HOST
+
+
+# user:password@ (or token@) in a URL's authority, and secret-looking query values
+_URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)([^/\s?#@]*)@")
+_URL_SECRET_QUERY = re.compile(
+    r"([?&](?:key|secret|token|apikey|api_key|key_id|secret_key|password|passphrase|access_token|auth)=)[^&\s#]*",
+    re.IGNORECASE,
+)
+
+
+def url_has_credentials(text: str) -> bool:
+    """True when text holds a URL with credentials in it (user:password@host, or a
+    query value such as ?token=...)."""
+    return bool(_URL_USERINFO.search(text) or ("://" in text and _URL_SECRET_QUERY.search(text)))
+
+
+def redact_urls(text: str) -> str:
+    """text with the credentials of every URL in it replaced by ***
+    (ws://KEY:SECRET@host -> ws://***@host; ?token=... -> ?token=***)."""
+    if "://" not in text and "=" not in text:
+        return text
+    return _URL_SECRET_QUERY.sub(r"\1***", _URL_USERINFO.sub(r"\1***@", text))
+
+
+class RedactUrlCredentials(logging.Filter):
+    """A logging filter that redacts the credentials of URLs in a record's message
+    (alpaca-py's streams log "connected to <url>" with whatever the URL holds)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is the handler's problem, not ours
+            return True
+        redacted = redact_urls(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+# The loggers that print URLs: alpaca-py's two streams and REST client, websockets.
+URL_LOGGERS = (
+    "alpaca.trading.stream",
+    "alpaca.data.live.websocket",
+    "alpaca.common.rest",
+    "websockets.client",
+    "engine.broker.streams",
+    "engine.broker.alpaca",
+    "execdesk",
+)
+_REDACTION = RedactUrlCredentials()
+
+
+def install_url_redaction(handlers: tuple[logging.Handler, ...] = ()) -> None:
+    """Redact URL credentials in what the loggers that print URLs log (a logger's
+    filter sees only records logged on that logger, so each is named), and in
+    everything `handlers` write. Safe to call more than once."""
+    for name in URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACTION not in logger.filters:
+            logger.addFilter(_REDACTION)
+    for handler in handlers:
+        if _REDACTION not in handler.filters:
+            handler.addFilter(_REDACTION)
+
+
 def mask(secret: str) -> str:
     """Enough of a key id to tell two apart, never enough to use: 'PK…****'."""
     if not secret:
@@ -485,6 +618,7 @@ _TYPE_WORDS = {
     "dict_type": "a table",
     "model_type": "a table",
     "model_attributes_type": "a table",
+    "finite_number": "a finite number",
 }
 
 
@@ -603,7 +737,7 @@ def _format_errors(source: str, exc: ValidationError, env_sources: Mapping[tuple
             problems.append(f"{where}: {_describe(err)}")
         else:
             problems.append(f"{where}: {key} {_describe(err)} (got {err.get('input')!r})")
-    return problems
+    return [redact_urls(p) for p in problems]
 
 
 def _where(source: str, loc: tuple[str, ...], env_sources: Mapping[tuple[str, ...], str]) -> str:
@@ -647,6 +781,22 @@ def _find_secret_values(data: Any, secrets: list[tuple[str, str]], prefix: str =
     return found
 
 
+def _find_url_credentials(data: Any, prefix: str = "") -> list[str]:
+    """Keys whose value is (or holds) a URL with credentials in it (user:password@host)."""
+    found = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            found.extend(_find_url_credentials(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(data, list):
+        for v in data:
+            found.extend(_find_url_credentials(v, prefix))
+    elif isinstance(data, str) and url_has_credentials(data):
+        found.append(prefix)
+    return found
+
+
+_URL_SECRET_WORDS = "is a URL with credentials in it (user:password@host, or a ?token=... query)"
+
 _SECRET_HINT = (
     "API keys come only from the environment (APCA_API_KEY_ID / APCA_API_SECRET_KEY), "
     "never from a file: remove it from the file and export it in the environment instead"
@@ -675,6 +825,10 @@ def _takes_list(loc: tuple[str, ...]) -> bool:
     return field is not None and typing.get_origin(_unwrap(field.annotation)) is list
 
 
+def _list_words(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
 def _parse_env_value(loc: tuple[str, ...], raw: str) -> Any:
     if _takes_text(loc):
         return raw
@@ -684,7 +838,7 @@ def _parse_env_value(loc: tuple[str, ...], raw: str) -> Any:
         value = raw
     if _takes_list(loc) and not isinstance(value, list):
         # Lists may also be written as AAPL,MSFT in the environment.
-        value = [part.strip() for part in raw.split(",") if part.strip()]
+        value = _list_words(raw)
     return value
 
 
@@ -735,10 +889,17 @@ def _env_overrides(
         if not all(path):
             problems.append(f"{name} (environment): empty section or key name")
             continue
-        if any(_is_secret_name(p) for p in path):
+        if any(_is_secret_name(p) for p in path) or url_has_credentials(raw):
+            what = _URL_SECRET_WORDS if url_has_credentials(raw) else "looks like a credential"
             problems.append(
-                f"{name} (environment): {'.'.join(path)} looks like a credential: API keys come "
+                f"{name} (environment): {'.'.join(path)} {what}: API keys come "
                 "only from APCA_API_KEY_ID / APCA_API_SECRET_KEY, never from EXECDESK_* overrides"
+            )
+            continue
+        if _takes_list(path) and not raw.strip().startswith("[") and not _list_words(raw):
+            problems.append(
+                f"{name} (environment): {'.'.join(path)} names no symbol (got {raw!r}): write symbols "
+                "separated by commas (AAPL,MSFT), or [] for an empty list"
             )
             continue
         node = out
@@ -837,17 +998,21 @@ def load_settings(
     *,
     env: Mapping[str, str] | None = None,
     live_confirmed: bool = False,
+    for_trading: bool = True,
 ) -> Settings:
     """Load and validate the configuration. Raises ConfigError listing every problem.
 
     path None means config/execution.toml (in the working directory, else in the
-    project). env defaults to os.environ. live_confirmed is the command line's --live."""
+    project). env defaults to os.environ. live_confirmed is the command line's --live.
+    for_trading False (the kill switch, status, report: commands that place no new
+    order) skips the rules of live trading, so that they never need --live."""
     env = os.environ if env is None else env
     cfg_path = Path(path) if path is not None else resolve_input_path(DEFAULT_CONFIG_PATH)
     source = str(cfg_path)
     data = _read_toml(cfg_path, source)
 
     problems = [f"{source}: {key} looks like a credential: {_SECRET_HINT}" for key in _find_secrets(data)]
+    problems += [f"{source}: {key} {_URL_SECRET_WORDS}: {_SECRET_HINT}" for key in _find_url_credentials(data)]
     real_secrets = [(var, env[var]) for var in SECRET_ENV if len(env.get(var, "")) >= 8]
     problems += [f"{source}: {found}: {_SECRET_HINT}" for found in _find_secret_values(data, real_secrets)]
     overrides, env_sources, env_problems = _env_overrides(env)
@@ -868,17 +1033,43 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
 
-    if settings.is_live and not live_confirmed:
-        where = _where(source, ("execution", "mode"), env_sources)
-        raise ConfigError(
-            [
-                f'{where}: execution.mode = "live" needs --live on the command line as well '
-                "(paper is the default; live trading is an explicit opt-in)"
-            ]
-        )
+    if for_trading:
+        problems = _live_problems(settings, source, env_sources, live_confirmed)
+        if problems:
+            raise ConfigError(problems)
     settings.source_path = source
     settings.env_overrides = tuple(sorted(env_sources.values()))
     return settings
+
+
+def _live_problems(
+    settings: Settings, source: str, env_sources: Mapping[tuple[str, ...], str], live_confirmed: bool
+) -> list[str]:
+    """The rules of live trading: live is live however it is reached (mode, or a
+    trading_url on Alpaca's live host), needs both execution.mode = "live" and --live,
+    and never sends an order without a human decision for everything at once."""
+    problems = []
+    if settings.live_endpoint and settings.execution.mode != "live":
+        where = _where(source, ("broker", "trading_url"), env_sources)
+        problems.append(
+            f"{where}: broker.trading_url {redact_urls(settings.broker.trading_url)!r} is Alpaca's live "
+            f'trading endpoint: live trading needs execution.mode = "live" and --live on the command line '
+            f"(paper trading is at https://{ALPACA_PAPER_TRADING_HOST})"
+        )
+    elif settings.is_live and not live_confirmed:
+        where = _where(source, ("execution", "mode"), env_sources)
+        problems.append(
+            f'{where}: execution.mode = "live" needs --live on the command line as well '
+            "(paper is the default; live trading is an explicit opt-in)"
+        )
+    if settings.is_live and settings.rollout.default_mode is RolloutMode.AUTO:
+        where = _where(source, ("rollout", "default_mode"), env_sources)
+        problems.append(
+            f'{where}: rollout.default_mode = "auto" is refused in live mode, like --auto-approve: '
+            'use "approve", and set mode = "auto" per symbol under [rollout.overrides.<SYMBOL>] '
+            "for the symbols you have rolled out"
+        )
+    return problems
 
 
 def _plain(value: Any) -> Any:
@@ -891,6 +1082,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _redacted(value: Any) -> Any:
+    """Every string in value with its URL credentials redacted."""
+    if isinstance(value, str):
+        return redact_urls(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
 def effective_view(
     settings: Settings, env: Mapping[str, str] | None = None, *, json_safe: bool = True
 ) -> dict[str, Any]:
@@ -898,7 +1100,7 @@ def effective_view(
 
     json_safe=True (the default) gives JSON types (Decimals as strings); False keeps
     Decimals as Decimal (enums become their values either way)."""
-    view = settings.model_dump(mode="json") if json_safe else _plain(settings.model_dump())
+    view = _redacted(settings.model_dump(mode="json") if json_safe else _plain(settings.model_dump()))
     creds = credentials_from_env(env)
     view["credentials"] = {
         "APCA_API_KEY_ID": creds.masked_key_id if creds else "(not set)",

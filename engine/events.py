@@ -16,9 +16,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.config import SymbolOverride
+from engine.errors import ExecdeskError
 from engine.model import DenialReason, Fill, Order, OrderStatus, Position, TradingState
 
 #: type name -> event class, for decoding the journal.
@@ -72,12 +73,21 @@ def encode(event: Event) -> tuple[str, str]:
     return event.type, event.payload()
 
 
+class EventDecodeError(ExecdeskError, ValueError):
+    """A journal row of a known type whose payload the event model refuses."""
+
+
 def decode(type_name: str, payload: str) -> Event | UnknownEvent:
-    """The event a journal row holds."""
+    """The event a journal row holds. Raises EventDecodeError, naming the type and
+    each problem, when the payload is not a valid event of its type."""
     cls = EVENT_TYPES.get(type_name)
     if cls is None:
         return UnknownEvent(type_name=type_name, data=json.loads(payload))
-    return cls.model_validate_json(payload)
+    try:
+        return cls.model_validate_json(payload)
+    except ValidationError as exc:
+        problems = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
+        raise EventDecodeError(f"journal event {type_name} is not valid: {problems}") from None
 
 
 # ---- session -----------------------------------------------------------------
@@ -92,6 +102,15 @@ class SessionStarted(Event):
     resumed: bool = False
     resume_reason: str = ""
     previous_config_hash: str | None = None  # set when a resumed session's config changed
+
+
+class PreflightChecked(Event):
+    """The preflight before the session traded: where, and every warning it found
+    (a session with blockers never starts, so they are not here)."""
+
+    venue: str
+    endpoint: str
+    warnings: list[str] = Field(default_factory=list)
 
 
 class SessionEnded(Event):
@@ -204,6 +223,17 @@ class FillApplied(Event):
 
     fill: Fill
     status: OrderStatus | None = None
+
+    @field_validator("fill")
+    @classmethod
+    def _an_execution(cls, fill: Fill) -> Fill:
+        """An execution has a positive quantity at a positive, finite price: anything
+        else (a negative quantity in a replayed or hand-edited journal) is refused."""
+        if not (fill.qty.is_finite() and fill.qty > 0):
+            raise ValueError(f"fill {fill.execution_id}: quantity must be > 0 (got {fill.qty})")
+        if not (fill.price.is_finite() and fill.price > 0):
+            raise ValueError(f"fill {fill.execution_id}: price must be > 0 (got {fill.price})")
+        return fill
 
 
 class OrderExternal(Event):

@@ -171,6 +171,8 @@ class Journal:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA query_only=ON")
             return conn
+        if self.path.is_dir():  # never opened, nor its mode changed, as if it were the journal
+            raise JournalError(f"journal {self.path}: cannot open: is a directory, expected the journal's file")
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             try:

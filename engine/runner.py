@@ -1,8 +1,9 @@
 """`execdesk run`: a headless session. In a terminal it shows a live Rich status;
-piped, it prints plain log lines. SIGTERM/SIGINT stop it in order (no new orders,
-open orders left working and said so, journal sealed — or said not to be, with
-exit status 1, when it could not be); --bars N stops after N batches once their
-orders are final or timed out. The execution report is printed at the end."""
+piped, it prints plain log lines. SIGTERM, SIGINT and SIGHUP (the terminal closed)
+stop it in order (no new orders, submits already on the wire answered and journaled,
+open orders left working and said so, journal sealed — or said not to be, with exit
+status 1, when it could not be); --bars N stops after N batches once their orders
+are final or timed out. The execution report is printed at the end."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from engine.config import Settings
 from engine.exitcodes import ExitCode
 from engine.model import OrderStatus
 from engine.snapshot import EngineSnapshot, EventRow
+
+# The signals that stop a session in order: Ctrl-C, a service manager's stop, and the
+# terminal going away (SIGHUP's default would kill the process with the journal unsealed).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _STATE_STYLE = {"ACTIVE": "bold green", "REDUCING": "bold yellow", "HALTED": "bold white on red"}
 
@@ -72,7 +77,7 @@ class HeadlessRun:
             self.settings, journal_path=self.journal_path, auto_approve=self.auto_approve, log_sink=self._sink
         )
         previous = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             previous[sig] = signal.signal(sig, self._on_signal)
         try:
             session.start()

@@ -23,16 +23,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.broker.alpaca import AlpacaBroker
+from engine import events as ev
+from engine.broker.alpaca import AlpacaBroker, resolve_urls
 from engine.commands import CommandResult, SessionCommand, StopSession
-from engine.config import Credentials, Settings, credentials_from_env
+from engine.config import Credentials, Settings, credentials_from_env, install_url_redaction
 from engine.control import ControlError, ControlServer, Link
 from engine.core import Engine
+from engine.doctor import PreflightFailed, PreflightReport, run_preflight
 from engine.errors import ExecdeskError
 from engine.events import OperatorCommand
 from engine.journal import Journal, JournalError
 from engine.lock import JournalLock, JournalLocked, RuntimeDirError, socket_path_for
+from engine.model import OrderStatus
 from engine.snapshot import EngineSnapshot, EventRow
+from engine.universe import Universe
+
+if TYPE_CHECKING:
+    from engine.sim import SimVenue
 
 if TYPE_CHECKING:
     from engine.sim import SimVenue
@@ -100,6 +107,7 @@ class Session:
         #: set once the session was asked to stop (by StopSession or stop()); its cause
         self.stop_requested = threading.Event()
         self.stop_cause = ""
+        self.preflight_report: PreflightReport | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> Session:
@@ -126,16 +134,54 @@ class Session:
                 ),
                 speed,
             )
-        alpaca_creds = self.credentials or credentials_from_env()
-        if alpaca_creds is None:
+        from_env = self.credentials or credentials_from_env()
+        if from_env is None:
             raise SessionError(
                 'broker.kind = "alpaca" needs APCA_API_KEY_ID and APCA_API_SECRET_KEY in the environment'
             )
-        return alpaca_creds, VenueEndpoints(None, None, None, None), 1.0
+        return from_env, VenueEndpoints(None, None, None, None), 1.0
+
+    # ------------------------------------------------------------- preflight
+
+    def preflight(self, universe: Universe | None = None) -> PreflightReport:
+        """Start the venue (if built in) and run the preflight against it, without
+        starting the engine (`execdesk doctor`); stop() ends the venue."""
+        creds, urls, _speed = self._start_venue()
+        return self._run_preflight(creds, urls, universe)
+
+    def _run_preflight(self, creds: Credentials, urls: VenueEndpoints, universe: Universe | None) -> PreflightReport:
+        resolved = resolve_urls(self.settings, trading_url=urls.trading_url, data_url=urls.data_url)
+        report = run_preflight(
+            self.settings,
+            creds,
+            resolved.trading,
+            resolved.data,
+            universe=universe,
+            builtin=self.settings.broker.kind == "sim",
+        )
+        self.preflight_report = report
+        return report
+
+    def _note_preflight(self) -> None:
+        """The preflight's warnings in the event log and the journal (after the
+        journal is open: the session has started by then)."""
+        report, engine = self.preflight_report, self.engine
+        if report is None or engine is None:
+            return
+        warnings = [f"{f.check}: {f.message}" for f in report.warnings]
+        engine.recorder.journal(ev.PreflightChecked(venue=report.venue, endpoint=report.endpoint, warnings=warnings))
+        if not warnings:
+            return  # a clean preflight is in the journal; the event log stays for what needs the operator
+        for text in warnings:
+            engine.note("info", None, f"preflight WARNING: {text}")
+        engine.note("info", None, f"preflight passed ({report.endpoint}, {len(warnings)} warning(s))")
 
     def _build_engine(self) -> Engine:
         universe = self.settings.load_universe()
         creds, urls, speed = self._start_venue()
+        report = self._run_preflight(creds, urls, universe)  # before the journal is touched
+        if not report.passed:
+            raise PreflightFailed(report)
         broker = AlpacaBroker(
             self.settings,
             creds,
@@ -165,6 +211,7 @@ class Session:
         the terminal (a stray line on stderr would tear the console's screen). Left
         alone when the host program (a test runner) has configured logging."""
         root = logging.getLogger()
+        install_url_redaction(tuple(root.handlers))
         if root.handlers:
             return
         path = self.journal_path.with_name(self.journal_path.name + ".log")
@@ -173,6 +220,7 @@ class Session:
         handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
+        install_url_redaction((handler,))
         root.setLevel(logging.INFO)
         self.log_path = path
 
@@ -194,7 +242,7 @@ class Session:
         if self._start_error is not None:
             err = self._start_error
             self.stop(how="failed to start")
-            if isinstance(err, SessionError):
+            if isinstance(err, (SessionError, PreflightFailed)):
                 raise err
             raise SessionError(f"the engine could not start: {err}") from err
         return self
@@ -215,7 +263,7 @@ class Session:
     async def _main(self) -> None:
         self._stop_requested = asyncio.Event()
         try:
-            self.engine = self._build_engine()
+            self.engine = self._build_engine()  # the preflight blocks: nothing else runs here yet
             # the control socket first: a session nobody can halt from outside does not trade
             control = ControlServer(
                 self.socket_path, lambda: self.snapshot, self.execute_here, journal_command=self._journal_command
@@ -228,6 +276,7 @@ class Session:
                 ) from None
             self.control = control
             await self.engine.start()
+            self._note_preflight()
             if self.signal_source is None:
                 from engine.signals import open_source
 
@@ -239,7 +288,10 @@ class Session:
             if self.control is not None:
                 await self.control.stop("the session failed to start")
             if self.engine is not None and self.engine.started:
-                await self.engine.stop("failed to start")
+                try:
+                    await self.engine.stop("failed to start")
+                except Exception:  # the start's own error is what the operator must see, not a thread traceback
+                    log.exception("stopping the engine after a failed start")
             return
         self._started.set()
         await self._stop_requested.wait()
@@ -255,9 +307,54 @@ class Session:
                 self._signal_task.cancel()
                 await asyncio.gather(self._signal_task, return_exceptions=True)
         await asyncio.sleep(0)  # let the engine take the last batch off its inbox
+        await self._drain_submits()
         await self.engine.stop(self._how)
         if self.control is not None:
             await self.control.stop(self._how)
+
+    # ------------------------------------------------------------- stopping
+
+    @property
+    def drain_timeout(self) -> float:
+        """How long an orderly stop waits for submits on the wire to be answered."""
+        return float(self.settings.order_management.submit_timeout)
+
+    def _unanswered(self) -> list[str]:
+        """Orders whose submit has left and whose answer is not journaled yet (sent,
+        or unknown and being looked up)."""
+        assert self.engine is not None
+        return [
+            o.client_order_id
+            for o in self.engine.open_orders()
+            if o.status in (OrderStatus.SUBMITTING, OrderStatus.UNKNOWN)
+        ]
+
+    async def _drain_submits(self) -> None:
+        """Wait, at most drain_timeout, for every submit already on the wire to be
+        answered and its answer journaled (acked, rejected, or found by lookup), so
+        that the sealed journal says what the venue did. What is still unanswered
+        then is left to the next start's reconciliation, and said so."""
+        engine = self.engine
+        if engine is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_timeout
+        quiet = 0
+        while loop.time() < deadline:
+            # two looks in a row with nothing in flight: a batch taken off the inbox
+            # between them would have shown its submits as SUBMITTING
+            quiet = quiet + 1 if not self._unanswered() else 0
+            if quiet >= 2:
+                return
+            await asyncio.sleep(0.05)
+        left = self._unanswered()
+        if left:
+            engine.note(
+                "error",
+                None,
+                f"stopping: {len(left)} submit(s) not answered within {self.drain_timeout:.0f} s "
+                f"({', '.join(left[:5])}{', ...' if len(left) > 5 else ''}): the next start looks them up",
+            )
 
     async def _pump_signals(self) -> None:
         assert self.engine is not None
@@ -332,13 +429,16 @@ class Session:
     def execute_sync(self, command: SessionCommand, timeout: float = 10.0) -> CommandResult:
         return self._call(command).result(timeout)
 
-    def stop(self, timeout: float = 30.0, how: str = "stopped") -> None:
-        """Stop in order: no new orders, open orders left working, journal sealed
-        (saying `how` the session ended), venue stopped."""
+    def stop(self, timeout: float | None = None, how: str = "stopped") -> None:
+        """Stop in order: no new orders, submits on the wire answered (at most
+        drain_timeout), open orders left working, journal sealed (saying `how` the
+        session ended), venue stopped."""
         if not self.stop_requested.is_set():
             self._how = how
             self.stop_cause = how
             self.stop_requested.set()
+        if timeout is None:
+            timeout = 30.0 + self.drain_timeout
         if self._loop is not None and not self._loop.is_closed() and self._stop_requested is not None:
             try:
                 self._loop.call_soon_threadsafe(self._stop_requested.set)

@@ -25,6 +25,8 @@ class Asset:
     easy_to_borrow: bool
     fractionable: bool
     sector: str = ""
+    tradable: bool = True  # changed by the drill API (POST /sim/v1/assets)
+    status: str = "active"
 
     @cached_property
     def id(self) -> str:
@@ -37,8 +39,8 @@ class Asset:
             "exchange": self.exchange,
             "symbol": self.symbol,
             "name": self.name,
-            "status": "active",
-            "tradable": True,
+            "status": self.status,
+            "tradable": self.tradable,
             "marginable": True,
             "maintenance_margin_requirement": 30,
             "margin_requirement_long": "30",

@@ -4,6 +4,7 @@ stream drops, the venue clock, reset. Also called in-process by SimVenue."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -41,6 +42,8 @@ class DrillRoutes(StreamRoutes):
         r.add_post("/sim/v1/clock", self.drill_clock)
         r.add_post("/sim/v1/streams/drop", self.drill_drop_streams)
         r.add_post("/sim/v1/reset", self.drill_reset)
+        r.add_post("/sim/v1/account", self.drill_account)
+        r.add_post("/sim/v1/assets", self.drill_asset)
 
     def state(self) -> dict:
         v = self.exchange
@@ -269,6 +272,54 @@ class DrillRoutes(StreamRoutes):
         if not isinstance(body, dict):
             raise bad_request("request body format is invalid")
         return json_response(self.clock_control(body))
+
+    ACCOUNT_STATUSES = ("ACTIVE", "ACCOUNT_UPDATED", "APPROVAL_PENDING", "SUBMITTED", "REJECTED", "ONBOARDING")
+
+    def set_account(self, body: dict) -> dict:
+        """Set what Alpaca can set on an account: ``status``, ``account_blocked``,
+        ``trading_blocked``. A blocked or inactive account is refused every order (403)."""
+        flags = self.exchange.flags
+        unknown = set(body) - set(flags)
+        if unknown:
+            raise unprocessable(f"unknown account fields: {', '.join(sorted(unknown))}")
+        for key in ("account_blocked", "trading_blocked"):
+            if key in body and not isinstance(body[key], bool):
+                raise unprocessable(f"{key} must be a boolean")
+        if "status" in body and body["status"] not in self.ACCOUNT_STATUSES:
+            raise unprocessable(f"status must be one of {', '.join(self.ACCOUNT_STATUSES)}")
+        flags.update(body)
+        return dict(flags)
+
+    async def drill_account(self, request: web.Request) -> web.Response:
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise bad_request("request body format is invalid")
+        return json_response(self.set_account(body))
+
+    def set_asset(self, body: dict) -> dict:
+        """Change a symbol's asset record: ``tradable`` (bool), ``status`` (active |
+        inactive). An asset that is not tradable is refused every order (422)."""
+        syms = self._check_symbols([body.get("symbol")]) if isinstance(body.get("symbol"), str) else None
+        if not syms:
+            raise unprocessable("symbol is required")
+        changes = {k: v for k, v in body.items() if k != "symbol"}
+        if set(changes) - {"tradable", "status"}:
+            raise unprocessable("only tradable and status can be changed")
+        if "tradable" in changes and not isinstance(changes["tradable"], bool):
+            raise unprocessable("tradable must be a boolean")
+        if "status" in changes and changes["status"] not in ("active", "inactive"):
+            raise unprocessable("status must be active or inactive")
+        ex = self.exchange
+        asset = dataclasses.replace(ex.assets[syms[0]], **changes)
+        ex.assets[asset.symbol] = asset
+        ex.assets_by_id[asset.id] = asset
+        return asset.to_json()
+
+    async def drill_asset(self, request: web.Request) -> web.Response:
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise bad_request("request body format is invalid")
+        return json_response(self.set_asset(body))
 
     async def drill_reset(self, request: web.Request) -> web.Response:
         self.exchange.reset()

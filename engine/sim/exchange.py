@@ -293,6 +293,8 @@ class Exchange:
             "max_options_trading_level": 0,
             "disable_overnight_trading": False,
         }
+        # what Alpaca can set on an account (the drill API's POST /sim/v1/account)
+        self.flags: dict[str, Any] = {"status": "ACTIVE", "account_blocked": False, "trading_blocked": False}
         self.listeners: list[Callable[[dict], None]] = []
         self.market_listeners: list[Callable[[], None]] = []
         self.call_later: Callable[[float, Callable[[], None]], Any] | None = None
@@ -440,7 +442,7 @@ class Exchange:
         return {
             "id": self.account_id,
             "account_number": self.account_number,
-            "status": "ACTIVE",
+            "status": self.flags["status"],
             "crypto_status": "INACTIVE",
             "currency": "USD",
             "buying_power": dec_str(bp.quantize(q)),
@@ -461,9 +463,9 @@ class Exchange:
             "last_maintenance_margin": "0",
             "sma": dec_str(equity.quantize(q)),
             "multiplier": dec_str(m),
-            "trading_blocked": bool(self.config["suspend_trade"]),
+            "trading_blocked": bool(self.config["suspend_trade"] or self.flags["trading_blocked"]),
             "transfers_blocked": False,
-            "account_blocked": False,
+            "account_blocked": self.flags["account_blocked"],
             "trade_suspended_by_user": bool(self.config["suspend_trade"]),
             "shorting_enabled": not self.config["no_shorting"] and m > 1,
             "created_at": ts(self.created_at),
@@ -627,6 +629,8 @@ class Exchange:
                 cid = None
         if asset is None:
             raise unprocessable(f'asset "{symbol}" not found')
+        if not asset.tradable or asset.status != "active":
+            raise unprocessable(f"asset {asset.symbol} is not tradable")
         fractional = qty is not None and qty != qty.to_integral_value()
         if fractional or notional is not None:
             if not asset.fractionable:
@@ -671,6 +675,8 @@ class Exchange:
         """Alpaca's account checks. Returns (reserve, held qty, position_intent)."""
         if self.config["suspend_trade"]:
             raise forbidden("trading is suspended for this account")
+        if self.flags["account_blocked"] or self.flags["trading_blocked"] or self.flags["status"] != "ACTIVE":
+            raise forbidden("account is not authorized to trade")
         asset: Asset = f["asset"]
         sym, side = asset.symbol, f["side"]
         opposite = "sell" if side == "buy" else "buy"

@@ -50,7 +50,7 @@ CASES = {
     ),
     "zero where positive is required": (
         "[monitoring]\nrisk_check_interval = 0\n",
-        ["monitoring.risk_check_interval must be > 0 (got 0)"],
+        ["monitoring.risk_check_interval must be > 0 and <= 86400 (got 0)"],
     ),
     "value outside a choice": (
         '[order_management]\ntime_in_force = "week"\n',

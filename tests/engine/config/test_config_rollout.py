@@ -70,7 +70,7 @@ def test_an_allowlisted_typo_is_named_with_a_suggestion(cli, write_config):
         ),
         (
             "[rollout.overrides.AAPL]\nmax_position_usd = -5\n",
-            "rollout.overrides.AAPL.max_position_usd must be > 0 (got -5)",
+            "rollout.overrides.AAPL.max_position_usd must be > 0 and <= 1000000000000 (got -5)",
         ),
         (
             '[rollout.overrides.AAPL]\nside = "sideways"\n',
