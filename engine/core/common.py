@@ -10,6 +10,7 @@ from decimal import Decimal
 from engine.backoff import Backoff
 from engine.config import Settings
 from engine.risk import TripCause
+from engine.timezones import NEW_YORK as NY  # noqa: F401 (the parts import it from here)
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
