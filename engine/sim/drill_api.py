@@ -4,6 +4,7 @@ stream drops, the venue clock, reset. Also called in-process by SimVenue."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,8 @@ from .prices import QUOTE_SHAPES
 from .sim_clock import SimClock
 from .streams import StreamClient, StreamRoutes
 from .wire import json_body, json_response
+
+_CLOSING: set[asyncio.Task] = set()  # stream closes under way (drop_streams)
 
 
 class DrillRoutes(StreamRoutes):
@@ -112,7 +115,9 @@ class DrillRoutes(StreamRoutes):
         loop = asyncio.get_running_loop()
         for c in clients:
             c.cut = unclean
-            loop.create_task(self._close_client(c))
+            task = loop.create_task(self._close_client(c))
+            _CLOSING.add(task)  # held until done: a task nobody references may be collected
+            task.add_done_callback(_CLOSING.discard)
         return len(clients)
 
     async def drill_drop_streams(self, request: web.Request) -> web.Response:
@@ -154,7 +159,7 @@ class DrillRoutes(StreamRoutes):
             raise unprocessable('body must be {"symbols": [...] | null, "pct": number}')
         return json_response(self.shock(body.get("symbols"), body["pct"]))
 
-    def set_price(self, symbol: str, price: Any = None, bid: Any = None, ask: Any = None) -> dict:
+    def set_price(self, symbol: Any, price: Any = None, bid: Any = None, ask: Any = None) -> dict:
         syms = self._check_symbols([symbol]) if isinstance(symbol, str) else None
         if not syms:
             raise unprocessable("symbol is required")
@@ -265,6 +270,18 @@ class DrillRoutes(StreamRoutes):
             raise bad_request("request body format is invalid")
         return json_response(self.clock_control(body))
 
-    async def drill_reset(self, request: web.Request) -> web.Response:
+    def reset_account(self, new_account: bool = False) -> dict:
+        """Forget orders, positions and cash; ``new_account``: and answer for a new
+        account from now on (another id and account number), as a paper-account reset
+        at Alpaca does."""
+        if new_account:
+            self.exchange.account_id = str(uuid.uuid4())
+            self.exchange.account_number = "PA" + str(uuid.UUID(self.exchange.account_id).int % 10**10).zfill(10)
         self.exchange.reset()
-        return json_response(self.state()["venue"])
+        return {**self.state()["venue"], "account_number": self.exchange.account_number}
+
+    async def drill_reset(self, request: web.Request) -> web.Response:
+        body = await json_body(request) if request.can_read_body else {}
+        if not isinstance(body, dict) or not isinstance(body.get("new_account", False), bool):
+            raise bad_request('request body format is invalid: {"new_account": true|false} or nothing')
+        return json_response(self.reset_account(body.get("new_account", False)))
