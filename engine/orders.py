@@ -187,8 +187,10 @@ class BatchLedger:
     free number. A batch known only from orders of it found at the venue
     (``note_recovered``) counts as processed."""
 
-    def __init__(self, session_id: str | None = None):
+    def __init__(self, session_id: str | None = None, processed_before: set[datetime] | None = None):
         self.session_id = session_id
+        #: bars an earlier session of the journal processed: not acted on twice either
+        self._processed_before: set[datetime] = processed_before if processed_before is not None else set()
         self._seq_by_bar: dict[datetime, int] = {}
         self._bar_by_seq: dict[int, datetime] = {}
         self._processed: set[datetime] = set()
@@ -220,7 +222,9 @@ class BatchLedger:
         self._next = max(self._next, seq + 1)
 
     def is_processed(self, bar_ts: datetime) -> bool:
-        return bar_ts in self._processed or self._peek(bar_ts) in self._processed_seqs
+        return (
+            bar_ts in self._processed or bar_ts in self._processed_before or self._peek(bar_ts) in self._processed_seqs
+        )
 
     @property
     def processed_count(self) -> int:
@@ -278,7 +282,8 @@ class OrderBook:
         self._executions: set[str] = set()
         self._approvals: dict[str, _Approval] = {}
         self._approval_heap: list[tuple[datetime, str]] = []
-        self.ledger = BatchLedger()
+        self._bars_processed: set[datetime] = set()  # by any session of the journal
+        self.ledger = BatchLedger(processed_before=self._bars_processed)
 
     def __repr__(self) -> str:
         return (
@@ -388,7 +393,7 @@ class OrderBook:
             if isinstance(event, ev.SessionStarted):
                 if session_id is None or event.session_id == session_id:
                     if self.ledger.session_id != event.session_id:
-                        self.ledger = BatchLedger(event.session_id)
+                        self.ledger = BatchLedger(event.session_id, processed_before=self._bars_processed)
                 continue
             entry_session = getattr(entry, "session_id", None)
             try:
@@ -629,8 +634,10 @@ class OrderBook:
         return session_id is None or self.ledger.session_id is None or session_id == self.ledger.session_id
 
     def _on_batch(self, e: ev.BatchProcessed, commit: bool, session_id: str | None) -> bool:
-        if commit and self._ledger_follows(session_id):
-            self.ledger.note(e.bar_ts, e.batch_seq, processed=True)
+        if commit:
+            self._bars_processed.add(e.bar_ts)
+            if self._ledger_follows(session_id):
+                self.ledger.note(e.bar_ts, e.batch_seq, processed=True)
         return True
 
 

@@ -286,3 +286,17 @@ def test_no_fill_takes_an_order_past_its_quantity():
     )
     assert book.get(cid).filled_qty == 200
     assert [str(reason) for _, reason in book.skipped] and "would fill 418 of 401" in book.skipped[0][1]
+
+
+def test_a_bar_an_earlier_session_processed_is_not_processed_by_a_new_one():
+    later = "20260302-b3j7x2mq"
+    events = [
+        ev.SessionStarted(session_id=SESSION, config_hash="c", venue_date=BAR.date()),
+        ev.BatchProcessed(bar_ts=BAR, batch_seq=bar_number(SESSION, BAR) or 0),
+        ev.SessionEnded(how="stopped"),
+        ev.SessionStarted(session_id=later, config_hash="c", venue_date=BAR.date()),
+    ]
+    book = OrderBook.from_replay(events, later)
+    assert book.ledger.session_id == later
+    assert book.ledger.is_processed(BAR), "a new session (a fresh built-in venue) would trade the bar again"
+    assert book.ledger.processed_count == 0 and book.ledger.last_processed is None
