@@ -330,3 +330,42 @@ class ReconcileCompleted(Event):
     unaccounted: list[str] = Field(default_factory=list)
     trigger: Literal["startup", "retry", "periodic", "reconnect", "in_flight", "kill switch", "flatten"] = "startup"
     counts: dict[str, int] = Field(default_factory=dict)
+
+
+# ---- the venue is the truth (disagreements resolved by an event) -------------------------
+
+
+class OrderVanished(Event):
+    """An order that was at the venue and that the venue no longer has: absent from
+    a complete open+closed listing and 404 by client_order_id (a venue restart, an
+    account reset). Final (VANISHED): it leaves every count."""
+
+    client_order_id: str
+    detail: str = ""
+
+
+class OrderRecovered(Event):
+    """An order of this engine (its client_order_id names a session of this journal)
+    found at the venue while the journal did not know it (a lost journal tail):
+    adopted as the engine's own, counted against the limits; its fills follow from
+    the venue's cumulative quantity. batch_seq: the batch its id names; a batch with
+    an order at the venue is not traded again (its SubmitSent and BatchProcessed
+    were written in one durable write before any request left)."""
+
+    order: Order
+    batch_seq: int | None = None
+    detail: str = ""
+
+    @property
+    def client_order_id(self) -> str:
+        return self.order.client_order_id
+
+
+class VenueMismatch(Event):
+    """The venue is not the one the journal traded with (another account, or a venue
+    that has none of the session's orders): the session fails closed."""
+
+    what: Literal["account", "orders"]
+    detail: str
+    journal_account: str = ""
+    venue_account: str = ""

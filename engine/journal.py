@@ -372,14 +372,13 @@ class Journal:
             try:
                 if durable:
                     conn.execute("PRAGMA synchronous=FULL")
-                    seq = conn.execute(_INSERT, row).lastrowid
+                    seq = _rowid(conn.execute(_INSERT, row))
                     conn.execute("PRAGMA synchronous=NORMAL")
                 else:
-                    seq = conn.execute(_INSERT, row).lastrowid
+                    seq = _rowid(conn.execute(_INSERT, row))
             except (sqlite3.Error, OSError) as exc:
                 raise self._fail(exc) from exc
-            assert seq is not None  # an INSERT always has a row id
-            return int(seq)
+            return seq
 
     def append_many(self, events: Sequence[ev.Event], durable: bool = False) -> list[int]:
         """Journal several events in one transaction (group commit): all or none,
@@ -413,9 +412,7 @@ class Journal:
                 for sql, params in statements:
                     conn.execute(sql, params)
                 for sid, e in pending:
-                    rowid = conn.execute(_INSERT, (_utcnow(), sid, e.type, e.payload())).lastrowid
-                    assert rowid is not None  # an INSERT always has a row id
-                    seqs.append(rowid)
+                    seqs.append(_rowid(conn.execute(_INSERT, (_utcnow(), sid, e.type, e.payload()))))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -448,7 +445,8 @@ class Journal:
     def replay(self, session_id: str | None = None, after_seq: int = 0) -> Iterator[JournalEntry]:
         """Every event in journal order (of one session, or all), decoded.
         Reads in pages, so a long journal is not loaded at once."""
-        where, params = "seq > ?", list[object]([after_seq])
+        where = "seq > ?"
+        params: list[object] = [after_seq]
         if session_id is not None:
             where += " AND session_id = ?"
             params.append(session_id)
@@ -468,6 +466,13 @@ class Journal:
     def last_seq(self) -> int:
         with self._lock:
             return int(self._read("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0])
+
+
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    """The sequence number of the row an INSERT just wrote."""
+    if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
+        raise sqlite3.OperationalError("the insert wrote no row")
+    return int(cursor.lastrowid)
 
 
 def _session_record(row: tuple) -> SessionRecord:

@@ -70,6 +70,7 @@ class OrderStatus(str, Enum):
     DENIED = "denied"
     SUBMITTING = "submitting"
     UNKNOWN = "unknown"  # submit sent, outcome not known: resolved by lookup, never by resending
+    VANISHED = "vanished"  # was at the venue; the venue no longer has it (listing and lookup): final
     # Alpaca
     PENDING_NEW = "pending_new"
     ACCEPTED = "accepted"
@@ -114,6 +115,7 @@ LOCAL_STATUSES = frozenset(
         OrderStatus.DENIED,
         OrderStatus.SUBMITTING,
         OrderStatus.UNKNOWN,
+        OrderStatus.VANISHED,
     }
 )
 
@@ -126,6 +128,7 @@ FINAL_STATUSES = frozenset(
         OrderStatus.REPLACED,
         OrderStatus.REJECTED,
         OrderStatus.DONE_FOR_DAY,
+        OrderStatus.VANISHED,
     }
 )
 
@@ -159,7 +162,10 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     # An unknown outcome is resolved by lookup: found (any venue status) or
     # confirmed absent (REJECTED locally recorded as "never reached the venue").
     S.UNKNOWN: frozenset(_VENUE_NEXT),
-    **{live: frozenset(_VENUE_NEXT - {live}) for live in _LIVE},
+    # A live order the venue no longer has (absent from a complete listing and 404 by
+    # client_order_id) is VANISHED; should the venue show it again, it says what it is.
+    **{live: frozenset((_VENUE_NEXT - {live}) | {S.VANISHED}) for live in _LIVE},
+    S.VANISHED: frozenset(_VENUE_NEXT),
     # Late fills after a cancel or an expiry happen at real venues: allowed on purpose.
     S.CANCELED: frozenset({S.PARTIALLY_FILLED, S.FILLED}),
     S.EXPIRED: frozenset({S.PARTIALLY_FILLED, S.FILLED}),

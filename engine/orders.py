@@ -19,9 +19,10 @@ import base64
 import hashlib
 import heapq
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from engine import events as ev
 from engine.errors import ExecdeskError
@@ -68,17 +69,15 @@ def _symbol_part(symbol: str) -> str:
     symbols stay distinct ("BRK.B" -> "BRK_2EB"). A symbol too long for the
     budget becomes "__" + a hash of it (no escaped symbol starts that way)."""
     out: list[str] = []
-    escapable = True
     for ch in symbol:
         if _SYMBOL_SAFE.match(ch):
             out.append(ch)
         elif ord(ch) < 256:
             out.append(f"_{ord(ch):02X}")
-        else:
-            escapable = False
-            break
-    part = "".join(out) if escapable else ""
-    if not escapable or len(part) > _MAX_SYMBOL_PART:
+        else:  # beyond Latin-1: hashed
+            return "__" + _b32(hashlib.blake2b(symbol.encode(), digest_size=10).digest(), 12)
+    part = "".join(out)
+    if len(part) > _MAX_SYMBOL_PART:
         return "__" + _b32(hashlib.blake2b(symbol.encode(), digest_size=10).digest(), 12)
     return part
 
@@ -87,7 +86,10 @@ def make_client_order_id(session_id: str, bar_seq: int, symbol: str, seq: int) -
     """The client_order_id of the seq-th intent for symbol in batch bar_seq of a
     session: "xd-<session short>-<bar>-<symbol>-<seq>", e.g.
     "xd-260305k3j7x2mq-12-AAPL-0". Stable for the same inputs, only
-    [A-Za-z0-9_-], at most 48 characters; distinct inputs give distinct ids."""
+    [A-Za-z0-9_-], at most 48 characters; distinct inputs give distinct ids.
+    The batch number is the bar's (``bar_number``: seconds from the session's
+    date to the bar), so an id names its session and its bar even when the
+    journal has lost them (``parse_client_order_id``)."""
     if not symbol:
         raise ValueError("symbol must not be empty")
     if bar_seq < 0 or seq < 0:
@@ -96,6 +98,63 @@ def make_client_order_id(session_id: str, bar_seq: int, symbol: str, seq: int) -
     if len(coid) > CLIENT_ORDER_ID_MAX:
         raise ValueError(f"client_order_id {coid!r} is {len(coid)} characters, the limit is {CLIENT_ORDER_ID_MAX}")
     return coid
+
+
+_CLIENT_ORDER_ID_RE = re.compile(r"^xd-(\d{6}[a-z2-7]{8}|h[a-z2-7]{13})-(\d{1,12})-([A-Za-z0-9_]{1,16})-(\d{1,6})$")
+# the order's purpose by the range its seq number is in (core/common.py: SEQ_STOP, SEQ_FLATTEN)
+_SEQ_PURPOSES = ((7000, "flatten"), (5000, "stop_loss"), (0, "signal"))
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedClientOrderId:
+    """What an id made by make_client_order_id says: its session (short form), its
+    batch, its symbol (as written in the id) and its seq within the batch."""
+
+    session_short: str
+    bar_seq: int
+    symbol_part: str
+    seq: int
+
+    @property
+    def purpose(self) -> str:
+        return next(p for floor, p in _SEQ_PURPOSES if self.seq >= floor)
+
+
+def parse_client_order_id(client_order_id: str) -> ParsedClientOrderId | None:
+    """The parts of an id this engine made, or None for anybody else's id."""
+    m = _CLIENT_ORDER_ID_RE.match(client_order_id)
+    if m is None:
+        return None
+    return ParsedClientOrderId(m.group(1), int(m.group(2)), m.group(3), int(m.group(4)))
+
+
+def session_date(session_id: str | None) -> datetime | None:
+    """Midnight (UTC) of the date a journal-made session id carries, if it carries one."""
+    m = _SESSION_ID_RE.match(session_id or "")
+    if m is None:
+        return None
+    try:
+        return datetime.strptime(m.group(1) + m.group(2), "%Y%m%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def bar_number(session_id: str | None, bar_ts: datetime) -> int | None:
+    """The batch number of a bar in a session: whole seconds from the session's date
+    (midnight UTC) to the bar's time. Derived from the bar alone, so a batch keeps
+    its number (and its orders their ids) even if the journal lost it. None for a
+    session id without a date or a bar before it."""
+    anchor = session_date(session_id)
+    if anchor is None or bar_ts.tzinfo is None:
+        return None
+    seconds = int((bar_ts - anchor).total_seconds() // 1)
+    return seconds if seconds >= 0 else None
+
+
+def bar_of_number(session_id: str | None, bar_seq: int) -> datetime | None:
+    """The bar (to the second) a batch number names, if the session id has a date."""
+    anchor = session_date(session_id)
+    return anchor + timedelta(seconds=bar_seq) if anchor is not None else None
 
 
 # ---- errors -------------------------------------------------------------------------
@@ -121,45 +180,81 @@ class DuplicateOrder(OrderBookError):
 
 
 class BatchLedger:
-    """Which batches (bars) the current session has seen and processed. A batch
-    keeps the batch_seq it was first given (by an intent or BatchProcessed in
-    the journal), so after a crash the same batch yields the same
-    client_order_ids; a new batch gets the next number."""
+    """Which batches (bars) the current session has seen and processed. A batch's
+    number is its bar's (``bar_number``): the same bar always gets the same number,
+    so after a crash, or after the journal lost its tail, the same batch yields the
+    same client_order_ids. Two bars in the same second: the later one takes the next
+    free number. A batch known only from orders of it found at the venue
+    (``note_recovered``) counts as processed."""
 
-    def __init__(self, session_id: str | None = None):
+    def __init__(self, session_id: str | None = None, processed_before: set[datetime] | None = None):
         self.session_id = session_id
+        #: bars an earlier session of the journal processed: not acted on twice either
+        self._processed_before: set[datetime] = processed_before if processed_before is not None else set()
         self._seq_by_bar: dict[datetime, int] = {}
+        self._bar_by_seq: dict[int, datetime] = {}
         self._processed: set[datetime] = set()
+        self._processed_seqs: set[int] = set()
+        self._recovered: set[int] = set()  # processed batches whose bar the journal lost
         self._next = 0
 
-    def seq_for(self, bar_ts: datetime) -> int:
-        """The batch_seq of this bar: the one already used, or the next one."""
+    def _peek(self, bar_ts: datetime) -> int:
         seq = self._seq_by_bar.get(bar_ts)
-        if seq is None:
-            seq = self._next
-            self._seq_by_bar[bar_ts] = seq
-            self._next = seq + 1
+        if seq is not None:
+            return seq
+        preferred = bar_number(self.session_id, bar_ts)
+        seq = preferred if preferred is not None else self._next
+        while seq in self._bar_by_seq:
+            seq += 1
         return seq
 
+    def seq_for(self, bar_ts: datetime) -> int:
+        """The batch_seq of this bar: the one already used, or its own."""
+        seq = self._seq_by_bar.get(bar_ts)
+        if seq is None:
+            seq = self._peek(bar_ts)
+            self._register(bar_ts, seq)
+        return seq
+
+    def _register(self, bar_ts: datetime, seq: int) -> None:
+        self._seq_by_bar[bar_ts] = seq
+        self._bar_by_seq.setdefault(seq, bar_ts)
+        self._next = max(self._next, seq + 1)
+
     def is_processed(self, bar_ts: datetime) -> bool:
-        return bar_ts in self._processed
+        return (
+            bar_ts in self._processed or bar_ts in self._processed_before or self._peek(bar_ts) in self._processed_seqs
+        )
 
     @property
     def processed_count(self) -> int:
-        return len(self._processed)
+        return len(self._processed_seqs)
 
     @property
     def last_processed(self) -> datetime | None:
-        """The latest bar already processed, if any."""
-        return max(self._processed, default=None)
+        """The latest bar already processed, if any (to the second, for a recovered one)."""
+        bars = set(self._processed)
+        for seq in self._recovered:
+            bar = self._bar_by_seq.get(seq) or bar_of_number(self.session_id, seq)
+            if bar is not None:
+                bars.add(bar)
+        return max(bars, default=None)
 
     def note(self, bar_ts: datetime | None, batch_seq: int | None, processed: bool = False) -> None:
         if bar_ts is None or batch_seq is None:
             return
-        self._seq_by_bar.setdefault(bar_ts, batch_seq)
-        self._next = max(self._next, batch_seq + 1)
+        if bar_ts not in self._seq_by_bar:
+            self._register(bar_ts, batch_seq)
         if processed:
             self._processed.add(bar_ts)
+            self._processed_seqs.add(batch_seq)
+
+    def note_recovered(self, batch_seq: int) -> None:
+        """Orders of batch batch_seq are at the venue: the batch was processed."""
+        if batch_seq not in self._processed_seqs:
+            self._recovered.add(batch_seq)
+            self._processed_seqs.add(batch_seq)
+        self._next = max(self._next, batch_seq + 1)
 
 
 # ---- the book -------------------------------------------------------------------------------
@@ -187,7 +282,8 @@ class OrderBook:
         self._executions: set[str] = set()
         self._approvals: dict[str, _Approval] = {}
         self._approval_heap: list[tuple[datetime, str]] = []
-        self.ledger = BatchLedger()
+        self._bars_processed: set[datetime] = set()  # by any session of the journal
+        self.ledger = BatchLedger(processed_before=self._bars_processed)
 
     def __repr__(self) -> str:
         return (
@@ -297,7 +393,7 @@ class OrderBook:
             if isinstance(event, ev.SessionStarted):
                 if session_id is None or event.session_id == session_id:
                     if self.ledger.session_id != event.session_id:
-                        self.ledger = BatchLedger(event.session_id)
+                        self.ledger = BatchLedger(event.session_id, processed_before=self._bars_processed)
                 continue
             entry_session = getattr(entry, "session_id", None)
             try:
@@ -319,7 +415,7 @@ class OrderBook:
         return order
 
     def _apply(self, event: object, *, commit: bool, session_id: str | None = None) -> bool:
-        handler = _HANDLERS.get(type(event))  # type: ignore[call-overload]  # any object: None when no handler
+        handler = _HANDLERS.get(type(event))
         if handler is None:
             return False
         return handler(self, event, commit, session_id)
@@ -387,6 +483,27 @@ class OrderBook:
             self._add_order(e.order.model_copy(update={"external": True}), commit)
         elif e.order.client_order_id in self.orders:
             raise DuplicateOrder(e.order.client_order_id)
+        return True
+
+    def _on_recovered(self, e: ev.OrderRecovered, commit: bool, session_id: str | None) -> bool:
+        if e.order.external:
+            raise OrderBookError(f"OrderRecovered: {e.order.client_order_id} is marked external")
+        self._add_order(e.order, commit)
+        if commit and e.batch_seq is not None and self._ledger_follows(session_id):
+            parsed = parse_client_order_id(e.order.client_order_id)
+            if (
+                parsed is not None
+                and self.ledger.session_id is not None
+                and parsed.session_short == session_short(self.ledger.session_id)
+            ):
+                self.ledger.note_recovered(e.batch_seq)
+        return True
+
+    def _on_vanished(self, e: ev.OrderVanished, commit: bool, session_id: str | None) -> bool:
+        order = self._transition(e.client_order_id, S.VANISHED, "OrderVanished")
+        if commit:
+            order.denial_detail = e.detail or "the venue no longer has it"
+            self._set_status(order, S.VANISHED)
         return True
 
     def _transition(self, coid: str, new: OrderStatus, what: str) -> Order:
@@ -492,6 +609,12 @@ class OrderBook:
                 f"{order.client_order_id} ({order.side.value} {order.symbol})"
             )
         new_filled = order.filled_qty + fill.qty
+        if fill.qty <= 0 or new_filled > order.qty:
+            # no venue fills an order past its quantity: a fill that would is counted twice
+            raise OrderBookError(
+                f"fill {fill.execution_id}: {fill.qty} more of {order.client_order_id} would fill "
+                f"{new_filled} of {order.qty}"
+            )
         if e.status is not None:
             new_status = e.status
         elif new_filled >= order.qty:
@@ -511,12 +634,14 @@ class OrderBook:
         return session_id is None or self.ledger.session_id is None or session_id == self.ledger.session_id
 
     def _on_batch(self, e: ev.BatchProcessed, commit: bool, session_id: str | None) -> bool:
-        if commit and self._ledger_follows(session_id):
-            self.ledger.note(e.bar_ts, e.batch_seq, processed=True)
+        if commit:
+            self._bars_processed.add(e.bar_ts)
+            if self._ledger_follows(session_id):
+                self.ledger.note(e.bar_ts, e.batch_seq, processed=True)
         return True
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[[OrderBook, Any, bool, str | None], bool]] = {
     ev.IntentCreated: OrderBook._on_intent_created,
     ev.OrderExternal: OrderBook._on_external,
     ev.IntentDenied: OrderBook._on_denied,
@@ -532,4 +657,6 @@ _HANDLERS = {
     ev.OrderStatusChanged: OrderBook._on_status,
     ev.FillApplied: OrderBook._on_fill,
     ev.BatchProcessed: OrderBook._on_batch,
+    ev.OrderRecovered: OrderBook._on_recovered,
+    ev.OrderVanished: OrderBook._on_vanished,
 }

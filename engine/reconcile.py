@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from engine.broker.base import VenueOrder
 from engine.model import Order, OrderStatus
+from engine.orders import bar_of_number, parse_client_order_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +28,43 @@ class FillCatchUp:
     execution_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """An order of ours at the venue that the journal does not know (a lost tail):
+    the order to adopt and the batch its id names."""
+
+    order: Order
+    batch_seq: int
+    session_id: str
+
+
 @dataclass
 class ReconcilePlan:
     status_changes: list[tuple[str, VenueOrder]] = field(default_factory=list)
     fills: list[FillCatchUp] = field(default_factory=list)
     external: list[VenueOrder] = field(default_factory=list)
+    recovered: list[Recovery] = field(default_factory=list)
     to_lookup: list[str] = field(default_factory=list)  # in flight / unknown: ask by client id
     unaccounted: list[str] = field(default_factory=list)
+    #: the venue's one picture of each order (the most advanced, when a pass saw two)
+    venue: dict[str, VenueOrder] = field(default_factory=dict)
+
+
+def _advance(v: VenueOrder) -> tuple:
+    return (v.filled_qty, v.status.is_final, v.updated_at or v.created_at)
+
+
+def latest_pictures(venue_orders: Iterable[VenueOrder]) -> list[VenueOrder]:
+    """One picture per venue order: the most advanced one (largest cumulative fill,
+    then final over open, then the latest update). One pass lists open orders, then
+    closed ones; an order that moved between the two requests is in both, and must
+    not count twice. Order of first appearance is kept."""
+    best: dict[str, VenueOrder] = {}
+    for v in venue_orders:
+        seen = best.get(v.id)
+        if seen is None or _advance(v) > _advance(seen):
+            best[v.id] = v
+    return list(best.values())
 
 
 def catch_up_fill(order: Order, venue: VenueOrder) -> FillCatchUp | None:
@@ -54,31 +85,70 @@ def catch_up_fill(order: Order, venue: VenueOrder) -> FillCatchUp | None:
     )
 
 
+def recovered_order(venue: VenueOrder, session_id: str, bar_seq: int) -> Order:
+    """The engine's own order rebuilt from the venue's picture of it: what the venue
+    knows (symbol, side, quantity, type, price, venue id), at NEW with nothing filled
+    yet (the catch-up fill and the venue's status follow as events of their own), and
+    the bar and purpose its id names."""
+    parsed = parse_client_order_id(venue.client_order_id)
+    purpose = parsed.purpose if parsed is not None else "signal"
+    return Order(
+        client_order_id=venue.client_order_id,
+        symbol=venue.symbol,
+        side=venue.side,
+        qty=venue.qty if venue.qty is not None else venue.filled_qty,
+        order_type=venue.order_type,
+        time_in_force=venue.time_in_force,
+        limit_price=venue.limit_price,
+        status=OrderStatus.NEW,
+        venue_order_id=venue.id,
+        bar_ts=bar_of_number(session_id, bar_seq) if purpose == "signal" else None,
+        reduce_only=purpose != "signal",
+        reason=purpose,
+        created_at=venue.created_at,
+        submitted_at=venue.submitted_at,
+    )
+
+
 def plan_reconciliation(
     orders: Mapping[str, Order],
     working: Iterable[Order],
     venue_orders: Iterable[VenueOrder],
     known_external: Mapping[str, object] | None = None,
+    own_sessions: Mapping[str, str] | None = None,
 ) -> ReconcilePlan:
     """Match venue orders to engine orders by client_order_id.
 
+    - each venue order is taken once, at its most advanced picture (latest_pictures);
     - an engine order whose venue status or cumulative fill differs -> status change
-      and/or a catch-up fill;
-    - a venue order the engine did not create -> external (shown, never adopted);
+      and/or a catch-up fill up to the venue's cumulative quantity;
+    - a venue order the engine did not create -> external (shown, never adopted),
+      unless its client_order_id names a session of this journal (own_sessions:
+      session short -> session id): then it is ours and the journal lost it -> recovered;
     - an engine order in flight (submitting/unknown) or working that the venue list
       does not show -> looked up by client_order_id; the caller decides what a
-      failed lookup means (at start-up: unaccounted, fail closed).
+      failed lookup means (in flight: never reached the venue; working: vanished;
+      at start-up a failed lookup is unaccounted, fail closed).
     """
     plan = ReconcilePlan()
     known_external = known_external or {}
+    own_sessions = own_sessions or {}
     seen: set[str] = set()
-    for venue in venue_orders:
+    for venue in latest_pictures(venue_orders):
         seen.add(venue.client_order_id)
         order = orders.get(venue.client_order_id)
         if order is None:
-            if venue.id not in known_external:
+            parsed = parse_client_order_id(venue.client_order_id)
+            session_id = own_sessions.get(parsed.session_short) if parsed is not None else None
+            if parsed is not None and session_id is not None:
+                plan.recovered.append(
+                    Recovery(recovered_order(venue, session_id, parsed.bar_seq), parsed.bar_seq, session_id)
+                )
+                plan.venue[venue.client_order_id] = venue
+            elif venue.id not in known_external:
                 plan.external.append(venue)
             continue
+        plan.venue[order.client_order_id] = venue
         catch_up = catch_up_fill(order, venue)
         if catch_up is not None:
             plan.fills.append(catch_up)

@@ -146,7 +146,9 @@ class Intents:
             if skip or e.auto_approve or self.mode(p.symbol) is RolloutMode.AUTO:
                 # counts as working for the checks of the next proposal
                 rec.release(cid)
-                e.submits.queue(e.book.get(cid))
+                booked = e.book.get(cid)
+                assert booked is not None  # recorded just above
+                e.submits.queue(booked)
             else:
                 expires = now + timedelta(seconds=e.settings.rollout.approval_timeout)
                 rec.record(ev.ApprovalRequested(client_order_id=cid, expires_at=expires))

@@ -27,6 +27,10 @@ class Lifecycle:
         venue = upd.order
         order = self.e.book.get(venue.client_order_id)
         if order is None or order.external:
+            if order is None and self.e.sync.is_own(venue.client_order_id):
+                # ours, but the journal does not know it (a lost tail): reconciliation adopts it
+                self.e.spawn(self.e.sync.reconcile("periodic"), "reconcile-recover")
+                return
             self.see_external(venue, "the trade stream")
             return
         if upd.event.is_fill and upd.execution_id and upd.qty and upd.price is not None:

@@ -84,6 +84,8 @@ class ReconcileRead:
     lookups: dict[str, VenueOrder | None]
     unaccounted: list[str]
     done: asyncio.Future
+    account: VenueAccount | None = None  # read at start-up and after reconnects: is it the journal's?
+    probed: tuple[str, ...] = ()  # the session's orders looked up: does the venue know the session?
 
 
 @dataclass(slots=True)

@@ -45,10 +45,12 @@ class Recorder:
         """Open (or continue) the journal's session and rebuild the book from it."""
         e = self.e
         venue_date = e.clock.now().astimezone(NY).date() if e.clock.anchored else None
-        info = e.journal.open_session(config_hash(e.settings), venue_date, new=e.new_session)
+        new = e.new_session or e.sync.venue_starts_empty()
+        info = e.journal.open_session(config_hash(e.settings), venue_date, new=new)
         e.session_id = info.session_id
         rec = recover(e.journal.replay(), info.session_id)
         e.book = rec.book
+        e.sync.journal_account = rec.account.account_number if rec.account is not None else ""
         if rec.trading_state is not None:
             e.state, e.state_cause = rec.trading_state, rec.trading_state_cause
             if e.state is not TradingState.ACTIVE:

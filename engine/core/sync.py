@@ -1,7 +1,13 @@
 """What the engine reads from the venue: clock, assets, account, positions (the
 venue is authoritative for them), quotes and bar history at start-up, connectivity,
 and reconciliation of orders (at start-up it fails closed). Reads run in tasks;
-their results are applied inside the engine task through typed messages."""
+their results are applied inside the engine task through typed messages.
+
+The venue is the truth (rule 12), and every disagreement ends in an event: an
+order the venue no longer has is VANISHED (OrderVanished), an order of ours the
+journal lost is adopted (OrderRecovered), fills follow the venue's cumulative
+quantity per order, and a venue that is not the journal's (another account, or
+none of the session's orders) fails the session closed (VenueMismatch)."""
 
 from __future__ import annotations
 
@@ -17,18 +23,25 @@ from engine.broker.base import (
     BrokerUnavailable,
     ConnectivityChanged,
     RateLimitChanged,
+    VenueAccount,
     VenueBar,
     VenueOrder,
     VenuePosition,
 )
 from engine.core import messages as msg
-from engine.core.common import EXTERNAL, replace
-from engine.model import OrderStatus, Position
-from engine.reconcile import plan_reconciliation
+from engine.core.common import EXTERNAL, q, replace
+from engine.model import Order, OrderStatus, Position, TradingState
+from engine.orders import parse_client_order_id, session_short
+from engine.reconcile import catch_up_fill, plan_reconciliation
 from engine.sizing import AssetFlags
 
 if TYPE_CHECKING:
     from engine.core.engine import Engine
+
+#: reconciliations that also ask who the venue is (account, the session's orders)
+IDENTITY_TRIGGERS = frozenset({"startup", "retry", "reconnect"})
+SESSION_PROBE = 3  # the session's newest orders looked up when the listing shows none of them
+NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 JOURNAL_NOT_READY = "the journal cannot be written"  # as Recorder.broken says it
@@ -39,6 +52,31 @@ class VenueSync:
         self.e = engine
         self.reconcile_lock: asyncio.Lock | None = None
         self.fills_from_rest: asyncio.Task | None = None  # while the trade stream is down
+        self.journal_account = ""  # the account number the journal last recorded (set at open)
+        self.mismatch = ""  # why this venue is not the journal's: trading stays held
+        self.foreign = False  # the venue answers for another account than the journal's
+        self._own_sessions: dict[str, str] | None = None
+        self._session_listed = False  # the last pass listed some of this session's orders
+
+    def venue_starts_empty(self) -> bool:
+        """The built-in venue is made fresh in this process (no orders, no positions):
+        a session cannot continue on it, so every start on it is a new session."""
+        e = self.e
+        if e.venue_kind != "SIM" or e.journal.latest_session() is None:
+            return False
+        e.note("info", None, "the built-in venue starts empty: a new session (orders of earlier ones are settled)")
+        return True
+
+    def own_sessions(self) -> dict[str, str]:
+        """Session short -> session id, for every session of this journal: whose
+        client_order_ids are this engine's own."""
+        if self._own_sessions is None or session_short(self.e.session_id) not in self._own_sessions:
+            self._own_sessions = {session_short(r.session_id): r.session_id for r in self.e.journal.sessions()}
+        return self._own_sessions
+
+    def is_own(self, client_order_id: str) -> bool:
+        parsed = parse_client_order_id(client_order_id)
+        return parsed is not None and parsed.session_short in self.own_sessions()
 
     # ------------------------------------------------------------------ reads
 
@@ -78,25 +116,32 @@ class VenueSync:
 
     def on_account_read(self, item: msg.AccountRead) -> None:
         e, acct = self.e, item.account
+        if e.session_id and not self.account_is_the_journals(acct.account_number):
+            return  # another account's money is not this session's
         e.portfolio.set_account(acct.cash, acct.equity, acct.last_equity, acct.buying_power)
         e.account_number = acct.account_number
         if item.evaluate:
-            e.recorder.journal(
-                ev.AccountSnapshot(
-                    account_number=acct.account_number,
-                    status=acct.status,
-                    cash=acct.cash,
-                    equity=acct.equity,
-                    last_equity=acct.last_equity,
-                    buying_power=acct.buying_power,
-                    long_market_value=acct.long_market_value,
-                    short_market_value=acct.short_market_value,
-                    trading_blocked=acct.trading_blocked,
-                    shorting_enabled=acct.shorting_enabled,
-                )
-            )
+            self.journal_account_snapshot(acct)
             e.publisher.pl_history.append(float(e.portfolio.daily_pnl))
             e.halt.check_daily_loss()
+
+    def journal_account_snapshot(self, acct: VenueAccount) -> None:
+        self.e.recorder.journal(
+            ev.AccountSnapshot(
+                account_number=acct.account_number,
+                status=acct.status,
+                cash=acct.cash,
+                equity=acct.equity,
+                last_equity=acct.last_equity,
+                buying_power=acct.buying_power,
+                long_market_value=acct.long_market_value,
+                short_market_value=acct.short_market_value,
+                trading_blocked=acct.trading_blocked,
+                shorting_enabled=acct.shorting_enabled,
+            )
+        )
+        if acct.account_number:
+            self.journal_account = acct.account_number
 
     async def refresh_positions(self) -> None:
         e = self.e
@@ -108,6 +153,8 @@ class VenueSync:
         e.post(msg.PositionsRead(positions))
 
     def on_positions_read(self, item: msg.PositionsRead) -> None:
+        if self.foreign:
+            return  # another account's positions are not this session's
         self.apply_positions(item.positions)
 
     def apply_positions(self, positions: Sequence[VenuePosition]) -> None:
@@ -250,9 +297,56 @@ class VenueSync:
                     lookups[o.client_order_id] = await e.broker.lookup(o.client_order_id)
                 except BrokerUnavailable as exc:
                     unaccounted.append(f"{o.client_order_id}: lookup failed ({exc})")
+            account = None
+            probed: list[str] = []
+            if trigger in IDENTITY_TRIGGERS:
+                try:
+                    account = await e.broker.account()
+                except BrokerUnavailable as exc:
+                    unaccounted.append(f"account: read failed ({exc})")
+            were_listed = self._session_listed
+            candidates = self._session_probe(listed)
+            if trigger in IDENTITY_TRIGGERS or were_listed or any(self._of_session(cid) for cid in lookups):
+                # at start-up, after reconnects, and whenever the session's orders are
+                # suddenly all gone from the listing (a venue reset under a live stream)
+                probed = candidates
+                for cid in probed:
+                    if cid in lookups:
+                        continue
+                    try:
+                        lookups[cid] = await e.broker.lookup(cid)
+                    except BrokerUnavailable as exc:
+                        unaccounted.append(f"{cid}: lookup failed ({exc})")
             done = asyncio.get_running_loop().create_future()
-            e.post(msg.ReconcileRead(trigger, open_orders + recent, positions, lookups, unaccounted, done))
+            e.post(
+                msg.ReconcileRead(
+                    trigger, open_orders + recent, positions, lookups, unaccounted, done, account, tuple(probed)
+                )
+            )
             await done
+
+    def _session_probe(self, listed: set[str]) -> list[str]:
+        """When none of this session's orders that reached the venue is in its listing,
+        the newest few of them, to be looked up one by one: if the venue knows none of
+        them, it is not the venue this session traded with (a reset, a restart)."""
+        e = self.e
+        mine: list[Order] = []
+        for o in reversed(e.book.orders.values()):  # newest first: a listed one ends the search soon
+            if o.external or not o.venue_order_id or not self._of_session(o.client_order_id):
+                continue
+            if o.client_order_id in listed:
+                self._session_listed = True
+                return []
+            mine.append(o)
+        self._session_listed = False
+        mine.sort(key=lambda o: o.acked_at or o.submitted_at or o.created_at or NEVER, reverse=True)
+        return [o.client_order_id for o in mine[:SESSION_PROBE]]
+
+    def _of_session(self, client_order_id: str) -> bool:
+        parsed = parse_client_order_id(client_order_id)
+        return (
+            parsed is not None and bool(self.e.session_id) and parsed.session_short == session_short(self.e.session_id)
+        )
 
     async def _retry(self) -> None:
         await asyncio.sleep(2.0)
@@ -267,10 +361,52 @@ class VenueSync:
 
     def on_reconcile_read(self, item: msg.ReconcileRead) -> None:
         try:
-            self._apply(item.trigger, item.venue_orders, item.positions, item.lookups, item.unaccounted)
+            if self.foreign:
+                return  # another account: nothing of it is reconciled into this journal
+            if item.account is not None:
+                if not self.account_is_the_journals(item.account.account_number):
+                    return
+                self.journal_account_snapshot(item.account)
+            self._apply(item.trigger, item.venue_orders, item.positions, item.lookups, item.unaccounted, item.probed)
         finally:
             if not item.done.done():
                 item.done.set_result(None)
+
+    def account_is_the_journals(self, number: str) -> bool:
+        """A venue that answers for another account than the one this journal traded
+        is not this session's venue: nothing of it is reconciled (its orders and
+        positions are somebody else's) and the session fails closed. The account is
+        journaled at every start-up and reconnect (and every risk check)."""
+        if number and self.journal_account and number != self.journal_account:
+            self.foreign = True
+            self.fail_closed(
+                "account",
+                f"the venue answers for account {number}, the journal traded account {self.journal_account}: "
+                "trading held (one journal per account: use another journal for another account)",
+                journal_account=self.journal_account,
+                venue_account=number,
+            )
+            return False
+        return True
+
+    def fail_closed(self, what: str, detail: str, journal_account: str = "", venue_account: str = "") -> None:
+        """This venue is not the journal's: HALTED, not trading-ready, said once, journaled.
+        Nothing is cancelled (the orders there may be somebody else's); it stays so for
+        the life of the process."""
+        e = self.e
+        e.connectivity = replace(e.connectivity, reconciling=False)
+        e.trading_ready = False
+        e.not_ready_reason = detail
+        if self.mismatch == detail:
+            return
+        self.mismatch = detail
+        e.recorder.journal(
+            ev.VenueMismatch(what=what, detail=detail, journal_account=journal_account, venue_account=venue_account),
+            durable=True,
+        )
+        e.note("error", None, f"VENUE MISMATCH: {detail}")
+        if e.state is not TradingState.HALTED:
+            e.halt.set_state(TradingState.HALTED, f"venue mismatch: {detail}")
 
     def _apply(
         self,
@@ -279,14 +415,21 @@ class VenueSync:
         positions: Sequence[VenuePosition],
         lookups: dict[str, VenueOrder | None],
         unaccounted: list[str],
+        probed: Sequence[str] = (),
     ) -> None:
         e = self.e
-        plan = plan_reconciliation(e.book.orders, e.open_orders(), venue_orders, e.external)
+        plan = plan_reconciliation(e.book.orders, e.open_orders(), venue_orders, e.external, self.own_sessions())
         now = e.clock.now()
+        for rec in plan.recovered:
+            self._adopt(rec.order, rec.batch_seq, plan.venue[rec.order.client_order_id], trigger)
         for fill in plan.fills:
             order = e.book.get(fill.client_order_id)
-            if order is not None:
-                e.lifecycle.apply_fill(order, fill.execution_id, fill.qty, fill.price, now, source="reconcile")
+            venue = plan.venue.get(fill.client_order_id)
+            # derived now from the venue's cumulative quantity, not from the plan's
+            # snapshot of the book: nothing can push an order past what the venue says
+            catch = catch_up_fill(order, venue) if order is not None and venue is not None else None
+            if order is not None and catch is not None:
+                e.lifecycle.apply_fill(order, catch.execution_id, catch.qty, catch.price, now, source="reconcile")
         for cid, venue in plan.status_changes:
             e.lifecycle.apply_venue_status(cid, venue, source="reconcile")
         for venue in plan.external:
@@ -295,6 +438,7 @@ class VenueSync:
         for vid in [vid for vid in e.external if vid not in open_ids]:
             e.external.pop(vid, None)
             e.publisher.dirty_orders.add(EXTERNAL)
+        vanished = 0
         for cid, found in lookups.items():
             order = e.book.get(cid)
             if found is None and order is not None and order.status in (OrderStatus.SUBMITTING, OrderStatus.UNKNOWN):
@@ -302,19 +446,31 @@ class VenueSync:
                 # one sent just before a crash) may still land — ask again, with patience
                 e.spawn(e.submits.resolve_unknown(cid), "resolve-reconcile")
                 continue
+            if found is None and order is not None and not order.status.is_final and not order.status.is_local:
+                vanished += self._vanish(order, trigger)
+                continue
             e.submits.on_resolved(msg.Resolved(cid, found))
+        if probed and all(lookups.get(cid) is None and cid in lookups for cid in probed):
+            self.fail_closed(
+                "orders",
+                f"the venue has none of this session's orders (looked up {len(probed)}, e.g. {probed[0]}: not found): "
+                "it was reset or restarted, or is another venue — trading held; "
+                "their open orders are settled as vanished",
+            )
         self.apply_positions(positions)
         e.recorder.journal(
             ev.ReconcileCompleted(
-                ok=not unaccounted,
-                unaccounted=unaccounted,
+                ok=not unaccounted and not self.mismatch,
+                unaccounted=unaccounted + ([self.mismatch] if self.mismatch else []),
                 trigger=trigger,
                 counts={
-                    "venue_orders": len(venue_orders),
+                    "venue_orders": len(plan.venue) + len(plan.external),
                     "fills": len(plan.fills),
                     "status_changes": len(plan.status_changes),
                     "external": len(e.external),
                     "looked_up": len(lookups),
+                    "recovered": len(plan.recovered),
+                    "vanished": vanished,
                 },
             )
         )
@@ -325,6 +481,9 @@ class VenueSync:
             e.trading_ready, e.not_ready_reason = False, JOURNAL_NOT_READY
             if not said:
                 e.note("error", None, f"reconciliation ({trigger}): {JOURNAL_NOT_READY} — trading stays HALTED")
+        elif self.mismatch:
+            e.trading_ready = False
+            e.not_ready_reason = self.mismatch
         elif unaccounted:
             e.trading_ready = False
             e.not_ready_reason = f"{len(unaccounted)} order(s) unaccounted for: " + "; ".join(unaccounted[:3])
@@ -335,16 +494,64 @@ class VenueSync:
                 e.note(
                     "info",
                     None,
-                    f"reconciliation ({trigger}): {len(venue_orders)} venue order(s), "
-                    f"{len(e.external)} external, {len(plan.fills)} missed fill(s) applied — trading ready",
+                    f"reconciliation ({trigger}): {len(plan.venue) + len(plan.external)} venue order(s), "
+                    f"{len(e.external)} external, {len(plan.fills)} missed fill(s) applied"
+                    + (f", {len(plan.recovered)} recovered" if plan.recovered else "")
+                    + (f", {vanished} vanished" if vanished else "")
+                    + " — trading ready",
                 )
-            elif plan.fills or plan.status_changes:
+            elif plan.fills or plan.status_changes or plan.recovered or vanished:
                 e.note(
                     "info",
                     None,
                     f"reconciliation ({trigger}): {len(plan.fills)} missed fill(s), "
-                    f"{len(plan.status_changes)} status change(s) applied",
+                    f"{len(plan.status_changes)} status change(s), {len(plan.recovered)} recovered, "
+                    f"{vanished} vanished",
                 )
             e.trading_ready = True
             e.not_ready_reason = ""
         e.halt.check_kill_progress()
+
+    def _adopt(self, order: Order, batch_seq: int, venue: VenueOrder, trigger: str) -> None:
+        """An order of ours the journal lost: journaled as recovered (it counts as the
+        engine's own from now on), then brought to the venue's fill and status."""
+        e = self.e
+        if not e.recorder.record(
+            ev.OrderRecovered(
+                order=order, batch_seq=batch_seq, detail=f"at the venue, unknown to the journal ({trigger})"
+            )
+        ):
+            return
+        if e.external.pop(venue.id, None) is not None:
+            e.publisher.dirty_orders.add(EXTERNAL)
+        e.note(
+            "order",
+            order.symbol,
+            f"RECOVERED {order.side.value} {q(order.qty)} {order.symbol} ({venue.status.value}, "
+            f"{order.client_order_id}): ours, unknown to the journal — adopted, counted against the limits",
+        )
+        adopted = e.book.get(order.client_order_id)
+        if adopted is None:
+            return
+        catch = catch_up_fill(adopted, venue)
+        if catch is not None:
+            e.lifecycle.apply_fill(
+                adopted, catch.execution_id, catch.qty, catch.price, e.clock.now(), source="recovered"
+            )
+        e.lifecycle.apply_venue_status(adopted.client_order_id, venue, source="reconcile")
+
+    def _vanish(self, order: Order, trigger: str) -> int:
+        """A working order the venue says it does not have (not in its complete open and
+        closed listing, 404 by client_order_id): VANISHED, out of every count."""
+        e = self.e
+        detail = f"not in the venue's open or closed orders and not found by client_order_id ({trigger})"
+        if not e.recorder.record(ev.OrderVanished(client_order_id=order.client_order_id, detail=detail)):
+            return 0
+        e.lifecycle.after_status(order)
+        e.note(
+            "order",
+            order.symbol,
+            f"VANISHED {order.side.value} {q(order.qty)} {order.symbol} ({order.client_order_id}, "
+            f"filled {q(order.filled_qty)}): the venue no longer has it — out of every count",
+        )
+        return 1

@@ -589,6 +589,7 @@ class _SessionReader:
         ev.UnknownEvent: _unknown,
         ev.IntentCreated: _order,
         ev.OrderExternal: _order,
+        ev.OrderRecovered: _order,
         ev.SessionStarted: _started,
         ev.SessionEnded: _ended,
         ev.ApprovalRequested: _approval_requested,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -321,6 +322,18 @@ class DrillRoutes(StreamRoutes):
             raise bad_request("request body format is invalid")
         return json_response(self.set_asset(body))
 
-    async def drill_reset(self, request: web.Request) -> web.Response:
+    def reset_account(self, new_account: bool = False) -> dict:
+        """Forget orders, positions and cash; ``new_account``: and answer for a new
+        account from now on (another id and account number), as a paper-account reset
+        at Alpaca does."""
+        if new_account:
+            self.exchange.account_id = str(uuid.uuid4())
+            self.exchange.account_number = "PA" + str(uuid.UUID(self.exchange.account_id).int % 10**10).zfill(10)
         self.exchange.reset()
-        return json_response(self.state()["venue"])
+        return {**self.state()["venue"], "account_number": self.exchange.account_number}
+
+    async def drill_reset(self, request: web.Request) -> web.Response:
+        body = await json_body(request) if request.can_read_body else {}
+        if not isinstance(body, dict) or not isinstance(body.get("new_account", False), bool):
+            raise bad_request('request body format is invalid: {"new_account": true|false} or nothing')
+        return json_response(self.reset_account(body.get("new_account", False)))

@@ -19,7 +19,16 @@ from tests.console.deskkit import SESSION_ID, Desk
 def pinned_session_id(monkeypatch: pytest.MonkeyPatch) -> str:
     import engine.journal
 
-    monkeypatch.setattr(engine.journal, "_new_session_id", lambda venue_date: SESSION_ID)
+    # the first session of the journal is pinned; a later one (every restart on the
+    # built-in venue is a new session) gets a fresh id, as the journal requires
+    real = engine.journal._new_session_id
+    made: list[str] = []
+
+    def session_id(venue_date):
+        made.append(SESSION_ID if not made else real(venue_date))
+        return made[-1]
+
+    monkeypatch.setattr(engine.journal, "_new_session_id", session_id)
     return SESSION_ID
 
 

@@ -34,8 +34,11 @@ def _env() -> dict[str, str]:
 class SimProcess:
     """`execdesk sim` in its own process (tests.support.VenueProcess); its drill API over HTTP."""
 
-    def __init__(self, workdir: Path, *, seed: int = 5, partial_fill_prob: float = 0.2):
-        self.log_path = workdir / "sim.log"
+    def __init__(
+        self, workdir: Path, *, seed: int = 5, partial_fill_prob: float = 0.2, port: int = 0, name: str = "sim"
+    ):
+        """port: a fixed one (a venue restarted where the engine expects it), else any free one."""
+        self.log_path = workdir / f"{name}.log"
         self.process = VenueProcess(
             KEY,
             SECRET,
@@ -47,6 +50,7 @@ class SimProcess:
             START_AT,
             "--partial-fill-prob",
             str(partial_fill_prob),
+            *(("--port", str(port)) if port else ()),
             log=self.log_path,
             entry=("engine.cli", "sim"),
         )
@@ -61,6 +65,16 @@ class SimProcess:
 
     def clear_faults(self) -> dict:
         return self.faults(reset=True)
+
+    def drill(self, path: str, body: dict | None = None) -> dict:
+        """POST /sim/v1/<path> (shock, reset, ...) with a JSON body."""
+        r = requests.post(f"{self.url}/sim/v1/{path}", json=body or {}, headers=HEADERS, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].split("/")[0])
 
     def state(self) -> dict:
         r = requests.get(self.url + "/sim/v1/state", headers=HEADERS, timeout=10)

@@ -274,7 +274,8 @@ def compare(
     c.venue_orders = venue_orders(trading)
     c.positions = venue_positions(trading)
 
-    sent = {e.client_order_id for e in c.events if isinstance(e, ev.SubmitSent)}
+    # sent: by this journal's SubmitSent, or found at the venue and adopted (OrderRecovered)
+    sent = {e.client_order_id for e in c.events if isinstance(e, ev.SubmitSent | ev.OrderRecovered)}
     by_cid = Counter(o["client_order_id"] for o in c.venue_orders)
     for cid, n in by_cid.items():
         if n > 1:
@@ -336,8 +337,11 @@ def compare(
     for cid in sent - at_venue:
         j = c.journal_orders.get(cid)
         status = j["status"] if j else "?"
-        if status != "rejected":
-            p.append(f"journal order {cid} was sent, is not at the venue, and is {status} (not settled as rejected)")
+        if status not in ("rejected", "vanished"):
+            p.append(
+                f"journal order {cid} was sent, is not at the venue, and is {status} "
+                "(not settled as rejected or vanished)"
+            )
         if fills_by_cid.get(cid):
             p.append(f"journal order {cid} has fills but no venue order")
 

@@ -15,7 +15,7 @@ from engine import events as ev
 from engine.config import SymbolOverride
 from engine.journal import Journal, recover
 from engine.model import DenialReason, InvalidStateTransition, OrderStatus, RolloutMode, TradingState
-from engine.orders import OrderBook, OrderBookError, make_client_order_id
+from engine.orders import OrderBook, OrderBookError, bar_number, make_client_order_id
 from tests.engine.journal.journal_builders import at, book_state, external, fill, process_batch
 
 S = OrderStatus
@@ -109,10 +109,13 @@ def test_given_a_crash_mid_batch_when_restarted_then_the_batch_keeps_its_ids_and
 
         assert process_batch(j, book, at(0), ["AAPL", "MSFT", "NVDA"]) == [], "bar 0 was processed"
         finished = process_batch(j, book, at(60), ["AAPL", "MSFT", "NVDA", "AMZN"])
-        assert finished == [make_client_order_id(crashed_session, 1, s, 0) for s in ("NVDA", "AMZN")]
-        assert {make_client_order_id(crashed_session, 1, s, 0) for s in ("AAPL", "MSFT")} <= before
+        # a batch's number is its bar's (seconds from the session's date): the same after the crash
+        bar1, bar2 = bar_number(crashed_session, at(60)), bar_number(crashed_session, at(120))
+        assert bar1 is not None and bar2 == bar1 + 60
+        assert finished == [make_client_order_id(crashed_session, bar1, s, 0) for s in ("NVDA", "AMZN")]
+        assert {make_client_order_id(crashed_session, bar1, s, 0) for s in ("AAPL", "MSFT")} <= before
         new_bar = process_batch(j, book, at(120), ["AAPL"])
-        assert new_bar == [make_client_order_id(crashed_session, 2, "AAPL", 0)]
+        assert new_bar == [make_client_order_id(crashed_session, bar2, "AAPL", 0)]
 
         intents = [e.event.client_order_id for e in j.replay() if isinstance(e.event, ev.IntentCreated)]
         assert len(intents) == len(set(intents)) == 8, "no intent journaled twice"
