@@ -166,6 +166,18 @@ class Intents:
         )
         return e.risk.check(e.portfolio, p, ctx)
 
+    def current_verdicts(self) -> dict[str, Denial | None]:
+        """The verdict each waiting intent would get if approved now: the same
+        checks as at approval (against current overrides, positions, prices and the
+        trading state). Nothing is journaled: an intent is denied only when the
+        operator approves it (or it expires). Called by the publisher whenever
+        something changed since the last snapshot."""
+        now = self.e.clock.now()
+        return {
+            o.client_order_id: self.check(self._proposal_of(o), now, at_approval=True)
+            for o in self.e.book.awaiting_approval
+        }
+
     def deny(self, cid: str, p: ProposedOrder, denial: Denial, quiet: bool = False) -> None:
         e = self.e
         e.recorder.record(ev.IntentDenied(client_order_id=cid, reason=denial.reason, detail=denial.detail))

@@ -183,11 +183,19 @@ class Publisher:
         )
 
     def _intent_rows(self) -> dict[str, IntentRow]:
+        """The waiting intents with the verdict they would get now (re-checked at
+        every snapshot, which follows every change of overrides, positions, prices
+        or the trading state); a row is rebuilt only when its verdict changed."""
         rows: dict[str, IntentRow] = {}
         cache = self._rows_intents
+        verdicts = self.e.intents.current_verdicts()
         for o in self.e.book.awaiting_approval:
+            denial = verdicts.get(o.client_order_id)
+            verdict, detail = (
+                ("ok", "passed the pre-trade checks") if denial is None else (denial.reason.value, denial.detail)
+            )
             old = cache.get(o.client_order_id)
-            if old is not None:
+            if old is not None and old.verdict == verdict and old.verdict_detail == detail:
                 rows[o.client_order_id] = old
                 continue
             price = o.limit_price or o.decision_price or Decimal(0)
@@ -199,8 +207,8 @@ class Publisher:
                 limit_price=o.limit_price,
                 notional=(price * o.qty).quantize(_CENT),
                 signal=o.signal,
-                verdict="ok",
-                verdict_detail="passed the pre-trade checks",
+                verdict=verdict,
+                verdict_detail=detail,
                 expires_at=o.expires_at,
                 reason=o.reason or "signal",
             )
