@@ -13,6 +13,7 @@ from textual.keys import _character_to_key
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
+from console import format as fmt
 from console import keys
 from console.screens.confirm import ConfirmScreen
 from console.screens.override import OverrideScreen
@@ -51,6 +52,7 @@ class MainScreen(Screen[None]):
         return cast("ExecDeskApp", self.app)
 
     def compose(self) -> ComposeResult:
+        fmt.set_display_zone(self.desk.settings.console.timezone)  # before any time is written
         yield StatusBar(clock_in_view=self.desk.clock_in_view)
         yield Banner(id="banner")
         with Horizontal(id="desk"):
