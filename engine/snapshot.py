@@ -126,6 +126,7 @@ class OverrideRow:
     max_position_pct: float | None
     size_multiplier: float | None
     side: str | None
+    changed_at: datetime | None = None  # venue time of the last run-time change this session (None: configured)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,7 @@ class Publisher:
                 o.max_position_pct,
                 o.size_multiplier,
                 o.side.value if o.side else None,
+                e.intents.override_changed.get(s),
             )
             for s, o in e.overrides.items()
         }
