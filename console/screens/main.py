@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from textual import events, on
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.keys import _character_to_key
@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer
 from console import format as fmt
 from console import keys
 from console.screens.confirm import ConfirmScreen
+from console.screens.drill import DrillScreen
 from console.screens.override import OverrideScreen
 from console.widgets.event_log import EventLog
 from console.widgets.risk_panel import RiskPanel
@@ -26,6 +27,7 @@ from engine.commands import (
     ApproveIntent,
     CancelOrder,
     Flatten,
+    QueryHistory,
     RejectIntent,
     Resume,
     SetOverride,
@@ -308,6 +310,26 @@ class MainScreen(Screen[None]):
             event.stop()
             event.prevent_default()
             self._allowed(action)
+
+    # -- drill-down: Enter on a row --------------------------------------------------
+
+    @on(DataTable.RowSelected)
+    def _drill_down(self, event: DataTable.RowSelected) -> None:
+        """Enter on an intent, an order or a position: its history from the journal."""
+        key = event.row_key.value
+        table = event.data_table
+        if not key or not isinstance(table, (ApprovalQueue, WorkingOrders, Positions)):
+            return
+        what = {ApprovalQueue: "intent", WorkingOrders: "order", Positions: "position"}[type(table)]
+        if key.startswith("ext:"):
+            self.desk.say(f"{key}: an order this engine did not create has no history in its journal", warning=True)
+            return
+        self.open_history(what, key)
+
+    @work(group="history", exclusive=True, exit_on_error=False)
+    async def open_history(self, what: str, key: str) -> None:
+        result = await self.desk.handle.execute(QueryHistory(key))
+        self.app.push_screen(DrillScreen(what, key, result))
 
     # -- actions: each an engine command addressed by id --------------------------
 
