@@ -251,6 +251,7 @@ CONSOLE_BINDINGS: dict[str, str] = {
     "resume": "U",
     "filter": "slash",
     "rollout": "v",
+    "fills": "f",
     "help": "question_mark",
     "quit": "q",
 }

@@ -94,6 +94,21 @@ class PositionRow:
 
 
 @dataclass(frozen=True, slots=True)
+class FillRow:
+    """One execution of this session, with the P&L it realized (closing part of a
+    position at a price away from its average entry)."""
+
+    execution_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    qty: Decimal
+    price: Decimal
+    ts: datetime  # venue time of the execution
+    realized_pl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class LimitUsage:
     """One risk limit and how much of it is used: used / limit in [0, inf)."""
 
@@ -172,3 +187,6 @@ class EngineSnapshot:
     not_ready_reason: str = ""
     open_order_count: int = 0
     external_order_count: int = 0
+    fills: tuple[FillRow, ...] = ()  # this session's fills, oldest first (the latest 1,000)
+    realized_pl: Decimal = Decimal(0)  # realized by this session's fills
+    unrealized_pl: Decimal = Decimal(0)  # of the positions held, at their marks

@@ -447,6 +447,11 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(OverrideScreen(symbol, current), answered)
 
+    def action_fills(self) -> None:
+        from console.screens.fills import FillsScreen
+
+        self.app.push_screen(FillsScreen())
+
     def action_rollout(self) -> None:
         from console.screens.rollout import RolloutScreen
 

@@ -11,8 +11,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from engine.core.common import EXTERNAL
-from engine.model import OrderStatus
-from engine.snapshot import EngineSnapshot, EventRow, IntentRow, OrderRow, OverrideRow, PositionRow
+from engine.model import Fill, OrderStatus
+from engine.snapshot import EngineSnapshot, EventRow, FillRow, IntentRow, OrderRow, OverrideRow, PositionRow
 
 if TYPE_CHECKING:
     from engine.core.engine import Engine
@@ -35,6 +35,26 @@ class Publisher:
         self._rows_intents: dict[str, IntentRow] = {}
         self._rows_positions: dict[str, PositionRow] = {}
         self._rows_complete = False  # the rows were built from the whole book at least once
+        self._fills: deque[FillRow] = deque(maxlen=1000)
+        self._fills_shown: tuple[FillRow, ...] = ()
+        self.realized_pl = Decimal(0)
+
+    def fill_applied(self, fill: Fill, realized: Decimal) -> None:
+        """A fill reached the portfolio (live or replayed from the journal)."""
+        self.realized_pl += realized
+        self._fills.append(
+            FillRow(
+                execution_id=fill.execution_id,
+                client_order_id=fill.client_order_id,
+                symbol=fill.symbol,
+                side=fill.side.value,
+                qty=fill.qty,
+                price=fill.price,
+                ts=fill.ts,
+                realized_pl=realized.quantize(_CENT),
+            )
+        )
+        self._fills_shown = ()  # rebuilt at the next snapshot
 
     # -------------------------------------------------------------- event log
 
@@ -112,7 +132,16 @@ class Publisher:
             not_ready_reason=e.not_ready_reason,
             open_order_count=sum(1 for r in orders.values() if not r.external),
             external_order_count=len(e.external),
+            fills=self._fill_rows(),
+            realized_pl=self.realized_pl.quantize(_CENT),
+            unrealized_pl=sum((pr.unrealized_pl for pr in metrics.positions), Decimal(0)).quantize(_CENT),
         )
+
+    def _fill_rows(self) -> tuple[FillRow, ...]:
+        """The same tuple until a fill arrives (readers compare by identity)."""
+        if len(self._fills_shown) != len(self._fills) or not self._fills_shown:
+            self._fills_shown = tuple(self._fills)
+        return self._fills_shown
 
     def _order_rows(self) -> dict[str, OrderRow]:
         """Working orders as rows, rebuilt only where an order changed since the last
