@@ -413,7 +413,8 @@ class MainScreen(Screen[None]):
                 self.desk.halt_pending = False
                 self.desk.send(Resume(cause="operator: console"), "resume")
 
-        cause = f" ({snap.state_cause})" if snap.state_cause else ""
+        reason = state_reason(snap)
+        cause = f" ({reason})" if reason else ""
         self.app.push_screen(
             ConfirmScreen(
                 f"Resume trading? The desk is {snap.trading_state.value}{cause}.",

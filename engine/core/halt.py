@@ -15,11 +15,17 @@ from engine.commands import CommandResult, Flatten, Halt, Resume
 from engine.core import messages as msg
 from engine.core.common import CANCEL_ALL_RETRY, KILL_POLL, SEQ_FLATTEN, replace
 from engine.model import Order, TradingState
-from engine.risk import TripCause, flatten_orders
+from engine.risk import Trip, TripCause, flatten_orders
 from engine.snapshot import KillSwitchStatus
 
 if TYPE_CHECKING:
     from engine.core.engine import Engine
+
+
+def trip_state_cause(trip: Trip) -> str:
+    """The state cause an automatic trip journals and publishes: 'automatic:
+    <cause>: <detail>' (front ends word it from the cause; never the kill switch's)."""
+    return f"automatic: {trip.cause.value}: {trip.detail}"
 
 
 class Halting:
@@ -30,13 +36,13 @@ class Halting:
 
     # ------------------------------------------------------------------ trips
 
-    def trip(self, trip) -> None:
+    def trip(self, trip: Trip) -> None:
         e = self.e
         e.trip_cause = trip.cause
         if trip.state is TradingState.HALTED:
-            self.kill_switch(f"automatic: {trip.cause.value}: {trip.detail}")
+            self.kill_switch(trip_state_cause(trip))
         else:
-            self.set_state(trip.state, f"automatic: {trip.cause.value}: {trip.detail}")
+            self.set_state(trip.state, trip_state_cause(trip))
             # working orders that add exposure are cancelled; reducing ones may stay
             for o in e.open_orders():
                 if not o.reduce_only and o.venue_order_id and not o.status.is_local:
