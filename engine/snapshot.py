@@ -188,5 +188,8 @@ class EngineSnapshot:
     open_order_count: int = 0
     external_order_count: int = 0
     fills: tuple[FillRow, ...] = ()  # this session's fills, oldest first (the latest 1,000)
+    #: the market price (mid of the latest usable quote) of every symbol held or
+    #: with a working order; the same mapping object until a price moves
+    quotes: Mapping[str, Decimal] = field(default_factory=_empty)
     realized_pl: Decimal = Decimal(0)  # realized by this session's fills
     unrealized_pl: Decimal = Decimal(0)  # of the positions held, at their marks

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from engine.core.engine import Engine
 
 _CENT = Decimal("0.01")
+_MARK = Decimal("0.0001")
 
 
 class Publisher:
@@ -35,6 +36,7 @@ class Publisher:
         self._rows_intents: dict[str, IntentRow] = {}
         self._rows_positions: dict[str, PositionRow] = {}
         self._rows_complete = False  # the rows were built from the whole book at least once
+        self._quotes: Mapping[str, Decimal] = MappingProxyType({})
         self._fills: deque[FillRow] = deque(maxlen=1000)
         self._fills_shown: tuple[FillRow, ...] = ()
         self.realized_pl = Decimal(0)
@@ -133,9 +135,22 @@ class Publisher:
             open_order_count=sum(1 for r in orders.values() if not r.external),
             external_order_count=len(e.external),
             fills=self._fill_rows(),
+            quotes=self._quote_marks(),
             realized_pl=self.realized_pl.quantize(_CENT),
             unrealized_pl=sum((pr.unrealized_pl for pr in metrics.positions), Decimal(0)).quantize(_CENT),
         )
+
+    def _quote_marks(self) -> Mapping[str, Decimal]:
+        """Market prices of the symbols held or with working orders (O(symbols));
+        the previous mapping when none moved, so readers can compare by identity."""
+        marks = {
+            sym: b.mark.quantize(_MARK)
+            for sym, b in self.e.portfolio.books.items()
+            if b.mark > 0 and (b.qty != 0 or b.buy_count or b.sell_count)
+        }
+        if marks != self._quotes:
+            self._quotes = MappingProxyType(marks)
+        return self._quotes
 
     def _fill_rows(self) -> tuple[FillRow, ...]:
         """The same tuple until a fill arrives (readers compare by identity)."""

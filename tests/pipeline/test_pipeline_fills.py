@@ -29,3 +29,5 @@ def test_fills_and_realized_against_unrealized(make_pipe):
     assert abs(snap.realized_pl - expected) <= Decimal("0.05"), (snap.realized_pl, expected)
     assert snap.realized_pl == sum((f.realized_pl for f in snap.fills), Decimal(0))
     assert snap.unrealized_pl == snap.positions["AAPL"].unrealized_pl
+    # the market price of what is held (and of every symbol with a working order)
+    assert set(snap.quotes) == {"AAPL"} and snap.quotes["AAPL"] == snap.positions["AAPL"].last_price
