@@ -3,7 +3,7 @@ Presentation only: every value shown comes from an engine snapshot."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 
 from rich.text import Text
@@ -11,6 +11,30 @@ from rich.text import Text
 from engine.timezones import NEW_YORK as VENUE_TZ
 
 DASH = "–"
+
+# The clock rule: every time the console shows is the venue's clock (the engine's
+# VenueTime), written in one zone, chosen by `[console] timezone` and labelled.
+_zone: tuple[tzinfo | None, str] = (VENUE_TZ, "ET")
+
+
+def set_display_zone(choice: str) -> None:
+    """'venue' (New York, 'ET'), 'utc' ('UTC') or 'local' (this machine's zone, by its name)."""
+    global _zone
+    if choice == "utc":
+        _zone = (UTC, "UTC")
+    elif choice == "local":
+        _zone = (None, datetime.now().astimezone().tzname() or "local")
+    else:
+        _zone = (VENUE_TZ, "ET")
+
+
+def zone_label() -> str:
+    """The label of the zone times are shown in: 'ET', 'UTC', 'CET', ..."""
+    return _zone[1]
+
+
+def _in_zone(ts: datetime) -> datetime:
+    return ts.astimezone(_zone[0]) if ts.tzinfo is not None else ts
 
 
 def money(value: Decimal | float | None, *, decimals: int = 2) -> str:
@@ -90,21 +114,18 @@ def seconds_between(start: datetime | None, end: datetime | None) -> float | Non
 
 
 def venue_clock(ts: datetime | None, *, with_seconds: bool = True) -> str:
-    """A venue timestamp in exchange time: '10:31:05 ET'."""
+    """A venue-clock time in the display zone, labelled: '10:31:05 ET'."""
     if ts is None:
         return DASH
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(VENUE_TZ)
-    return ts.strftime("%H:%M:%S ET" if with_seconds else "%H:%M ET")
+    return _in_zone(ts).strftime("%H:%M:%S" if with_seconds else "%H:%M") + f" {zone_label()}"
 
 
 def short_time(ts: datetime | None) -> str:
-    """Time of day for the event log: '10:31:05'."""
+    """Time of day for the event log, in the display zone (its title names the
+    zone): '10:31:05'."""
     if ts is None:
         return "--:--:--"
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(VENUE_TZ)
-    return ts.strftime("%H:%M:%S")
+    return _in_zone(ts).strftime("%H:%M:%S")
 
 
 def side_text(side: str) -> Text:

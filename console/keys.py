@@ -99,6 +99,15 @@ KEYS: tuple[ConsoleKey, ...] = (
         "main",
         show=False,
     ),
+    ConsoleKey(
+        "fills",
+        CONSOLE_BINDINGS["fills"],
+        "fills",
+        "Fills",
+        "Fills of this session with the P&L each realized; realized against unrealized P&L",
+        "main",
+        show=False,
+    ),
     ConsoleKey("help", CONSOLE_BINDINGS["help"], "help", "Help", "Show every key and what it does", "app"),
     ConsoleKey(
         "quit",

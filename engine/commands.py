@@ -82,7 +82,30 @@ class StopSession:
     cause: str = "operator"
 
 
-Command = ApproveIntent | RejectIntent | ApproveAll | RejectAll | CancelOrder | Halt | Resume | Flatten | SetOverride
+@dataclass(frozen=True, slots=True)
+class QueryHistory:
+    """A query, not a change: the full history of an intent or order (by client
+    order id) or of a position (by symbol: its fills and the orders behind them)
+    from this session's journal. Answered with CommandResult.rows."""
+
+    key: str
+
+
+Command = (
+    ApproveIntent
+    | RejectIntent
+    | ApproveAll
+    | RejectAll
+    | CancelOrder
+    | Halt
+    | Resume
+    | Flatten
+    | SetOverride
+    | QueryHistory
+)
+
+#: one line of a history: (journal time, ISO 8601 UTC; what; the facts in words)
+HistoryRow = tuple[str, str, str]
 
 #: what a front end may send: every Engine command, and StopSession, which the
 #: Session answers itself (the Engine never sees it)
@@ -94,6 +117,7 @@ class CommandResult:
     ok: bool
     message: str
     count: int = 0  # how many intents / orders it touched
+    rows: tuple[HistoryRow, ...] = ()  # a query's answer (QueryHistory), oldest first
 
 
 class EngineHandle(Protocol):

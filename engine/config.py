@@ -319,6 +319,7 @@ CONSOLE_BINDINGS: dict[str, str] = {
     "resume": "U",
     "filter": "slash",
     "rollout": "v",
+    "fills": "f",
     "help": "question_mark",
     "quit": "q",
     "stop_session": "S",
@@ -424,6 +425,8 @@ class ConsoleSection(_Section):
     max_fps: float = Field(10, gt=0, le=60)
     keymap: dict[str, str] = Field(default_factory=dict)
     new_row_guard_ms: int = Field(700, ge=0, le=10_000)
+    # which zone the console writes venue-clock times in: "venue" (New York, ET), "utc" or "local"
+    timezone: Literal["venue", "utc", "local"] = "venue"
 
 
 class Settings(_Section):

@@ -82,6 +82,18 @@ def status_of(snap: EngineSnapshot) -> dict[str, Any]:
             "rate_limited": snap.connectivity.rate_limited,
             "journal_ok": snap.connectivity.journal_ok,
         },
+        # every symbol's override in force (configured or set at run time); Decimals as strings
+        "overrides": {
+            sym: {
+                "mode": o.mode,
+                "max_position_usd": str(o.max_position_usd) if o.max_position_usd is not None else None,
+                "max_position_pct": o.max_position_pct,
+                "size_multiplier": o.size_multiplier,
+                "side": o.side,
+                "changed_at": o.changed_at.isoformat() if o.changed_at else None,
+            }
+            for sym, o in snap.overrides.items()
+        },
         "kill_switch": {
             "phase": snap.kill_switch.phase,
             "cancels_requested": snap.kill_switch.cancels_requested,

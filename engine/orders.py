@@ -356,9 +356,11 @@ class OrderBook:
         self.apply(event)
         return event
 
-    def expire(self, now: datetime) -> list[ev.IntentExpired]:
+    def expire(self, now: datetime, at: datetime | None = None) -> list[ev.IntentExpired]:
         """Expire every intent whose approval deadline is at or before now:
-        EXPIRED (APPROVAL_EXPIRED). Applied; journal the results."""
+        EXPIRED (APPROVAL_EXPIRED) at `at` (default: now; a deadline far in the
+        future expires everything, but the time recorded is the real one).
+        Applied; journal the results."""
         out: list[ev.IntentExpired] = []
         heap = self._approval_heap
         while heap and heap[0][0] <= now:
@@ -366,7 +368,7 @@ class OrderBook:
             pending = self._approvals.get(coid)
             if pending is None or pending.expires_at != deadline:
                 continue  # approved, rejected or re-requested since: stale heap entry
-            event = ev.IntentExpired(client_order_id=coid, at=now)
+            event = ev.IntentExpired(client_order_id=coid, at=at or now)
             self.apply(event)
             out.append(event)
         return out

@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import TextIO
 
@@ -36,7 +37,8 @@ def settings_with_signals(settings: Settings, path: str | None) -> Settings:
 
 
 def _plain_line(row: EventRow) -> str:
-    return f"{row.ts.strftime('%Y-%m-%dT%H:%M:%S')} {row.kind:<9} {row.text}"
+    # the venue's clock in UTC, labelled (docs/operator-guide.md: which clock)
+    return f"{row.ts.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')} {row.kind:<9} {row.text}"
 
 
 class HeadlessRun:
@@ -172,7 +174,7 @@ class HeadlessRun:
             ),
             Text(f"orders {snap.open_order_count}  positions {len(snap.positions)}  approvals {len(snap.intents)}"),
             Text(
-                f"last bar {snap.last_bar_ts.strftime('%H:%M') if snap.last_bar_ts else '-'}"
+                f"last bar {snap.last_bar_ts.astimezone(UTC).strftime('%H:%M') + ' UTC' if snap.last_bar_ts else '-'}"
                 f"  bars {snap.bars_processed}"
             ),
         )

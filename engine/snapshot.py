@@ -94,6 +94,21 @@ class PositionRow:
 
 
 @dataclass(frozen=True, slots=True)
+class FillRow:
+    """One execution of this session, with the P&L it realized (closing part of a
+    position at a price away from its average entry)."""
+
+    execution_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    qty: Decimal
+    price: Decimal
+    ts: datetime  # venue time of the execution
+    realized_pl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class LimitUsage:
     """One risk limit and how much of it is used: used / limit in [0, inf)."""
 
@@ -126,6 +141,7 @@ class OverrideRow:
     max_position_pct: float | None
     size_multiplier: float | None
     side: str | None
+    changed_at: datetime | None = None  # venue time of the last run-time change this session (None: configured)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,3 +207,9 @@ class EngineSnapshot:
     open_order_count: int = 0
     external_order_count: int = 0
     market_data: MarketDataStatus = field(default_factory=MarketDataStatus)
+    fills: tuple[FillRow, ...] = ()  # this session's fills, oldest first (the latest 1,000)
+    #: the market price (mid of the latest usable quote) of every symbol held or
+    #: with a working order; the same mapping object until a price moves
+    quotes: Mapping[str, Decimal] = field(default_factory=_empty)
+    realized_pl: Decimal = Decimal(0)  # realized by this session's fills
+    unrealized_pl: Decimal = Decimal(0)  # of the positions held, at their marks

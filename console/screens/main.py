@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from textual import events, on
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.keys import _character_to_key
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
+from console import format as fmt
 from console import keys
 from console.screens.confirm import ConfirmScreen
+from console.screens.drill import DrillScreen
 from console.screens.override import OverrideScreen
 from console.widgets.event_log import EventLog
 from console.widgets.risk_panel import RiskPanel
@@ -25,6 +27,7 @@ from engine.commands import (
     ApproveIntent,
     CancelOrder,
     Flatten,
+    QueryHistory,
     RejectIntent,
     Resume,
     SetOverride,
@@ -51,6 +54,7 @@ class MainScreen(Screen[None]):
         return cast("ExecDeskApp", self.app)
 
     def compose(self) -> ComposeResult:
+        fmt.set_display_zone(self.desk.settings.console.timezone)  # before any time is written
         yield StatusBar(clock_in_view=self.desk.clock_in_view)
         yield Banner(id="banner")
         with Horizontal(id="desk"):
@@ -307,6 +311,26 @@ class MainScreen(Screen[None]):
             event.prevent_default()
             self._allowed(action)
 
+    # -- drill-down: Enter on a row --------------------------------------------------
+
+    @on(DataTable.RowSelected)
+    def _drill_down(self, event: DataTable.RowSelected) -> None:
+        """Enter on an intent, an order or a position: its history from the journal."""
+        key = event.row_key.value
+        table = event.data_table
+        if not key or not isinstance(table, (ApprovalQueue, WorkingOrders, Positions)):
+            return
+        what = {ApprovalQueue: "intent", WorkingOrders: "order", Positions: "position"}[type(table)]
+        if key.startswith("ext:"):
+            self.desk.say(f"{key}: an order this engine did not create has no history in its journal", warning=True)
+            return
+        self.open_history(what, key)
+
+    @work(group="history", exclusive=True, exit_on_error=False)
+    async def open_history(self, what: str, key: str) -> None:
+        result = await self.desk.handle.execute(QueryHistory(key))
+        self.app.push_screen(DrillScreen(what, key, result))
+
     # -- actions: each an engine command addressed by id --------------------------
 
     def action_approve(self) -> None:
@@ -389,7 +413,8 @@ class MainScreen(Screen[None]):
                 self.desk.halt_pending = False
                 self.desk.send(Resume(cause="operator: console"), "resume")
 
-        cause = f" ({snap.state_cause})" if snap.state_cause else ""
+        reason = state_reason(snap)
+        cause = f" ({reason})" if reason else ""
         self.app.push_screen(
             ConfirmScreen(
                 f"Resume trading? The desk is {snap.trading_state.value}{cause}.",
@@ -422,6 +447,11 @@ class MainScreen(Screen[None]):
                 self.desk.send(command, f"{what} {command.symbol}")
 
         self.app.push_screen(OverrideScreen(symbol, current), answered)
+
+    def action_fills(self) -> None:
+        from console.screens.fills import FillsScreen
+
+        self.app.push_screen(FillsScreen())
 
     def action_rollout(self) -> None:
         from console.screens.rollout import RolloutScreen

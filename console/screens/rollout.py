@@ -23,7 +23,7 @@ from engine.snapshot import OverrideRow
 if TYPE_CHECKING:
     from console.app import ExecDeskApp
 
-COLUMNS = ("Symbol", "Sector", "Mode", "Max USD", "Max % eq", "Size ×", "Side", "Source")
+COLUMNS = ("Symbol", "Sector", "Mode", "Max USD", "Max % eq", "Size ×", "Side", "Source", "Changed")
 _MODE_STYLE = {"off": "bold red", "approve": "yellow", "auto": "bold green"}
 
 
@@ -84,13 +84,16 @@ class RolloutScreen(Screen[None]):
 
     # -- rows ---------------------------------------------------------------------
 
-    def rows(self) -> list[tuple[str, str, str, object, object, object, str, str]]:
-        """(symbol, sector, mode, max usd, max pct, multiplier, side, source) per symbol."""
+    def rows(self) -> list[tuple[str, str, str, object, object, object, str, str, str]]:
+        """(symbol, sector, mode, max usd, max pct, multiplier, side, source, last
+        change) per symbol; the last change is the venue time of this session's last
+        run-time change (earlier ones are in the report), else a dash."""
         live: dict[str, OverrideRow] = dict(self.desk.snapshot.overrides)
-        out: list[tuple[str, str, str, object, object, object, str, str]] = []
+        out: list[tuple[str, str, str, object, object, object, str, str, str]] = []
         for asset in self.universe.assets:
             sym = asset.symbol
             row = live.get(sym)
+            changed = fmt.venue_clock(row.changed_at) if row is not None and row.changed_at else fmt.DASH
             configured = self.configured.get(sym)
             if row is not None:
                 source = "config" if configured is not None and _same(row, configured) else "run-time"
@@ -105,7 +108,7 @@ class RolloutScreen(Screen[None]):
                 source, mode, usd, pct, mult, side = "default", self.default_mode, None, None, None, None
             if self.allow and sym not in self.allow:
                 mode, source = "off", "not in allowlist"
-            out.append((sym, asset.sector, mode, usd, pct, mult, side or "both", source))
+            out.append((sym, asset.sector, mode, usd, pct, mult, side or "both", source, changed))
         return out
 
     def shown(self) -> list[tuple]:
@@ -119,7 +122,7 @@ class RolloutScreen(Screen[None]):
             selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         table.clear()
         shown = self.shown()
-        for sym, sector, mode, usd, pct, mult, side, source in shown:
+        for sym, sector, mode, usd, pct, mult, side, source, changed in shown:
             table.add_row(
                 Text(sym, style="bold"),
                 sector,
@@ -129,6 +132,7 @@ class RolloutScreen(Screen[None]):
                 Text(fmt.DASH if mult is None else f"{mult:g}", justify="right"),
                 side.replace("_", " "),
                 Text(source, style="bold magenta" if source == "run-time" else "dim"),
+                Text(changed, style="dim"),
                 key=sym,
             )
         if selected is not None and any(r[0] == selected for r in shown):

@@ -166,7 +166,7 @@ class EventLog(Vertical):
 
     def __init__(self) -> None:
         super().__init__(id="event-log")
-        self.border_title = "Events"
+        self.border_title = f"Events ({fmt.zone_label()})"
         self._events: deque[EventRow] = deque(maxlen=KEEP)
         self._last_seq = -1
         self.filter_text = ""
@@ -218,7 +218,8 @@ class EventLog(Vertical):
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text.strip()
-        self.border_title = f"Events · filter: {self.filter_text}" if self.filter_text else "Events"
+        title = f"Events ({fmt.zone_label()})"
+        self.border_title = f"{title} · filter: {self.filter_text}" if self.filter_text else title
         self._rewrite()
         self.post_message(FilterChanged(self.filter_text))
 

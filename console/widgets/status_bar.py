@@ -137,6 +137,13 @@ class StatusBar(Horizontal):
         if line1.cell_len > width:
             line1 = self._line1(s, account=False, long=False)
         line2 = self._line2(s)
+        # the session's P&L split: after day P&L when it fits, else at the end of the
+        # second line, in short words when narrow
+        for line, long in ((line1, True), (line2, True), (line2, False)):
+            split = self._pl_split(s, long=long)
+            if line.cell_len + split.cell_len <= width:
+                line.append_text(split)
+                break
         for line in (line1, line2):
             line.no_wrap = True
             line.overflow = "ellipsis"
@@ -161,6 +168,16 @@ class StatusBar(Horizontal):
             style = "red" if used >= 0.9 else "yellow" if used >= 0.6 else "dim"
             line1.append(f" / -{fmt.money(s.daily_loss_limit, decimals=0)} ({fmt.pct(used, decimals=0)})", style=style)
         return line1
+
+    @staticmethod
+    def _pl_split(s: EngineSnapshot, *, long: bool) -> Text:
+        """This session's P&L: realized by its fills, unrealized in what is held."""
+        return Text.assemble(
+            ("  real " if long else "  r ", "dim"),
+            fmt.pnl_text(s.realized_pl),
+            (" unreal " if long else " u ", "dim"),
+            fmt.pnl_text(s.unrealized_pl),
+        )
 
     def _line2(self, s: EngineSnapshot) -> Text:
         conn = s.connectivity

@@ -4,7 +4,11 @@ engine's ids and reconciled in place from each snapshot, never rebuilt.
 The Engine reuses a row object while the row is unchanged, so a row is re-rendered
 only when its identity changed (or, for the time columns, when the venue clock
 moved); then only the cells whose text differs are updated. The operator's cursor
-stays on the same id, whatever rows come and go around it."""
+stays on the same id, whatever rows come and go around it.
+
+A working order's age is a painted cell (AgeCell): it is computed when the row is
+drawn, so a tick of the venue clock repaints the rows on screen and touches none
+of the others (at 10,000 orders, a few dozen rows instead of every one)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
@@ -23,7 +29,52 @@ from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 from console import format as fmt
 from engine.snapshot import IntentRow, OrderRow, PositionRow
 
-Cell = str | Text
+
+class VenueClock:
+    """The venue time a table's painted cells are drawn at (one per table)."""
+
+    __slots__ = ("venue_time",)
+
+    def __init__(self) -> None:
+        self.venue_time: datetime | None = None
+
+
+class AgeCell:
+    """How long ago `since` was on the venue clock, computed when painted."""
+
+    __slots__ = ("clock", "since")
+    #: as wide as '9h59m' (the widest age of a session's day, and the header's room)
+    WIDTH = 5
+
+    def __init__(self, since: datetime | None, clock: VenueClock) -> None:
+        self.since, self.clock = since, clock
+
+    @property
+    def text(self) -> Text:
+        return Text(fmt.duration(fmt.seconds_between(self.since, self.clock.venue_time)), justify="right")
+
+    @property
+    def plain(self) -> str:
+        return self.text.plain
+
+    @property
+    def cell_len(self) -> int:
+        return self.WIDTH
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.text
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(self.WIDTH, self.WIDTH)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AgeCell) and other.since == self.since and other.clock is self.clock
+
+    def __hash__(self) -> int:
+        return hash(self.since)
+
+
+Cell = str | Text | AgeCell
 
 
 _NO_MARKS: Mapping[str, Any] = MappingProxyType({})
@@ -67,6 +118,9 @@ class LiveTable(DataTable):
     MARK_COLUMNS: ClassVar[Sequence[int]] = ()
     #: above this many removals in one snapshot, remove them in one pass
     BULK_REMOVE_AT: ClassVar[int] = 16
+    #: the TIME_COLUMNS are painted cells (AgeCell) reading self.clock: a clock
+    #: tick repaints what is on screen instead of re-rendering every row
+    PAINTED_CLOCK: ClassVar[bool] = False
 
     def __init__(self, *, title: str, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
@@ -80,6 +134,7 @@ class LiveTable(DataTable):
         self._widest: dict[str, int] = {}  # widest text seen per column (widths only grow)
         self._first_shown: dict[str, float] = {}  # monotonic time each row appeared on screen
         self._ctx = RenderContext(venue_time=None)
+        self.clock = VenueClock()
 
     def on_mount(self) -> None:
         for key, label, right in self.COLUMNS:
@@ -144,6 +199,10 @@ class LiveTable(DataTable):
             self._remove(gone)
             changed += len(gone)
         clock_moved = bool(self.TIME_COLUMNS) and ctx.venue_time != self._venue_time
+        self.clock.venue_time = ctx.venue_time
+        if clock_moved and self.PAINTED_CLOCK:
+            clock_moved = False  # the painted cells read the clock: repaint what is on screen
+            self._repaint_shown()
         marks_moved = bool(self.MARK_COLUMNS) and ctx.marks is not self._marks
         self._venue_time, self._marks = ctx.venue_time, ctx.marks
         source, cells_by_key = self._source, self._cells
@@ -184,6 +243,18 @@ class LiveTable(DataTable):
             self.move_cursor(row=self.get_row_index(selected), animate=False, scroll=False)
         return changed
 
+    def _repaint_shown(self) -> None:
+        """Drop the painted time cells and the lines made of them: only rows on
+        screen are painted, so only their time cells are drawn again; every other
+        cell, the rows and their offsets stay."""
+        time_columns = {ColumnKey(self._column_keys[i]) for i in self.TIME_COLUMNS}
+        cells = self._cell_render_cache
+        for key in [key for key in cells.keys() if key[1] in time_columns]:
+            cells.discard(key)
+        self._row_render_cache.clear()
+        self._line_cache.clear()
+        self.refresh()
+
     def time_cells(self, row: Any, ctx: RenderContext) -> tuple[Cell, ...]:
         """The cells of TIME_COLUMNS alone (cheaper than the whole row)."""
         fresh = self.render_row(row, ctx)
@@ -212,7 +283,7 @@ class LiveTable(DataTable):
         column_key = self._column_keys[index]
         row_key = RowKey(key)
         self._data[row_key][ColumnKey(column_key)] = value
-        text_width = value.cell_len if isinstance(value, Text) else len(value)
+        text_width = value.cell_len if isinstance(value, (Text, AgeCell)) else len(value)
         if text_width > self._widest.get(column_key, 0):
             self._widest[column_key] = text_width
             column = self.columns[ColumnKey(column_key)]
@@ -224,7 +295,7 @@ class LiveTable(DataTable):
     def _note_widths(self, cells: tuple[Cell, ...]) -> None:
         widest = self._widest
         for column_key, value in zip(self._column_keys, cells, strict=False):
-            width = value.cell_len if isinstance(value, Text) else len(value)
+            width = value.cell_len if isinstance(value, (Text, AgeCell)) else len(value)
             if width > widest.get(column_key, 0):
                 widest[column_key] = width
 
@@ -364,6 +435,7 @@ class WorkingOrders(LiveTable):
     )
     TIME_COLUMNS = (8,)  # age
     MARK_COLUMNS = (5, 6)  # market price, distance to the limit
+    PAINTED_CLOCK = True
 
     def __init__(self, *, id: str | None = "working-orders") -> None:
         super().__init__(title="Working orders", id=id)
@@ -394,9 +466,8 @@ class WorkingOrders(LiveTable):
     def mark_cells(self, row: OrderRow, ctx: RenderContext) -> tuple[Cell, ...]:
         return self._market_cells(row, ctx)
 
-    @staticmethod
-    def _age_cell(row: OrderRow, ctx: RenderContext) -> Cell:
-        return Text(fmt.duration(fmt.seconds_between(row.submitted_at, ctx.venue_time)), justify="right")
+    def _age_cell(self, row: OrderRow, ctx: RenderContext) -> Cell:
+        return AgeCell(row.submitted_at, self.clock)
 
     @staticmethod
     def _market_cells(row: OrderRow, ctx: RenderContext) -> tuple[Cell, Cell]:

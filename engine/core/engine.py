@@ -45,6 +45,7 @@ from engine.commands import (
     CommandResult,
     Flatten,
     Halt,
+    QueryHistory,
     RejectAll,
     RejectIntent,
     Resume,
@@ -54,6 +55,7 @@ from engine.config import Settings, SymbolOverride
 from engine.core import messages as msg
 from engine.core.common import MINUTE
 from engine.core.halt import Halting
+from engine.core.history import History
 from engine.core.inbox import Inbox, Lane
 from engine.core.intents import Intents
 from engine.core.lifecycle import Lifecycle
@@ -193,6 +195,7 @@ class Engine:
         # commands answered later, from a task of their own, through the future
         self._commands_later: dict[type, Callable[[Any, asyncio.Future], None]] = {
             Flatten: self.halt.on_flatten,
+            QueryHistory: History(self).on_query,
         }
         self._timers: dict[str, Callable[[], object]] = {
             "second": self._on_second,

@@ -23,7 +23,7 @@ from engine.core import messages as msg
 from engine.core.common import CANCEL_ALL_RETRY, KILL_POLL, MINUTE, SEQ_FLATTEN, SEQ_STOP, q, replace
 from engine.model import Order, OrderStatus, Side, TradingState
 from engine.orders import make_client_order_id
-from engine.risk import TripCause, flatten_plan, stop_loss_exit
+from engine.risk import Trip, TripCause, flatten_plan, stop_loss_exit
 from engine.sizing import ProposedOrder
 from engine.snapshot import KillSwitchStatus
 
@@ -43,6 +43,12 @@ STOP_RETRY_AFTER = 5.0
 PRICE_READ_GAP = 5.0
 
 
+def trip_state_cause(trip: Trip) -> str:
+    """The state cause an automatic trip journals and publishes: 'automatic:
+    <cause>: <detail>' (front ends word it from the cause; never the kill switch's)."""
+    return f"automatic: {trip.cause.value}: {trip.detail}"
+
+
 class Halting:
     def __init__(self, engine: Engine):
         self.e = engine
@@ -59,13 +65,13 @@ class Halting:
 
     # ------------------------------------------------------------------ trips
 
-    def trip(self, trip) -> None:
+    def trip(self, trip: Trip) -> None:
         e = self.e
         e.trip_cause = trip.cause
         if trip.state is TradingState.HALTED:
-            self.kill_switch(f"automatic: {trip.cause.value}: {trip.detail}")
+            self.kill_switch(trip_state_cause(trip))
         else:
-            self.set_state(trip.state, f"automatic: {trip.cause.value}: {trip.detail}")
+            self.set_state(trip.state, trip_state_cause(trip))
             # working orders that add exposure are cancelled; reducing ones may stay
             for o in e.open_orders():
                 if not o.reduce_only and o.venue_order_id and not o.status.is_local:

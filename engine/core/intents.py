@@ -32,6 +32,7 @@ class Intents:
         self.e = engine
         self.orders_this_bar = 0
         self.aux_seq = 0  # numbers the stop-loss and flatten rounds outside the signal flow
+        self.override_changed: dict[str, datetime] = {}  # symbol -> venue time of its last SetOverride
 
     def next_aux_seq(self) -> int:
         self.aux_seq += 1
@@ -63,7 +64,7 @@ class Intents:
         seq = ledger.seq_for(batch.ts)
         e.last_bar_ts = batch.ts
         # settle what the previous bar left: pending approvals expire; unfilled orders per policy
-        self._expire(FAR_FUTURE, "next bar")
+        self._expire(FAR_FUTURE, "next bar", at=e.clock.now())
         if e.settings.order_management.unfilled_policy == "cancel":
             for o in e.open_orders():
                 if (
@@ -183,6 +184,18 @@ class Intents:
         )
         return e.risk.check(e.portfolio, p, ctx)
 
+    def current_verdicts(self) -> dict[str, Denial | None]:
+        """The verdict each waiting intent would get if approved now: the same
+        checks as at approval (against current overrides, positions, prices and the
+        trading state). Nothing is journaled: an intent is denied only when the
+        operator approves it (or it expires). Called by the publisher whenever
+        something changed since the last snapshot."""
+        now = self.e.clock.now()
+        return {
+            o.client_order_id: self.check(self._proposal_of(o), now, at_approval=True)
+            for o in self.e.book.awaiting_approval
+        }
+
     def deny(self, cid: str, p: ProposedOrder, denial: Denial, quiet: bool = False) -> None:
         e = self.e
         e.recorder.record(ev.IntentDenied(client_order_id=cid, reason=denial.reason, detail=denial.detail))
@@ -205,9 +218,11 @@ class Intents:
     def expire_approvals(self) -> None:
         self._expire(self.e.clock.now(), "no approval in time")
 
-    def _expire(self, now: datetime, why: str) -> None:
+    def _expire(self, deadline: datetime, why: str, at: datetime | None = None) -> None:
+        """Expire the intents whose deadline is at or before `deadline`, recorded at
+        `at` (the venue clock; default the deadline itself)."""
         e = self.e
-        for event in e.book.expire(now):
+        for event in e.book.expire(deadline, at=at):
             e.recorder.record_applied(event)
             o = e.book.get(event.client_order_id)
             if o is not None:
@@ -305,6 +320,7 @@ class Intents:
                 return CommandResult(False, f"invalid override for {cmd.symbol}: {first_error(exc)}")
         if not e.recorder.journal(ev.OverrideSet(symbol=cmd.symbol, override=override), durable=True):
             return CommandResult(False, "the journal cannot be written: override not applied")
+        self.override_changed[cmd.symbol] = e.clock.now()
         if override is None:
             e.overrides.pop(cmd.symbol, None)
             desc = "cleared"

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from engine.core.common import EXTERNAL
-from engine.model import OrderStatus
-from engine.snapshot import EngineSnapshot, EventRow, IntentRow, OrderRow, OverrideRow, PositionRow
+from engine.model import Fill, OrderStatus
+from engine.snapshot import EngineSnapshot, EventRow, FillRow, IntentRow, OrderRow, OverrideRow, PositionRow
 
 if TYPE_CHECKING:
     from engine.core.engine import Engine
 
 _CENT = Decimal("0.01")
+_MARK = Decimal("0.0001")
 
 
 class Publisher:
@@ -35,6 +36,27 @@ class Publisher:
         self._rows_intents: dict[str, IntentRow] = {}
         self._rows_positions: dict[str, PositionRow] = {}
         self._rows_complete = False  # the rows were built from the whole book at least once
+        self._quotes: Mapping[str, Decimal] = MappingProxyType({})
+        self._fills: deque[FillRow] = deque(maxlen=1000)
+        self._fills_shown: tuple[FillRow, ...] = ()
+        self.realized_pl = Decimal(0)
+
+    def fill_applied(self, fill: Fill, realized: Decimal) -> None:
+        """A fill reached the portfolio (live or replayed from the journal)."""
+        self.realized_pl += realized
+        self._fills.append(
+            FillRow(
+                execution_id=fill.execution_id,
+                client_order_id=fill.client_order_id,
+                symbol=fill.symbol,
+                side=fill.side.value,
+                qty=fill.qty,
+                price=fill.price,
+                ts=fill.ts,
+                realized_pl=realized.quantize(_CENT),
+            )
+        )
+        self._fills_shown = ()  # rebuilt at the next snapshot
 
     # -------------------------------------------------------------- event log
 
@@ -74,6 +96,7 @@ class Publisher:
                 o.max_position_pct,
                 o.size_multiplier,
                 o.side.value if o.side else None,
+                e.intents.override_changed.get(s),
             )
             for s, o in e.overrides.items()
         }
@@ -112,7 +135,29 @@ class Publisher:
             open_order_count=sum(1 for r in orders.values() if not r.external),
             external_order_count=len(e.external),
             market_data=e.market_data.status(),
+            fills=self._fill_rows(),
+            quotes=self._quote_marks(),
+            realized_pl=self.realized_pl.quantize(_CENT),
+            unrealized_pl=sum((pr.unrealized_pl for pr in metrics.positions), Decimal(0)).quantize(_CENT),
         )
+
+    def _quote_marks(self) -> Mapping[str, Decimal]:
+        """Market prices of the symbols held or with working orders (O(symbols));
+        the previous mapping when none moved, so readers can compare by identity."""
+        marks = {
+            sym: b.mark.quantize(_MARK)
+            for sym, b in self.e.portfolio.books.items()
+            if b.mark > 0 and (b.qty != 0 or b.buy_count or b.sell_count)
+        }
+        if marks != self._quotes:
+            self._quotes = MappingProxyType(marks)
+        return self._quotes
+
+    def _fill_rows(self) -> tuple[FillRow, ...]:
+        """The same tuple until a fill arrives (readers compare by identity)."""
+        if len(self._fills_shown) != len(self._fills) or not self._fills_shown:
+            self._fills_shown = tuple(self._fills)
+        return self._fills_shown
 
     def _order_rows(self) -> dict[str, OrderRow]:
         """Working orders as rows, rebuilt only where an order changed since the last
@@ -184,11 +229,19 @@ class Publisher:
         )
 
     def _intent_rows(self) -> dict[str, IntentRow]:
+        """The waiting intents with the verdict they would get now (re-checked at
+        every snapshot, which follows every change of overrides, positions, prices
+        or the trading state); a row is rebuilt only when its verdict changed."""
         rows: dict[str, IntentRow] = {}
         cache = self._rows_intents
+        verdicts = self.e.intents.current_verdicts()
         for o in self.e.book.awaiting_approval:
+            denial = verdicts.get(o.client_order_id)
+            verdict, detail = (
+                ("ok", "passed the pre-trade checks") if denial is None else (denial.reason.value, denial.detail)
+            )
             old = cache.get(o.client_order_id)
-            if old is not None:
+            if old is not None and old.verdict == verdict and old.verdict_detail == detail:
                 rows[o.client_order_id] = old
                 continue
             price = o.limit_price or o.decision_price or Decimal(0)
@@ -200,8 +253,8 @@ class Publisher:
                 limit_price=o.limit_price,
                 notional=(price * o.qty).quantize(_CENT),
                 signal=o.signal,
-                verdict="ok",
-                verdict_detail="passed the pre-trade checks",
+                verdict=verdict,
+                verdict_detail=detail,
                 expires_at=o.expires_at,
                 reason=o.reason or "signal",
             )

@@ -147,7 +147,8 @@ class Recorder:
         portfolio's positions and cash (a fill), its working orders (any event)."""
         if isinstance(event, ev.FillApplied):
             f = event.fill
-            self.e.portfolio.apply_fill(f.symbol, f.side, f.qty, f.price, f.client_order_id)
+            realized = self.e.portfolio.apply_fill(f.symbol, f.side, f.qty, f.price, f.client_order_id)
+            self.e.publisher.fill_applied(f, realized)
         cid = order_of(event)
         if cid is not None:
             self.e.publisher.dirty_orders.add(cid)

@@ -68,6 +68,7 @@ class SessionReport:
     venue_rejections: list[dict[str, Any]] = field(default_factory=list)
     dropped: list[dict[str, Any]] = field(default_factory=list)
     state_changes: list[dict[str, Any]] = field(default_factory=list)
+    overrides: list[dict[str, Any]] = field(default_factory=list)
     kill_switch: list[dict[str, Any]] = field(default_factory=list)
     reconciliations: list[dict[str, Any]] = field(default_factory=list)
     cancel_requests: Counter = field(default_factory=Counter)
@@ -172,6 +173,7 @@ class Report:
             "dropped_by_reason": _count_by(dropped, "code"),
             "dropped": dropped,
             "state_changes": [dict(c) for s in sessions for c in s.state_changes],
+            "overrides": [dict(o) for s in sessions for o in s.overrides],
             "kill_switch": [dict(k) for s in sessions for k in s.kill_switch],
             "reconciliations": [dict(r) for s in sessions for r in s.reconciliations],
         }
@@ -373,13 +375,19 @@ def _order_row(order: Order, session_id: str, tr: _Trace | None) -> dict[str, An
         "bar_ts": _iso(order.bar_ts),
         "created_at": _iso(order.created_at),
         "submitted_at": _iso(order.submitted_at),
-        "final_at": _iso(order.final_at),
+        "final_at": _iso(_real_time(order.final_at)),
         "fill_ids": list(order.fill_ids),
         "signal_to_submit_ms": _ms(tr.created_ts, tr.submit_ts),
         "approval_wait_ms": _ms(tr.approval_requested_ts, tr.approved_ts),
         "submit_to_ack_ms": _ms(tr.submit_ts, tr.ack_ts),
         "submit_to_first_fill_ms": _ms(tr.submit_ts, tr.first_fill_ts),
     }
+
+
+def _real_time(value: datetime | None) -> datetime | None:
+    """None for the far-future deadline that journals before the fix recorded as
+    the time of intents expired at the next bar (9999-01-01 is not a time)."""
+    return None if value is None or value.year >= 9999 else value
 
 
 def _session_report(
@@ -531,6 +539,22 @@ class _SessionReader:
             }
         )
 
+    def _override_set(self, entry: JournalEntry, e: ev.OverrideSet) -> None:
+        fields = e.override.model_dump(exclude_none=True, mode="json") if e.override is not None else {}
+        self.rep.overrides.append(
+            {
+                "ts": _iso(entry.ts),
+                "seq": entry.seq,
+                "symbol": e.symbol,
+                "cleared": e.override is None,
+                "mode": fields.get("mode"),
+                "max_position_usd": fields.get("max_position_usd"),
+                "max_position_pct": fields.get("max_position_pct"),
+                "size_multiplier": fields.get("size_multiplier"),
+                "side": fields.get("side"),
+            }
+        )
+
     def _kill_switch(self, entry: JournalEntry, e: ev.KillSwitch) -> None:
         if e.phase == "requested":
             self.kill_requested = entry.ts
@@ -601,6 +625,7 @@ class _SessionReader:
         ev.CancelRequested: _cancel_requested,
         ev.FillApplied: _fill,
         ev.TradingStateChanged: _state_changed,
+        ev.OverrideSet: _override_set,
         ev.KillSwitch: _kill_switch,
         ev.SignalDropped: _dropped,
         ev.BatchProcessed: _batch,

@@ -323,6 +323,27 @@ def _sections(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]
     )
     out.append(
         (
+            "Run-time overrides",
+            ["ts", "symbol", "set"],
+            [
+                [
+                    _ts(o["ts"]),
+                    o["symbol"],
+                    "cleared"
+                    if o["cleared"]
+                    else ", ".join(
+                        f"{k}={o[k]}"
+                        for k in ("mode", "max_position_usd", "max_position_pct", "size_multiplier", "side")
+                        if o.get(k) is not None
+                    ),
+                ]
+                for o in data.get("overrides", [])
+            ],
+            "no run-time overrides",
+        )
+    )
+    out.append(
+        (
             "Kill switch",
             ["ts", "phase", "after request (ms)", "counts", "detail"],
             [

@@ -72,3 +72,42 @@ async def test_the_kill_switch_and_a_lost_trade_stream_ring_once_each(desk: Desk
         await pilot.pause(0.5)
         assert len(rung) == 2
         desk.venue.set_faults(trade_stream_down=False)
+
+
+async def test_every_automatic_trip_is_named_by_its_own_cause() -> None:
+    """The engine's real trips (daily loss, venue outage, error rate), as the engine
+    words them into the state cause, read as that trip on the banner and in the
+    Resume question, never as the kill switch."""
+    from decimal import Decimal
+
+    from console.screens.confirm import ConfirmScreen
+    from console.widgets.status_bar import state_reason
+    from engine.core.halt import trip_state_cause
+    from engine.risk import TradingStateRules
+    from tests.support import shipped_settings
+
+    rules = TradingStateRules(shipped_settings(risk_management={"daily_loss_confirmations": 1, "error_window": 2}))
+    trips = {
+        "daily-loss trip": rules.evaluate_daily_loss(Decimal(90_000), Decimal(100_000), TradingState.ACTIVE),
+        "venue-outage trip": (
+            rules.venue_status(False, 0.0, TradingState.ACTIVE) or rules.venue_status(False, 1e6, TradingState.ACTIVE)
+        ),
+        "error-rate trip": (
+            rules.record_request(False, TradingState.ACTIVE) or rules.record_request(False, TradingState.ACTIVE)
+        ),
+    }
+    for words, trip in trips.items():
+        assert trip is not None, f"no {words} from the rules"
+        handle = InMemoryHandle(demo_snapshot())
+        handle.publish(trading_state=trip.state, state_cause=trip_state_cause(trip))
+        reason = state_reason(handle.snapshot)
+        assert reason.startswith(f"{words}: {trip.detail}"), reason
+        assert "kill switch" not in reason
+        app = ExecDeskApp(handle, Settings(), clock_in_view=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda app=app, words=words: words in str(app.main_screen.banner.render()), what=words)
+            await pilot.press("U")
+            await until(pilot, lambda app=app: isinstance(app.screen, ConfirmScreen), what="the Resume question")
+            question = app.screen
+            assert isinstance(question, ConfirmScreen)
+            assert words in str(question.question), question.question

@@ -4,6 +4,7 @@ override per symbol, after a yes, and the view shows the new source."""
 
 from __future__ import annotations
 
+from console import format as fmt
 from console.app import ExecDeskApp
 from console.screens.confirm import ConfirmScreen
 from console.screens.rollout import RolloutScreen
@@ -52,6 +53,9 @@ async def test_a_filtered_bulk_change_sets_every_shown_symbol_after_a_yes(desk: 
             timeout=3,
             what="the view to show the run-time overrides",
         )
+        venue_time = desk.handle.snapshot.venue_time
+        assert venue_time is not None
+        assert {r[8] for r in view.shown()} == {fmt.venue_clock(venue_time)}, "each says when it was changed"
 
 
 def test_rollout_view(desk: Desk, snap_compare) -> None:

@@ -1,0 +1,38 @@
+"""A tick of the venue clock costs what is on screen, not every working order:
+the orders' ages are painted from the table's clock when a row is drawn, so the
+tick re-renders no row's cells and the ages shown still move."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import MappingProxyType
+
+from console.app import ExecDeskApp
+from console.dev import T0, InMemoryHandle, demo_snapshot, order_row
+from engine.config import Settings
+from tests.console.deskkit import screen_text, until
+
+
+async def test_a_clock_tick_repaints_ages_without_touching_every_row() -> None:
+    orders = {r.client_order_id: r for r in (order_row(i, "AAPL") for i in range(2_000))}
+    handle = InMemoryHandle(demo_snapshot())
+    app = ExecDeskApp(handle, Settings(), clock_in_view=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        handle.publish(orders=MappingProxyType(orders))
+        app.refresh_snapshot()
+        await pilot.pause()
+        table = app.main_screen.orders  # type: ignore[union-attr]
+        await until(pilot, lambda: table.row_count == 2_000, what="2,000 working orders in the table")
+        first = orders["dev-000000"]
+        assert first.submitted_at == T0
+        assert "0s" in table.get_row("dev-000000")[8].plain
+
+        snap = handle.publish(venue_time=T0 + timedelta(seconds=65))
+        from console.widgets.tables import RenderContext
+
+        changed = table.reconcile(snap.orders, RenderContext(venue_time=snap.venue_time, marks=table._ctx.marks))
+        assert changed == 0, f"a clock tick re-rendered {changed} cells"
+        app.refresh_snapshot()
+        await pilot.pause()
+        assert table.get_row("dev-000000")[8].plain == "1m05s", "the age reads the clock it is painted at"
+        await until(pilot, lambda: "1m05s" in screen_text(app), what="the new age on screen")

@@ -1,0 +1,34 @@
+"""The drill-down's source: QueryHistory answers the full history of an intent or
+order (by client order id) and of a position (by symbol: its fills) from this
+session's journal — through the Engine's command path, so the console gets it in
+process and a client over a socket the same way."""
+
+from __future__ import annotations
+
+from engine.commands import ApproveIntent, QueryHistory
+
+
+def test_the_history_of_an_order_and_of_a_position(make_pipe):
+    pipe = make_pipe()
+    pipe.send({"AAPL": 0.5, "KO": 0.4})
+    pipe.wait(lambda: len(pipe.snapshot.intents) == 2, what="two intents waiting")
+    ids = {r.symbol: r.intent_id for r in pipe.snapshot.intents.values()}
+
+    waiting = pipe.execute(QueryHistory(ids["KO"]))
+    assert waiting.ok, waiting.message
+    assert [kind for _, kind, _ in waiting.rows] == ["intent", "checks", "verdict"]
+    assert "signal +0.400" in waiting.rows[0][2] and "ok now" in waiting.rows[2][2]
+
+    assert pipe.execute(ApproveIntent(ids["AAPL"])).ok
+    pipe.wait(lambda: "AAPL" in pipe.snapshot.positions, what="the AAPL fill in the engine")
+    pipe.wait_settled()
+    done = pipe.execute(QueryHistory(ids["AAPL"]))
+    kinds = [kind for _, kind, _ in done.rows]
+    assert kinds[:4] == ["intent", "checks", "approved", "submit"], kinds
+    assert "fill" in kinds and "ack" in kinds
+    fill = next(text for _, kind, text in done.rows if kind == "fill")
+    assert "AAPL @" in fill and "slippage" in fill and "bps" in fill
+
+    position = pipe.execute(QueryHistory("AAPL"))
+    assert position.ok and [kind for _, kind, _ in position.rows] == ["intent", "fill"]
+    assert not pipe.execute(QueryHistory("NOPE")).ok
