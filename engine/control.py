@@ -31,7 +31,7 @@ from typing import Any
 
 from engine import session_protocol as sp
 from engine.backoff import Backoff
-from engine.commands import CommandResult, Halt, SessionCommand
+from engine.commands import CommandResult, Halt, QueryHistory, SessionCommand
 from engine.errors import ExecdeskError
 from engine.events import OperatorCommand
 from engine.lock import ensure_runtime_dir, socket_path_for
@@ -372,10 +372,10 @@ class ControlServer:
         except sp.ProtocolError as exc:
             answer = {"ok": False, "error": str(exc)}
         else:
-            if client.read_only and not isinstance(command, Halt):
+            if client.read_only and not isinstance(command, (Halt, QueryHistory)):
                 answer = {"ok": False, "message": "a read-only console sends nothing but the kill switch"}
             else:
-                if self._journal_command is not None:
+                if self._journal_command is not None and not isinstance(command, QueryHistory):
                     detail = {k: str(v) for k, v in req.items() if k not in ("cmd", "id") and v is not None}
                     self._journal_command(
                         OperatorCommand(
@@ -397,6 +397,8 @@ class ControlServer:
                     "count": result.count,
                     "status": status_of(self._snapshot()),
                 }
+                if result.rows:
+                    answer["rows"] = [list(row) for row in result.rows]
         if "id" in req:
             answer["id"] = req["id"]
         with contextlib.suppress(Exception):
@@ -622,7 +624,7 @@ class SessionClient:
 
     def _call(self, command: SessionCommand) -> Future:
         loop = self._loop
-        if self.read_only and not isinstance(command, Halt):
+        if self.read_only and not isinstance(command, (Halt, QueryHistory)):
             f: Future = Future()
             f.set_result(CommandResult(False, "a read-only console sends nothing but the kill switch"))
             return f

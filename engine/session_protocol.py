@@ -49,6 +49,7 @@ from engine.commands import (
     CommandResult,
     Flatten,
     Halt,
+    QueryHistory,
     RejectAll,
     RejectIntent,
     Resume,
@@ -224,6 +225,7 @@ COMMAND_WORDS = (
     "cancel",
     "override",
     "stop",
+    "history",  # a query (QueryHistory): answered with rows, not journaled, open to observers
 )
 
 
@@ -276,6 +278,8 @@ def command_from_request(req: Mapping[str, Any], who: str) -> SessionCommand:
         return CancelOrder(_text(req, "client_order_id"))
     if cmd == "stop":
         return StopSession(cause=f"operator ({who})")
+    if cmd == "history":
+        return QueryHistory(_text(req, "key"))
     if cmd == "override":
         return SetOverride(
             symbol=_text(req, "symbol").upper(),
@@ -310,6 +314,8 @@ def request_for(command: SessionCommand) -> dict[str, Any]:
         return {"cmd": "cancel", "client_order_id": command.client_order_id}
     if isinstance(command, StopSession):
         return {"cmd": "stop"}
+    if isinstance(command, QueryHistory):
+        return {"cmd": "history", "key": command.key}
     if isinstance(command, SetOverride):
         return {
             "cmd": "override",
@@ -329,4 +335,5 @@ def result_of(answer: Mapping[str, Any]) -> CommandResult:
     message = answer.get("message")
     if message is None:
         message = answer.get("error", "")
-    return CommandResult(bool(answer.get("ok")), str(message), int(answer.get("count", 0) or 0))
+    rows = tuple((str(t), str(k), str(x)) for t, k, x in answer.get("rows", ()) or ())
+    return CommandResult(bool(answer.get("ok")), str(message), int(answer.get("count", 0) or 0), rows)
