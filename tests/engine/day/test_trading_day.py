@@ -21,7 +21,9 @@ from engine.timezones import NEW_YORK
 from tests.pipeline.pipekit import CREDENTIALS
 from tests.support import shipped_settings, wait_for
 
-WEDNESDAY_1552 = datetime(2026, 11, 25, 20, 52, tzinfo=UTC)  # 15:52 New York
+# 15 minutes of venue time (15 s at speed 60) before the close routine: room to be seen
+# trading and to fill on a loaded machine
+WEDNESDAY_1540 = datetime(2026, 11, 25, 20, 40, tzinfo=UTC)  # 15:40 New York
 FRIDAY_0918 = "2026-11-27T14:18:00Z"  # 09:18 New York
 FRIDAY_1253 = "2026-11-27T17:53:00Z"  # 12:53 New York
 TIMEOUT = 120.0
@@ -37,6 +39,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_two_trading_days_around_a_holiday_and_an_early_close(tmp_path: Path):
     settings = shipped_settings(
         session={"reports_dir": str(tmp_path / "reports"), "close_minutes_before": 5, "preflight_minutes": 10},
+        # the venue clock runs 60x (a bar every wall second) and the test venue has no
+        # rate limit: Alpaca's per-minute budget would otherwise hold the submits back
+        broker={"rate_limit_per_minute": 100000},
     )
     lines: list[str] = []
     day = TradingDay(
@@ -46,7 +51,7 @@ def test_two_trading_days_around_a_holiday_and_an_early_close(tmp_path: Path):
         days=2,
         credentials=CREDENTIALS,
         sim_overrides={
-            "start_at": WEDNESDAY_1552,
+            "start_at": WEDNESDAY_1540,
             "speed": 60,
             "seed": 7,
             "partial_fill_prob": 0.0,
