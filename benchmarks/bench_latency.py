@@ -84,7 +84,7 @@ def set_faults(url: str, **faults: Any) -> dict:
             "Content-Type": "application/json",
         },
     )
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - a local venue
+    with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
 
 
