@@ -59,7 +59,7 @@ from tests.support import wait_for
 
 LATENCIES_MS = (0, 10, 25, 50)
 BATCHES = 100
-WARMUP = 3
+WARMUP = 4  # even: each setting starts on a buy batch, so raw alpaca-py buys before it sells
 SWEEP_THREADS = (4, 16, 32, 53)
 SWEEP_ROUNDS = 8
 KILL_ORDERS = 1000
