@@ -25,6 +25,7 @@ Run alone: `python -m benchmarks.bench_latency` (or `python -m benchmarks --only
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import statistics
 import tempfile
@@ -96,21 +97,20 @@ class Raw:
 
         self.client = TradingClient(CREDS.key_id, CREDS.secret_key, paper=True, url_override=url)
         self.pools: dict[int, ThreadPoolExecutor] = {}
-        self.n = 0
+        self.ids = itertools.count(1)  # next() is atomic: the sending threads share it
 
     def _request(self, spec):
         from alpaca.trading.enums import OrderSide, TimeInForce
         from alpaca.trading.requests import LimitOrderRequest
 
         symbol, side, qty, limit = spec
-        self.n += 1
         return LimitOrderRequest(
             symbol=symbol,
             qty=float(qty),
             side=OrderSide(side),
             time_in_force=TimeInForce.DAY,
             limit_price=float(limit),
-            client_order_id=f"raw-lat-{self.n}",
+            client_order_id=f"raw-lat-{next(self.ids)}",
         )
 
     def send(self, specs, threads: int) -> float:
