@@ -192,6 +192,19 @@ class _VenueAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
+def _environment_once(session: requests.Session, base_url: str) -> None:
+    """Read the environment's proxies and CA bundle for base_url once, then stop requests
+    reading it per request: with trust_env it scans os.environ (proxies, no_proxy) and
+    looks for ~/.netrc on every call, about 1 ms of CPU per order on a loaded desk.
+    The values are the same as requests would find (the environment of a running desk
+    does not change); .netrc is not consulted (alpaca-py authenticates by headers)."""
+    found = session.merge_environment_settings(base_url, {}, None, None, None)
+    session.proxies.update(found["proxies"] or {})
+    if found["verify"] is not True and found["verify"] is not None:
+        session.verify = found["verify"]
+    session.trust_env = False
+
+
 # ---- the broker ---------------------------------------------------------------------
 
 
@@ -265,6 +278,7 @@ class AlpacaBroker:
         client._session.mount("http://", adapter)
         client._session.mount("https://", adapter)
         client._session.hooks["response"].append(self._response_hook(host))
+        _environment_once(client._session, str(getattr(client._base_url, "value", client._base_url)))
 
     def _response_hook(self, host: str) -> Callable[..., None]:
         limiter = self.limiter
