@@ -174,3 +174,31 @@ def test_an_attached_desk_trades_through_a_running_session_and_detaching_leaves_
 def test_attaching_where_no_session_runs_says_so(tmp_path):
     with pytest.raises(DeskError, match="could not attach"):
         Desk.attach(tmp_path / "nobody.sqlite", timeout=3)
+
+
+def test_the_attach_example_of_docs_api_md_runs(tmp_path, capsys):
+    """The shell and Python blocks of docs/api.md's "Attaching" section, as written
+    (the journal and signal file in tmp_path; the built-in venue of the shipped
+    configuration): the Desk's batch is reported, and the session outlives it."""
+    from tests.support import ROOT
+
+    text = (ROOT / "docs" / "api.md").read_text()
+    section = text.split("## Attaching to a running session", 1)[1]
+    shell = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    code = section.split("```python\n", 2)[2].split("```", 1)[0]
+    journal, none = tmp_path / "attach-example.sqlite", tmp_path / "none.jsonl"
+    assert "execdesk run --journal var/attach-example.sqlite --signals var/none.jsonl --auto-approve" in shell
+    assert '"var/attach-example.sqlite"' in code
+    none.write_bytes(b"")
+    proc = RunProcess(tmp_path, "--journal", str(journal), "--signals", str(none), "--auto-approve", env=cli_env())
+    try:
+        wait_status(journal, lambda s: s["trading_ready"], what="the session to be ready", proc=proc)
+        exec(compile(code.replace('"var/attach-example.sqlite"', repr(str(journal))), "api.md", "exec"), {})
+        out = capsys.readouterr().out
+        assert "AAPL" in out and "MSFT" in out and "JPM" in out
+        status = wait_status(journal, lambda s: s["bars_processed"] == 1, what="the Desk's batch", proc=proc)
+        assert status["trading_state"] == "ACTIVE" and proc.proc.poll() is None
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.wait() == 0, proc.describe()
+    finally:
+        proc.close()
