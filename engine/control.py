@@ -35,7 +35,8 @@ from engine.commands import CommandResult, Halt, QueryHistory, SessionCommand
 from engine.errors import ExecdeskError
 from engine.events import OperatorCommand
 from engine.lock import ensure_runtime_dir, socket_path_for
-from engine.snapshot import EngineSnapshot
+from engine.signals import SignalInputError
+from engine.snapshot import EngineSnapshot, EventRow
 
 __all__ = ["ControlError", "ControlServer", "Link", "SessionClient", "request", "socket_path_for", "status_of"]
 
@@ -162,7 +163,9 @@ class ControlServer:
     """Serves the session protocol inside the session's event loop.
 
     execute runs a command as the session does in process (the same CommandResult);
-    journal_command writes the OperatorCommand event before a command runs."""
+    journal_command writes the OperatorCommand event before a command runs;
+    `batches` (the session's engine.desk.BatchService, set once the Engine runs)
+    takes submit_batch requests and answers batch queries."""
 
     def __init__(
         self,
@@ -176,6 +179,7 @@ class ControlServer:
         self._snapshot = snapshot
         self._execute = execute
         self._journal_command = journal_command
+        self.batches: Any = None
         self._server: asyncio.AbstractServer | None = None
         self._clients: dict[str, _Client] = {}
         self._ids = itertools.count(1)
@@ -317,10 +321,11 @@ class ControlServer:
                 answer["id"] = req["id"]
             self._send(client, _line(answer))
             return
-        if req["cmd"] in sp.COMMAND_WORDS:
-            # each command in a task of its own: a slow one (flatten) never holds
-            # back the next line of the same client (the kill switch)
-            task = asyncio.get_running_loop().create_task(self._command(client, req))
+        if req["cmd"] in (*sp.COMMAND_WORDS, "submit_batch"):
+            # each command in a task of its own: a slow one (flatten, a batch being
+            # taken) never holds back the next line of the same client (the kill switch)
+            work = self._submit_batch if req["cmd"] == "submit_batch" else self._command
+            task = asyncio.get_running_loop().create_task(work(client, req))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
@@ -358,8 +363,19 @@ class ControlServer:
         elif cmd == "pending":
             snap = self._snapshot()
             answer = {"ok": True, "intents": [sp.intent_of(row) for row in snap.intents.values()]}
+        elif cmd == "batch":
+            try:
+                ts = sp.batch_ts(req)
+            except sp.ProtocolError as exc:
+                answer = {"ok": False, "error": str(exc)}
+            else:
+                if self.batches is None:
+                    answer = {"ok": False, "error": "this session takes no batches yet (not trading)"}
+                else:
+                    orders = self.batches.orders(ts)
+                    answer = {"ok": True, "ts": ts.isoformat(), "orders": [sp.encode_value(o) for o in orders]}
         else:
-            words = ", ".join(("hello", "status", "subscribe", "pending", *sp.COMMAND_WORDS))
+            words = ", ".join(("hello", "status", "subscribe", "pending", *sp.COMMAND_WORDS, *sp.BATCH_WORDS))
             answer = {"ok": False, "error": f"unknown command {cmd!r} ({words})"}
         if "id" in req:
             answer["id"] = req["id"]
@@ -399,6 +415,57 @@ class ControlServer:
                 }
                 if result.rows:
                     answer["rows"] = [list(row) for row in result.rows]
+        if "id" in req:
+            answer["id"] = req["id"]
+        with contextlib.suppress(Exception):
+            self._send(client, _line(answer))
+            await client.writer.drain()
+
+    async def _submit_batch(self, client: _Client, req: dict[str, Any]) -> None:
+        """A batch from an attached Desk: journaled with the client's id, then through
+        the session's BatchService (a PushSource, the inbox, every check); answered once
+        the Engine has taken it, or refused as in process (SignalInputError's words)."""
+        answer: dict[str, Any]
+        try:
+            ts, kind, values = sp.batch_from_request(req)
+        except sp.ProtocolError as exc:
+            answer = {"ok": False, "error": str(exc)}
+        else:
+            if client.read_only:
+                answer = {"ok": False, "error": "a read-only client may not submit batches"}
+            elif self.batches is None:
+                answer = {"ok": False, "error": "this session takes no batches yet (not trading)"}
+            else:
+                if self._journal_command is not None:
+                    detail = {"ts": str(req.get("ts")), "kind": kind.value}
+                    detail["values"] = json.dumps(req.get("values"), default=str, separators=(",", ":"))
+                    self._journal_command(
+                        OperatorCommand(
+                            command="submit_batch",
+                            client_id=f"{client.name} {client.client_id}",
+                            user=client.user,
+                            pid=client.pid,
+                            detail=detail,
+                        )
+                    )
+                try:
+                    batch, taken, no_order, orders = await self.batches.submit(ts, values, kind)
+                except SignalInputError as exc:
+                    answer = {"ok": False, "error": str(exc), "problems": [sp.encode_value(p) for p in exc.problems]}
+                except ExecdeskError as exc:
+                    answer = {"ok": False, "error": str(exc)}
+                except Exception as exc:  # answered, never a silent close
+                    log.exception("submit_batch failed")
+                    answer = {"ok": False, "error": f"internal error: {exc!r}"}
+                else:
+                    answer = {
+                        "ok": True,
+                        "ts": batch.ts.isoformat(),
+                        "kind": kind.value,
+                        "values": {s: str(v) for s, v in taken.items()},
+                        "no_order": {s: list(why) for s, why in no_order.items()},
+                        "orders": [sp.encode_value(o) for o in orders],
+                    }
         if "id" in req:
             answer["id"] = req["id"]
         with contextlib.suppress(Exception):
@@ -476,10 +543,20 @@ class SessionClient:
     every call is safe from any thread or loop.
 
     read_only: an observer. It sends nothing but the kill switch (refused here, and
-    the session refuses it too)."""
+    the session refuses it too). on_event: called (from the client's thread) with each
+    event row that arrives after attaching."""
 
-    def __init__(self, path: Path, *, name: str = "console", read_only: bool = False, reattach: bool = True):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        name: str = "console",
+        read_only: bool = False,
+        reattach: bool = True,
+        on_event: Callable[[EventRow], None] | None = None,
+    ):
         self.path = path
+        self.on_event = on_event
         self.name = name
         self.read_only = read_only
         self.reattach = reattach
@@ -607,7 +684,13 @@ class SessionClient:
             self._set_link("up", f"attached to session {self._snapshot.session_id} (pid {self.session_pid})")
             self._attached.set()
         elif kind == "changes":
-            self._snapshot = sp.apply_changes(self._snapshot, msg)
+            before = self._snapshot
+            self._snapshot = sp.apply_changes(before, msg)
+            if self.on_event is not None and self._snapshot.events is not before.events:
+                last = before.events[-1].seq if before.events else -1
+                for row in self._snapshot.events:
+                    if row.seq > last:
+                        self.on_event(row)
         elif kind == "bye":
             self._set_link("gone", f"the session ended: {msg.get('reason', 'stopped')}")
         elif msg.get("ok") is False and "error" in msg:
@@ -635,16 +718,30 @@ class SessionClient:
         return asyncio.run_coroutine_threadsafe(self._request(command), loop)
 
     async def _request(self, command: SessionCommand) -> CommandResult:
+        return sp.result_of(await self._ask(sp.request_for(command)))
+
+    def ask(self, req: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        """Send any request (a batch, a query) and return the session's answer; an
+        answer {"ok": false, "message": ...} when not attached."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return {"ok": False, "message": "not attached to a session"}
+        try:
+            return asyncio.run_coroutine_threadsafe(self._ask(req), loop).result(timeout)
+        except TimeoutError:
+            return {"ok": False, "message": f"the session did not answer within {timeout:.0f} s"}
+
+    async def _ask(self, req: dict[str, Any]) -> dict[str, Any]:
         writer = self._writer
         if writer is None or not self._link.up:
-            return CommandResult(False, f"not sent: not attached ({self._link.detail})")
+            return {"ok": False, "message": f"not sent: not attached ({self._link.detail})"}
         rid = next(self._ids)
         fut = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
-        writer.write(_line({**sp.request_for(command), "id": rid}))
+        writer.write(_line({**req, "id": rid}))
         await writer.drain()
-        answer = await fut
-        return sp.result_of(answer)
+        answer: dict[str, Any] = await fut
+        return answer
 
 
 def _why(exc: BaseException, path: Path) -> str:

@@ -1,10 +1,13 @@
-"""The embeddable Python API (docs/api.md): `Desk` runs a session inside the team's
-own process and takes its batches of scores or target weights; a `BatchResult` says
-per symbol what became of each: the intent, the verdict, the orders' client ids.
+"""The embeddable Python API (docs/api.md): `Desk` takes the team's batches of scores
+or target weights; a `BatchResult` says per symbol what became of each: the intent,
+the verdict, the orders' client ids.
 
-A Desk is a Session (engine/session.py) whose signal source is a PushSource: the same
-inbox, checks, journal and control socket as `execdesk run` — one path, not a second
-engine. Every command the console has is a method."""
+`Desk.open` runs a session inside the team's own process: a Session (engine/session.py)
+whose signal source is a PushSource. `Desk.attach` is a client of a session running
+elsewhere (`execdesk run`, the console's background session) over its control socket:
+its batches go to that session's BatchService, which pushes them into a PushSource of
+the session — the same inbox, checks and journal as `execdesk run`'s own source, one
+path, not a second engine. Every command the console has is a method of both."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from engine import session_protocol as sp
 from engine.commands import (
     ApproveAll,
     ApproveIntent,
@@ -34,13 +38,24 @@ from engine.commands import (
     SetOverride,
 )
 from engine.config import Credentials, Settings, load_settings
+from engine.control import ControlError, SessionClient, socket_path_for
 from engine.errors import ExecdeskError
 from engine.model import Order, OrderStatus
 from engine.session import Session
-from engine.signals import PushSource, SignalBatch, SignalInputError, SignalKind
+from engine.signals import DroppedSignal, PushSource, SignalBatch, SignalInputError, SignalKind
+from engine.signals.push import _timestamp
 from engine.snapshot import EngineSnapshot, EventRow
 
-__all__ = ["BatchResult", "Desk", "DeskError", "OrderResult", "SignalInputError", "SymbolResult", "Verdict"]
+__all__ = [
+    "BatchResult",
+    "BatchService",
+    "Desk",
+    "DeskError",
+    "OrderResult",
+    "SignalInputError",
+    "SymbolResult",
+    "Verdict",
+]
 
 POLL = 0.05  # seconds between looks while waiting for a batch or its orders
 EVENT_BUFFER = 10_000  # event rows kept for events() before the oldest are dropped
@@ -158,14 +173,106 @@ class BatchResult:
         return self._desk.wait_final(self, timeout)
 
 
-class Desk:
-    """A trading session in this process, fed by its caller. Open with Desk.open();
-    close with close() or a `with` block."""
+class BatchService:
+    """The session's side of the batches a Desk hands in, in process or over the
+    control socket (`submit_batch`): pushed into a PushSource of the session — the
+    Desk's own source in process; next to the configured source (a file, stdin...)
+    one named "socket" with a pump of its own — then waited for until the Engine has
+    taken them. Runs on the session's loop."""
 
-    def __init__(self, session: Session, source: PushSource, events: queue.Queue[EventRow]):
-        self.session = session
+    def __init__(self, engine: Any, source: PushSource):
+        self.engine = engine
+        self.source = source
+        self._pump: asyncio.Task | None = None
+
+    @classmethod
+    def start(cls, engine: Any, signal_source: Any, max_age: float) -> BatchService:
+        """The service of a started Engine (call on its loop)."""
+        if isinstance(signal_source, PushSource):
+            return cls(engine, signal_source)
+        source = PushSource(known_symbols=frozenset(engine.symbols), max_age=max_age, name="socket")
+        service = cls(engine, source)
+        service._pump = asyncio.get_running_loop().create_task(service._run_pump(), name="socket-batches")
+        return service
+
+    async def _run_pump(self) -> None:
+        market = self.engine.market_view()
+        async for batch in self.source.batches(market):
+            await self.engine.submit_batch(batch)
+
+    async def aclose(self) -> None:
+        """No new batches; what was pushed already still reaches the Engine."""
+        await self.source.aclose()
+        if self._pump is not None:
+            await asyncio.wait({self._pump}, timeout=5)
+
+    async def submit(
+        self, ts: datetime | str, values: Mapping[Any, Any], kind: SignalKind, timeout: float = 60.0
+    ) -> tuple[SignalBatch, dict[str, Decimal], dict[str, tuple[str, str]], list[OrderResult]]:
+        """Push one batch and wait until the Engine has taken it: (the batch, its values
+        as taken, why each symbol without an order has none, the batch's orders). Raises
+        SignalInputError (nothing sent) or DeskError."""
+        engine = self.engine
+        if not engine.started or engine.stopping:
+            raise DeskError("the session is not running")
+        batch = self.source.push(engine.market_view(), ts, values, kind, after=engine.last_bar_ts)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not engine.book.ledger.is_processed(batch.ts):
+            if loop.time() > deadline or engine.stopping:
+                raise DeskError(f"the engine did not take the batch {batch.ts.isoformat()} within {timeout:.0f} s")
+            await asyncio.sleep(POLL / 5)
+        taken = _taken(batch)
+        return batch, taken, self.why_no_order(batch.ts, kind, taken), self.orders(batch.ts)
+
+    def orders(self, ts: datetime) -> list[OrderResult]:
+        """The batch's orders as the book has them now, in the order they were made."""
+        return [_order_result(o) for o in self.engine.book.orders.values() if _of_batch(o, ts)]
+
+    def why_no_order(self, ts: datetime, kind: SignalKind, values: Mapping[str, Decimal]) -> dict[str, tuple[str, str]]:
+        """For each symbol of a just-sized batch without an order, why (read as sized)."""
+        engine = self.engine
+        has_order = {o.symbol for o in engine.book.orders.values() if _of_batch(o, ts)}
+        limits = engine.limits
+        out: dict[str, tuple[str, str]] = {}
+        for symbol, value in values.items():
+            if symbol in has_order:
+                continue
+            book = engine.portfolio.books.get(symbol)
+            if book is None or not book.quote_ok:
+                out[symbol] = ("NO_QUOTE", f"{symbol}: no usable quote when the batch was sized")
+            elif kind is SignalKind.SCORE and abs(value) < limits.signal_threshold and limits.below_threshold == "hold":
+                out[symbol] = (
+                    "BELOW_THRESHOLD",
+                    f"{symbol}: |{value}| < signal_threshold {limits.signal_threshold}: the position is held",
+                )
+            else:
+                out[symbol] = (
+                    "NO_CHANGE",
+                    f"{symbol}: at its target, or the change is below min_trade_size {limits.min_trade_size}",
+                )
+        return out
+
+
+class Desk:
+    """The team's process at the desk: `Desk.open()` runs the session here,
+    `Desk.attach()` is a client of a session running elsewhere. The same methods
+    either way; close with close() or a `with` block."""
+
+    def __init__(
+        self,
+        session: Session | None,
+        source: PushSource | None,
+        events: queue.Queue[EventRow],
+        *,
+        client: SessionClient | None = None,
+        journal: Path | None = None,
+    ):
+        self.session = session  # None when attached
+        self.client = client  # the SessionClient when attached
         self._source = source
         self._events = events
+        self._journal = journal
         self._lock = threading.Lock()  # one batch at a time, in order
         self._closed = False
 
@@ -202,16 +309,6 @@ class Desk:
         known = frozenset(s for s in settings.load_universe().symbols if not allow or s in allow)
         source = PushSource(known_symbols=known, max_age=settings.signals.max_age)
         events: queue.Queue[EventRow] = queue.Queue(EVENT_BUFFER)
-
-        def sink(row: EventRow) -> None:
-            try:
-                events.put_nowait(row)
-            except queue.Full:
-                events.get_nowait()
-                events.put_nowait(row)
-            if on_event is not None:
-                on_event(row)
-
         session = Session.from_settings(
             settings,
             journal_path=journal,
@@ -219,10 +316,38 @@ class Desk:
             auto_approve=auto_approve,
             credentials=credentials,
             signal_source=source,
-            log_sink=sink,
+            log_sink=_sink(events, on_event),
         )
         session.start(timeout)
         return cls(session, source, events)
+
+    @classmethod
+    def attach(
+        cls,
+        journal: str | Path | None = None,
+        *,
+        config: str | Path | Settings | None = None,
+        name: str = "desk",
+        read_only: bool = False,
+        on_event: Callable[[EventRow], None] | None = None,
+        timeout: float = 30.0,
+    ) -> Desk:
+        """Attach to the session running on `journal` (None: session.journal_path of
+        `config`) over its control socket, as the console does. Its batches go through
+        that session's inbox, checks and journal (each journaled with this client's id);
+        close() detaches and never stops the session. A read_only Desk may look and
+        pull the kill switch, nothing else. Raises DeskError when no session answers."""
+        if journal is None:
+            settings = config if isinstance(config, Settings) else load_settings(config)
+            journal = settings.session.journal_path
+        path = Path(journal)
+        events: queue.Queue[EventRow] = queue.Queue(EVENT_BUFFER)
+        client = SessionClient(socket_path_for(path), name=name, read_only=read_only, on_event=_sink(events, on_event))
+        try:
+            client.start(timeout)
+        except ControlError as exc:
+            raise DeskError(str(exc)) from None
+        return cls(None, None, events, client=client, journal=path)
 
     def __enter__(self) -> Desk:
         return self
@@ -231,10 +356,19 @@ class Desk:
         self.close()
 
     def close(self, how: str = "stopped") -> None:
-        """Stop in order: no new orders, open orders left working, journal sealed."""
+        """In process: stop in order (no new orders, open orders left working, journal
+        sealed). Attached: detach; the session keeps running."""
         if not self._closed:
             self._closed = True
-            self.session.stop(how=how)
+            if self.client is not None:
+                self.client.close()
+            elif self.session is not None:
+                self.session.stop(how=how)
+
+    @property
+    def attached(self) -> bool:
+        """True for a client of a session elsewhere (Desk.attach)."""
+        return self.client is not None
 
     # ------------------------------------------------------------------ batches
 
@@ -252,21 +386,31 @@ class Desk:
         self, ts: datetime | str, values: Mapping[str, Any], kind: SignalKind, timeout: float = 60
     ) -> BatchResult:
         with self._lock:
-            engine = self._engine()
+            if self.client is not None:
+                return self._submit_remote(ts, values, kind, timeout)
+            service = self._service()
+            batch, taken, no_order, orders = self._on_loop(service.submit(ts, values, kind, timeout), timeout + 5)
+            result = BatchResult(ts=batch.ts, kind=kind, values=taken, no_order=no_order, _desk=self)
+            return _fill(result, orders)
 
-            async def push() -> SignalBatch:
-                return self._source.push(engine.market_view(), ts, values, kind)
-
-            batch = self._on_loop(push(), timeout)
-            taken = {s: Decimal(repr(float(v))) for s, v in batch.signals.items()}
-            result = BatchResult(ts=batch.ts, kind=kind, values=taken, _desk=self)
-            deadline = time.monotonic() + timeout
-            while not self._on_loop(self._processed(batch.ts), timeout):
-                if time.monotonic() > deadline or self.session.wait(0):
-                    raise DeskError(f"the engine did not take the batch {batch.ts.isoformat()} within {timeout:.0f} s")
-                time.sleep(POLL / 5)
-            result.no_order = self._on_loop(self._why_no_order(result), timeout)
-            return self._refresh(result)
+    def _submit_remote(
+        self, ts: datetime | str, values: Mapping[str, Any], kind: SignalKind, timeout: float
+    ) -> BatchResult:
+        client = self._attached_client()
+        if isinstance(ts, datetime):
+            ts = _timestamp(ts)  # refuses a naive datetime here, in the same words
+        answer = client.ask(sp.batch_request(ts, kind, values), timeout + 5)
+        if not answer.get("ok"):
+            problems = answer.get("problems")
+            if problems:
+                raise SignalInputError(tuple(sp.decode_value(DroppedSignal, p) for p in problems))
+            raise DeskError(str(answer.get("error") or answer.get("message") or "the session refused the batch"))
+        taken = {s: Decimal(v) for s, v in answer.get("values", {}).items()}
+        no_order = {s: (str(w[0]), str(w[1])) for s, w in answer.get("no_order", {}).items()}
+        result = BatchResult(
+            ts=datetime.fromisoformat(answer["ts"]), kind=kind, values=taken, no_order=no_order, _desk=self
+        )
+        return _fill(result, _decode_orders(answer.get("orders", [])))
 
     def wait_final(self, batch: BatchResult, timeout: float = 60.0) -> BatchResult:
         """Until every order of the batch is final (filled, canceled, expired, denied,
@@ -277,72 +421,46 @@ class Desk:
             if batch.final:
                 batch.timed_out = False
                 return batch
-            if time.monotonic() >= deadline or self.session.wait(0):
+            if time.monotonic() >= deadline or self._gone():
                 batch.timed_out = True
                 return batch
             time.sleep(POLL)
 
     def _refresh(self, result: BatchResult) -> BatchResult:
-        async def read() -> list[Order]:
-            return [o.model_copy() for o in self._engine().book.orders.values() if _of_batch(o, result.ts)]
+        if self.client is not None:
+            answer = self._attached_client().ask({"cmd": "batch", "ts": result.ts.isoformat()}, 30)
+            if not answer.get("ok"):
+                raise DeskError(str(answer.get("error") or answer.get("message")))
+            return _fill(result, _decode_orders(answer.get("orders", [])))
+        service = self._service()
 
-        orders = self._on_loop(read(), 30)
-        values = result.values
-        by_symbol: dict[str, list[Order]] = {s: [] for s in values}
-        for o in orders:
-            by_symbol.setdefault(o.symbol, []).append(o)
-        result.symbols = {
-            s: _symbol_result(s, values.get(s, Decimal(0)), os_, result.no_order.get(s)) for s, os_ in by_symbol.items()
-        }
-        result.final = all(r.final for r in result.symbols.values())
-        return result
+        async def read() -> list[OrderResult]:
+            return service.orders(result.ts)
 
-    async def _processed(self, ts: datetime) -> bool:
-        return self._engine().book.ledger.is_processed(ts)
-
-    async def _why_no_order(self, result: BatchResult) -> dict[str, tuple[str, str]]:
-        """For each symbol of a just-sized batch without an order, why (read as sized)."""
-        engine = self._engine()
-        has_order = {o.symbol for o in engine.book.orders.values() if _of_batch(o, result.ts)}
-        limits = engine.limits
-        out: dict[str, tuple[str, str]] = {}
-        for symbol, value in result.values.items():
-            if symbol in has_order:
-                continue
-            book = engine.portfolio.books.get(symbol)
-            if book is None or not book.quote_ok:
-                out[symbol] = ("NO_QUOTE", f"{symbol}: no usable quote when the batch was sized")
-            elif (
-                result.kind is SignalKind.SCORE
-                and abs(value) < limits.signal_threshold
-                and limits.below_threshold == "hold"
-            ):
-                out[symbol] = (
-                    "BELOW_THRESHOLD",
-                    f"{symbol}: |{value}| < signal_threshold {limits.signal_threshold}: the position is held",
-                )
-            else:
-                out[symbol] = (
-                    "NO_CHANGE",
-                    f"{symbol}: at its target, or the change is below min_trade_size {limits.min_trade_size}",
-                )
-        return out
+        return _fill(result, self._on_loop(read(), 30))
 
     # ------------------------------------------------------------------ looking
 
     @property
     def snapshot(self) -> EngineSnapshot:
         """The latest published EngineSnapshot (what the console renders)."""
+        if self.client is not None:
+            return self.client.snapshot
+        assert self.session is not None
         return self.session.snapshot
 
     @property
     def journal_path(self) -> Path:
-        return self.session.journal_path
+        if self.session is not None:
+            return self.session.journal_path
+        assert self._journal is not None
+        return self._journal
 
     @property
     def venue(self) -> Any:
-        """The built-in venue (engine.sim.SimVenue) when broker.kind = "sim", else None."""
-        return self.session.venue
+        """The built-in venue (engine.sim.SimVenue) of a session in this process when
+        broker.kind = "sim", else None (always None when attached)."""
+        return self.session.venue if self.session is not None else None
 
     def events(self, timeout: float = 0.0) -> Iterator[EventRow]:
         """The event log's rows as they happen (fills, denials, orders, state...):
@@ -357,7 +475,10 @@ class Desk:
 
     def execute(self, command: Command, timeout: float = 30.0) -> CommandResult:
         """Any engine command (engine.commands); the methods below are shorthands."""
+        if self.client is not None:
+            return self._attached_client().execute_sync(command, timeout=timeout)
         self._engine()
+        assert self.session is not None
         return self.session.execute_sync(command, timeout=timeout)
 
     def approve(self, intent_id: str) -> CommandResult:
@@ -395,42 +516,99 @@ class Desk:
 
     # ------------------------------------------------------------------ plumbing
 
+    def _gone(self) -> bool:
+        if self.client is not None:
+            return self._closed
+        assert self.session is not None
+        return self.session.wait(0)
+
+    def _attached_client(self) -> SessionClient:
+        if self._closed or self.client is None:
+            raise DeskError("the desk is closed (detached)")
+        return self.client
+
     def _engine(self) -> Any:
-        engine = self.session.engine
-        if self._closed or engine is None or self.session.wait(0):
+        engine = self.session.engine if self.session is not None else None
+        if self._closed or engine is None or self.session is None or self.session.wait(0):
             raise DeskError("the desk is closed")
         return engine
 
+    def _service(self) -> BatchService:
+        self._engine()
+        service = self.session.batches if self.session is not None else None
+        if service is None:
+            raise DeskError("the desk is closed")
+        return service
+
     def _on_loop(self, coro: Any, timeout: float) -> Any:
-        loop = self.session._loop
+        loop = self.session._loop if self.session is not None else None
         if loop is None or loop.is_closed():
             coro.close()
             raise DeskError("the desk is closed")
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
 
+def _sink(events: queue.Queue[EventRow], on_event: Callable[[EventRow], None] | None) -> Callable[[EventRow], None]:
+    """Queue each event row for events() (dropping the oldest when full), then on_event."""
+
+    def sink(row: EventRow) -> None:
+        try:
+            events.put_nowait(row)
+        except queue.Full:
+            events.get_nowait()
+            events.put_nowait(row)
+        if on_event is not None:
+            on_event(row)
+
+    return sink
+
+
+def _taken(batch: SignalBatch) -> dict[str, Decimal]:
+    """The batch's values as the Engine took them."""
+    return {s: Decimal(repr(float(v))) for s, v in batch.signals.items()}
+
+
+def _decode_orders(data: Any) -> list[OrderResult]:
+    """The orders of a batch as the session sent them."""
+    return [sp.decode_value(OrderResult, o) for o in data or ()]
+
+
 def _of_batch(order: Order, ts: datetime) -> bool:
     return order.bar_ts == ts and order.reason == "signal" and not order.external
 
 
-def _symbol_result(
-    symbol: str, value: Decimal, orders: list[Order], why_not: tuple[str, str] | None = None
-) -> SymbolResult:
-    views = tuple(
-        OrderResult(
-            client_order_id=o.client_order_id,
-            symbol=o.symbol,
-            side=o.side.value,
-            qty=o.qty,
-            limit_price=o.limit_price,
-            status=o.status.value,
-            filled_qty=o.filled_qty,
-            filled_avg_price=o.filled_avg_price,
-            denial=o.denial.value if o.denial is not None else None,
-            detail=o.denial_detail,
-        )
-        for o in orders  # in the order the Engine created them
+def _order_result(o: Order) -> OrderResult:
+    return OrderResult(
+        client_order_id=o.client_order_id,
+        symbol=o.symbol,
+        side=o.side.value,
+        qty=o.qty,
+        limit_price=o.limit_price,
+        status=o.status.value,
+        filled_qty=o.filled_qty,
+        filled_avg_price=o.filled_avg_price,
+        denial=o.denial.value if o.denial is not None else None,
+        detail=o.denial_detail,
     )
+
+
+def _fill(result: BatchResult, orders: list[OrderResult]) -> BatchResult:
+    """Rebuild the result's symbols from the batch's orders as they are now."""
+    by_symbol: dict[str, list[OrderResult]] = {s: [] for s in result.values}
+    for o in orders:
+        by_symbol.setdefault(o.symbol, []).append(o)
+    result.symbols = {
+        s: _symbol_result(s, result.values.get(s, Decimal(0)), os_, result.no_order.get(s))
+        for s, os_ in by_symbol.items()
+    }
+    result.final = all(r.final for r in result.symbols.values())
+    return result
+
+
+def _symbol_result(
+    symbol: str, value: Decimal, orders: list[OrderResult], why_not: tuple[str, str] | None = None
+) -> SymbolResult:
+    views = tuple(orders)  # in the order the Engine created them
     if not views:
         reason, detail = why_not or ("NO_CHANGE", f"{symbol}: no change needed")
         return SymbolResult(symbol, value, Verdict.NO_ORDER, reason=reason, detail=detail)

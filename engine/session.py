@@ -100,6 +100,8 @@ class Session:
         self._signal_task: asyncio.Task | None = None
         self._stop_requested: asyncio.Event | None = None
         self.control: ControlServer | None = None
+        #: the batches a Desk hands in, here or over the socket (engine.desk.BatchService)
+        self.batches: Any = None
         self.log_path: Path | None = None
         self._how = "stopped"
         self.lock = JournalLock(self.journal_path)
@@ -282,6 +284,10 @@ class Session:
 
                 self.signal_source = open_source(self.settings, known_symbols=frozenset(self.engine.symbols))
             self._signal_task = asyncio.get_running_loop().create_task(self._pump_signals())
+            from engine.desk import BatchService  # batches of a Desk, in process or attached (submit_batch)
+
+            self.batches = BatchService.start(self.engine, self.signal_source, self.settings.signals.max_age)
+            control.batches = self.batches
         except BaseException as exc:  # reported to the starting thread
             self._start_error = exc
             self._started.set()
@@ -298,6 +304,8 @@ class Session:
         # close the source first so its last word (a truncated line) still reaches the engine
         try:
             await asyncio.wait_for(self.signal_source.aclose(), timeout=5)
+            if self.batches is not None:
+                await asyncio.wait_for(self.batches.aclose(), timeout=5)
         except Exception:  # pragma: no cover - best effort on the way out
             pass
         if self._signal_task is not None:
@@ -371,6 +379,8 @@ class Session:
 
         async def close() -> None:
             await source.aclose()
+            if self.batches is not None:
+                await self.batches.aclose()
             if self._signal_task is not None:
                 await asyncio.wait({self._signal_task}, timeout=timeout)
 

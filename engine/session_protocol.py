@@ -16,6 +16,13 @@ in its answer):
     {"cmd": "override", "symbol": S, "mode": ..., "max_position_usd": "N", "max_position_pct": x,
      "size_multiplier": x, "side": ..., "clear": false}
         -> {"ok": bool, "message": str, "count": int, "status": {...}}   (a CommandResult)
+    {"cmd": "submit_batch", "ts": ISO, "kind": "score" | "weight", "values": {symbol: "decimal string"}}
+        -> {"ok": true, "ts": ISO, "kind": ..., "values": {symbol: str}, "no_order": {symbol: [reason, detail]},
+            "orders": [order, ...]}   once the Engine has taken the batch (a Desk.attach batch)
+        or {"ok": false, "error": "batch refused, no order sent: ...", "problems": [{reason, detail, symbol, line}]}
+    {"cmd": "batch", "ts": ISO}                            -> {"ok": true, "ts": ISO, "orders": [order, ...]}
+        (an order: client_order_id, symbol, side, qty, limit_price, status, filled_qty,
+         filled_avg_price, denial, detail — engine.desk.OrderResult, Decimals as strings)
 
 A bad request (bad JSON, no or a non-string "cmd", a line over MAX_LINE, an
 unknown command) gets {"ok": false, "error": "..."}; the connection stays open
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import numbers
 import types
 import typing
 from collections.abc import Mapping
@@ -58,6 +66,7 @@ from engine.commands import (
     StopSession,
 )
 from engine.errors import ExecdeskError
+from engine.signals.types import SignalKind
 from engine.snapshot import EngineSnapshot, EventRow, IntentRow
 
 VERSION = 1
@@ -337,3 +346,70 @@ def result_of(answer: Mapping[str, Any]) -> CommandResult:
         message = answer.get("error", "")
     rows = tuple((str(t), str(k), str(x)) for t, k, x in answer.get("rows", ()) or ())
     return CommandResult(bool(answer.get("ok")), str(message), int(answer.get("count", 0) or 0), rows)
+
+
+# ------------------------------------------------------------------ batches
+
+#: a batch handed to the session (Desk.attach), and the query of a batch's orders
+BATCH_WORDS = ("submit_batch", "batch")
+
+
+def _wire_value(value: Any) -> Any:
+    """A batch value on the wire: a number as a decimal string (floats by repr, so
+    NaN and infinities travel too), anything else as it is (the session refuses it
+    NOT_A_NUMBER in the same words as in process)."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, list, dict)):
+        return value
+    if isinstance(value, (Decimal, int)):
+        return str(value)
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    return repr(value)
+
+
+def batch_request(ts: datetime | str, kind: SignalKind, values: Mapping[Any, Any] | Any) -> dict[str, Any]:
+    """The submit_batch request for one batch of scores or target weights."""
+    wire = {k: _wire_value(v) for k, v in values.items()} if isinstance(values, Mapping) else values
+    return {
+        "cmd": "submit_batch",
+        "ts": ts.isoformat() if isinstance(ts, datetime) else ts,
+        "kind": SignalKind(kind).value,
+        "values": wire,
+    }
+
+
+def _batch_value(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        number = Decimal(value.strip())
+    except ArithmeticError:
+        return value  # text: refused NOT_A_NUMBER by the judge
+    try:
+        return float(number)
+    except (ValueError, OverflowError):
+        return number
+
+
+def batch_from_request(req: Mapping[str, Any]) -> tuple[Any, SignalKind, Any]:
+    """(ts, kind, values) of a submit_batch request, for PushSource.push to judge:
+    decimal strings become numbers; the rest is judged as sent."""
+    kind = req.get("kind", SignalKind.SCORE.value)
+    if kind not in [k.value for k in SignalKind]:
+        raise ProtocolError(f'"kind" must be "score" or "weight", not {kind!r}')
+    values = req.get("values")
+    if isinstance(values, Mapping):
+        values = {k: _batch_value(v) for k, v in values.items()}
+    return req.get("ts"), SignalKind(kind), values
+
+
+def batch_ts(req: Mapping[str, Any]) -> datetime:
+    """The ts of a batch query, an aware datetime."""
+    raw = _text(req, "ts")
+    try:
+        ts = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ProtocolError(f'"ts" is not an ISO 8601 timestamp: {raw!r}') from None
+    if ts.tzinfo is None:
+        raise ProtocolError('"ts" has no timezone')
+    return ts

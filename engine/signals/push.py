@@ -33,8 +33,9 @@ class PushSource(_SourceBase):
 
     name = "api"
 
-    def __init__(self, *, known_symbols: frozenset[str], max_age: float):
+    def __init__(self, *, known_symbols: frozenset[str], max_age: float, name: str = "api"):
         super().__init__(known_symbols, max_age)
+        self.name = name  # the batches' origin: "api" (a Desk in process) or "socket" (attached Desks)
         self._queue: asyncio.Queue[SignalBatch] = asyncio.Queue()
 
     async def batches(self, market: MarketView) -> AsyncIterator[SignalBatch]:
@@ -47,9 +48,18 @@ class PushSource(_SourceBase):
         while not self._queue.empty():  # what was pushed before aclose() still goes in
             yield self._queue.get_nowait()
 
-    def judge(self, market: MarketView, ts: datetime | str, values: Mapping[Any, Any], kind: SignalKind) -> SignalBatch:
+    def judge(
+        self,
+        market: MarketView,
+        ts: datetime | str,
+        values: Mapping[Any, Any],
+        kind: SignalKind,
+        after: datetime | None = None,
+    ) -> SignalBatch:
         """The batch as the Engine would take it; raises SignalInputError (and moves no
-        "last batch" mark) when any entry or the timestamp is refused."""
+        "last batch" mark) when any entry or the timestamp is refused. `after`: the last
+        bar the Engine took from any source (the session's own source next to this one):
+        a batch not after it is OUT_OF_ORDER or DUPLICATE_BATCH as after one of ours."""
         when = _timestamp(ts)
         where = f"{self.name}@{_iso(when)}"
         if not isinstance(values, Mapping):
@@ -59,19 +69,28 @@ class PushSource(_SourceBase):
             raise SignalInputError((problem,))
         entries = [_Entry(symbol, value, None) for symbol, value in values.items()]
         last = self._judge.last_ts
+        if after is not None and (last is None or after > last):
+            self._judge.last_ts = after
         batch = self._judge.judge(market, when, entries, origin=self.name, where=where, kind=kind)
         if batch.rejected or batch.dropped:
             self._judge.last_ts = last
             raise SignalInputError(batch.dropped)
         return batch
 
-    def push(self, market: MarketView, ts: datetime | str, values: Mapping[Any, Any], kind: SignalKind) -> SignalBatch:
+    def push(
+        self,
+        market: MarketView,
+        ts: datetime | str,
+        values: Mapping[Any, Any],
+        kind: SignalKind,
+        after: datetime | None = None,
+    ) -> SignalBatch:
         """Judge and queue one batch (call on the Engine's loop). Raises SignalInputError."""
         if self.closed:
             raise SignalInputError(
                 (DroppedSignal(DropReason.READ_ERROR.value, f"{self.name}: the session is closing"),)
             )
-        batch = self.judge(market, ts, values, kind)
+        batch = self.judge(market, ts, values, kind, after)
         self._queue.put_nowait(batch)
         return batch
 
