@@ -122,7 +122,7 @@ KEYS: tuple[ConsoleKey, ...] = (
         CONSOLE_BINDINGS["stop_session"],
         "stop_session",
         "Stop session",
-        "Stop the session itself (asks first): no new orders, open orders left working, journal sealed",
+        "Stop the session (asks first; orders stay working)",
         "app",
         show=False,
     ),

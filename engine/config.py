@@ -302,6 +302,13 @@ class SessionSection(_Section):
     after_close: Literal["next_day", "stop"] = "next_day"
     reports_dir: str = "reports"  # the day's execution report: <reports_dir>/YYYY-MM-DD.md
 
+    @model_validator(mode="after")
+    def _journal_is_a_file(self) -> SessionSection:
+        problem = journal_path_problem(self.journal_path)
+        if problem:
+            raise ValueError(f"session.journal_path {problem} (got {self.journal_path!r})")
+        return self
+
 
 #: Every key binding of the console by binding id, with its default key. What
 #: `[console] keymap` may remap (the console's key table, console/keys.py, has the same
@@ -400,13 +407,6 @@ def keymap_problems(keymap: Mapping[str, str]) -> list[str]:
         if len(ids) > 1:
             problems.append(f"console.keymap: key {key!r} is bound to {' and '.join(ids)}: one key, one action")
     return problems
-
-    @model_validator(mode="after")
-    def _journal_is_a_file(self) -> SessionSection:
-        problem = journal_path_problem(self.journal_path)
-        if problem:
-            raise ValueError(f"session.journal_path {problem} (got {self.journal_path!r})")
-        return self
 
 
 def journal_path_problem(path: str | os.PathLike[str]) -> str:

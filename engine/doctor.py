@@ -314,12 +314,16 @@ def _check_data_plan(report: PreflightReport, venue: _Venue, settings: Settings,
         report.add("data_plan", Severity.OK, f'feed "{feed}" entitled (the plan could not be told: {sip.detail})')
         return
     if len(traded) > FREE_PLAN_STREAM_SYMBOLS:
+        # not a problem: the engine streams what the plan allows and polls the rest
+        # over REST (engine/core/quotes.py, [market_data]); said so the operator knows
+        polled = len(traded) - FREE_PLAN_STREAM_SYMBOLS
+        every = settings.market_data.poll_interval
         report.add(
             "data_plan",
-            Severity.WARNING,
+            Severity.OK,
             f'feed "{feed}" entitled on the free plan (SIP refused), whose market-data stream takes at most '
-            f"{FREE_PLAN_STREAM_SYMBOLS} symbols: {len(traded)} are configured, "
-            f"{len(traded) - FREE_PLAN_STREAM_SYMBOLS} beyond the stream's limit",
+            f"{FREE_PLAN_STREAM_SYMBOLS} symbols: {FREE_PLAN_STREAM_SYMBOLS} of {len(traded)} streamed, "
+            f"{polled} polled over REST every {every:g} s",
         )
     else:
         report.add(

@@ -160,13 +160,14 @@ def test_a_sip_feed_on_the_free_plan_is_named_and_exits_1(capsys, tmp_path):
     assert "HTTP 403" in blocker and 'set broker.feed = "iex"' in blocker
 
 
-def test_the_free_plan_warns_when_the_universe_exceeds_the_stream_limit(capsys, tmp_path):
+def test_the_free_plan_says_which_symbols_stream_and_which_are_polled(capsys, tmp_path):
+    # not a warning: the engine streams what the plan allows and polls the rest
     code, out, _ = doctor(capsys, "--config", str(config(tmp_path, '[sim]\nplan = "free"\n')), "--json")
 
     report = json.loads(out)
-    assert code == 0 and report["passed"] is True
-    [warning] = report["warnings"]
-    assert "at most 30 symbols: 53 are configured, 23 beyond the stream's limit" in warning
+    assert code == 0 and report["passed"] is True and report["warnings"] == []
+    [plan] = [f for f in report["findings"] if f["check"] == "data_plan"]
+    assert "30 of 53 streamed, 23 polled over REST every 2 s" in plan["message"]
 
 
 def test_a_non_tradable_symbol_in_the_universe_is_named_and_exits_1(capsys, clean_env, tmp_path, venue):

@@ -145,8 +145,10 @@ def test_a_blocked_account_stops_run_and_names_it(tmp_path, venue):
 
 
 def test_preflight_warnings_are_shown_and_journaled(make_pipe):
-    # the free plan streams 30 symbols of the universe's 53: a warning, not a blocker
-    pipe = make_pipe(sim={"plan": "free"})
+    # fractional sizing with a universe symbol the venue does not trade in fractions:
+    # a warning, not a blocker (the free plan's 30-symbol stream is no warning at all:
+    # the engine polls the rest)
+    pipe = make_pipe(position_sizing={"fractional": True})
 
     texts = pipe.wait(
         lambda: (
@@ -154,11 +156,12 @@ def test_preflight_warnings_are_shown_and_journaled(make_pipe):
         ),
         what="the preflight's lines in the event log",
     )
-    assert any(t.startswith("preflight WARNING: data_plan: ") and "at most 30 symbols" in t for t in texts), texts
+    assert any(t.startswith("preflight WARNING: assets: ") and "not fractionable" in t for t in texts), texts
+    assert not any("data_plan" in t for t in texts), texts
     assert "preflight passed (built-in venue, 1 warning(s))" in texts, texts
     [checked] = journal_events(pipe.journal_path, "PreflightChecked")
     assert checked.endpoint == "built-in venue"
-    assert len(checked.warnings) == 1 and "53 are configured" in checked.warnings[0]
+    assert len(checked.warnings) == 1 and "not fractionable" in checked.warnings[0]
 
 
 # ---- an orderly stop waits for the answers of submits on the wire -----------------------
