@@ -150,6 +150,8 @@ async def test_a_console_attached_over_the_socket_approves_an_intent_that_reache
             await until(pilot, lambda: screen.queue.selected_key is not None, what="an intent under the cursor")
             intent_id = screen.queue.selected_key
             assert intent_id in {i["intent_id"] for i in headless.pending()}
+            # a row on screen for less than [console] new_row_guard_ms is not approved
+            await until(pilot, lambda: not screen.queue.new_keys, what="the rows to be on screen long enough")
             await pilot.press("a")
             await until(pilot, lambda: intent_id not in client.snapshot.intents, what="the intent to leave the queue")
             await app.workers.wait_for_complete()
