@@ -188,8 +188,13 @@ class StatusBar(Horizontal):
             _link("stream", conn.trade_stream),
             "  ",
             _link("data", conn.market_data),
-            "  ",
         )
+        # on a plan with a stream symbol limit: how many symbols are polled over REST
+        # (status --json lists them); said only when some are
+        md = s.market_data
+        if md.polled:
+            line2.append(f" ({len(md.streamed)} streamed, {len(md.polled)} polled)", style="dim")
+        line2.append("  ")
         if conn.reconciling:
             line2.append("⟳ reconciling  ", style="bold yellow")
         if self.clock_in_view:

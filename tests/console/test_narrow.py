@@ -92,3 +92,20 @@ async def test_the_help_screen_at_80x24_shows_every_description_and_binding_id()
 
 def test_main_screen_80x24_four_digit_pl_ten_intents(snap_compare) -> None:
     assert snap_compare(busy_app(), terminal_size=NARROW, run_before=_shown)
+
+
+async def test_the_status_line_says_how_many_symbols_are_polled_on_a_limited_plan() -> None:
+    """Issue 12: which symbols stream and which are polled is visible in the console
+    (the lists are in status --json); the connectivity line still fits 80x24."""
+    from engine.snapshot import MarketDataStatus
+
+    app = busy_app()
+    async with app.run_test(size=NARROW) as pilot:
+        await _shown(pilot)
+        assert "polled" not in screen_text(app).splitlines()[1], "nothing polled: nothing said"
+        streamed = tuple(f"S{i}" for i in range(30))
+        polled = tuple(f"P{i}" for i in range(23))
+        app.handle.publish(market_data=MarketDataStatus(streamed=streamed, polled=polled, stream_limit=30))
+        await until(pilot, lambda: "polled" in screen_text(app).splitlines()[1], what="the polled count shown")
+        line = screen_text(app).splitlines()[1]
+        assert "(30 streamed, 23 polled)" in line and "bar" in line, line
