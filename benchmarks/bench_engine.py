@@ -725,19 +725,21 @@ def build_desk(n: int, tmp: Path, hook: Callable[[Any], None] | None = None) -> 
 
 def _venue_order(cid: str, vid: str, symbol: str, status: str, filled: Decimal, price: Decimal, at: datetime):
     from engine.broker.base import VenueOrder
+    from engine.model import OrderStatus, OrderType, Side, TimeInForce
 
+    # the records the wire module builds: enums, not words (engine/broker/wire.py)
     return VenueOrder(
         id=vid,
         client_order_id=cid,
         symbol=symbol,
-        side="buy",
+        side=Side.BUY,
         qty=Decimal(2),
         notional=None,
         filled_qty=filled,
         filled_avg_price=price if filled else None,
-        status=status,
-        order_type="limit",
-        time_in_force="day",
+        status=OrderStatus(status),
+        order_type=OrderType.LIMIT,
+        time_in_force=TimeInForce.DAY,
         limit_price=price,
         stop_price=None,
         created_at=at,
@@ -754,7 +756,7 @@ async def _apply_rounds(eng, rounds: int, per_round: int = 5, warmup: int = 20) 
     import uuid
 
     from engine import events as ev
-    from engine.broker.base import TradeUpdate
+    from engine.broker.base import TradeEvent, TradeUpdate
     from engine.model import Order, OrderStatus, Side
     from engine.orders import make_client_order_id
 
@@ -794,7 +796,7 @@ async def _apply_rounds(eng, rounds: int, per_round: int = 5, warmup: int = 20) 
         ):
             for cid, vid, sym, price in made:
                 upd = TradeUpdate(
-                    event=kind,
+                    event=TradeEvent(kind),
                     order=_venue_order(cid, vid, sym, status, filled, price, now),
                     timestamp=now,
                     execution_id=None if kind == "new" else f"x-{vid}-{filled}",
