@@ -81,6 +81,8 @@ def test_flatten_closes_a_position_in_a_symbol_outside_the_universe(make_pipe, t
     result = pipe.execute(Flatten())
     assert result.ok and result.count == 2, result.message
     pipe.wait(lambda: not pipe.eyes.positions(), what="JPM, too, to be closed at the venue")
+    # the venue can be flat before the engine has journaled the answers (flaky otherwise)
+    pipe.wait_settled("the flatten orders to be final in the journal")
     jpm = [o for o in pipe.report()["orders"] if o["symbol"] == "JPM"]
     assert [(o["reason"], o["status"], o["reduce_only"]) for o in jpm] == [("flatten", "filled", True)]
 
