@@ -55,6 +55,7 @@ from engine.config import Settings, SymbolOverride
 from engine.core import messages as msg
 from engine.core.common import MINUTE
 from engine.core.halt import Halting
+from engine.core.heap import HeapPolicy
 from engine.core.history import History
 from engine.core.inbox import Inbox, Lane
 from engine.core.intents import Intents
@@ -155,6 +156,7 @@ class Engine:
         self.sync = VenueSync(self)
         self.halt = Halting(self)
         self.market_data = MarketData(self)
+        self.heap = HeapPolicy()  # full collections at idle moments only (engine.core.heap)
         # one handler per inbox message type
         self.handlers: dict[type, Callable[[Any], None]] = {
             msg.CommandEnvelope: self._on_command,
@@ -284,6 +286,7 @@ class Engine:
             self.spawn(self._ticker(name, seconds, venue), f"tick-{name.replace('_', '-')}")
         self.spawn(self.publisher.run(), "publisher")
         self.publish()
+        self.heap.on_start()
 
     async def stop(self, how: str = "stopped") -> None:
         """Stop in order: no new orders, open orders left working (and said so),
@@ -298,6 +301,7 @@ class Engine:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.heap.on_stop()
         try:
             await self.broker.stop()
         except Exception:  # pragma: no cover - best effort on the way out
@@ -424,6 +428,13 @@ class Engine:
         self.intents.expire_approvals()
         self.halt.check_kill_progress()
         self.halt.check_venue_status()
+        self.heap.on_second(self.idle)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing on the wire, nothing waiting: a pause now delays no order."""
+        inbox = self._inbox
+        return self.submits.on_wire == 0 and not self.submits.pending and (inbox is None or len(inbox) == 0)
 
     # ------------------------------------------------------------- market data
 

@@ -29,6 +29,7 @@ class Submits:
         self.throttled: dict[str, int] = {}  # client_order_id -> resends after a 429
         self.resolving: set[str] = set()
         self.cancelling: set[str] = set()
+        self.on_wire = 0  # submits between their task's start and their answer
 
     # ---------------------------------------------------------------- sending
 
@@ -91,7 +92,11 @@ class Submits:
             extended_hours=extended,
         )
         t0 = time.perf_counter()
-        outcome = await e.broker.submit(req, withhold)
+        self.on_wire += 1
+        try:
+            outcome = await e.broker.submit(req, withhold)
+        finally:
+            self.on_wire -= 1
         e.put(msg.Submitted(order.client_order_id, outcome, (time.perf_counter() - t0) * 1000))
 
     # ---------------------------------------------------------------- outcomes
