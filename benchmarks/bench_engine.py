@@ -15,10 +15,11 @@ this process) through alpaca-py, on whatever machine runs them:
    from a followed JSONL file: Halt to its answer and to the cancel-all request on
    the wire, and no order sent after the halt.
 
-No engine code is changed for this: the timestamps come from wrapping methods
-of the one instance under test (the Engine's handler of Submitted, Engine.on_batch_done,
-Recorder.open_journal, VenueSync.reconcile, Halting.finish_kill, the broker's
-TradingClient.cancel_orders, the venue's cancel_all). The 53-signal batches run
+The timestamps come from public engine surfaces only (benchmarks/pipeline_run.py):
+an EngineObserver (engine.core.observe: each batch handled, each submit's answer,
+Engine.start's journal replay and reconciliation), AlpacaBroker.observe_requests
+(the cancel-all leaving in the broker's worker), the engine's kill status; and, on
+the venue's side, its cancel_all. The 53-signal batches run
 twice: with the built-in venue in this process (what `execdesk run` embeds; its
 CPU shares the interpreter with the engine) and with the venue in its own process
 (as Alpaca would be). Setups: the venue's clock is frozen in regular hours for
@@ -31,31 +32,35 @@ Run alone: `python -m benchmarks.bench_engine` (or through `make bench`)."""
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-from engine.config import Credentials, Settings, load_settings
-from engine.model import RolloutMode
-from tests.support import VenueProcess, wait_for_async
-
-REPO = Path(__file__).resolve().parent.parent
-#: Monday 2 March 2026, 10:00 New York: the regular session is open (venue clock frozen)
-START_AT = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-#: Monday 2 March 2026, 07:00 New York: before the open, orders rest as "accepted"
-BEFORE_OPEN = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-CREDS = Credentials(key_id="BENCHENGINEKEY01", secret_key="bench-engine-secret-0001")
-SEED = 11
-CASH = 10_000_000  # so buying power never binds over 100+ batches (reserves clear at account refresh)
+from benchmarks.pipeline_run import (
+    CREDS,
+    START_AT,
+    BatchProbe,
+    RawClient,
+    bench_settings,
+    build_desk,
+    cpu_note,
+    engine_batch,
+    error_row,
+    load_average,
+    ms,
+    on_loop,
+    own_process_session,
+    pct,
+    run_batch,
+    sim_overrides,
+    start_session,
+    start_venue_process,
+    thread_cpu,
+)
 
 BATCHES = 104
 BATCH_WARMUP = 6
@@ -73,288 +78,7 @@ OVERHEAD_TARGET_PCT = 10.0
 RECON_TARGET_S = 2.0
 
 
-# ---------------------------------------------------------------- shared helpers
-
-
-def _section(settings: Settings, name: str, **changes: Any) -> Settings:
-    return settings.model_copy(update={name: getattr(settings, name).model_copy(update=changes)})
-
-
-def bench_settings(**monitoring: float) -> Settings:
-    """config/execution.toml with what these benchmarks need: every symbol may get an
-    order in one bar, approval auto, limits wide enough that all 53 orders pass, no
-    rate limit on either side (the 200/min of Alpaca would make a 53-order batch a
-    16-second affair: that is a venue limit, not engine latency)."""
-    s = load_settings(REPO / "config" / "execution.toml", env={})
-    s = _section(s, "session", universe_path=str(REPO / "config" / "universe.toml"))
-    s = _section(s, "order_management", max_orders_per_bar=100, unfilled_policy="keep")
-    s = _section(s, "rollout", default_mode=RolloutMode.AUTO)
-    # 0.5 x 0.0003 x 10M = 1,500 USD per symbol; 53 of them, 80k gross
-    s = _section(s, "position_sizing", max_position_size=0.0003, max_total_exposure=4.0, below_threshold="flatten")
-    s = _section(
-        s, "risk_management", max_sector_exposure=1.0, max_orders_per_second=1_000_000, max_orders_per_minute=1_000_000
-    )
-    s = _section(s, "broker", rate_limit_per_minute=100_000)
-    s = _section(s, "sim", partial_fill_prob=0.0, rate_limit_per_minute=0, seed=SEED, starting_cash=Decimal(CASH))
-    if monitoring:
-        s = _section(s, "monitoring", **monitoring)
-    return s
-
-
-def sim_overrides(start_at: datetime = START_AT) -> dict[str, Any]:
-    return {
-        "rate_limit_per_minute": None,
-        "frozen_clock": True,
-        "start_at": start_at,
-        "partial_fill_prob": 0.0,
-        "seed": SEED,
-        "starting_cash": Decimal(CASH),
-    }
-
-
-class QuietSource:
-    """A signal source that never yields: the benchmark puts batches on the inbox itself."""
-
-    async def batches(self, market):  # noqa: ARG002
-        await asyncio.Event().wait()
-        if False:  # pragma: no cover - makes this an async generator
-            yield None
-
-    async def aclose(self) -> None:
-        return None
-
-
-def start_session(journal: Path, settings: Settings, start_at: datetime = START_AT):
-    from engine.session import Session
-
-    session = Session.from_settings(
-        settings,
-        journal_path=journal,
-        sim_overrides=sim_overrides(start_at),
-        auto_approve=True,
-        signal_source=QuietSource(),
-        credentials=CREDS,
-        new_session=True,
-    ).start()
-    eng = session.engine
-    if not eng.trading_ready:
-        session.stop()
-        raise RuntimeError(f"engine not ready to trade: {eng.not_ready_reason}")
-    return session
-
-
-def on_loop(session, coro, timeout: float = 120.0):
-    """Run a coroutine inside the engine's own loop (the one task that owns state
-    is on that loop too) and wait for its result."""
-    return asyncio.run_coroutine_threadsafe(coro, session._loop).result(timeout)  # noqa: SLF001
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, round(q / 100 * len(s) + 0.5) - 1))
-    return s[k]
-
-
-def ms(x: float) -> float:
-    return round(x, 2)
-
-
-def error_row(name: str, target: str, exc: BaseException) -> dict:
-    tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
-    return {"name": name, "value": "error", "unit": "", "target": target, "ok": False, "note": tb[:300]}
-
-
-# ---------------------------------------------------------------- the ack probe
-
-
-@dataclass
-class BatchProbe:
-    """Wraps the Engine's handler of Submitted and Engine.on_batch_done of one engine (inside its
-    loop): when a batch was handled, how many submits it made, when each ack was
-    applied, and the moment the last one was."""
-
-    eng: Any
-    acks: dict[str, float] = field(default_factory=dict)
-    bad: list[str] = field(default_factory=list)
-    handled_at: float = 0.0
-    submits: int = -1
-    done: asyncio.Future | None = None
-    _orig: Callable | None = None
-
-    def install(self) -> None:
-        from engine.core.messages import Submitted
-
-        self._orig = self.eng.handlers[Submitted]
-        orig = self._orig
-
-        def on_submitted(item) -> None:
-            orig(item)
-            if item.outcome.kind == "acked":
-                self.acks[item.client_order_id] = time.perf_counter()
-            else:
-                self.bad.append(f"{item.client_order_id}: {item.outcome.kind} {item.outcome.message}")
-            self._maybe_done()
-
-        self.eng.handlers[Submitted] = on_submitted
-        self.eng.on_batch_done = self._batch_done
-
-    def uninstall(self) -> None:
-        if self._orig is not None:
-            from engine.core.messages import Submitted
-
-            self.eng.handlers[Submitted] = self._orig
-        self.eng.on_batch_done = None
-
-    def arm(self) -> None:
-        self.acks, self.bad, self.handled_at = {}, [], 0.0
-        self.submits = -1
-        self._base = self.eng.stats.submits
-        self.done = asyncio.get_running_loop().create_future()
-
-    def _batch_done(self, batch) -> None:  # noqa: ARG002
-        self.handled_at = time.perf_counter()
-        self.submits = self.eng.stats.submits - self._base
-        self._maybe_done()
-
-    def _maybe_done(self) -> None:
-        if self.submits >= 0 and len(self.acks) + len(self.bad) >= self.submits and self.done and not self.done.done():
-            self.done.set_result(time.perf_counter() if self.submits == 0 else max(self.acks.values(), default=0.0))
-
-
-async def _until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.002) -> None:
-    await wait_for_async(predicate, timeout=timeout, what=what, every=step)
-
-
-async def engine_batch(eng, probe: BatchProbe, ts: datetime, signals: dict[str, float]) -> dict:
-    """One batch through the engine: arrival on the inbox -> every order acknowledged;
-    then (not timed) wait until every order of the batch is final (filled) so the next
-    batch starts from a book without working orders."""
-    from engine.signals import SignalBatch
-
-    batch = SignalBatch(ts=ts, signals=signals)
-    probe.arm()
-    t0 = time.perf_counter()
-    await eng.submit_batch(batch)
-    t_acked = await asyncio.wait_for(probe.done, 30)
-    if probe.bad:
-        raise RuntimeError(f"{len(probe.bad)} submit(s) not acked, e.g. {probe.bad[0]}")
-    cids = list(probe.acks)
-    await _until(lambda: all(eng.book.get(c).status.is_final for c in cids), 30, "the batch's fills")
-    orders = [eng.book.get(c) for c in cids]
-    return {
-        "total_ms": (t_acked - t0) * 1000,
-        "handled_ms": (probe.handled_at - t0) * 1000,
-        "first_ack_ms": (min(probe.acks.values()) - t0) * 1000 if probe.acks else 0.0,
-        "n": probe.submits,
-        "orders": [(o.symbol, o.side.value, o.qty, o.limit_price) for o in orders],
-        "filled": sum(1 for o in orders if o.status.value == "filled"),
-    }
-
-
-# ---------------------------------------------------------------- venues and raw alpaca-py
-
-
-def start_venue_process(start_at: datetime = START_AT) -> VenueProcess:
-    """The venue in its own process (python -m engine.sim), frozen clock, no rate
-    limit: its CPU is not ours, as with Alpaca."""
-    return VenueProcess(
-        CREDS.key_id,
-        CREDS.secret_key,
-        "--rate-limit",
-        "0",
-        "--frozen",
-        "--start-at",
-        start_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "--partial-fill-prob",
-        "0",
-        "--seed",
-        str(SEED),
-        "--starting-cash",
-        str(CASH),
-        "--universe",
-        str(REPO / "config" / "universe.toml"),
-        timeout=30,
-    )
-
-
-class RawClient:
-    """Plain alpaca-py against its own copy of the venue (same options, nobody on
-    its trade stream): the round trip without the engine."""
-
-    def __init__(self, workers: int, own_process: bool):
-        from alpaca.trading.client import TradingClient
-
-        self.venue = self.proc = None
-        if own_process:
-            self.proc = start_venue_process()
-            url = self.proc.url
-        else:
-            from engine.sim import SimVenue
-
-            opts = sim_overrides()
-            opts.pop("rate_limit_per_minute")
-            self.venue = SimVenue(
-                key_id=CREDS.key_id,
-                secret_key=CREDS.secret_key,
-                port=0,
-                universe_path=str(REPO / "config" / "universe.toml"),
-                rate_limit_per_minute=None,
-                **opts,
-            ).start()
-            url = self.venue.trading_url
-        self.parsed = TradingClient(CREDS.key_id, CREDS.secret_key, paper=True, url_override=url)
-        self.raw = TradingClient(CREDS.key_id, CREDS.secret_key, paper=True, url_override=url, raw_data=True)
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="raw-alpaca")
-        self.n = 0
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
-        if self.venue is not None:
-            self.venue.stop()
-        if self.proc is not None:
-            self.proc.stop()
-
-    def _request(self, spec, tag: str):
-        from alpaca.trading.enums import OrderSide, TimeInForce
-        from alpaca.trading.requests import LimitOrderRequest
-
-        symbol, side, qty, limit = spec
-        self.n += 1
-        return LimitOrderRequest(
-            symbol=symbol,
-            qty=float(qty),
-            side=OrderSide(side),
-            time_in_force=TimeInForce.DAY,
-            limit_price=float(limit),
-            client_order_id=f"raw-{tag}-{self.n}",
-        )
-
-    def sequential(self, specs, client=None) -> float:
-        client = client or self.parsed
-        t0 = time.perf_counter()
-        for spec in specs:
-            client.submit_order(self._request(spec, "seq"))  # building the request is part of a submit
-        return (time.perf_counter() - t0) * 1000
-
-    def concurrent(self, specs, client=None) -> float:
-        client = client or self.parsed
-        t0 = time.perf_counter()
-        futures = [self.pool.submit(lambda s=spec: client.submit_order(self._request(s, "conc"))) for spec in specs]
-        for f in futures:
-            f.result()
-        return (time.perf_counter() - t0) * 1000
-
-
 # ---------------------------------------------------------------- 1 + 3: batches and per-order overhead
-
-
-async def _install(probe: BatchProbe) -> None:
-    probe.install()
-
-
-async def _uninstall(probe: BatchProbe) -> None:
-    probe.uninstall()
 
 
 def bench_batches(tmp: Path, own_process: bool = False) -> list[dict]:
@@ -371,36 +95,21 @@ def bench_batches(tmp: Path, own_process: bool = False) -> list[dict]:
         if own_process:
             proc = start_venue_process()
             procs.append(proc)
-            url = proc.url
-            settings = _section(settings, "broker", kind="alpaca", trading_url=url, data_url=url)
-            settings = _section(settings, "risk_management", max_quote_age=100_000)
-            from engine.session import Session
-
-            session = Session.from_settings(
-                settings,
-                journal_path=tmp / "batches-own.sqlite",
-                auto_approve=True,
-                signal_source=QuietSource(),
-                credentials=CREDS,
-                new_session=True,
-            ).start()
+            session = own_process_session(settings, proc.url, tmp / "batches-own.sqlite")
         else:
             session = start_session(tmp / "batches.sqlite", settings)
         raw = RawClient(workers, own_process)
         eng = session.engine
         symbols = list(eng.symbols)
         probe = BatchProbe(eng)
-        on_loop(session, _install(probe))
+        on_loop(session, probe.attach())
         eng_ms, handled, first_ack, seq_ms, conc_ms = [], [], [], [], []
         counts: set[int] = set()
         cpu0 = None
         for k in range(BATCHES + BATCH_WARMUP):
             if k == BATCH_WARMUP:
                 cpu0 = thread_cpu()
-            signal = 0.5 if k % 2 == 0 else 0.0  # buy every symbol, then close every position
-            res = on_loop(
-                session, engine_batch(eng, probe, START_AT + timedelta(seconds=k + 1), dict.fromkeys(symbols, signal))
-            )
+            res, _cpu = run_batch(session, probe, k)  # buy every symbol, then close every position
             counts.add(res["n"])
             first = k % 2 == 0  # who goes first after the engine: alternate
             a = raw.sequential(res["orders"]) if first else raw.concurrent(res["orders"])
@@ -413,7 +122,7 @@ def bench_batches(tmp: Path, own_process: bool = False) -> list[dict]:
                 conc_ms.append(b if first else a)
         cpu1 = thread_cpu()
         e1, r1, rr1 = _singles(session, eng, probe, raw, symbols)
-        on_loop(session, _uninstall(probe))
+        on_loop(session, probe.detach())
     finally:
         if session is not None:
             session.stop()
@@ -436,7 +145,8 @@ def bench_batches(tmp: Path, own_process: bool = False) -> list[dict]:
                 "note": f"each batch {orders} orders after {BATCH_WARMUP} warm-up batches: alternately +0.5 on all 53 "
                 "symbols (53 buys) and 0.0 with below_threshold=flatten (53 sells closing them); marketable "
                 "limits fill at once on the frozen-clock venue, so every batch starts without working orders; "
-                f"max_orders_per_bar 100, approval auto, rate limits off; load average {_load()} (shared machine)",
+                f"max_orders_per_bar 100, approval auto, rate limits off; load average {load_average()} "
+                "(shared machine)",
             }
         )
     rows += [
@@ -448,7 +158,7 @@ def bench_batches(tmp: Path, own_process: bool = False) -> list[dict]:
             "note": f"{where}; {workers} submits in flight (broker.workers); handling the batch (sizing, 53 checks, "
             f"journal, fsync) took {statistics.median(handled):.1f} ms p50, first ack at "
             f"{statistics.median(first_ack):.1f} ms p50"
-            + ("" if own_process else f"; CPU per batch: {_cpu_note(cpu0 or {}, cpu1, per=n)}"),
+            + ("" if own_process else f"; CPU per batch: {cpu_note(cpu0 or {}, cpu1, per=n)}"),
         },
         {
             "name": f"53-signal batch, arrival on the inbox -> every order acked, p99 ({tag})",
@@ -538,189 +248,7 @@ def _singles(session, eng, probe: BatchProbe, raw: RawClient, symbols: list[str]
     return e1, r1, rr1
 
 
-def _load() -> str:
-    import os
-
-    try:
-        return " / ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores"
-    except OSError:
-        return "n/a"
-
-
 # ---------------------------------------------------------------- 2 + 4: a journal and a venue with n open orders
-
-
-class _HookedSession:
-    """engine.session.Session whose Engine gets `hook(engine)` before it starts."""
-
-    def __new__(cls, hook, *args, **kwargs):
-        from engine.session import Session
-
-        class Hooked(Session):
-            def _build_engine(self):
-                eng = super()._build_engine()
-                hook(eng)
-                return eng
-
-        return Hooked(*args, **kwargs)
-
-
-@dataclass
-class Desk:
-    """A venue holding n resting orders that the journal says this engine created
-    (a restart after a crash, mid-session), and the engine started on them."""
-
-    n: int
-    venue: Any
-    session: Any
-    timings: dict[str, float]
-    setup_s: float
-
-    @property
-    def eng(self):
-        return self.session.engine
-
-    def close(self) -> None:
-        try:
-            self.session.stop()
-        finally:
-            self.venue.stop()
-
-
-def build_desk(n: int, tmp: Path, hook: Callable[[Any], None] | None = None) -> Desk:
-    """n buy limits (1 share, at half the price, rotating over the 53 symbols) at a
-    venue whose clock runs (speed 1) before the open, so they rest as "accepted"
-    and each has its own submission time; the same n orders in a journal (intent,
-    durable sent, acked), whose session did not end cleanly; then the engine is
-    started on both and reconciles."""
-    from engine import events as ev
-    from engine.core import config_hash
-    from engine.journal import Journal
-    from engine.model import Order, OrderStatus, Side
-    from engine.orders import make_client_order_id
-    from engine.sim import SimVenue
-
-    t_setup = time.perf_counter()
-    venue = SimVenue(
-        key_id=CREDS.key_id,
-        secret_key=CREDS.secret_key,
-        seed=SEED,
-        speed=1.0,
-        port=0,
-        universe_path=str(REPO / "config" / "universe.toml"),
-        partial_fill_prob=0.0,
-        starting_cash=Decimal(CASH),
-        rate_limit_per_minute=None,
-        start_at=BEFORE_OPEN,
-    ).start()
-    try:
-        url = venue.trading_url
-        settings = bench_settings(order_reconciliation_interval=3600, position_update_interval=3600)
-        settings = _section(settings, "broker", kind="alpaca", trading_url=url, data_url=url)
-        settings = _section(settings, "risk_management", max_quote_age=100_000)
-        path = tmp / f"desk-{n}.sqlite"
-        journal = Journal(path)
-        sid = journal.open_session(config_hash(settings), BEFORE_OPEN.date()).session_id
-        server = venue.server
-        symbols = list(server.exchange.assets)[:53]
-        prices = {s: server.exchange.model.markets[s].quote for s in symbols}
-        specs = []
-        for i in range(n):
-            sym = symbols[i % len(symbols)]
-            limit = (prices[sym].bp / 2).quantize(Decimal("0.01"))
-            cid = make_client_order_id(sid, i // 100, sym, i % 100)
-            specs.append((cid, sym, limit))
-        bodies = [
-            {
-                "symbol": sym,
-                "side": "buy",
-                "type": "limit",
-                "time_in_force": "day",
-                "qty": "1",
-                "limit_price": str(limit),
-                "client_order_id": cid,
-            }
-            for cid, sym, limit in specs
-        ]
-
-        def submit_all() -> list[dict]:
-            # the venue's own loop, no HTTP: sync() first so each order has its own time
-            out = []
-            for body in bodies:
-                server.sync()
-                out.append(server.exchange.submit(body))
-            return out
-
-        placed = venue._call(submit_all, timeout=300)  # noqa: SLF001 - the venue's drill fast path
-        events: list = []
-        bar_ts = BEFORE_OPEN - timedelta(minutes=1)
-        for i, ((cid, sym, limit), v) in enumerate(zip(specs, placed, strict=False)):
-            if v["status"] != "accepted":
-                raise RuntimeError(f"venue order {cid} is {v['status']}, expected accepted")
-            at = datetime.fromisoformat(v["submitted_at"].replace("Z", "+00:00"))
-            order = Order(
-                client_order_id=cid,
-                symbol=sym,
-                side=Side.BUY,
-                qty=Decimal(1),
-                limit_price=limit,
-                bar_ts=bar_ts + timedelta(seconds=i // 100),
-                signal=0.5,
-                decision_price=limit * 2,
-                reason="signal",
-                created_at=at,
-            )
-            events += [
-                ev.IntentCreated(order=order, batch_seq=i // 100),
-                ev.SubmitSent(client_order_id=cid, at=at),
-                ev.SubmitAcked(client_order_id=cid, venue_order_id=v["id"], status=OrderStatus.ACCEPTED),
-            ]
-            if i % 100 == 99 or i == n - 1:
-                events.append(ev.BatchProcessed(bar_ts=order.bar_ts, batch_seq=i // 100, intents=i % 100 + 1))
-        for k in range(0, len(events), 3000):
-            journal.append_many(events[k : k + 3000])
-        journal.close()  # not sealed: the engine continues this session, as after a crash
-
-        timings: dict[str, float] = {}
-
-        def instrument(eng) -> None:
-            open_journal = eng.recorder.open_journal
-            reconcile = eng.sync.reconcile
-
-            def timed_open() -> None:
-                t = time.perf_counter()
-                open_journal()
-                timings["replay"] = time.perf_counter() - t
-
-            async def timed_reconcile(trigger: str) -> None:
-                t = time.perf_counter()
-                await reconcile(trigger)
-                timings.setdefault(f"reconcile:{trigger}", time.perf_counter() - t)
-
-            eng.recorder.open_journal = timed_open
-            eng.sync.reconcile = timed_reconcile
-            if hook is not None:
-                hook(eng)
-
-        setup_s = time.perf_counter() - t_setup
-        t = time.perf_counter()
-        session = _HookedSession(
-            instrument, settings, journal_path=path, auto_approve=True, signal_source=QuietSource(), credentials=CREDS
-        ).start()
-        timings["start"] = time.perf_counter() - t
-    except BaseException:
-        venue.stop()
-        raise
-    desk = Desk(n, venue, session, timings, setup_s)
-    eng = desk.eng
-    mine = sum(1 for o in eng.book.iter_open() if not o.external)
-    if not eng.trading_ready or mine != n or eng.external:
-        desk.close()
-        raise RuntimeError(
-            f"desk of {n}: ready={eng.trading_ready} ({eng.not_ready_reason}), "
-            f"{mine} open orders of the engine, {len(eng.external)} external"
-        )
-    return desk
 
 
 def _venue_order(cid: str, vid: str, symbol: str, status: str, filled: Decimal, price: Decimal, at: datetime):
@@ -896,24 +424,13 @@ def bench_kill(tmp: Path) -> list[dict]:
 
     marks: dict[str, float] = {}
 
-    def hook(eng) -> None:
-        client = eng.broker._trading  # noqa: SLF001 - the alpaca-py TradingClient of the broker
-        cancel_orders = client.cancel_orders
+    desk = build_desk(KILL_ORDERS, tmp)
 
-        def timed_cancel_orders(*a, **k):
+    def on_request(name: str) -> None:
+        if name == "cancel_orders":
             marks.setdefault("client", time.perf_counter())  # alpaca-py builds and sends the DELETE now
-            return cancel_orders(*a, **k)
 
-        client.cancel_orders = timed_cancel_orders
-        finish = eng.halt.finish_kill
-
-        def timed_finish() -> None:
-            finish()
-            marks.setdefault("confirmed", time.perf_counter())
-
-        eng.halt.finish_kill = timed_finish
-
-    desk = build_desk(KILL_ORDERS, tmp, hook)
+    desk.eng.broker.observe_requests(on_request)
     try:
         vserver = desk.venue.server
         venue_cancel_all = vserver.exchange.cancel_all
@@ -929,10 +446,12 @@ def bench_kill(tmp: Path) -> list[dict]:
         result = desk.session.execute_sync(Halt(cause="benchmark"), timeout=30)  # from another thread, as a front end
         t_result = time.perf_counter()
         deadline = time.monotonic() + 30
-        while "confirmed" not in marks and time.monotonic() < deadline:
-            time.sleep(0.002)
+        while eng.kill.phase != "confirmed" and time.monotonic() < deadline:
+            time.sleep(0.001)  # the engine's public kill status (set when the last cancel is confirmed)
+        if eng.kill.phase == "confirmed":
+            marks["confirmed"] = time.perf_counter()
         cpu1 = thread_cpu()
-        kill = eng.snapshot.kill_switch if eng.kill.phase == "confirmed" else eng.kill
+        kill = eng.kill  # replaced whole by the engine (confirmed: the counts of finish_kill)
         left = desk.venue._call(vserver.exchange.open_count)  # noqa: SLF001
         state = eng.state.value
     finally:
@@ -963,7 +482,7 @@ def bench_kill(tmp: Path) -> list[dict]:
                 "target": f"<= {KILL_CONFIRM_TARGET_MS:g}",
                 "ok": conf <= KILL_CONFIRM_TARGET_MS,
                 "note": f"phase confirmed, {kill.cancels_confirmed} of {kill.cancels_requested} cancels; "
-                f"{left} open at the venue after; CPU in that time: {_cpu_note(cpu0, cpu1)}",
+                f"{left} open at the venue after; CPU in that time: {cpu_note(cpu0, cpu1)}",
             }
         )
     else:
@@ -1010,14 +529,12 @@ def bench_backlog_kill(tmp: Path) -> list[dict]:
     marks: dict[str, float] = {}
     try:
         eng = session.engine
-        client = eng.broker._trading  # noqa: SLF001 - the alpaca-py TradingClient of the broker
-        cancel_orders = client.cancel_orders
 
-        def timed_cancel_orders(*a, **k):
-            marks.setdefault("client", time.perf_counter())
-            return cancel_orders(*a, **k)
+        def on_request(name: str) -> None:
+            if name == "cancel_orders":
+                marks.setdefault("client", time.perf_counter())
 
-        client.cancel_orders = timed_cancel_orders
+        eng.broker.observe_requests(on_request)
         first = START_AT - timedelta(seconds=50)
         lines = []
         for i in range(BACKLOG_LINES):
@@ -1069,38 +586,6 @@ def bench_backlog_kill(tmp: Path) -> list[dict]:
             "note": f"Halt from another thread (Session.execute_sync), answered at {answered:.1f} ms; {backlog}",
         }
     ]
-
-
-def thread_cpu() -> dict[str, float]:
-    """CPU seconds per thread of this process, by thread name (Linux /proc; {} elsewhere)."""
-    import os
-    import threading
-
-    out: dict[str, float] = {}
-    try:
-        tick = os.sysconf("SC_CLK_TCK")
-        for t in threading.enumerate():
-            fields = Path(f"/proc/self/task/{t.native_id}/stat").read_text().rsplit(")", 1)[1].split()
-            name = "broker-rest" if t.name.startswith("broker-rest") else t.name
-            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
-    except (OSError, ValueError, IndexError, AttributeError):
-        return {}
-    return out
-
-
-def _cpu_note(a: dict[str, float], b: dict[str, float], per: float = 1.0, unit: str = "ms") -> str:
-    names = {
-        "execdesk-engine": "engine",
-        "execdesk-sim": "venue",
-        "broker-rest": "alpaca-py workers",
-        "broker-trade_stream": "trade stream",
-        "broker-market_data": "data stream",
-    }
-    parts = []
-    for key, label in names.items():
-        if key in a and key in b:
-            parts.append(f"{label} {(b[key] - a[key]) * 1000 / per:.0f}")
-    return (", ".join(parts) + f" {unit}") if parts else "n/a"
 
 
 # ---------------------------------------------------------------- run

@@ -17,8 +17,8 @@ process (tests.support.VenueProcess, as Alpaca would be), through alpaca-py:
 
 Goals (issue 15): at 25 ms p99 <= 160 ms and <= 1.2 x raw alpaca-py at its best;
 at 0 ms p99 <= 100 ms; engine CPU per order <= 0.5 ms median; cancel-all on the
-wire <= 50 ms after the command. No engine code is changed for this: timestamps
-come from wrapping methods of the instance under test (see bench_engine.py).
+wire <= 50 ms after the command. Timestamps come from public engine surfaces
+(benchmarks/pipeline_run.py: an EngineObserver, AlpacaBroker.observe_requests).
 
 Run alone: `python -m benchmarks.bench_latency` (or `python -m benchmarks --only latency`)."""
 
@@ -27,39 +27,40 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import statistics
 import tempfile
 import time
 import traceback
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_engine import (
+from benchmarks.pipeline_run import (
     CREDS,
-    START_AT,
     BatchProbe,
-    QuietSource,
-    _install,
-    _load,
-    _section,
-    _uninstall,
     bench_settings,
     build_desk,
-    engine_batch,
     error_row,
+    load_average,
     ms,
     on_loop,
+    own_process_session,
     pct,
+    run_batch,
     start_venue_process,
 )
 from tests.support import wait_for
 
-LATENCIES_MS = (0, 10, 25, 50)
-BATCHES = 100
+# BENCH_LATENCY_BATCHES / BENCH_LATENCY_MS: fewer batches or settings for a quick look
+# (`make bench` uses the defaults); BENCH_LATENCY_HEAP_AB=1: in each setting, blocks of 10
+# batches alternately with the engine's collector policy off (automatic collections, as
+# before engine.core.heap) and on, reported side by side
+LATENCIES_MS = tuple(int(x) for x in os.environ.get("BENCH_LATENCY_MS", "0,10,25,50").split(","))
+BATCHES = int(os.environ.get("BENCH_LATENCY_BATCHES", "100"))
+HEAP_AB = os.environ.get("BENCH_LATENCY_HEAP_AB", "") not in ("", "0")
 WARMUP = 4  # even: each setting starts on a buy batch, so raw alpaca-py buys before it sells
 SWEEP_THREADS = (4, 16, 32, 53)
 SWEEP_ROUNDS = 8
@@ -129,18 +130,7 @@ class Raw:
             pool.shutdown(wait=True)
 
 
-def _timed_batch(session, eng, probe, k: int, signal: float) -> tuple[dict, float]:
-    symbols = list(eng.symbols)
-    c0 = time.process_time()
-    res = on_loop(
-        session, engine_batch(eng, probe, START_AT + timedelta(seconds=k + 1), dict.fromkeys(symbols, signal))
-    )
-    return res, time.process_time() - c0
-
-
 def bench_latencies(tmp: Path) -> list[dict]:
-    from engine.session import Session
-
     settings = bench_settings(order_reconciliation_interval=3600)
     workers = settings.broker.workers
     procs = []
@@ -151,30 +141,18 @@ def bench_latencies(tmp: Path) -> list[dict]:
         procs.append(eng_venue)
         raw_venue = start_venue_process()
         procs.append(raw_venue)
-        url = eng_venue.url
-        settings = _section(settings, "broker", kind="alpaca", trading_url=url, data_url=url)
-        settings = _section(settings, "risk_management", max_quote_age=100_000)
-        session = Session.from_settings(
-            settings,
-            journal_path=tmp / "latency.sqlite",
-            auto_approve=True,
-            signal_source=QuietSource(),
-            credentials=CREDS,
-            new_session=True,
-        ).start()
+        session = own_process_session(settings, eng_venue.url, tmp / "latency.sqlite")
         eng = session.engine
-        if not eng.trading_ready:
-            raise RuntimeError(f"engine not ready to trade: {eng.not_ready_reason}")
         raw = Raw(raw_venue.url)
         probe = BatchProbe(eng)
-        on_loop(session, _install(probe))
+        on_loop(session, probe.attach())
         k = 0
         for latency in LATENCIES_MS:
             for v in (eng_venue, raw_venue):
                 set_faults(v.url, latency_ms=latency, scope="trading")
             specs: list[list] = []  # the last buy batch and the last sell batch, for raw alpaca-py
             for _ in range(WARMUP):
-                res, _cpu = _timed_batch(session, eng, probe, k, 0.5 if k % 2 == 0 else 0.0)
+                res, _cpu = run_batch(session, probe, k)
                 specs.append(res["orders"])
                 k += 1
             specs = specs[-2:]
@@ -183,11 +161,17 @@ def bench_latencies(tmp: Path) -> list[dict]:
                 sweep[threads] = [raw.send(specs[i % 2], threads) for i in range(SWEEP_ROUNDS)]
             best = min(SWEEP_THREADS, key=lambda t: statistics.median(sweep[t]))
             eng_ms, cpu_per_order, raw_same, raw_best, counts = [], [], [], [], set()
+            heap_off: list[float] = []  # BENCH_LATENCY_HEAP_AB: the batches with the policy off
             for i in range(BATCHES):
-                res, cpu = _timed_batch(session, eng, probe, k, 0.5 if k % 2 == 0 else 0.0)
+                heap_on = not HEAP_AB or (i // 10) % 2 == 0
+                if HEAP_AB and i % 10 == 0 and heap_on:
+                    eng.heap.on_start()
+                elif HEAP_AB and i % 10 == 0:
+                    eng.heap.on_stop()
+                res, cpu = run_batch(session, probe, k)
                 k += 1
                 counts.add(res["n"])
-                eng_ms.append(res["total_ms"])
+                (eng_ms if heap_on else heap_off).append(res["total_ms"])
                 cpu_per_order.append(cpu * 1000 / max(res["n"], 1))
                 runs = [workers] if best == workers else [workers, best]
                 if i % 2:
@@ -203,8 +187,11 @@ def bench_latencies(tmp: Path) -> list[dict]:
                 "best_threads": best,
                 "sweep": {t: statistics.median(v) for t, v in sweep.items()},
                 "counts": counts,
+                "heap_off": heap_off,
             }
-        on_loop(session, _uninstall(probe))
+        if HEAP_AB:
+            eng.heap.on_start()
+        on_loop(session, probe.detach())
     finally:
         if session is not None:
             session.stop()
@@ -226,7 +213,7 @@ def latency_rows(results: dict[int, dict[str, Any]], workers: int) -> list[dict]
             "below_threshold=flatten; venue and raw alpaca-py's venue each in their own process (frozen clock, "
             f"rate limit off), latency_ms fault with scope trading on both; engine broker.workers = {workers}; "
             f"raw best concurrency picked from {'/'.join(map(str, SWEEP_THREADS))} threads by the median of "
-            f"{SWEEP_ROUNDS} sends; load average {_load()} (shared machine)",
+            f"{SWEEP_ROUNDS} sends; load average {load_average()} (shared machine)",
         }
     ]
     for latency, r in results.items():
@@ -251,6 +238,18 @@ def latency_rows(results: dict[int, dict[str, Any]], workers: int) -> list[dict]
             p99_row.update(target="(reported)")
         p99_row["note"] = f"p50 {p50:.1f} ms, max {max(eng):.1f} ms over {len(eng)} batches of {n} orders"
         rows.append(p99_row)
+        off = r.get("heap_off")
+        if off:
+            rows.append(
+                {
+                    "name": f"{latency} ms latency: the same, engine.core.heap off (automatic collections), p99",
+                    "value": ms(pct(off, 99)),
+                    "unit": "ms",
+                    "target": "(before / after, same run)",
+                    "note": f"p50 {statistics.median(off):.1f} ms, max {max(off):.1f} ms over {len(off)} batches, in "
+                    f"blocks of 10 alternating with the {len(eng)} batches of the row above (policy on)",
+                }
+            )
         rows.append(
             {
                 "name": f"{latency} ms latency: raw alpaca-py, the same orders, best concurrency, p50 / p99",
@@ -298,22 +297,15 @@ def bench_kill_on_wire(tmp: Path) -> list[dict]:
     marks: dict[str, float] = {}
     started: list[float] = []
 
-    def hook(eng) -> None:
-        client = eng.broker._trading  # noqa: SLF001 - the alpaca-py TradingClient of the broker
-        cancel_orders, submit_order = client.cancel_orders, client.submit_order
+    desk = build_desk(KILL_ORDERS, tmp)
 
-        def timed_cancel_orders(*a, **k):
+    def on_request(name: str) -> None:
+        if name == "cancel_orders":
             marks.setdefault("client", time.perf_counter())  # alpaca-py builds and sends the DELETE now
-            return cancel_orders(*a, **k)
-
-        def counted_submit(*a, **k):
+        elif name == "submit_order":
             started.append(time.perf_counter())
-            return submit_order(*a, **k)
 
-        client.cancel_orders = timed_cancel_orders
-        client.submit_order = counted_submit
-
-    desk = build_desk(KILL_ORDERS, tmp, hook)
+    desk.eng.broker.observe_requests(on_request)
     try:
         venue, eng = desk.venue, desk.eng
         vserver = venue.server

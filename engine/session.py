@@ -17,7 +17,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from engine.commands import CommandResult, SessionCommand, StopSession
 from engine.config import Credentials, Settings, credentials_from_env, install_url_redaction
 from engine.control import ControlError, ControlServer, Link
 from engine.core import Engine
+from engine.core.observe import EngineObserver
 from engine.doctor import PreflightFailed, PreflightReport, run_preflight
 from engine.errors import ExecdeskError
 from engine.events import OperatorCommand
@@ -75,9 +76,11 @@ class Session:
         new_session: bool = False,
         venue: Any = None,
         venue_speed: float = 1.0,
+        observers: Sequence[EngineObserver] = (),
     ):
         """`venue`: a built-in venue already running, owned by the caller, used instead of
-        starting one and left running at stop (its clock runs at `venue_speed`)."""
+        starting one and left running at stop (its clock runs at `venue_speed`).
+        `observers`: handed to the Engine before it starts (engine.core.observe)."""
         if auto_approve and settings.is_live:
             raise SessionError("--auto-approve is refused in live mode: every live order needs an operator")
         self.settings = settings
@@ -90,6 +93,7 @@ class Session:
         self.new_session = new_session
         self.venue: SimVenue | None = venue
         self.venue_speed = venue_speed
+        self.observers = tuple(observers)
         self._owns_venue = venue is None
         self.engine: Engine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -204,6 +208,7 @@ class Session:
             auto_approve=self.auto_approve,
             log_sink=self.log_sink,
             new_session=self.new_session,
+            observers=self.observers,
         )
 
     # ------------------------------------------------------------- running

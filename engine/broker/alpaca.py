@@ -263,6 +263,13 @@ class AlpacaBroker:
         self._trade_stream: streams.StreamRunner | None = None
         self._data_stream: streams.DataStreamRunner | None = None
         self._started = False
+        self._request_observers: list[Callable[[str], None]] = []
+
+    def observe_requests(self, fn: Callable[[str], None]) -> None:
+        """fn(name) is called in the broker's worker right before each alpaca-py call
+        leaves (name: the alpaca-py method, e.g. "submit_order", "cancel_orders"):
+        for instruments (benchmarks), never for trading logic; it must be quick."""
+        self._request_observers.append(fn)
 
     def __repr__(self) -> str:
         return f"AlpacaBroker(trading={self.urls.trading!r}, key={self._creds.masked_key_id!r})"
@@ -309,6 +316,8 @@ class AlpacaBroker:
         try:
             if withhold is not None and withhold():
                 raise _Withheld  # the last moment before the request would leave
+            for observer in self._request_observers:
+                observer(getattr(fn, "__name__", "call"))
             return fn(*args)
         finally:
             permit.permits, permit.priority = 0, Priority.QUERY

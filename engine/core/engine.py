@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -61,6 +62,7 @@ from engine.core.inbox import Inbox, Lane
 from engine.core.intents import Intents
 from engine.core.lifecycle import Lifecycle
 from engine.core.market_view import EngineMarketView
+from engine.core.observe import EngineObserver
 from engine.core.publish import Publisher
 from engine.core.quotes import MarketData, QuotesPolled
 from engine.core.recorder import Recorder
@@ -105,6 +107,7 @@ class Engine:
         auto_approve: bool = False,
         log_sink: Callable[[EventRow], None] | None = None,
         new_session: bool = False,
+        observers: Sequence[EngineObserver] = (),
     ):
         self.settings = settings
         self.broker = broker
@@ -140,7 +143,7 @@ class Engine:
         self.bars: dict[str, deque[VenueBar]] = {}
         self.bar_waiters: list[asyncio.Future] = []
         self.latest_bar_close: datetime | None = None  # close of the newest minute bar from the stream
-        self.on_batch_done: Callable[[SignalBatch], None] | None = None
+        self.observers: list[EngineObserver] = list(observers)  # engine.core.observe
         self.stopping = False
         self.sealed = False  # the journal's session was sealed by stop()
         self.seal_error = ""  # why it could not be, if it could not
@@ -255,6 +258,22 @@ class Engine:
         assert self._inbox is not None
         await self._inbox.put_signal(batch)
 
+    def observe(self, observer: EngineObserver) -> None:
+        """Add an observer (engine.core.observe); from the engine's loop once it runs."""
+        self.observers.append(observer)
+
+    def unobserve(self, observer: EngineObserver) -> None:
+        if observer in self.observers:
+            self.observers.remove(observer)
+
+    def tell(self, method: str, *args: Any) -> None:
+        """Call `method` on every observer; one that raises is logged and skipped."""
+        for obs in self.observers:
+            try:
+                getattr(obs, method)(*args)
+            except Exception:
+                log.exception("observer %r failed in %s", obs, method)
+
     def market_view(self) -> EngineMarketView:
         return EngineMarketView(self)
 
@@ -276,12 +295,16 @@ class Engine:
         self.sync.reconcile_lock = asyncio.Lock()
         await self.broker.start(self.post, self.symbols)
         await self.sync.refresh_clock()
+        t = time.perf_counter()
         self.recorder.open_journal()
+        self.tell("start_phase", "journal", time.perf_counter() - t)
         await self.sync.load_assets()
         await self.sync.refresh_account()
         await self.sync.seed_market()
         self.spawn(self._run_loop(), "engine-loop")
+        t = time.perf_counter()
         await self.sync.reconcile("startup")
+        self.tell("start_phase", "reconcile", time.perf_counter() - t)
         for name, seconds, venue in self.timer_intervals():
             self.spawn(self._ticker(name, seconds, venue), f"tick-{name.replace('_', '-')}")
         self.spawn(self.publisher.run(), "publisher")

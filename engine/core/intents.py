@@ -103,8 +103,8 @@ class Intents:
                 None,
                 f"bar {bar}: {n_sig} {what}, 0 intent(s){dropped}: the journal cannot be written, nothing sent",
             )
-        if e.on_batch_done is not None:
-            e.on_batch_done(batch)
+        if e.observers:
+            e.tell("batch_handled", batch, e.stats.submits)
 
     def create(
         self, proposals: Sequence[ProposedOrder], *, bar_seq: int, base_seq: int, bar_ts: datetime | None = None

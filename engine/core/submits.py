@@ -102,6 +102,11 @@ class Submits:
     # ---------------------------------------------------------------- outcomes
 
     def on_submitted(self, item: msg.Submitted) -> None:
+        self._apply_answer(item)
+        if self.e.observers:
+            self.e.tell("submit_answered", item.client_order_id, item.outcome)
+
+    def _apply_answer(self, item: msg.Submitted) -> None:
         e = self.e
         order = e.book.get(item.client_order_id)
         if order is None:
