@@ -64,5 +64,8 @@ def test_an_observer_sees_the_start_each_batch_and_every_answer(tmp_path: Path):
         assert set(seen.answers.values()) == {"acked"}, seen.answers
         assert requests.count("submit_order") == 2, requests
         assert len(seen.threads) == 1, f"observers are called in the engine's loop only: {seen.threads}"
+        # answered and nothing waiting: the engine is idle, when engine.core.heap may collect
+        wait_for(lambda: eng.idle, what="the engine idle after the batch")
+        assert eng.heap.frozen
     finally:
         session.stop()
