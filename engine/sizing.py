@@ -220,6 +220,7 @@ def size_batch(
     assets: Mapping[str, Any] | Any | None = None,
     limits: RiskLimits | None = None,
     weights: bool = False,
+    held_outside: Mapping[str, tuple[Decimal, Decimal]] | None = None,
 ) -> list[ProposedOrder]:
     """Turn one batch of signals into proposed orders, in priority order (largest
     |change in value| first, ties by symbol). Every order is returned: the engine
@@ -228,6 +229,10 @@ def size_batch(
     With weights=True the values are target weights (signed fractions of equity,
     weight_target_value) rather than scores: signal_threshold does not apply (a
     weight of 0 is a target of flat); everything after the target is the same.
+
+    held_outside: by symbol, the (buy, sell) quantity still open in orders at the
+    venue that the engine did not create (external orders, left alone): a position
+    the venue holds for them is not available to close either.
 
     Symbols without a usable quote, not tradable, or whose change is below
     min_trade_size produce no order. See docs/risk.md for each step."""
@@ -287,6 +292,7 @@ def size_batch(
     max_qty = lim.max_order_qty
     max_notional = lim.max_order_notional
     min_trade = lim.min_trade_size
+    outside = held_outside or {}
     orders: list[ProposedOrder] = []
     for p in plans:
         b = p.book
@@ -315,12 +321,14 @@ def size_batch(
         notional_px = limit if limit is not None else (ask if side is Side.BUY else bid)
         qty = abs(delta)
         # Alpaca refuses one order that takes a long position short (or a short one
-        # long): "insufficient qty available". A reversal closes what is held on this
-        # bar; the next bar opens the other side.
-        if side is Side.SELL and b.qty > ZERO and qty > b.qty - b.sell_open:
-            qty = b.qty - b.sell_open
-        elif side is Side.BUY and b.qty < ZERO and qty > -b.qty - b.buy_open:
-            qty = -b.qty - b.buy_open
+        # long), or closes shares its open orders hold: "insufficient qty available".
+        # A reversal closes what is held and not promised to open orders on that side
+        # (ours, and the external ones) on this bar; the next bar opens the other side.
+        out_buy, out_sell = outside.get(p.symbol, _NONE_HELD)
+        if side is Side.SELL and b.qty > ZERO and qty > b.qty - b.sell_open - out_sell:
+            qty = b.qty - b.sell_open - out_sell
+        elif side is Side.BUY and b.qty < ZERO and qty > -b.qty - b.buy_open - out_buy:
+            qty = -b.qty - b.buy_open - out_buy
         if qty <= ZERO:
             continue
         if qty > max_qty:
@@ -349,6 +357,9 @@ def size_batch(
         )
     orders.sort(key=_priority)
     return orders
+
+
+_NONE_HELD = (ZERO, ZERO)
 
 
 def _priority(o: ProposedOrder) -> tuple[Decimal, str]:

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from engine import events as ev
@@ -69,7 +70,7 @@ from engine.core.recorder import Recorder
 from engine.core.submits import Submits
 from engine.core.sync import VenueSync
 from engine.journal import Journal, JournalError
-from engine.model import Order, OrderStatus, TradingState
+from engine.model import Order, OrderStatus, Side, TradingState
 from engine.orders import OrderBook
 from engine.portfolio import Portfolio, RiskLimits
 from engine.risk import PreTradeRisk, TradingStateRules, TripCause
@@ -279,6 +280,18 @@ class Engine:
 
     def open_orders(self) -> list[Order]:
         return [o for o in self.book.iter_open() if not o.external]
+
+    def held_outside(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """By symbol, the (buy, sell) quantity still open in external orders (at the
+        venue, not ours): the venue holds a position's shares for them too."""
+        held: dict[str, tuple[Decimal, Decimal]] = {}
+        for o in self.external.values():
+            if o.qty is None or o.status.is_final:
+                continue
+            left = max(o.qty - o.filled_qty, Decimal(0))
+            buy, sell = held.get(o.symbol, (Decimal(0), Decimal(0)))
+            held[o.symbol] = (buy + left, sell) if o.side is Side.BUY else (buy, sell + left)
+        return held
 
     def note(self, kind: str, symbol: str | None, text: str) -> None:
         """One line in the event log (and the log sink)."""

@@ -83,6 +83,7 @@ class Intents:
             assets=e.asset_flags,
             limits=e.limits,
             weights=batch.kind is SignalKind.WEIGHT,
+            held_outside=e.held_outside(),
         )
         created = self.create(proposals, bar_seq=seq, base_seq=0, bar_ts=batch.ts)
         # the batch's submits and its BatchProcessed leave the journal in one durable write
