@@ -300,6 +300,7 @@ class StreamRunner:
     def stop(self, timeout: float = 10.0) -> None:
         with self._lock:
             self._stopping = True
+            self.up_since = None
         loop, thread = self._loop, self._thread
         if loop is not None and thread is not None and thread.is_alive() and not loop.is_closed():
 
