@@ -15,8 +15,9 @@ closing orders (read_now); every read counts against the one poll budget.
 
 One clock: poll_interval is venue seconds, like max_quote_age (the freshness it
 serves), so at a venue speed above 1 the polls come that much more often in wall
-time, but never more often than half the REST budget allows (poll_gap); on a
-slow or frozen venue clock they come every poll_interval wall seconds.
+time, but never more often than half the REST budget allows, nor than every
+MIN_POLL_GAP (poll_gap); on a slow or frozen venue clock they come every
+poll_interval wall seconds.
 
 The watchdog: a data stream connected but silent for
 market_data.stream_silence_timeout while the market is open is reconnected (the
@@ -51,12 +52,17 @@ class QuotesPolled:
     scheduled: bool = True  # the timer's poll (False: read_now, for Flatten)
 
 
+#: The polls never come more often than this (wall seconds; poll_interval's least).
+MIN_POLL_GAP = 0.5
+
+
 def poll_gap(interval: float, speed: float, budget_per_minute: int) -> float:
     """Wall seconds between two polls for a poll_interval of `interval` venue seconds
     at venue `speed`: interval / speed, never longer than `interval` (a slow or frozen
     clock is polled as at speed 1) and never shorter than the polls' share of the
-    REST budget allows (half of budget_per_minute, as config validation has it)."""
-    floor = 120.0 / budget_per_minute
+    REST budget allows (half of budget_per_minute, as config validation has it) nor
+    than MIN_POLL_GAP."""
+    floor = max(120.0 / budget_per_minute, MIN_POLL_GAP)
     wall = interval if speed <= 0 else min(interval / speed, interval)
     return max(wall, floor)
 

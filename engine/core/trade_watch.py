@@ -35,6 +35,7 @@ class TradeStreamWatch:
         self.cancels: dict[str, float] = {}  # client_order_id -> wall time its cancel was asked
         self.restarts = 0
         self.restarted_at: float | None = None  # wall time of the last restart
+        self.scanned_at = 0.0  # monotonic time of the last look at the open orders
         self.reading: asyncio.Task | None = None  # fills from REST until the stream speaks again
 
     def cancel_asked(self, client_order_id: str) -> None:
@@ -77,7 +78,7 @@ class TradeStreamWatch:
 
     def check(self) -> None:
         """Every second: reconnect a connected trade stream that has sent nothing for
-        trade_update_timeout while it owes an update."""
+        trade_update_timeout while it owes an update (noticed within 1.5 timeouts)."""
         e = self.e
         if not e.started or e.stopping or not e.trading_ready or e.connectivity.trade_stream != "up":
             return
@@ -86,6 +87,11 @@ class TradeStreamWatch:
         up_since = broker.stream_up_since(Channel.TRADE_STREAM)
         if silence is None or up_since is None or silence < self.timeout:
             return
+        # a quiet stream is the normal case on Alpaca: the open orders (there may be
+        # thousands) are looked at every half timeout, not every second
+        if time.monotonic() - self.scanned_at < self.timeout / 2:
+            return
+        self.scanned_at = time.monotonic()
         owed = self.owed(time.time(), up_since)
         if not owed:
             return

@@ -27,3 +27,7 @@ def test_the_budget_floor_never_binds_at_speed_one_for_a_valid_configuration():
     # config validation refuses a poll_interval over half the budget: 120 / 190 s is the least
     assert poll_gap(120 / 190, 1.0, 190) == pytest.approx(120 / 190)
     assert 60 / poll_gap(2.0, 100.0, 190) == pytest.approx(190 / 2)
+
+
+def test_a_budget_without_a_limit_still_polls_at_most_twice_a_second():
+    assert poll_gap(2.0, 60.0, 100000) == pytest.approx(0.5)
