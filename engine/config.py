@@ -225,6 +225,12 @@ class MarketDataSection(_Section):
     connection_hold: float = Field(90.0, ge=0, le=600)
     # wall seconds between order reads (fills from REST) while the trade stream is down
     fills_poll_interval: float = Field(5.0, ge=1, le=300)
+    # the trade stream is silent when an update it owes (an order acked by REST in
+    # market hours, a cancel asked) has not come this long (wall s): reconnected
+    trade_update_timeout: float = Field(10.0, ge=1, le=600)
+    # a stream socket must answer a websocket ping within this long (wall s), else it
+    # is half-dead: closed and reconnected (a ping every third of it)
+    stream_keepalive: float = Field(30.0, ge=3, le=600)
 
     def stream_limit(self, feed: str) -> int | None:
         """How many symbols' quotes may stream (None: no limit)."""

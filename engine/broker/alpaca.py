@@ -260,7 +260,7 @@ class AlpacaBroker:
         self._rest_status = "new"
         self._rest_failures = 0
         self._health_lock = threading.Lock()
-        self._trade_stream: streams.StreamRunner | None = None
+        self._trade_stream: streams.TradeStreamRunner | None = None
         self._data_stream: streams.DataStreamRunner | None = None
         self._started = False
         self._request_observers: list[Callable[[str], None]] = []
@@ -348,8 +348,13 @@ class AlpacaBroker:
             raise
 
     def _note(self, operation: str, failure: Failure | None) -> None:
-        """Report one REST call: RequestFailed (ok or not) and REST health changes."""
-        self._emit(RequestFailed(operation, "" if failure is None else failure.detail, ok=failure is None))
+        """Report one REST call: RequestFailed (ok or not) and REST health changes.
+        REST health is the trading API's: a market-data request's failure is market
+        data's own (its event and fallback), never a venue outage."""
+        outcome = RequestFailed(operation, "" if failure is None else failure.detail, ok=failure is None)
+        self._emit(outcome)
+        if outcome.market_data:
+            return
         unanswered = failure is not None and failure.unanswered
         event = None
         with self._health_lock:
@@ -425,6 +430,7 @@ class AlpacaBroker:
             emit=self._emit,
             scrub=self._scrub,
             hold_seconds=self.settings.market_data.connection_hold,
+            keepalive=self.settings.market_data.stream_keepalive,
         )
         self._trade_stream.start()
         symbols = [s for s in dict.fromkeys(symbols) if s]
@@ -440,6 +446,7 @@ class AlpacaBroker:
                 emit=self._emit,
                 scrub=self._scrub,
                 hold_seconds=self.settings.market_data.connection_hold,
+                keepalive=self.settings.market_data.stream_keepalive,
             )
             self._data_stream.start()
         await self.wait_trade_stream(self.request_timeout)
@@ -649,6 +656,14 @@ class AlpacaBroker:
     def restart_stream(self, channel: Channel, reason: str) -> bool:
         runner = self._runner(channel)
         return runner is not None and runner.restart(reason)
+
+    def stream_up_since(self, channel: Channel) -> float | None:
+        runner = self._runner(channel)
+        return None if runner is None else runner.up_since
+
+    def trade_update_heard(self, venue_order_id: str | None = None) -> float | None:
+        runner = self._trade_stream
+        return None if runner is None else runner.heard(venue_order_id)
 
     # ---- diagnostics ------------------------------------------------------------------------
 

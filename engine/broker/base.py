@@ -247,13 +247,24 @@ class RateLimitChanged:
     reset_at: float | None = None
 
 
+#: The Broker methods that ask Alpaca's market-data API (data.alpaca.markets), not
+#: its trading API: their failures are market data's own (docs/risk.md, error rate).
+MARKET_DATA_OPERATIONS = frozenset({"latest_quotes", "bars"})
+
+
 @dataclass(frozen=True, slots=True)
 class RequestFailed:
-    """A venue request that failed (for the error-rate trip)."""
+    """The outcome of one venue request (for the error-rate trip). `operation` is
+    the Broker method's name (".parse" appended for an unreadable answer)."""
 
     operation: str
     detail: str
     ok: bool = False
+
+    @property
+    def market_data(self) -> bool:
+        """A request to the market-data API (quotes, bars), not to the trading API."""
+        return self.operation.split(".", 1)[0] in MARKET_DATA_OPERATIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +353,15 @@ class Broker(Protocol):
 
     def restart_stream(self, channel: Channel, reason: str) -> bool:
         """Close a connected stream so that it reconnects (with back-off)."""
+        ...
+
+    def stream_up_since(self, channel: Channel) -> float | None:
+        """Wall time (epoch seconds) the stream's current connection came up (None: not up)."""
+        ...
+
+    def trade_update_heard(self, venue_order_id: str | None = None) -> float | None:
+        """Wall time (epoch seconds) the trade stream last brought an update for this
+        order (for any order when None); None when it has brought none."""
         ...
 
 

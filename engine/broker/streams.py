@@ -8,7 +8,14 @@ StreamError events; a 406 (connection limit) is waited out for the venue's
 connection hold instead of being retried; the market-data subscription's
 confirmations become StreamSubscribed events, and which symbols' quotes stream
 can change while connected (DataStreamRunner.set_quotes). `restart` closes a
-silent connection so that alpaca-py reconnects it (the Engine's watchdog)."""
+silent connection so that alpaca-py reconnects it (the Engine's watchdogs).
+
+A half-dead socket (no answer to websocket pings) is closed by the websocket
+keepalive (market_data.stream_keepalive: a ping every third of it, the connection
+given up when no pong comes within the rest) and reconnected like any lost
+connection. The trade stream remembers when it last heard of each order
+(TradeStreamRunner.heard), so the Engine can tell a quiet stream (nothing to say)
+from a silent one (an update owed and not sent)."""
 
 from __future__ import annotations
 
@@ -45,6 +52,19 @@ _ws_log = logging.getLogger(__name__ + ".ws")
 _ws_log.setLevel(logging.INFO)
 
 WS_PARAMS: dict[str, Any] = {"ping_interval": 10, "ping_timeout": 20, "max_queue": 1024}
+#: Seconds within which a connected socket must answer a websocket ping (the default
+#: of market_data.stream_keepalive: a ping every 10 s, 20 s for its pong).
+KEEPALIVE_SECONDS = 30.0
+#: The trade updates heard, per venue order id, that a trade stream remembers.
+HEARD_KEPT = 20_000
+
+
+def ws_params(keepalive: float = KEEPALIVE_SECONDS) -> dict[str, Any]:
+    """The websocket options of a stream: a ping every third of `keepalive`, and the
+    connection given up (then reconnected) when its pong has not come within the
+    other two thirds: a half-dead socket is noticed within `keepalive` seconds."""
+    return dict(WS_PARAMS, ping_interval=keepalive / 3, ping_timeout=keepalive * 2 / 3, logger=_ws_log)
+
 
 # Waits between reconnect attempts (alpaca-py counts consecutive failures from 1):
 # 1, 2, 4, ... 30 s, each drawn from its upper half, so a refused stream is not
@@ -127,6 +147,7 @@ class StreamRunner:
         self._reconnect = reconnect
         self._lock = threading.Lock()
         self._last_frame = 0.0  # monotonic time of the last data frame (or of the connect)
+        self.up_since: float | None = None  # wall time (epoch s) the current connection came up
         self._down_at: float | None = None  # when the connection was last lost
         self._hold_until = 0.0  # no attempt before this (monotonic): the venue holds our slot
         self._restart_reason = ""
@@ -178,6 +199,7 @@ class StreamRunner:
                 return
             reconnected = self._status == "down"
             self._status = "up"
+            self.up_since = time.time()
         self.ready.set()
         self._emit(ConnectivityChanged(self.channel, LinkStatus.UP, "connected", reconnected=reconnected))
 
@@ -188,6 +210,7 @@ class StreamRunner:
             if self._status == "up":
                 self._down_at = time.monotonic()
             self._status = "down"
+            self.up_since = None
         self.ready.clear()
         self._emit(ConnectivityChanged(self.channel, LinkStatus.DOWN, self._scrub(detail)))
 
@@ -277,6 +300,7 @@ class StreamRunner:
     def stop(self, timeout: float = 10.0) -> None:
         with self._lock:
             self._stopping = True
+            self.up_since = None
         loop, thread = self._loop, self._thread
         if loop is not None and thread is not None and thread.is_alive() and not loop.is_closed():
 
@@ -294,6 +318,39 @@ class StreamRunner:
                 _quiet.hold(-1)
         if thread is not None:
             thread.join(timeout)
+
+
+class TradeStreamRunner(StreamRunner):
+    """The trade_updates stream: every update is data (the silence clock restarts)
+    and is remembered per venue order id (wall time), at most HEARD_KEPT orders."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._heard: dict[str, float] = {}
+        self.last_update: float | None = None  # wall time of the last trade update
+
+    def on_frame(self, msg: dict) -> None:
+        if msg.get("stream") != "trade_updates":
+            return
+        self.saw_data()
+        now = time.time()
+        self.last_update = now
+        data = msg.get("data")
+        order = data.get("order") if isinstance(data, dict) else None
+        oid = order.get("id") if isinstance(order, dict) else None
+        if oid is None:
+            return
+        heard = self._heard
+        heard.pop(str(oid), None)  # re-inserted last: the oldest are dropped first
+        heard[str(oid)] = now
+        if len(heard) > HEARD_KEPT:
+            del heard[next(iter(heard))]
+
+    def heard(self, venue_order_id: str | None = None) -> float | None:
+        """Wall time of the last update heard for this order (any order when None)."""
+        if venue_order_id is None:
+            return self.last_update
+        return self._heard.get(venue_order_id)
 
 
 class DataStreamRunner(StreamRunner):
@@ -388,7 +445,8 @@ def trade_updates(
     emit: Callable[[BrokerEvent], None],
     scrub: Scrubber,
     hold_seconds: float = CONNECTION_HOLD_SECONDS,
-) -> StreamRunner:
+    keepalive: float = KEEPALIVE_SECONDS,
+) -> TradeStreamRunner:
     """The trade_updates stream: TradeUpdate events; an unreadable one is reported
     as RequestFailed("trade_stream") (reconciliation repairs what it carried)."""
 
@@ -407,11 +465,11 @@ def trade_updates(
         paper=paper,
         raw_data=True,
         url_override=url,
-        websocket_params=dict(WS_PARAMS, logger=_ws_log),
+        websocket_params=ws_params(keepalive),
     )
     stream.subscribe_trade_updates(on_update)
     stream._auth = lambda: _trade_auth(stream)  # type: ignore[method-assign]
-    return StreamRunner(
+    return TradeStreamRunner(
         Channel.TRADE_STREAM,
         stream,
         emit,
@@ -432,6 +490,7 @@ def market_data(
     emit: Callable[[BrokerEvent], None],
     scrub: Scrubber,
     hold_seconds: float = CONNECTION_HOLD_SECONDS,
+    keepalive: float = KEEPALIVE_SECONDS,
 ) -> DataStreamRunner:
     """Minute bars for `symbols` and quotes for `quote_symbols` (default: all of
     them): VenueQuote and VenueBar events (unreadable ones are dropped, logged at
@@ -454,7 +513,7 @@ def market_data(
         secret_key,
         raw_data=True,
         feed=DataFeed(feed),
-        websocket_params=dict(WS_PARAMS, logger=_ws_log),
+        websocket_params=ws_params(keepalive),
         url_override=url,
     )
     quotes = list(symbols) if quote_symbols is None else list(quote_symbols)

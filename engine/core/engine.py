@@ -69,6 +69,7 @@ from engine.core.quotes import MarketData, QuotesPolled
 from engine.core.recorder import Recorder
 from engine.core.submits import Submits
 from engine.core.sync import VenueSync
+from engine.core.trade_watch import TradeStreamWatch
 from engine.journal import Journal, JournalError
 from engine.model import Order, OrderStatus, Side, TradingState
 from engine.orders import OrderBook
@@ -161,6 +162,7 @@ class Engine:
         self.halt = Halting(self)
         self.market_data = MarketData(self)
         self.heap = HeapPolicy()  # full collections at idle moments only (engine.core.heap)
+        self.trade_watch = TradeStreamWatch(self)
         # one handler per inbox message type
         self.handlers: dict[type, Callable[[Any], None]] = {
             msg.CommandEnvelope: self._on_command,
@@ -448,7 +450,7 @@ class Engine:
             ("clock", 5.0, False),
             ("in_flight", om.in_flight_query_after, True),
             ("stops", mon.stop_check_interval, True),
-            ("market_data", self.settings.market_data.poll_interval, False),
+            ("market_data", self.market_data.poll_gap(), False),  # poll_interval at the venue speed, in budget
         ]
 
     async def _ticker(self, name: str, seconds: float, venue: bool = True) -> None:
@@ -464,6 +466,7 @@ class Engine:
         self.intents.expire_approvals()
         self.halt.check_kill_progress()
         self.halt.check_venue_status()
+        self.trade_watch.check()
         self.heap.on_second(self.idle)
 
     @property

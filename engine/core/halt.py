@@ -39,8 +39,6 @@ FLATTEN_ROUND_WAIT = 10.0
 FLATTEN_POLL = Backoff(initial=0.2, factor=1.5, cap=1.0)  # watching a round's closing orders
 #: A stop exit that was denied is proposed again at most this often (wall seconds).
 STOP_RETRY_AFTER = 5.0
-#: Prices of held symbols without a fresh quote are read from REST at most this often.
-PRICE_READ_GAP = 5.0
 
 
 def trip_state_cause(trip: Trip) -> str:
@@ -56,9 +54,6 @@ class Halting:
         self.kill_open: set[str] = set()  # of kill_ids, those not confirmed canceled yet
         self.poor_quotes: dict[str, str] = {}  # symbol -> why its quote is not used (said once)
         self.stop_denied_at: dict[str, float] = {}  # symbol -> monotonic time of a denied stop exit
-        self.price_read_at = 0.0  # monotonic time of the last REST price read
-        self.price_reading = False
-        self.price_read_failed = False
         self.flatten_campaign = 0  # numbers the operator's flattens; a new one supersedes
         self.exit_behind_since: dict[str, float] = {}  # stop exit cid -> monotonic time the market left it
         self.halts = 0  # kill switches pulled: a submit released before the last one is not sent
@@ -82,6 +77,11 @@ class Halting:
             self.trip(trip)
 
     def on_request_failed(self, item: RequestFailed) -> None:
+        """The error-rate trip counts trading requests only: a market-data request
+        (quotes, bars) that fails has its own event and fallback (core/quotes.py), and
+        the polls' many successes must not dilute the trading errors."""
+        if item.market_data:
+            return
         self._maybe_trip(self.e.rules.record_request(item.ok, self.e.state))
 
     def venue_status(self, up: bool, now: float) -> None:
@@ -266,7 +266,8 @@ class Halting:
     def on_stop_timer(self) -> None:
         """Every stop, whether quotes arrive or not (a silent stream must not keep a
         stop from firing): the newest bar close is taken as a price, held symbols
-        without a fresh quote get one from REST (it arrives as a quote), and every
+        without a fresh quote are asked of the market-data module (they join its REST
+        polls; the answer arrives as quotes, which evaluate the stop again), and every
         position's stop is evaluated on what is trusted now."""
         e = self.e
         if not e.trading_ready or e.stopping:
@@ -284,8 +285,8 @@ class Halting:
             b = pf.books[sym]
             if b.quote_ts is None or now - b.quote_ts > max_age:
                 stale.append(sym)
-        if stale and not self.price_reading and time.monotonic() - self.price_read_at >= PRICE_READ_GAP:
-            e.spawn(self.read_prices(stale), "stop-prices")
+        # the market-data module is the one REST reader of quotes: they join its polls
+        e.market_data.need_fresh(stale)
         self._chase_stop_exits(now, max_age)
         for sym in held:
             self.evaluate_stop(sym)
@@ -319,27 +320,6 @@ class Halting:
                     "cancel-stop-behind",
                 )
         self.exit_behind_since = {c: t for c, t in self.exit_behind_since.items() if c in behind_now}
-
-    async def read_prices(self, symbols: Sequence[str]) -> None:
-        """Latest quotes from REST, put on the inbox as quotes (so they take the path a
-        streamed quote takes: marks, the poor-quote rule, stops)."""
-        e = self.e
-        self.price_reading = True
-        self.price_read_at = time.monotonic()
-        try:
-            quotes = await e.broker.latest_quotes(list(symbols))
-        except BrokerUnavailable as exc:
-            if not self.price_read_failed:  # said once until a read succeeds
-                self.price_read_failed = True
-                e.note("error", None, f"latest quotes from REST unavailable ({exc}): exits use the last trusted prices")
-            return
-        finally:
-            self.price_reading = False
-        if self.price_read_failed:
-            self.price_read_failed = False
-            e.note("info", None, "latest quotes from REST available again")
-        for quote in quotes.values():
-            e.put(quote)
 
     def evaluate_stop(self, symbol: str) -> None:
         e = self.e
@@ -428,7 +408,7 @@ class Halting:
         max_age = timedelta(seconds=e.limits.max_quote_age)
         need = [s for s, b in e.portfolio.books.items() if b.qty and not b.fresh_quote(now, max_age)]
         if need:
-            await self.read_prices(need)
+            await e.market_data.read_now(need)
 
     def _flatten_working(self) -> list[Order]:
         return [o for o in self.e.open_orders() if o.reason == "flatten"]

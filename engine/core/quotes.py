@@ -5,9 +5,19 @@ The stream carries quotes for as many symbols as the plan allows
 from a 405) — symbols with positions first, then those with working orders,
 then the universe's order — and minute bars for all of them (bars do not count
 against the limit). Every other symbol is kept fresh from REST: one
-latest-quotes request for all of them every market_data.poll_interval (wall
-seconds, so 60 / poll_interval requests a minute). While the data stream is
-down, refused, given up (409) or quiet, every symbol is polled.
+latest-quotes request for all of them every market_data.poll_interval. While the
+data stream is down, refused, given up (409) or quiet, every symbol is polled.
+
+One price reader: this module is the engine's only reader of latest quotes over
+REST once it trades. The stop timer asks it for the held symbols whose quote is
+stale (need_fresh: they join the next poll), Flatten asks it before pricing its
+closing orders (read_now); every read counts against the one poll budget.
+
+One clock: poll_interval is venue seconds, like max_quote_age (the freshness it
+serves), so at a venue speed above 1 the polls come that much more often in wall
+time, but never more often than half the REST budget allows, nor than every
+MIN_POLL_GAP (poll_gap); on a slow or frozen venue clock they come every
+poll_interval wall seconds.
 
 The watchdog: a data stream connected but silent for
 market_data.stream_silence_timeout while the market is open is reconnected (the
@@ -19,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -38,6 +49,22 @@ class QuotesPolled:
     asked: tuple[str, ...]
     quotes: tuple[VenueQuote, ...]
     error: str = ""
+    scheduled: bool = True  # the timer's poll (False: read_now, for Flatten)
+
+
+#: The polls never come more often than this (wall seconds; poll_interval's least).
+MIN_POLL_GAP = 0.5
+
+
+def poll_gap(interval: float, speed: float, budget_per_minute: int) -> float:
+    """Wall seconds between two polls for a poll_interval of `interval` venue seconds
+    at venue `speed`: interval / speed, never longer than `interval` (a slow or frozen
+    clock is polled as at speed 1) and never shorter than the polls' share of the
+    REST budget allows (half of budget_per_minute, as config validation has it) nor
+    than MIN_POLL_GAP."""
+    floor = max(120.0 / budget_per_minute, MIN_POLL_GAP)
+    wall = interval if speed <= 0 else min(interval / speed, interval)
+    return max(wall, floor)
 
 
 def learned_limit(asked: int, limit: int | None) -> int:
@@ -62,11 +89,14 @@ class MarketData:
         self.announced: frozenset[str] = frozenset()  # the last confirmed set said in the event log
         self.stream_ended = ""  # the venue refused the feed for good (409)
         self.polling = False
+        self.wanted: frozenset[str] = frozenset()  # held symbols the stop timer needs fresh
+        self.polled_at = 0.0  # monotonic time of the last poll
         self.poll_times: deque[float] = deque()  # monotonic times of the polls of the last minute
         self.last_poll: datetime | None = None
         self.last_poll_error = ""
         self.last_error = ""
         self.watchdog_restarts = 0
+        self.cadence_said = False
 
     # ------------------------------------------------------------ choosing
 
@@ -89,20 +119,35 @@ class MarketData:
         order = list(dict.fromkeys([*must, *self.requested, *e.symbols]))
         return tuple(order) if self.limit is None else tuple(order[: self.limit])
 
+    def poll_gap(self) -> float:
+        """Wall seconds between polls at the venue's speed (the market_data timer)."""
+        e = self.e
+        return poll_gap(self.poll_interval, e.clock.speed, e.settings.broker.rate_limit_per_minute)
+
     def quiet(self) -> bool:
         """The stream cannot be trusted for fresh quotes now: not up, given up, or
-        silent for two poll intervals while the market is open."""
+        silent for two poll gaps (wall seconds) while the market is open."""
         e = self.e
         if self.stream_ended or e.connectivity.market_data != "up":
             return True
         silence = e.broker.stream_silence(Channel.MARKET_DATA)
-        return silence is None or (e.clock.market_open() and silence > 2 * self.poll_interval)
+        return silence is None or (e.clock.market_open() and silence > 2 * self.poll_gap())
 
     def polled(self) -> list[str]:
+        """The symbols the next poll asks for: those not streamed (every one while the
+        stream is quiet), and the held ones the stop timer needs fresh."""
         tracked = self.tracked()
         if self.quiet():
             return tracked
-        return [s for s in tracked if s not in self.streamed]
+        return [s for s in tracked if s not in self.streamed or s in self.wanted]
+
+    def need_fresh(self, symbols: Sequence[str]) -> None:
+        """The stop timer's ask: these held symbols have no fresh quote. They join the
+        polls until they have one (the stop timer asks again every tick); polled at
+        once when a poll is due (none within the last poll gap)."""
+        self.wanted = frozenset(symbols)
+        if self.wanted and time.monotonic() - self.polled_at >= self.poll_gap():
+            self.poll()
 
     # ------------------------------------------------------------ the timer
 
@@ -110,9 +155,27 @@ class MarketData:
         e = self.e
         if not e.started or e.stopping:
             return
+        if not self.cadence_said:
+            self.cadence_said = True
+            self.say_cadence()
         self.reprioritise()
         self.watchdog()
         self.poll()
+
+    def say_cadence(self) -> None:
+        """When the budget keeps the polls from the venue's pace (a fast venue clock),
+        polled prices can grow older than max_quote_age between two polls: said once."""
+        e = self.e
+        gap, speed = self.poll_gap(), e.clock.speed
+        oldest = gap * max(speed, 0.0)
+        if speed > 1 and oldest > e.limits.max_quote_age:
+            e.note(
+                "error",
+                None,
+                f"market data: at venue speed {speed:g} a poll every {gap:.3g} s (the REST budget's pace) lets "
+                f"polled prices grow {oldest:.0f} s old in venue time, beyond max_quote_age "
+                f"{e.limits.max_quote_age:g} s: orders on polled symbols may be denied QUOTE_STALE",
+            )
 
     def reprioritise(self) -> None:
         e = self.e
@@ -144,36 +207,61 @@ class MarketData:
             )
 
     def poll(self) -> None:
+        """One latest-quotes request for every symbol polled now; never two at once,
+        nor two within half a poll gap (the stop timer's ask can come between ticks)."""
         if self.polling:
             return
         symbols = tuple(self.polled())
-        if not symbols:
+        if not symbols or time.monotonic() - self.polled_at < self.poll_gap() / 2:
             return
         self.polling = True
+        self._count_request()
+        self.e.spawn(self._poll(symbols), "poll-quotes")
+
+    def _count_request(self) -> None:
         now = time.monotonic()
+        self.polled_at = now
         self.poll_times.append(now)
         while self.poll_times and self.poll_times[0] < now - 60:
             self.poll_times.popleft()
-        self.e.spawn(self._poll(symbols), "poll-quotes")
 
     async def _poll(self, symbols: tuple[str, ...]) -> None:
+        try:
+            await self._read(symbols, scheduled=True)
+        except BaseException:
+            self.polling = False
+            raise
+
+    async def read_now(self, symbols: Sequence[str]) -> None:
+        """A read outside the timer's cadence (Flatten, before it prices its closing
+        orders), counted in the same budget. Returns once the answer is on the inbox,
+        ahead of whatever the caller posts next."""
+        if symbols:
+            self._count_request()
+            await self._read(tuple(symbols), scheduled=False)
+
+    async def _read(self, symbols: tuple[str, ...], scheduled: bool) -> None:
+        """The one REST reader of latest quotes: its answer goes to the inbox."""
         e = self.e
         try:
             quotes = await e.broker.latest_quotes(symbols)
         except BrokerUnavailable as exc:
-            e.post(QuotesPolled(symbols, (), str(exc)))
+            e.post(QuotesPolled(symbols, (), str(exc), scheduled))
             return
-        except BaseException:
-            self.polling = False
-            raise
-        e.post(QuotesPolled(symbols, tuple(quotes.values())))
+        e.post(QuotesPolled(symbols, tuple(quotes.values()), scheduled=scheduled))
 
     def on_polled(self, item: QuotesPolled) -> None:
         e = self.e
-        self.polling = False
+        if item.scheduled:
+            self.polling = False
         if item.error:
             if not self.last_poll_error:
-                e.note("error", None, f"market data: quotes poll failed ({item.error}); asking again next time")
+                e.note(
+                    "error",
+                    None,
+                    f"market data: quotes poll failed ({item.error}); asking again next time "
+                    "(exits use the last trusted prices meanwhile)",
+                )
             self.last_poll_error = item.error
             return
         if self.last_poll_error:
@@ -203,9 +291,10 @@ class MarketData:
         polled = len(tracked) - len(streamed & set(tracked))
         if not polled and self.limit is None:
             return  # everything streams, as configured: nothing to say
+        gap = self.poll_gap()
         text = (
             f"market data: quotes of {len(streamed)} symbol(s) stream, {polled} polled over REST "
-            f"(one request every {self.poll_interval:g} s = {60 / self.poll_interval:.0f}/min)"
+            f"(one request every {gap:.3g} s = {60 / gap:.0f}/min)"
         )
         if before:
             added, dropped = sorted(streamed - before), sorted(before - streamed)
@@ -257,7 +346,7 @@ class MarketData:
             stream_limit=self.limit,
             limit_learned=self.limit_learned,
             poll_interval=self.poll_interval,
-            poll_requests_per_minute=round(60 / self.poll_interval, 1),
+            poll_requests_per_minute=round(60 / self.poll_gap(), 1),
             polls_last_minute=sum(1 for t in self.poll_times if t >= time.monotonic() - 60),
             last_poll=self.last_poll,
             oldest_quote_age=max(ages) if ages else None,

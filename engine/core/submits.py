@@ -278,6 +278,7 @@ class Submits:
 
     def on_cancel_asked(self, item: msg.CancelAsked) -> None:
         self.e.recorder.journal(ev.CancelRequested(client_order_id=item.client_order_id, cause=item.cause))
+        self.e.trade_watch.cancel_asked(item.client_order_id)
 
     def on_cancel_unknown(self, item: msg.CancelUnknown) -> None:
         self.e.note(

@@ -24,6 +24,8 @@ class Faults:
     stream_reorder: float = 0.0  # share of trade_updates swapped with the next one
     trade_stream_down: bool = False  # refuse trade stream connections (HTTP 503 at upgrade)
     data_stream_muted: bool = False  # data stream connections stay open and send no market data
+    trade_stream_muted: bool = False  # trade stream connections stay open and send no trade updates (lost)
+    muted_answer_pings: bool = True  # a muted stream answers websocket pings (False: a half-dead socket)
     pending_ms: float = 0.0  # time orders sit in pending_cancel / pending_replace
     rate_limit_per_minute: int | None = 200  # per key; None = off
 
@@ -54,7 +56,7 @@ class Faults:
                 if value not in ("all", "trading", "data"):
                     raise ValueError("scope must be 'all', 'trading' or 'data'")
                 staged[key] = value
-            elif key in ("trade_stream_down", "data_stream_muted"):
+            elif key in ("trade_stream_down", "data_stream_muted", "trade_stream_muted", "muted_answer_pings"):
                 if not isinstance(value, bool):
                     raise ValueError(f"{key} must be a boolean")
                 staged[key] = value

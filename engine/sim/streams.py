@@ -65,6 +65,7 @@ class StreamClient:
         self.task: asyncio.Task | None = None
         self.closed = False
         self.cut = False  # dropped by the drill without a close: its slot is held
+        self.deaf = False  # a ping went unanswered (muted, pings ignored): a half-dead socket
         self.transport: Any = None
 
     def push(self, item: Any) -> None:
@@ -113,8 +114,8 @@ class StreamRoutes:
             self.exchange.listeners.remove(self._on_trade_event)
 
     def _on_trade_event(self, payload: dict) -> None:
-        if not self.trade_clients:
-            return
+        if not self.trade_clients or self.faults.trade_stream_muted:
+            return  # muted: the update is lost, as on a silent socket (no replay)
         ev = _Event(payload)
         dup = self.faults.stream_duplicate
         for c in self.trade_clients:
@@ -125,7 +126,7 @@ class StreamRoutes:
     async def trade_stream(self, request: web.Request) -> web.StreamResponse:
         if self.faults.trade_stream_down:
             return error_response(503, CODE_UNAVAILABLE, "trade stream unavailable (injected)")
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=MAX_BODY)
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=MAX_BODY)
         await ws.prepare(request)
         client = StreamClient(ws, TRADE_SLOT)
         client.transport = request.transport
@@ -133,6 +134,8 @@ class StreamRoutes:
         authed = False
         try:
             async for msg in ws:
+                if await self._pinged(client, msg, self.faults.trade_stream_muted):
+                    continue
                 if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     continue
                 try:
@@ -199,7 +202,7 @@ class StreamRoutes:
                 else:
                     await self._ws_json(ws, {"stream": "error", "data": {"error_message": "unknown action"}})
         finally:
-            self.slots.release(TRADE_SLOT, client, hold=client.cut)
+            self.slots.release(TRADE_SLOT, client, hold=client.cut or client.deaf)
             self.trade_sockets.discard(client)
             self.trade_clients.discard(client)
             self._update_listener()
@@ -208,6 +211,19 @@ class StreamRoutes:
             if client.task:
                 client.task.cancel()
         return ws
+
+    async def _pinged(self, client: StreamClient, msg: Any, muted: bool) -> bool:
+        """A websocket ping or pong (the handlers answer pings themselves): True when
+        `msg` was one. A muted stream with pings ignored leaves the ping unanswered, as
+        a half-dead connection does; Alpaca then holds the slot (as after a cut)."""
+        if msg.type is WSMsgType.PING:
+            if muted and not self.faults.muted_answer_pings:
+                client.deaf = True
+            else:
+                client.deaf = False
+                await client.ws.pong(msg.data)
+            return True
+        return msg.type is WSMsgType.PONG
 
     async def _ws_json(self, ws: web.WebSocketResponse, obj: dict) -> None:
         await ws.send_bytes(json.dumps(obj).encode())
@@ -254,7 +270,7 @@ class StreamRoutes:
 
     # ------------------------------------------------------------------ data stream
     async def data_stream(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20)
         await ws.prepare(request)
         client = DataClient(ws, FEEDS.get(request.path, "iex"))
         client.transport = request.transport
@@ -263,6 +279,8 @@ class StreamRoutes:
         await ws.send_bytes(msgpack.packb([{"T": "success", "msg": "connected"}]))
         try:
             async for msg in ws:
+                if await self._pinged(client, msg, self.faults.data_stream_muted):
+                    continue
                 if msg.type == WSMsgType.BINARY:
                     try:
                         data = msgpack.unpackb(msg.data)
@@ -327,7 +345,7 @@ class StreamRoutes:
                 else:
                     await ws.send_bytes(msgpack.packb([{"T": "error", "code": 400, "msg": "invalid syntax"}]))
         finally:
-            self.slots.release(client.slot, client, hold=client.cut)
+            self.slots.release(client.slot, client, hold=client.cut or client.deaf)
             self.data_sockets.discard(client)
             self.data_clients.discard(client)
             client.closed = True

@@ -16,6 +16,13 @@ from .server import SimServer
 T = TypeVar("T")
 
 
+def _mute(fault: str, muted: bool, answer_pings: bool | None) -> dict[str, bool]:
+    values = {fault: bool(muted)}
+    if answer_pings is not None:
+        values["muted_answer_pings"] = bool(answer_pings)
+    return values
+
+
 class SimVenue:
     """A local Alpaca-compatible paper venue.
 
@@ -187,9 +194,17 @@ class SimVenue:
         close frame), so reconnecting within the connection hold time is refused (406)."""
         return self._call(lambda: self.server.drop_streams(trade=trade, data=data, unclean=unclean))
 
-    def mute_data_stream(self, muted: bool = True) -> dict:
-        """Data stream connections stay open and send no market data (until unmuted)."""
-        return self._call(lambda: self.server.set_faults({"data_stream_muted": bool(muted)}))
+    def mute_data_stream(self, muted: bool = True, answer_pings: bool | None = None) -> dict:
+        """Data stream connections stay open and send no market data (until unmuted).
+        ``answer_pings=False``: websocket pings go unanswered too (a half-dead socket)."""
+        return self._call(lambda: self.server.set_faults(_mute("data_stream_muted", muted, answer_pings)))
+
+    def mute_trade_stream(self, muted: bool = True, answer_pings: bool | None = None) -> dict:
+        """Trade stream connections stay open (authentication and listen answered) and
+        send no trade updates until unmuted: the updates of that time are lost, as on a
+        silent socket (no replay). ``answer_pings=False``: websocket pings go unanswered
+        too (a half-dead socket; its slot is then held after it closes, 406 meanwhile)."""
+        return self._call(lambda: self.server.set_faults(_mute("trade_stream_muted", muted, answer_pings)))
 
     def shape_quotes(self, symbol: str, shape: str, width_pct: float | None = None) -> dict:
         """Publish poor quotes for ``symbol``: "no_bid", "no_ask", "crossed", "wide"; "normal" ends it."""

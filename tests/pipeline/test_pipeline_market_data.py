@@ -6,6 +6,7 @@ with fresh prices and a journal that agrees with the venue."""
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from alpaca.trading.client import TradingClient
@@ -137,3 +138,106 @@ def test_symbols_with_positions_move_onto_the_stream(make_pipe):
     assert len(md.streamed) == 30 and len(md.polled) == SYMBOLS - 30, "the plan's limit still holds"
     moved = events_with(pipe, "now streamed:")
     assert moved and all(s in moved[-1].split("now polled")[0] for s in tail), moved
+
+
+# -- one price reader, one budget; the error-rate trip; one clock ---------------------------------
+
+
+class LatestQuoteRequests:
+    """Counts the latest-quotes requests the broker's data client lets out (the HTTP
+    adapter, as tests/engine/core/enginekit.PostCounter counts POSTs)."""
+
+    def __init__(self, broker) -> None:
+        self.n = 0
+        adapter = broker._data._session.get_adapter(broker.urls.data)
+        send = adapter.send
+
+        def counting_send(request, **kwargs):
+            if request.path_url.split("?")[0] == "/v2/stocks/quotes/latest":
+                self.n += 1
+            return send(request, **kwargs)
+
+        adapter.send = counting_send
+
+
+def test_the_stop_timer_asks_the_market_data_module_and_its_stop_fires_from_the_polls(make_pipe):
+    """A held symbol that is polled (the plan streams one symbol here: the larger
+    position) goes stale between polls: the stop timer asks the market-data module for
+    it instead of reading REST itself, so every latest-quotes request on the wire is
+    one of the module's polls, and the stop fires on the polled price."""
+    from tests.pipeline.test_pipeline_risk_reducing import FAST, stop_orders, venue_buy
+
+    pipe = make_pipe(
+        sim=RUNNING,
+        auto_approve=True,
+        monitoring=FAST,
+        market_data={"stream_symbol_limit": 1},
+        risk_management={"max_quote_age": 1},
+    )
+    engine = pipe.session.engine
+    venue_buy(pipe, "AAPL", 300)  # the larger position: it streams
+    venue_buy(pipe, "KO", 100)  # polled every poll_interval, older than max_quote_age in between
+    pipe.wait(lambda: {"AAPL", "KO"} <= set(pipe.snapshot.positions), what="the engine to see both positions")
+    pipe.wait(lambda: pipe.snapshot.market_data.streamed == ("AAPL",), what="AAPL alone on the stream")
+    md = engine.market_data
+
+    def between_polls() -> tuple[int, int] | None:
+        """(polls counted, requests on the wire) while no poll is in flight."""
+        before = (len(md.poll_times), wire.n)
+        if md.polling or md.polling or (len(md.poll_times), wire.n) != before:
+            return None
+        return before
+
+    wire = LatestQuoteRequests(engine.broker)
+    polls0, wire0 = pipe.wait(between_polls, what="a moment between two polls")
+    pipe.wait(lambda: "KO" in md.wanted, what="the stop timer's ask for a fresh KO quote")
+    time.sleep(11)  # a few polls, many stop-timer ticks (every 0.25 s) asking for KO
+    polls1, wire1 = pipe.wait(between_polls, what="a moment between two polls")
+    polls, requests = polls1 - polls0, wire1 - wire0
+    assert polls >= 3 and requests == polls, f"{requests} latest-quotes requests on the wire, {polls} polls"
+    entry = engine.portfolio.book("KO").avg_entry
+    pipe.venue.set_quote("KO", f"{float(entry) * 0.89:.2f}", f"{float(entry) * 0.89 + 0.02:.2f}")
+    pipe.wait(lambda: "KO" not in pipe.eyes.positions(), what="the stop exit to close KO on a polled price")
+    [exit_] = stop_orders(pipe)
+    assert exit_["symbol"] == "KO" and exit_["status"] == "filled"
+
+
+def test_market_data_failures_never_trip_the_error_rate_and_trading_failures_do(make_pipe):
+    pipe = make_pipe(
+        broker={"rate_limit_per_minute": 1000},
+        market_data={"poll_interval": 0.5},
+        monitoring={"position_update_interval": 0.5, "risk_check_interval": 0.5},
+        risk_management={"max_error_rate": 0.3, "error_window": 10},
+    )
+    engine = pipe.session.engine
+    pipe.wait(lambda: pipe.snapshot.trading_ready, what="trading ready")
+    counted = len(engine.market_data.poll_times)
+    pipe.venue.set_faults(http_503=1.0, scope="data")  # every quotes poll fails
+    pipe.wait(lambda: events_with(pipe, "quotes poll failed"), what="the failed poll in the event log")
+    pipe.wait(lambda: len(engine.market_data.poll_times) - counted >= 12, what="a dozen failed polls")
+    assert pipe.snapshot.trading_state is TradingState.ACTIVE, pipe.snapshot.state_cause
+    assert pipe.snapshot.connectivity.rest == "up", "a data API failure was taken for a trading API outage"
+    # the trading API failing is another matter, however many polls succeed meanwhile
+    pipe.venue.set_faults(reset=True, rate_limit_per_minute=None)
+    pipe.venue.set_faults(http_503=1.0, scope="trading")
+    pipe.wait(lambda: pipe.snapshot.trading_state is TradingState.HALTED, what="the error-rate trip")
+    assert "error_rate" in pipe.snapshot.state_cause, pipe.snapshot.state_cause
+    pipe.venue.set_faults(reset=True, rate_limit_per_minute=None)
+
+
+def test_polled_prices_stay_within_max_quote_age_at_venue_speed(make_pipe):
+    """poll_interval is venue seconds, like max_quote_age: at speed 10 the polls come
+    ten times as often in wall time (within the REST budget), so polled symbols are as
+    fresh in venue time as at speed 1."""
+    max_age = 15.0
+    pipe = make_pipe(sim={**RUNNING, "speed": 10.0}, risk_management={"max_quote_age": max_age})
+    md = lambda: pipe.snapshot.market_data  # noqa: E731
+    pipe.wait(lambda: len(md().streamed) == 30, what="30 symbols' quotes on the stream")
+    assert md().poll_requests_per_minute > 60 / md().poll_interval, "the polls did not follow the venue's speed"
+    pipe.wait(lambda: md().without_quote == 0 and (md().oldest_quote_age or 1e9) < max_age, what="every symbol fresh")
+    ages = []
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:  # 60 venue seconds: many polls
+        ages.append(md().oldest_quote_age)
+        time.sleep(0.1)
+    assert all(a is not None and a < max_age for a in ages), f"oldest price {max(a or 0 for a in ages):.1f} venue s"

@@ -155,3 +155,37 @@ async def test_a_silent_data_stream_is_restarted_and_reconnects(venue, events):
     finally:
         venue.reset_faults()
         await b.stop()
+
+
+async def test_the_trade_stream_remembers_each_order_it_heard_of_and_a_muted_one_hears_nothing(venue, events):
+    from alpaca.trading.client import TradingClient
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.requests import MarketOrderRequest
+
+    trading = TradingClient(KEY, SECRET, url_override=venue.trading_url)
+
+    def buy() -> str:
+        order = MarketOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
+        return str(trading.submit_order(order).id)
+
+    b = make_broker(venue, settings())
+    try:
+        await b.start(events, [])
+        assert await b.wait_trade_stream(10)
+        up = b.stream_up_since(Channel.TRADE_STREAM)
+        assert up is not None and b.trade_update_heard() is None
+        heard = buy()
+        await wait_for_async(lambda: b.trade_update_heard(heard), timeout=10, what="an update for the order")
+        assert up <= (b.trade_update_heard(heard) or 0) <= (b.trade_update_heard() or 0)
+        assert (b.stream_silence(Channel.TRADE_STREAM) or 0) < 5
+        venue.set_faults(trade_stream_muted=True)
+        lost = buy()
+        await wait_for_async(
+            lambda: (b.stream_silence(Channel.TRADE_STREAM) or 0) > 1.0, timeout=10, what="the stream silent"
+        )
+        assert b.trade_update_heard(lost) is None, "a muted stream brought an update"
+        assert b.stream_up_since(Channel.TRADE_STREAM) == up, "the muted stream is still the same connection"
+    finally:
+        venue.reset_faults()
+        await b.stop()
+    assert b.stream_up_since(Channel.TRADE_STREAM) is None
