@@ -74,6 +74,7 @@ class SessionReport:
     cancel_requests: Counter = field(default_factory=Counter)
     submit_unknown: int = 0
     batches: int = 0
+    skipped_batches: int = 0  # signal batches of a backlog not acted on (SignalsSkipped.count)
     approvals: Counter = field(default_factory=Counter)
     latency_samples: dict[str, list[float]] = field(default_factory=dict)
     pnl: dict[str, Any] = field(default_factory=dict)
@@ -151,6 +152,7 @@ class Report:
             "venue_rejected": sum(len(s.venue_rejections) for s in sessions),
             "submit_unknown": sum(s.submit_unknown for s in sessions),
             "dropped_signals": len(dropped),
+            "skipped_signal_batches": sum(s.skipped_batches for s in sessions),
             "cancel_requests_by_cause": dict(sorted(cancels.items())),
             "state_changes": sum(len(s.state_changes) for s in sessions),
             "kill_switch_events": sum(len(s.kill_switch) for s in sessions),
@@ -583,6 +585,9 @@ class _SessionReader:
     def _batch(self, entry: JournalEntry, e: ev.BatchProcessed) -> None:
         self.rep.batches += 1
 
+    def _skipped(self, entry: JournalEntry, e: ev.SignalsSkipped) -> None:
+        self.rep.skipped_batches += e.count
+
     def _account(self, entry: JournalEntry, e: ev.AccountSnapshot) -> None:
         self.rep.account = {
             "ts": _iso(entry.ts),
@@ -629,6 +634,7 @@ class _SessionReader:
         ev.KillSwitch: _kill_switch,
         ev.SignalDropped: _dropped,
         ev.BatchProcessed: _batch,
+        ev.SignalsSkipped: _skipped,
         ev.AccountSnapshot: _account,
         ev.PositionsSnapshot: _positions,
         ev.ReconcileCompleted: _reconciled,

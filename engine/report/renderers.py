@@ -167,6 +167,7 @@ def _sections(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]
         ["rejected by the venue", str(s["venue_rejected"])],
         ["submit outcome unknown", str(s["submit_unknown"])],
         ["dropped signals", str(s["dropped_signals"])],
+        ["signal batches skipped (backlog)", str(s["skipped_signal_batches"])],
         ["cancel requests", ", ".join(f"{k} {v}" for k, v in s["cancel_requests_by_cause"].items()) or "0"],
         ["risk-state changes", str(s["state_changes"])],
         ["kill-switch events", str(s["kill_switch_events"])],
