@@ -4,12 +4,10 @@ times, and the session's counts (approvals, denials, drops, state changes, kill 
 
 from __future__ import annotations
 
-import gc
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +27,7 @@ from engine.report.figures import (
     _iso,
     _ms,
     _reason_code,
+    gc_paused,
     latency_stats,
 )
 from engine.report.pnl import (
@@ -196,20 +195,6 @@ def build_report(journal: str | os.PathLike[str] | Journal, session_id: str | No
     without sessions, or an unknown session id."""
     with gc_paused():
         return _build_report(journal, session_id)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection meanwhile. Building a report makes hundreds of
-    thousands of objects that all live until it is done; the collector would walk
-    them again and again (a third of the time at 10,000 orders) to free nothing."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _build_report(journal: str | os.PathLike[str] | Journal, session_id: str | None) -> Report:
