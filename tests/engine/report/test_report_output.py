@@ -1,7 +1,8 @@
 """The report's output, byte for byte, against what the report printed before it was
 made fast (issue 15): every format (text, Markdown, CSV orders and fills, JSON) of the
 latest session and of all sessions, on the realistic fixture journal and on a generated
-10,000-order journal. The outputs are compared by SHA-256 of their bytes (with the
+10,000-order journal; each as built from the journal's events and as read back from
+the report cache (engine/report/cache.py). The outputs are compared by SHA-256 of their bytes (with the
 journal's path and the generation time fixed), recorded from the report as it was at
 commit 803ddcf; a deliberate change of the output updates them (print the new ones with
 `python -m tests.engine.report.test_report_output`)."""
@@ -15,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.report import build_report, render
+from engine.report import building
+from engine.report.cache import cache_path
+from engine.report.command import report_data
+from engine.report.renderers import render_data
 from tests.engine.report.big_journal import write_big_journal
 
 GENERATED_AT = datetime(2026, 3, 6, 12, 0, tzinfo=UTC)
@@ -51,16 +55,34 @@ EXPECTED: dict[tuple[str, str, str, str], str] = {
 
 
 def digests(path: Path) -> dict[tuple[str, str, str], str]:
+    """The outputs as `execdesk report` prints them (engine.report.command.report_data:
+    from the report cache when it has them, else from the journal's events)."""
     out = {}
     for scope in ("latest", "all"):
-        report = build_report(path, scope)
-        report.generated_at = GENERATED_AT
+        data = report_data(path, scope)
+        data["generated_at"] = GENERATED_AT.isoformat()
         for s, fmt, table in RENDERINGS:
             if s != scope:
                 continue
-            text = render(report, fmt, table=table).replace(str(path), "JOURNAL")
+            text = render_data(data, fmt, table=table).replace(str(path), "JOURNAL")
             out[(scope, fmt, table)] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return out
+
+
+def replayed_then_cached(path: Path, monkeypatch) -> tuple[dict, dict]:
+    """The digests from the journal's events (no cache yet), then from the report cache
+    that run left (building the report from events is not allowed the second time)."""
+    assert not cache_path(path).exists()
+    replayed = digests(path)
+    assert cache_path(path).exists()
+    with monkeypatch.context() as m:
+        m.setattr(building, "build_report", _not_replayed)
+        cached = digests(path)
+    return replayed, cached
+
+
+def _not_replayed(*args, **kwargs):
+    raise AssertionError("the report was built from the journal's events, not read from the report cache")
 
 
 def fixture_journal(path: Path, monkeypatch) -> Path:
@@ -80,16 +102,18 @@ def big_journal(tmp_path_factory) -> Path:
     return write_big_journal(tmp_path_factory.mktemp("big") / "journal.sqlite")
 
 
-def test_the_fixture_journal_reports_as_before(tmp_path, monkeypatch):
-    found = digests(fixture_journal(tmp_path / "journal.sqlite", monkeypatch))
+def test_the_fixture_journal_reports_as_before_from_events_and_from_the_cache(tmp_path, monkeypatch):
+    replayed, cached = replayed_then_cached(fixture_journal(tmp_path / "journal.sqlite", monkeypatch), monkeypatch)
     expected = {k[1:]: v for k, v in EXPECTED.items() if k[0] == "fixture"}
-    assert found == expected
+    assert replayed == expected
+    assert cached == expected
 
 
-def test_a_10000_order_journal_reports_as_before(big_journal):
-    found = digests(big_journal)
+def test_a_10000_order_journal_reports_as_before_from_events_and_from_the_cache(big_journal, monkeypatch):
+    replayed, cached = replayed_then_cached(big_journal, monkeypatch)
     expected = {k[1:]: v for k, v in EXPECTED.items() if k[0] == "big"}
-    assert found == expected
+    assert replayed == expected
+    assert cached == expected
 
 
 if __name__ == "__main__":  # print the digests of the report as it is now
