@@ -378,7 +378,8 @@ def _status_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _control(args: argparse.Namespace, cmd: str, **fields: Any) -> dict[str, Any]:
-    from engine.control import ControlError, request, socket_path_for
+    from engine.control_client import ControlError, request  # the socket only: no models
+    from engine.lock import socket_path_for
 
     check_journal_argument(args.journal)
     journal = args.journal or load_settings_or_exit(args, for_trading=False).session.journal_path
