@@ -31,19 +31,16 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.config import (
-    ConfigError,
-    Settings,
-    credentials_from_env,
-    effective_view,
-    journal_path_problem,
-    load_settings,
-)
 from engine.errors import ExecdeskError
 from engine.exitcodes import ExitCode
-from engine.universe import UniverseError
+
+if TYPE_CHECKING:
+    from engine.config import Settings
+
+# The configuration (pydantic models) is imported by the commands that need it, not
+# here: `execdesk report --journal J` and `execdesk status` start without it.
 
 DEFAULT_COMMAND = "console"
 
@@ -105,6 +102,8 @@ def load_settings_or_exit(args: argparse.Namespace, *, for_trading: bool = True)
     problem on stderr and SystemExit(2). Every command that needs settings uses this;
     for_trading=False for commands that place no new order (the kill switch, status,
     report), which never need --live."""
+    from engine.config import ConfigError, load_settings
+
     try:
         return load_settings(
             getattr(args, "config", None),
@@ -137,6 +136,8 @@ def _check_config_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from engine.config import effective_view
+
     settings = load_settings_or_exit(args)
     view = effective_view(settings, json_safe=args.format == "json")
     if args.format == "json":
@@ -149,6 +150,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def render_settings_toml(settings: Settings, view: dict[str, Any]) -> str:
     """The effective configuration as TOML (loadable again), with a header saying where
     it came from and the masked credentials as comments."""
+    from engine.config import credentials_from_env
+
     creds = view.pop("credentials", {})
     overrides = ", ".join(settings.env_overrides) or "none"
     mode = "LIVE (confirmed with --live)" if settings.is_live else "paper"
@@ -233,6 +236,8 @@ def check_journal_argument(journal: str | None) -> None:
     usage error (nothing is opened, no mode is changed)."""
     if journal is None:
         return
+    from engine.config import journal_path_problem
+
     problem = journal_path_problem(journal)
     if problem:
         raise CommandError(f"--journal {journal!r} {problem}")
@@ -373,7 +378,8 @@ def _status_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _control(args: argparse.Namespace, cmd: str, **fields: Any) -> dict[str, Any]:
-    from engine.control import ControlError, request, socket_path_for
+    from engine.control_client import ControlError, request  # the socket only: no models
+    from engine.lock import socket_path_for
 
     check_journal_argument(args.journal)
     journal = args.journal or load_settings_or_exit(args, for_trading=False).session.journal_path
@@ -696,10 +702,11 @@ def main(argv: Sequence[str] | None = None, extra_commands: Sequence[Subcommand]
     except CommandError as exc:
         print_errors(exc.problems)
         return exc.code
-    except (ConfigError, UniverseError) as exc:
-        print_errors(exc.problems)
-        return ExitCode.USAGE
-    except ExecdeskError as exc:  # refused by the engine and not handled by the command
+    except ExecdeskError as exc:
+        if _is_configuration_error(exc):
+            print_errors(getattr(exc, "problems", None) or [str(exc)])
+            return ExitCode.USAGE
+        # refused by the engine and not handled by the command
         print_errors(getattr(exc, "problems", None) or [str(exc)])
         return ExitCode.FAILURE
     except KeyboardInterrupt:
@@ -714,6 +721,15 @@ def main(argv: Sequence[str] | None = None, extra_commands: Sequence[Subcommand]
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         print_errors([f"{where}{exc.strerror or exc}"])
         return ExitCode.FAILURE
+
+
+def _is_configuration_error(exc: ExecdeskError) -> bool:
+    """A bad configuration or universe file (a usage error, exit 2). Their modules are
+    loaded by then if such an error was raised: looked up, not imported."""
+    config, universe = sys.modules.get("engine.config"), sys.modules.get("engine.universe")
+    return (config is not None and isinstance(exc, config.ConfigError)) or (
+        universe is not None and isinstance(exc, universe.UniverseError)
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

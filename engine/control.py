@@ -32,6 +32,7 @@ from typing import Any
 from engine import session_protocol as sp
 from engine.backoff import Backoff
 from engine.commands import CommandResult, Halt, QueryHistory, SessionCommand
+from engine.control_client import ControlError, request
 from engine.errors import ExecdeskError
 from engine.events import OperatorCommand
 from engine.lock import ensure_runtime_dir, socket_path_for
@@ -48,10 +49,6 @@ MAX_REQUEST = sp.MAX_LINE
 BROADCAST_INTERVAL = 0.02
 #: a subscriber that has this much unsent output is too slow: it is dropped (it re-attaches)
 MAX_BACKLOG = 64 * 1024 * 1024
-
-
-class ControlError(ExecdeskError):
-    """The session cannot be reached or answered badly."""
 
 
 def status_of(snap: EngineSnapshot) -> dict[str, Any]:
@@ -474,44 +471,6 @@ class ControlServer:
 
 
 # ================================================================== one-shot client
-
-
-def request(path: Path, cmd: str, timeout: float = 15.0, **fields: Any) -> dict[str, Any]:
-    """Send one request to a running session and return its answer; raise
-    ControlError if none answers."""
-    if not path.exists():
-        raise ControlError(f"no session is running (no control socket at {path})")
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    chunks: list[bytes] = []
-    try:
-        try:
-            s.connect(str(path))
-        except OSError as exc:
-            raise ControlError(f"no session is running at {path} ({exc.strerror or exc})") from None
-        s.sendall(_line({"cmd": cmd, **fields}))
-        while True:
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            if chunk.endswith(b"\n"):
-                break
-    except TimeoutError:
-        raise ControlError(f"the session at {path} did not answer within {timeout:.0f} s") from None
-    except OSError as exc:
-        raise ControlError(f"the session at {path} closed the connection ({exc.strerror or exc})") from None
-    finally:
-        s.close()
-    if not chunks:
-        raise ControlError(f"the session at {path} closed the connection without an answer")
-    try:
-        answer = json.loads(b"".join(chunks).decode("utf-8"))
-    except ValueError:
-        raise ControlError(f"the session at {path} answered something that is not JSON") from None
-    if not isinstance(answer, dict):
-        raise ControlError(f"the session at {path} answered something that is not an object")
-    return answer
 
 
 # ================================================================== attached client

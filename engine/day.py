@@ -253,12 +253,20 @@ class TradingDay:
         session.execute_sync(RejectAll(), timeout=30)
         asked: set[str] = set()
         deadline = time.monotonic() + CLOSE_SETTLE_TIMEOUT
+        in_flight = 0
         while time.monotonic() < deadline:  # every working order of ours, cancelled
             snap = session.snapshot
+            in_flight = 0
             for cid, row in snap.orders.items():
-                if cid not in asked and not row.external:
+                if cid in asked or row.external:
+                    continue
+                if row.venue_order_id is None:
+                    # a submit not answered yet (the client's budget may hold it back):
+                    # nothing to cancel at the venue until it is, so wait for its answer
+                    in_flight += 1
+                    continue
+                if session.execute_sync(CancelOrder(cid), timeout=30).ok:
                     asked.add(cid)
-                    session.execute_sync(CancelOrder(cid), timeout=30)
             if snap.open_order_count == 0:
                 break
             time.sleep(0.1)
@@ -272,21 +280,24 @@ class TradingDay:
                 time.sleep(0.1)
         snap = session.snapshot
         held = f"{len(snap.positions)} position(s) " + ("held overnight" if s.at_close == "hold" else "left")
+        waiting = f" ({in_flight} submit(s) never answered)" if in_flight and snap.open_order_count else ""
         self._say(
             f"close routine {day.date}: {len(asked)} working order(s) cancelled, "
-            f"{snap.open_order_count} still open; {held}"
+            f"{snap.open_order_count} still open{waiting}; {held}"
         )
         session.stop(how=f"day closed {day.date}")
         self.session = None
         self.reports.append(self._write_report(day))
 
     def _write_report(self, day: MarketDay) -> Path:
-        from engine.report import build_report, render
+        from engine.report.command import report_data
+        from engine.report.renderers import render_data
 
         folder = Path(self.settings.session.reports_dir)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{day.date.isoformat()}.md"
-        path.write_text(render(build_report(self.journal_path), "md"), encoding="utf-8")
+        # through the report cache: the day's `execdesk report` afterwards reads it, not the events
+        path.write_text(render_data(report_data(self.journal_path, None), "md"), encoding="utf-8")
         self._say(f"report {day.date}: {path}")
         return path
 

@@ -17,6 +17,7 @@ in its answer):
      "size_multiplier": x, "side": ..., "clear": false}
         -> {"ok": bool, "message": str, "count": int, "status": {...}}   (a CommandResult)
     {"cmd": "submit_batch", "ts": ISO, "kind": "score" | "weight", "values": {symbol: "decimal string"}}
+        (a value the sender gave as text travels as {"text": "..."} and is refused NOT_A_NUMBER)
         -> {"ok": true, "ts": ISO, "kind": ..., "values": {symbol: str}, "no_order": {symbol: [reason, detail]},
             "orders": [order, ...]}   once the Engine has taken the batch (a Desk.attach batch)
         or {"ok": false, "error": "batch refused, no order sent: ...", "problems": [{reason, detail, symbol, line}]}
@@ -354,11 +355,19 @@ def result_of(answer: Mapping[str, Any]) -> CommandResult:
 BATCH_WORDS = ("submit_batch", "batch")
 
 
+#: a text value the sender gave, on the wire: {"text": "0.5"} (a number travels as a
+#: bare decimal string, so text must be marked to stay text)
+TEXT_VALUE = "text"
+
+
 def _wire_value(value: Any) -> Any:
     """A batch value on the wire: a number as a decimal string (floats by repr, so
-    NaN and infinities travel too), anything else as it is (the session refuses it
-    NOT_A_NUMBER in the same words as in process)."""
-    if isinstance(value, bool) or value is None or isinstance(value, (str, list, dict)):
+    NaN and infinities travel too), a text value marked as text ({"text": ...}, so
+    that "0.5" stays a string, refused NOT_A_NUMBER as in process), anything else
+    as it is (the session refuses it NOT_A_NUMBER in the same words as in process)."""
+    if isinstance(value, str):
+        return {TEXT_VALUE: value}
+    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
         return value
     if isinstance(value, (Decimal, int)):
         return str(value)
@@ -379,6 +388,8 @@ def batch_request(ts: datetime | str, kind: SignalKind, values: Mapping[Any, Any
 
 
 def _batch_value(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get(TEXT_VALUE), str):
+        return value[TEXT_VALUE]  # the sender's text: judged as text (NOT_A_NUMBER), never read as a number
     if not isinstance(value, str):
         return value
     try:
@@ -393,7 +404,8 @@ def _batch_value(value: Any) -> Any:
 
 def batch_from_request(req: Mapping[str, Any]) -> tuple[Any, SignalKind, Any]:
     """(ts, kind, values) of a submit_batch request, for PushSource.push to judge:
-    decimal strings become numbers; the rest is judged as sent."""
+    decimal strings become numbers, {"text": ...} the sender's text; the rest is
+    judged as sent."""
     kind = req.get("kind", SignalKind.SCORE.value)
     if kind not in [k.value for k in SignalKind]:
         raise ProtocolError(f'"kind" must be "score" or "weight", not {kind!r}')

@@ -24,6 +24,7 @@ every format shows the same numbers.
 
     figures.py    formats, tables, latency series, ReportError; how a figure is written
     building.py   build_report: the journal read back into SessionReports
+    cache.py      the report cache next to the journal (a built report, keyed by the journal's content)
     pnl.py        slippage, fill rate, realized and unrealized P&L (average cost)
     renderers.py  render: text, Markdown, CSV, JSON
     command.py    `execdesk report` / `python -m engine.report`
@@ -31,7 +32,8 @@ every format shows the same numbers.
 
 from __future__ import annotations
 
-from engine.report.building import Report, SessionReport, build_report
+from typing import TYPE_CHECKING, Any
+
 from engine.report.command import add_arguments, main, run
 from engine.report.figures import (
     CSV_TABLES,
@@ -45,6 +47,22 @@ from engine.report.figures import (
     percentile,
 )
 from engine.report.renderers import render
+
+if TYPE_CHECKING:
+    from engine.report.building import Report, SessionReport, build_report
+
+# building (the journal's events and the order book: pydantic models) is imported when
+# first used, so that `execdesk report` served from the report cache never loads it
+_LAZY = {"Report", "SessionReport", "build_report"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from engine.report import building
+
+        return getattr(building, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CSV_TABLES",

@@ -4,12 +4,10 @@ times, and the session's counts (approvals, denials, drops, state changes, kill 
 
 from __future__ import annotations
 
-import gc
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +27,7 @@ from engine.report.figures import (
     _iso,
     _ms,
     _reason_code,
+    gc_paused,
     latency_stats,
 )
 from engine.report.pnl import (
@@ -74,6 +73,7 @@ class SessionReport:
     cancel_requests: Counter = field(default_factory=Counter)
     submit_unknown: int = 0
     batches: int = 0
+    skipped_batches: int = 0  # signal batches of a backlog not acted on (SignalsSkipped.count)
     approvals: Counter = field(default_factory=Counter)
     latency_samples: dict[str, list[float]] = field(default_factory=dict)
     pnl: dict[str, Any] = field(default_factory=dict)
@@ -151,6 +151,7 @@ class Report:
             "venue_rejected": sum(len(s.venue_rejections) for s in sessions),
             "submit_unknown": sum(s.submit_unknown for s in sessions),
             "dropped_signals": len(dropped),
+            "skipped_signal_batches": sum(s.skipped_batches for s in sessions),
             "cancel_requests_by_cause": dict(sorted(cancels.items())),
             "state_changes": sum(len(s.state_changes) for s in sessions),
             "kill_switch_events": sum(len(s.kill_switch) for s in sessions),
@@ -194,20 +195,6 @@ def build_report(journal: str | os.PathLike[str] | Journal, session_id: str | No
     without sessions, or an unknown session id."""
     with gc_paused():
         return _build_report(journal, session_id)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection meanwhile. Building a report makes hundreds of
-    thousands of objects that all live until it is done; the collector would walk
-    them again and again (a third of the time at 10,000 orders) to free nothing."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _build_report(journal: str | os.PathLike[str] | Journal, session_id: str | None) -> Report:
@@ -583,6 +570,9 @@ class _SessionReader:
     def _batch(self, entry: JournalEntry, e: ev.BatchProcessed) -> None:
         self.rep.batches += 1
 
+    def _skipped(self, entry: JournalEntry, e: ev.SignalsSkipped) -> None:
+        self.rep.skipped_batches += e.count
+
     def _account(self, entry: JournalEntry, e: ev.AccountSnapshot) -> None:
         self.rep.account = {
             "ts": _iso(entry.ts),
@@ -629,6 +619,7 @@ class _SessionReader:
         ev.KillSwitch: _kill_switch,
         ev.SignalDropped: _dropped,
         ev.BatchProcessed: _batch,
+        ev.SignalsSkipped: _skipped,
         ev.AccountSnapshot: _account,
         ev.PositionsSnapshot: _positions,
         ev.ReconcileCompleted: _reconciled,

@@ -9,11 +9,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from engine.exitcodes import ExitCode
-from engine.report.building import build_report
+from engine.report import cache
 from engine.report.figures import CSV_TABLES, FORMATS, ReportError
-from engine.report.renderers import render
+from engine.report.renderers import render_data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +62,21 @@ def _journal_path(args: argparse.Namespace) -> Path:
     return Path(settings.session.journal_path)
 
 
+def report_data(path: Path, session_id: str | None) -> dict[str, Any]:
+    """The report's data (Report.to_dict()): from the report cache when it matches the
+    journal as it is now, else built from the journal's events and kept in the cache
+    for the next time (engine/report/cache.py)."""
+    data = cache.load(path, session_id)
+    if data is not None:
+        return data
+    from engine.report.building import build_report  # the models: only when replaying
+
+    key = cache.journal_key(path)
+    data = build_report(path, session_id).to_dict()
+    cache.store(path, key, data)
+    return data
+
+
 def _error(message: str) -> None:
     for line in str(message).splitlines() or [""]:
         print(f"error: {line}", file=sys.stderr)
@@ -72,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
     fmt = getattr(args, "format", "text") or "text"
     try:
         path = _journal_path(args)
-        report = build_report(path, getattr(args, "session", None))
+        data = report_data(path, getattr(args, "session", None))
         color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        text = render(report, fmt, table=getattr(args, "table", "orders") or "orders", color=color)
+        text = render_data(data, fmt, table=getattr(args, "table", "orders") or "orders", color=color)
     except ReportError as exc:
         _error(str(exc))
         return ExitCode.USAGE

@@ -4,8 +4,10 @@ journal times, nearest-rank percentiles)."""
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -76,6 +78,20 @@ FILL_COLUMNS = (
 
 class ReportError(ExecdeskError):
     """The report cannot be built: no such journal, no such session, unreadable file."""
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile. Building a report makes hundreds of
+    thousands of objects that all live until it is done; the collector would walk
+    them again and again (a third of the time at 10,000 orders) to free nothing."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # ---- small helpers ---------------------------------------------------------------------

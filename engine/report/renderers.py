@@ -9,10 +9,12 @@ import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.report.building import Report, gc_paused
-from engine.report.figures import CSV_TABLES, FILL_COLUMNS, FORMATS, ORDER_COLUMNS
+from engine.report.figures import CSV_TABLES, FILL_COLUMNS, FORMATS, ORDER_COLUMNS, gc_paused
+
+if TYPE_CHECKING:
+    from engine.report.building import Report
 
 
 def render(report: Report, fmt: str = "text", *, table: str = "orders", color: bool = False) -> str:
@@ -21,6 +23,13 @@ def render(report: Report, fmt: str = "text", *, table: str = "orders", color: b
     (ANSI), for a terminal."""
     with gc_paused():
         return _render(report.to_dict(), fmt, table, color)
+
+
+def render_data(data: dict[str, Any], fmt: str = "text", *, table: str = "orders", color: bool = False) -> str:
+    """render() of a report already turned into data (Report.to_dict(), or the same
+    read back from the report cache)."""
+    with gc_paused():
+        return _render(data, fmt, table, color)
 
 
 def _render(data: dict[str, Any], fmt: str, table: str, color: bool) -> str:
@@ -42,6 +51,8 @@ def _printable(text: str | None, limit: int = 80) -> str:
     echoing signal input (which may be binary garbage) in text and Markdown."""
     if text is None:
         return ""
+    if text.isprintable():  # most text: nothing to escape
+        return text if len(text) <= limit else text[: limit - 1] + "…"
     out = []
     for ch in text:
         if ch.isprintable():
@@ -53,6 +64,8 @@ def _printable(text: str | None, limit: int = 80) -> str:
 
 
 def _cell(value: Any) -> str:
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -66,6 +79,12 @@ def _num(value: str | None, places: int) -> str:
     """A Decimal string rounded for reading (exact figures are in the JSON)."""
     if value is None:
         return ""
+    whole, _, frac = value.partition(".")
+    digits = whole[1:] if whole[:1] == "-" else whole
+    if digits.isdigit() and frac.isdigit() == bool(frac) and len(frac) <= places and digits.isascii():
+        # a plain decimal needing no rounding (most prices and sizes): padded, no Decimal
+        grouped = f"{whole[: len(whole) - len(digits)]}{int(digits):,}"
+        return f"{grouped}.{frac:0<{places}}" if places else grouped
     try:
         return f"{Decimal(value):,.{places}f}"
     except (InvalidOperation, ValueError):
@@ -80,6 +99,11 @@ def _ts(value: str | None) -> str:
     """An ISO timestamp for reading: "2026-03-05 14:30:05.020" (UTC), exact in the JSON."""
     if not value:
         return ""
+    if value.endswith("+00:00") and value[10:11] == "T":  # UTC as isoformat() writes it: no parsing
+        if len(value) == 25:  # no fraction
+            return f"{value[:10]} {value[11:19]}.000Z"
+        if len(value) == 32 and value[19] == ".":  # microseconds
+            return f"{value[:10]} {value[11:23]}Z"
     try:
         t = datetime.fromisoformat(value)
     except ValueError:
@@ -167,6 +191,7 @@ def _sections(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]
         ["rejected by the venue", str(s["venue_rejected"])],
         ["submit outcome unknown", str(s["submit_unknown"])],
         ["dropped signals", str(s["dropped_signals"])],
+        ["signal batches skipped (backlog)", str(s["skipped_signal_batches"])],
         ["cancel requests", ", ".join(f"{k} {v}" for k, v in s["cancel_requests_by_cause"].items()) or "0"],
         ["risk-state changes", str(s["state_changes"])],
         ["kill-switch events", str(s["kill_switch_events"])],
@@ -373,12 +398,14 @@ def _text_table(cols: list[str], rows: list[list[str]]) -> list[str]:
     columns = list(zip(*rows, strict=False)) if rows else [() for _ in cols]
     widths = [max(len(c), max(map(len, col), default=0)) for c, col in zip(cols, columns, strict=False)]
     numeric = [all(map(_NUMERIC.fullmatch, filter(None, col))) for col in columns]
-
-    def line(cells: list[str]) -> str:
-        out = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=False)]
-        return "   ".join(out).rstrip()
-
-    return [line(cols), "   ".join("─" * w for w in widths), *(line(r) for r in rows)]
+    # one format per table ("{:<8}   {:>5}"), so each line is one call in C
+    spec = "   ".join(f"{{:{'>' if num else '<'}{w}}}" for w, num in zip(widths, numeric, strict=False))
+    line = spec.format
+    return [
+        line(*cols).rstrip(),
+        "   ".join("─" * w for w in widths),
+        *(line(*r).rstrip() for r in rows),
+    ]
 
 
 def _render_text(data: dict[str, Any], *, color: bool = False) -> str:

@@ -136,6 +136,11 @@ def test_bad_input_is_refused_whole_naming_the_symbol_and_value_and_sends_nothin
         desk.submit_targets(TS, {"AAPL": 1.5})
     with pytest.raises(SignalInputError, match="no timezone"):
         desk.submit_signals(TS.replace(tzinfo=None), {"AAPL": 0.5})
+    # text is not a number (docs/signals.md), in process as over the socket (test_desk_attach.py)
+    with pytest.raises(SignalInputError) as text_value:
+        desk.submit_signals(TS, {"AAPL": "0.5", "MSFT": 0.25})
+    assert [(p.reason, p.symbol) for p in text_value.value.problems] == [("NOT_A_NUMBER", "AAPL")]
+    assert "AAPL: expected a number in [-1, 1], found text '0.5'" in str(text_value.value)
     assert desk.session.engine is not None and len(desk.session.engine.book) == 0
     # the refused batches moved no mark: the same bar is taken once it is right
     result = desk.submit_signals(TS, {"AAPL": 0.5})

@@ -122,6 +122,11 @@ def test_an_attached_desk_trades_through_a_running_session_and_detaching_leaves_
         assert {p.reason for p in refused.value.problems} == {"NAN", "UNKNOWN_SYMBOL"}
         with pytest.raises(SignalInputError, match=r"AAPL: expected a weight .* found 1\.5"):
             desk.submit_targets(ts + timedelta(seconds=2), {"AAPL": 1.5})
+        # text is not a number over the socket either: the same problem as in process (test_desk.py)
+        with pytest.raises(SignalInputError) as text_value:
+            desk.submit_signals(ts + timedelta(seconds=2), {"AAPL": "0.5", "MSFT": 0.25})
+        assert [(p.reason, p.symbol) for p in text_value.value.problems] == [("NOT_A_NUMBER", "AAPL")]
+        assert "AAPL: expected a number in [-1, 1], found text '0.5'" in str(text_value.value)
         with pytest.raises(SignalInputError, match="DUPLICATE_BATCH"):
             desk.submit_signals(ts + timedelta(seconds=1), {"AAPL": 0.2})
         with pytest.raises(SignalInputError, match="no timezone"):
@@ -165,7 +170,7 @@ def test_an_attached_desk_trades_through_a_running_session_and_detaching_leaves_
     with Journal(journal) as j:
         commands = [e.event for e in j.replay() if e.event.type == "OperatorCommand"]
     batches = [c for c in commands if c.command == "submit_batch"]
-    assert len(batches) == 6, batches  # every batch handed in is journaled, refused or not
+    assert len(batches) == 7, batches  # every batch handed in is journaled, refused or not
     assert all(c.client_id.startswith("model c") and c.user and c.pid for c in batches), batches
     assert batches[0].detail["kind"] == "score" and '"AAPL":"0.5"' in batches[0].detail["values"]
     assert batches[1].detail["kind"] == "weight"

@@ -448,3 +448,20 @@ def test_journal_path_from_the_configuration(built, tmp_path, capsys):
     assert run(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no --journal given") and "journal_path" in err and "Traceback" not in err
+
+
+def test_signal_batches_skipped_in_a_backlog_are_counted(journal_path):
+    """Given two SignalsSkipped events (3 and 2 batches superseded in the inbox), the
+    summary counts 5 skipped batches, in JSON and in the text and Markdown summaries."""
+    import re
+
+    from tests.engine.report.report_journal import B0, B1
+
+    with Journal(journal_path) as j:
+        j.open_session("c", date(2026, 3, 5))
+        j.append(ev.SignalsSkipped(count=3, first_ts=B0, last_ts=B1))
+        j.append(ev.SignalsSkipped(count=2, first_ts=B1, last_ts=B1))
+    report = build_report(journal_path)
+    assert report.to_dict()["summary"]["skipped_signal_batches"] == 5
+    assert re.search(r"signal batches skipped \(backlog\) +5\n", render(report, "text"))
+    assert "| signal batches skipped (backlog) | 5 |" in render(report, "md")

@@ -1,0 +1,201 @@
+"""Benchmarks of the headless report and status at scale (issue 15 §4).
+
+1. `execdesk report` on a 10,000-order journal (tests/engine/report/big_journal.py:
+   10,000 orders in batches of 53 plus an earlier session, ~44,000 events), the whole
+   command as an operator runs it (a new Python process: start, imports, reading,
+   rendering the text report to a pipe), median of several runs: from the journal's
+   events (no report cache: the first report of a journal, or one a session is still
+   writing) and from the report cache (every later report of the same journal, and
+   the first one after the trading day's close).
+2. `execdesk status` while a 53-order batch is on the wire: a Desk session on the
+   built-in venue with 25 ms added to every trading request; the control socket's
+   status answer, asked again and again while the batch's submits are answered, and
+   the whole `execdesk status` command in the same burst.
+
+Run alone: `python -m benchmarks --only report`."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+REPORT_RUNS = 7
+REPORT_TARGET_S = 0.3
+BURST_LATENCY_MS = 25
+STATUS_TARGET_MS = 50.0
+
+
+def _median_run(argv: list[str], runs: int, before: Any = None) -> tuple[float, list[float], float]:
+    """Median wall time of whole runs of a command, the runs' wall times, and the
+    median CPU time (user + system) of the process: less sensitive to a busy machine."""
+    times, cpus = [], []
+    for _ in range(runs):
+        if before is not None:
+            before()
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        done = subprocess.run(argv, cwd=REPO, capture_output=True, timeout=120)
+        times.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - used.ru_utime + after.ru_stime - used.ru_stime)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode()[-500:]}")
+    return statistics.median(times), times, statistics.median(cpus)
+
+
+def bench_report(tmp: Path) -> list[dict]:
+    from engine.report.cache import cache_path
+    from tests.engine.report.big_journal import write_big_journal
+
+    journal = write_big_journal(tmp / "big.sqlite")
+    argv = [sys.executable, "-m", "console.cli", "report", "--journal", str(journal)]
+    cache = cache_path(journal)
+
+    def no_cache() -> None:
+        cache.unlink(missing_ok=True)
+
+    cold, cold_runs, cold_cpu = _median_run(argv, max(3, REPORT_RUNS // 2), before=no_cache)
+    _median_run(argv, 1)  # leaves the cache
+    warm, warm_runs, warm_cpu = _median_run(argv, REPORT_RUNS)
+    how = f"`{' '.join(['python', '-m', 'console.cli', *argv[3:5]])} J` (= execdesk report), stdout to a pipe"
+    return [
+        {
+            "name": "execdesk report, 10,000-order journal, from the report cache (whole command)",
+            "value": round(warm, 3),
+            "unit": "s",
+            "target": f"<= {REPORT_TARGET_S:g}",
+            "ok": warm <= REPORT_TARGET_S,
+            "note": f"median of {len(warm_runs)}, min {min(warm_runs):.3f} s, max {max(warm_runs):.3f} s, "
+            f"CPU {warm_cpu:.3f} s; {how}",
+        },
+        {
+            "name": "execdesk report, 10,000-order journal, from its events (no cache: first report, live journal)",
+            "value": round(cold, 3),
+            "unit": "s",
+            "target": f"<= {REPORT_TARGET_S:g}",
+            "ok": cold <= REPORT_TARGET_S,
+            "note": f"median of {len(cold_runs)}, min {min(cold_runs):.3f} s, CPU {cold_cpu:.3f} s; replay of "
+            "~44,000 events (pydantic decode, OrderBook.from_replay) and the pydantic import",
+        },
+    ]
+
+
+def bench_status_in_burst(tmp: Path) -> list[dict]:
+    from engine import Desk
+    from engine.control import request
+    from engine.lock import socket_path_for
+    from tests.pipeline.pipekit import CREDENTIALS, SEED, START_AT
+    from tests.support import shipped_settings
+
+    journal = tmp / "burst.sqlite"
+    settings = shipped_settings(broker={"rate_limit_per_minute": 100000})
+    desk = Desk.open(
+        settings,
+        journal=journal,
+        auto_approve=True,
+        credentials=CREDENTIALS,
+        sim={
+            "frozen_clock": True,
+            "seed": SEED,
+            "start_at": START_AT,
+            "partial_fill_prob": 0.0,
+            "rate_limit_per_minute": None,
+        },
+    )
+    try:
+        sock = socket_path_for(journal)
+        idle = []
+        for _ in range(20):
+            t = time.perf_counter()
+            request(sock, "status")
+            idle.append((time.perf_counter() - t) * 1000)
+        assert desk.venue is not None
+        desk.venue.set_faults(latency_ms=BURST_LATENCY_MS, scope="trading")
+        from engine.universe import Universe
+
+        symbols = [a.symbol for a in Universe.load(REPO / settings.session.universe_path).assets][:53]
+        ts = desk.snapshot.venue_time
+        assert ts is not None
+
+        def on_the_wire() -> int:
+            return sum(1 for o in desk.snapshot.orders.values() if o.venue_order_id is None)
+
+        result: list[Any] = []
+        burst = threading.Thread(target=lambda: result.append(desk.submit_signals(ts, dict.fromkeys(symbols, 0.6))))
+        during: list[float] = []
+        command = [sys.executable, "-m", "console.cli", "status", "--journal", str(journal)]
+        t_start = time.perf_counter()
+        burst.start()
+        proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        command_ms, in_flight_at_answer = None, 0
+        while time.perf_counter() - t_start < 20:
+            t = time.perf_counter()
+            request(sock, "status")
+            during.append((time.perf_counter() - t) * 1000)
+            if command_ms is None and proc.poll() is not None:
+                command_ms = (time.perf_counter() - t_start) * 1000
+                in_flight_at_answer = on_the_wire()
+            if not burst.is_alive() and on_the_wire() == 0 and command_ms is not None:
+                break
+            time.sleep(0.005)  # an operator's pace, not a loop that takes the engine's CPU
+        burst_ms = (time.perf_counter() - t_start) * 1000
+        burst.join(60)
+        proc.communicate(timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"execdesk status exited {proc.returncode}")
+        batch = result[0] if result else None
+        sent = len(batch.client_order_ids) if batch is not None else 0
+    finally:
+        desk.close()
+    p50, worst = statistics.median(during), max(during)
+    return [
+        {
+            "name": f"status over the control socket while a 53-order batch is on the wire at {BURST_LATENCY_MS} ms",
+            "value": round(p50, 2),
+            "unit": "ms",
+            "target": f"<= {STATUS_TARGET_MS:g} (max)",
+            "ok": worst <= STATUS_TARGET_MS,
+            "note": f"p50 of {len(during)} requests, one after another, from the batch's arrival until all "
+            f"{sent} of its orders were answered ({burst_ms:.0f} ms), max {worst:.1f} ms; idle p50 "
+            f"{statistics.median(idle):.2f} ms",
+        },
+        {
+            "name": "execdesk status (whole command) started with the batch",
+            "value": round(command_ms or 0.0, 1),
+            "unit": "ms",
+            "target": "(reported)",
+            "note": f"a new Python process asking the session's socket; {in_flight_at_answer} of the batch's "
+            "submits still unanswered when it ended (process start dominates)",
+        },
+    ]
+
+
+def run() -> list[dict]:
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="execdesk-bench-report-") as tmp:
+        for fn, name, target in (
+            (bench_report, "execdesk report, 10,000 orders", f"<= {REPORT_TARGET_S:g}"),
+            (bench_status_in_burst, "status during a burst", f"<= {STATUS_TARGET_MS:g}"),
+        ):
+            try:
+                results += fn(Path(tmp))
+            except Exception as exc:  # one failure must not hide the others
+                traceback.print_exc()
+                results.append(
+                    {"name": name, "value": "error", "unit": "", "target": target, "ok": False, "note": str(exc)}
+                )
+    return results
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(f"{row['name']:<100} {row['value']!s:>9} {row['unit']:<3} target {row['target']}  {row.get('note', '')}")

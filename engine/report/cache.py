@@ -1,0 +1,190 @@
+"""The report cache: a report built from a full replay of the journal, kept next to
+it in ``<journal>.report-cache`` (owner-only), so that the next ``execdesk report`` of
+the same journal reads its figures instead of replaying every event again.
+
+Derived data only; the journal stays the truth. A cached report is used only while
+its key still matches: the journal's sessions manifest (every row, so a seal or a
+new session changes it), its number of events, its last event (sequence, time,
+session, type and a hash of the payload) and a fingerprint of the code that builds
+the figures (engine/report, the order book, the events, the journal, the model). A
+journal without a cache, with a stale one, or with one that cannot be read is
+reported from its events, as ever; a cache that cannot be written (a read-only
+directory) is simply not written. Nothing here imports the engine's models: a report
+served from the cache starts without them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+CACHE_VERSION = 1
+SUFFIX = ".report-cache"
+_ROWS, _COLS = "$rows", "$cols"
+#: the sources whose code decides a report's figures (relative to engine/)
+_SOURCES = (
+    "report/building.py",
+    "report/pnl.py",
+    "report/figures.py",
+    "orders.py",
+    "model.py",
+    "events.py",
+    "journal.py",
+    "config.py",
+)
+_ENGINE = Path(__file__).resolve().parent.parent
+
+
+def cache_path(journal: str | os.PathLike[str]) -> Path:
+    """Where the report cache of a journal lives: ``<journal>.report-cache``."""
+    path = Path(journal)
+    return path.with_name(path.name + SUFFIX)
+
+
+def journal_key(journal: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What the cache of this journal must have been built from; None when the
+    journal cannot be read this way (then no cache is used or written)."""
+    path = Path(journal)
+    fingerprint = _code_fingerprint()
+    if fingerprint is None or not path.is_file():
+        return None
+    try:
+        uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    except (sqlite3.Error, OSError):
+        return None
+    try:
+        conn.execute("PRAGMA query_only=ON")
+        conn.execute("BEGIN")  # one snapshot of the journal for all three reads
+        sessions = conn.execute(
+            "SELECT session_id, config_hash, venue_date, started_at, ended_at, how_ended FROM sessions ORDER BY rowid"
+        ).fetchall()
+        count, last_seq = conn.execute("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events").fetchone()
+        last = conn.execute(
+            "SELECT seq, ts, session_id, type, payload FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    last_event = None
+    if last is not None:
+        seq, ts, sid, type_name, payload = last
+        last_event = [seq, ts, sid, type_name, hashlib.sha256(str(payload).encode("utf-8")).hexdigest()]
+    return {
+        "version": CACHE_VERSION,
+        "code": fingerprint,
+        "sessions": [list(r) for r in sessions],
+        "events": count,
+        "last_seq": last_seq,
+        "last_event": last_event,
+    }
+
+
+def load(journal: str | os.PathLike[str], session_id: str | None) -> dict[str, Any] | None:
+    """The cached report data (Report.to_dict()) of a session ("latest" or None: the
+    last one; "all"), generated now; None unless a cache with a matching key has it."""
+    try:
+        key = journal_key(journal)
+        if key is None or not key["sessions"]:
+            return None
+        scope = _scope(key, session_id)
+        if scope is None:
+            return None
+        with open(cache_path(journal), encoding="utf-8") as f:
+            cached = json.load(f)
+        if not isinstance(cached, dict) or cached.get("key") != key:
+            return None
+        compact = cached.get("reports", {}).get(scope)
+        if not isinstance(compact, dict):
+            return None
+        data = _expand(compact)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    data["generated_at"] = datetime.now(UTC).isoformat()
+    data["journal"] = str(Path(journal))
+    return data
+
+
+def store(journal: str | os.PathLike[str], key: dict[str, Any] | None, data: Mapping[str, Any]) -> bool:
+    """Keep a report's data (Report.to_dict()) for its scope, if the journal is still
+    what `key` (read before the report was built) says; True when written. Never
+    raises: a report is printed whether or not its cache could be written."""
+    try:
+        if key is None or journal_key(journal) != key:
+            return False  # the journal moved on meanwhile (a session is writing it)
+        path = cache_path(journal)
+        reports: dict[str, Any] = {}
+        try:
+            with open(path, encoding="utf-8") as f:
+                cached = json.load(f)
+            if isinstance(cached, dict) and cached.get("key") == key and isinstance(cached.get("reports"), dict):
+                reports = cached["reports"]  # other scopes of the same journal state stay
+        except (OSError, ValueError):
+            pass
+        reports[str(data["session_id"])] = _compact(data)
+        text = json.dumps({"key": key, "reports": reports}, separators=(",", ":"), ensure_ascii=False)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return True
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _scope(key: dict[str, Any], session_id: str | None) -> str | None:
+    """The cache entry a requested session names (None: not one the journal has)."""
+    if session_id in (None, "", "latest"):
+        return str(key["sessions"][-1][0])
+    if session_id == "all" or any(row[0] == session_id for row in key["sessions"]):
+        return session_id
+    return None  # unknown: the full path says so in its own words
+
+
+def _compact(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Lists of rows with the same keys as columns and rows (the orders and fills of
+    10,000 orders read back several times faster than as objects)."""
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+            cols = list(value[0])
+            if all(list(r) == cols for r in value):
+                out[name] = {_COLS: cols, _ROWS: [list(r.values()) for r in value]}
+                continue
+        out[name] = value
+    return out
+
+
+def _expand(compact: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in compact.items():
+        if isinstance(value, dict) and set(value) == {_COLS, _ROWS}:
+            cols, rows = value[_COLS], value[_ROWS]
+            if any(len(row) != len(cols) for row in rows):
+                raise ValueError(f"report cache: a row of {name} does not fit its columns")
+            out[name] = [dict(zip(cols, row, strict=False)) for row in rows]
+        else:
+            out[name] = value
+    return out
+
+
+def _code_fingerprint() -> str | None:
+    digest = hashlib.sha256(str(CACHE_VERSION).encode())
+    for name in _SOURCES:
+        try:
+            digest.update((_ENGINE / name).read_bytes())
+        except OSError:
+            return None  # the code cannot be checked: no cache
+    return digest.hexdigest()
