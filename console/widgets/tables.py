@@ -197,7 +197,10 @@ class LiveTable(DataTable):
         changed = 0
         structural = False  # rows came or went: their order and offsets change
         touched: set[tuple[RowKey, ColumnKey]] = set()  # cells whose value changed in place
-        gone = [key for key in self._source if key not in rows]
+        # the same rows as last time (compared in C, identity first: at 10,000 rows a
+        # fraction of a millisecond, against walking them in Python twice)
+        same_rows = len(rows) == len(self._source) and rows == self._source
+        gone = [] if same_rows else [key for key in self._source if key not in rows]
         if gone:
             self._remove(gone)
             changed += len(gone)
@@ -210,7 +213,7 @@ class LiveTable(DataTable):
         marks_moved = bool(self.MARK_COLUMNS) and ctx.marks is not self._marks
         self._venue_time, self._marks = ctx.venue_time, ctx.marks
         source, cells_by_key = self._source, self._cells
-        for key, row in rows.items():
+        for key, row in () if same_rows and not clock_moved and not marks_moved else rows.items():
             prev = source.get(key)
             if prev is None:
                 self._first_shown[key] = time.monotonic()
