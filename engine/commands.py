@@ -6,6 +6,7 @@ CommandResult."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
@@ -113,11 +114,25 @@ SessionCommand = Command | StopSession
 
 
 @dataclass(frozen=True, slots=True)
+class PriceChart:
+    """A position's session as a chart (QueryHistory of a symbol): the closes of the
+    venue's minute bars the engine holds, the session's fills as entries (the
+    position grew) and exits (it shrank), and the stop level of what is held now.
+    Times are the venue's (UTC)."""
+
+    symbol: str
+    prices: tuple[tuple[datetime, Decimal], ...] = ()  # (bar time, close), oldest first
+    marks: tuple[tuple[datetime, str, Decimal], ...] = ()  # (fill time, "entry" | "exit", price)
+    stop: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CommandResult:
     ok: bool
     message: str
     count: int = 0  # how many intents / orders it touched
     rows: tuple[HistoryRow, ...] = ()  # a query's answer (QueryHistory), oldest first
+    chart: PriceChart | None = None  # QueryHistory of a symbol: its session's prices
 
 
 class EngineHandle(Protocol):

@@ -412,6 +412,8 @@ class ControlServer:
                 }
                 if result.rows:
                     answer["rows"] = [list(row) for row in result.rows]
+                if result.chart is not None:
+                    answer["chart"] = sp.encode_chart(result.chart)
         if "id" in req:
             answer["id"] = req["id"]
         with contextlib.suppress(Exception):

@@ -16,6 +16,9 @@ in its answer):
     {"cmd": "override", "symbol": S, "mode": ..., "max_position_usd": "N", "max_position_pct": x,
      "size_multiplier": x, "side": ..., "clear": false}
         -> {"ok": bool, "message": str, "count": int, "status": {...}}   (a CommandResult)
+    {"cmd": "history", "key": ID or SYMBOL}                -> the same, with "rows": [[journal ts, what, facts]]
+        and, for a symbol, "chart": {"symbol", "prices": [[ts, "close"]], "marks": [[ts, "entry"|"exit",
+        "price"]], "stop": "price" | null}
     {"cmd": "submit_batch", "ts": ISO, "kind": "score" | "weight", "values": {symbol: "decimal string"}}
         (a value the sender gave as text travels as {"text": "..."} and is refused NOT_A_NUMBER)
         -> {"ok": true, "ts": ISO, "kind": ..., "values": {symbol: str}, "no_order": {symbol: [reason, detail]},
@@ -58,6 +61,7 @@ from engine.commands import (
     CommandResult,
     Flatten,
     Halt,
+    PriceChart,
     QueryHistory,
     RejectAll,
     RejectIntent,
@@ -340,13 +344,40 @@ def request_for(command: SessionCommand) -> dict[str, Any]:
     raise ProtocolError(f"no request for {type(command).__name__}")
 
 
+def encode_chart(chart: PriceChart) -> dict[str, Any]:
+    """A history's price chart on the wire: times ISO 8601, prices decimal strings."""
+    return {
+        "symbol": chart.symbol,
+        "prices": [[ts.isoformat(), str(price)] for ts, price in chart.prices],
+        "marks": [[ts.isoformat(), kind, str(price)] for ts, kind, price in chart.marks],
+        "stop": None if chart.stop is None else str(chart.stop),
+    }
+
+
+def decode_chart(data: Mapping[str, Any]) -> PriceChart:
+    stop = data.get("stop")
+    return PriceChart(
+        symbol=str(data.get("symbol", "")),
+        prices=tuple((datetime.fromisoformat(ts), Decimal(p)) for ts, p in data.get("prices", ()) or ()),
+        marks=tuple((datetime.fromisoformat(ts), str(k), Decimal(p)) for ts, k, p in data.get("marks", ()) or ()),
+        stop=None if stop is None else Decimal(stop),
+    )
+
+
 def result_of(answer: Mapping[str, Any]) -> CommandResult:
     """A command's answer back into the CommandResult the session gave."""
     message = answer.get("message")
     if message is None:
         message = answer.get("error", "")
     rows = tuple((str(t), str(k), str(x)) for t, k, x in answer.get("rows", ()) or ())
-    return CommandResult(bool(answer.get("ok")), str(message), int(answer.get("count", 0) or 0), rows)
+    chart = answer.get("chart")
+    return CommandResult(
+        bool(answer.get("ok")),
+        str(message),
+        int(answer.get("count", 0) or 0),
+        rows,
+        chart=decode_chart(chart) if isinstance(chart, Mapping) else None,
+    )
 
 
 # ------------------------------------------------------------------ batches

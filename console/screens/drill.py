@@ -1,6 +1,7 @@
 """Enter on an intent, an order or a position: its full history from the journal
 (signal and sizing, the pre-trade verdict, approval, submit, venue events, fills
-with slippage; for a position its fills), asked of the engine with QueryHistory."""
+with slippage; for a position its fills and a price chart of the session with its
+entries, exits and stop level), asked of the engine with QueryHistory."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from datetime import UTC, datetime
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from console.widgets.price_chart import PriceChartView
 from engine.commands import CommandResult
 
 _KIND_STYLE = {
@@ -50,6 +53,7 @@ class DrillScreen(ModalScreen[None]):
     DrillScreen #drill-rows { height: auto; }
     DrillScreen #drill-title { text-style: bold; }
     DrillScreen #drill-foot { color: $text-muted; }
+    DrillScreen #drill-chart { margin-bottom: 1; }
     """
 
     BINDINGS = [Binding("escape,enter,q", "close", "Close", show=False)]
@@ -61,6 +65,8 @@ class DrillScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(f"History of {self.what} {self.key}", id="drill-title")
+            if self.what == "position" and self.result.chart is not None:
+                yield PriceChartView(self.result.chart, id="drill-chart")
             table = Table(box=None, expand=True, show_edge=False, pad_edge=False, row_styles=["", "on #1c2430"])
             table.add_column("Journal UTC", no_wrap=True)
             table.add_column("What", no_wrap=True)
@@ -75,6 +81,18 @@ class DrillScreen(ModalScreen[None]):
                 "Times are the journal's (wall clock, UTC); venue times are said in the facts. Esc closes.",
                 id="drill-foot",
             )
+
+    def on_mount(self) -> None:
+        self._size_chart(self.app.size.height)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._size_chart(event.size.height)
+
+    def _size_chart(self, screen_height: int) -> None:
+        """A third of the terminal's height for the chart (8 lines at 24, 16 at 48),
+        the rest for the history rows."""
+        for chart in self.query(PriceChartView):
+            chart.styles.height = max(6, min(16, screen_height // 3))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -125,9 +125,11 @@ class MainScreen(Screen[None]):
             self.call_after_refresh(self._share_room)
 
     def _share_room(self) -> None:
-        """Give the books' rows to the tables that have rows, the approval queue first:
-        an empty table keeps only its titled rule (its count stays in view), so at
-        80x24 ten waiting intents all show. What is left over is shared evenly."""
+        """Give the books' rows to the tables that have rows, the approval queue first,
+        then the positions, then the working orders (thousands of them scroll; a
+        few positions must not be pushed out of view by them): an empty table keeps
+        only its titled rule (its count stays in view), so at 80x24 ten waiting
+        intents all show. What is left over is shared evenly."""
         books = self.query_one("#books")
         available = books.content_region.height
         if available <= 0:
@@ -138,7 +140,8 @@ class MainScreen(Screen[None]):
         wants = [chrome + table.row_count if table.row_count else least for table in tables]
         heights = [least] * len(tables)
         spare = available - sum(heights)
-        for i, want in enumerate(wants):  # in order of priority: queue, orders, positions
+        for i in (0, 2, 1):  # in order of priority: queue, positions, orders
+            want = wants[i]
             grant = max(0, min(want - heights[i], spare))
             heights[i] += grant
             spare -= grant

@@ -71,6 +71,18 @@ def effective_state(snapshot: EngineSnapshot, halt_pending: bool) -> TradingStat
     return snapshot.trading_state
 
 
+def repaint(widget: Static, content: str | Text) -> None:
+    """Show `content` in a Static of a fixed size: nothing when it is what is shown
+    already, else a repaint of that widget alone. Static.update's default also asks
+    for a layout of the whole screen, which repaints every widget on it, the
+    10,000-row tables included: at every snapshot, that was most of a frame's cost."""
+    shown = (content.plain, tuple(content.spans), str(content.style)) if isinstance(content, Text) else content
+    if getattr(widget, "_shown_content", None) == shown:
+        return
+    setattr(widget, "_shown_content", shown)  # noqa: B010 (a Static has no such field of its own)
+    widget.update(content, layout=False)
+
+
 class StatusBar(Horizontal):
     """Two lines of facts and the trading-state badge."""
 
@@ -115,14 +127,14 @@ class StatusBar(Horizontal):
 
     def on_resize(self) -> None:
         if self._snapshot is not None:
-            self.query_one("#status-facts", Static).update(self._facts(self._snapshot))
+            repaint(self.query_one("#status-facts", Static), self._facts(self._snapshot))
 
     def show(self, snapshot: EngineSnapshot, *, halt_pending: bool) -> None:
         self._snapshot = snapshot
-        self.query_one("#status-facts", Static).update(self._facts(snapshot))
+        repaint(self.query_one("#status-facts", Static), self._facts(snapshot))
         state = effective_state(snapshot, halt_pending)
         badge = self.query_one("#state-badge", Static)
-        badge.update(state.value)
+        repaint(badge, state.value)
         for name in ("active", "reducing", "halted"):
             badge.set_class(state.value.lower() == name, f"-{name}")
 
@@ -256,4 +268,4 @@ class Banner(Static):
         self.set_class(state is TradingState.HALTED, "-halted")
         self.set_class(state is TradingState.REDUCING, "-reducing")
         self.set_class(state is TradingState.ACTIVE and bool(parts), "-degraded")
-        self.update(text)
+        repaint(self, text)

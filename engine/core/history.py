@@ -1,18 +1,22 @@
 """The drill-down: the full history of one intent, order or position, read from
 this session's journal (signal and sizing, the pre-trade verdict, approval,
-submit, venue events, fills with their slippage). A query: it changes nothing,
-and the journal is read in a worker thread so the engine keeps applying events."""
+submit, venue events, fills with their slippage), and for a position a price
+chart of the session: the closes of the minute bars the engine holds, its fills
+as entries and exits, and its stop level. A query: it changes nothing, and the
+journal is read in a worker thread so the engine keeps applying events."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from engine import events as ev
-from engine.commands import CommandResult, HistoryRow, QueryHistory
+from engine.commands import CommandResult, HistoryRow, PriceChart, QueryHistory
 from engine.core.common import q
 from engine.journal import JournalEntry
+from engine.model import Fill, Side
 
 if TYPE_CHECKING:
     from engine.core.engine import Engine
@@ -98,6 +102,32 @@ def read_history(entries, key: str) -> list[HistoryRow]:
     return by_order or by_symbol
 
 
+def symbol_fills(entries, symbol: str) -> list[Fill]:
+    """The session's fills in `symbol`, in journal order."""
+    return [
+        entry.event.fill
+        for entry in entries
+        if isinstance(entry.event, ev.FillApplied) and entry.event.fill.symbol == symbol
+    ]
+
+
+def price_chart(symbol: str, bars, fills: list[Fill], qty_now: Decimal, stop: Decimal | None) -> PriceChart:
+    """The chart of a position's session. A fill is an entry when it grew the
+    position (away from zero), an exit when it shrank it; what was held before the
+    session's first fill is what is held now less the session's fills."""
+    signed = [f.qty if f.side is Side.BUY else -f.qty for f in fills]
+    held = qty_now - sum(signed, Decimal(0))
+    marks: list[tuple[datetime, str, Decimal]] = []
+    for fill, delta in zip(fills, signed, strict=True):
+        grows = held == 0 or (held > 0) == (delta > 0)
+        marks.append((fill.ts, "entry" if grows else "exit", fill.price))
+        held += delta
+    prices = tuple((b.ts, b.close) for b in bars)
+    # the stop as the snapshot shows it (to the cent)
+    shown_stop = stop.quantize(Decimal("0.01")) if stop is not None and qty_now else None
+    return PriceChart(symbol=symbol, prices=prices, marks=tuple(marks), stop=shown_stop)
+
+
 class History:
     def __init__(self, engine: Engine):
         self.e = engine
@@ -108,7 +138,18 @@ class History:
     async def _answer(self, cmd: QueryHistory, future: asyncio.Future) -> None:
         e = self.e
         session = e.journal.session_id
-        rows = await asyncio.to_thread(lambda: read_history(e.journal.replay(session), cmd.key))
+        charted = cmd.key in e.symbols or cmd.key in e.portfolio.books
+
+        def read() -> tuple[list[HistoryRow], list[Fill]]:
+            entries = list(e.journal.replay(session))
+            return read_history(entries, cmd.key), symbol_fills(entries, cmd.key) if charted else []
+
+        rows, fills = await asyncio.to_thread(read)
+        chart = None
+        if charted:
+            book = e.portfolio.books.get(cmd.key)
+            qty, stop = (book.qty, book.stop_price) if book is not None else (Decimal(0), None)
+            chart = price_chart(cmd.key, list(e.bars.get(cmd.key, ())), fills, qty, stop)
         verdicts = e.intents.current_verdicts()
         if cmd.key in verdicts:
             d = verdicts[cmd.key]
@@ -117,7 +158,9 @@ class History:
         if not future.done():
             if rows:
                 future.set_result(
-                    CommandResult(True, f"history of {cmd.key}: {len(rows)} entries", len(rows), tuple(rows))
+                    CommandResult(
+                        True, f"history of {cmd.key}: {len(rows)} entries", len(rows), tuple(rows), chart=chart
+                    )
                 )
             else:
-                future.set_result(CommandResult(False, f"nothing in this session's journal for {cmd.key}"))
+                future.set_result(CommandResult(False, f"nothing in this session's journal for {cmd.key}", chart=chart))

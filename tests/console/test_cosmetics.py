@@ -75,3 +75,24 @@ def test_a_working_order_shows_the_market_and_its_distance_to_the_limit() -> Non
     assert (mkt.plain, dist.plain) == ("190.25", "+0.00%")
     mkt, dist = WorkingOrders._market_cells(order_row(3, "TSLA"), ctx)
     assert (mkt.plain, dist.plain) == (fmt.DASH, fmt.DASH), "no price known: a dash, not a guess"
+
+
+async def test_thousands_of_working_orders_do_not_push_the_positions_out_of_view() -> None:
+    """The working orders scroll; the few positions keep their rows on screen."""
+    from types import MappingProxyType
+
+    from console.dev import InMemoryHandle, demo_snapshot, order_row
+    from engine.config import Settings
+
+    handle = InMemoryHandle(demo_snapshot())
+    held = len(handle.snapshot.positions)
+    assert held >= 2
+    app = ExecDeskApp(handle, Settings(), clock_in_view=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        handle.publish(orders=MappingProxyType({r.client_order_id: r for r in (order_row(i) for i in range(2_000))}))
+        app.refresh_snapshot()
+        await pilot.pause(0.2)
+        screen = app.main_screen
+        assert screen.positions.size.height >= 1 + held, "the header and every position on screen"
+        assert screen.orders.size.height > 20, "the orders have the rest of the room"

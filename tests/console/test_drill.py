@@ -48,3 +48,73 @@ async def test_enter_on_an_intent_opens_its_history(desk: Desk, pinned_journal_c
 def test_drill_down_snapshot(desk: Desk, pinned_journal_clock: None, snap_compare) -> None:
     desk_waiting(desk)
     assert snap_compare(app_for(desk), terminal_size=WIDE, run_before=_drill)
+
+
+def desk_holding(desk: Desk) -> str:
+    """One intent of the first bar approved and filled (one order alone, so its fill
+    price is the same on every run), the bar's other intents expired; the engine has
+    settled. Returns the symbol held."""
+    from engine.commands import ApproveIntent
+    from tests.console.deskkit import wait_for
+    from tests.console.test_screens_snapshot import settled
+
+    desk_waiting(desk)
+    first = min(desk.handle.snapshot.intents.values(), key=lambda row: row.intent_id)
+    assert desk.handle.execute_sync(ApproveIntent(first.intent_id)).ok
+    wait_for(lambda: first.symbol in desk.handle.snapshot.positions, what=f"a position in {first.symbol}")
+    # the engine's venue clock catches up with the bar (its clock sync) and the
+    # others expire: wait for that, not for a moment before it
+    wait_for(lambda: not desk.handle.snapshot.intents, timeout=15, what="the bar's other intents expired")
+    # the frozen venue streams no quotes: after two poll intervals of silence the
+    # engine polls every symbol over REST, and the status line says so; wait for
+    # that state (it lasts) so the picture does not depend on how long this took
+    wait_for(lambda: desk.handle.snapshot.market_data.polled, what="the quiet data stream's symbols polled")
+    settled(desk)
+    return first.symbol
+
+
+async def _drill_position(pilot) -> None:
+    app = pilot.app
+    await shown(pilot)
+    positions = app.main_screen.positions
+    await until(pilot, lambda: positions.row_count > 0, what="a position on screen")
+    positions.focus()
+    positions.move_cursor(row=0, animate=False)
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, DrillScreen), what="the position's history")
+    await pilot.pause(0.2)
+
+
+async def test_enter_on_a_position_shows_its_fills_and_a_price_chart(desk: Desk, pinned_journal_clock: None) -> None:
+    from console.widgets.price_chart import PriceChartView
+
+    symbol = desk_holding(desk)
+    held = desk.handle.snapshot.positions[symbol]
+    app = app_for(desk)
+    for size in (WIDE, (80, 24)):
+        async with app.run_test(size=size) as pilot:
+            await _drill_position(pilot)
+            screen = app.screen
+            assert isinstance(screen, DrillScreen) and screen.key == symbol
+            chart = screen.result.chart
+            assert chart is not None and chart.symbol == symbol
+            # the engine's prices: the closes of the minute bars it holds, in time order
+            assert len(chart.prices) >= 2 and [ts for ts, _ in chart.prices] == sorted(ts for ts, _ in chart.prices)
+            assert [kind for _, kind, _ in chart.marks] == ["entry"], chart.marks
+            assert chart.stop == held.stop_price and chart.stop is not None
+            view = screen.query_one(PriceChartView)
+            assert view.size.height == max(6, min(16, size[1] // 3)) and view.size.width > 40
+            text = screen_text(app)
+            assert "▲" in text and f"stop {chart.stop:.2f}" in text, "the entry marker and the stop level on screen"
+            assert "fill" in text, "the history rows are still shown under the chart"
+            app = app_for(desk)
+
+
+def test_position_drill_down_snapshot(desk: Desk, pinned_journal_clock: None, snap_compare) -> None:
+    desk_holding(desk)
+    assert snap_compare(app_for(desk), terminal_size=WIDE, run_before=_drill_position)
+
+
+def test_position_drill_down_snapshot_80x24(desk: Desk, pinned_journal_clock: None, snap_compare) -> None:
+    desk_holding(desk)
+    assert snap_compare(app_for(desk), terminal_size=(80, 24), run_before=_drill_position)

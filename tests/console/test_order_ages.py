@@ -36,3 +36,43 @@ async def test_a_clock_tick_repaints_ages_without_touching_every_row() -> None:
         await pilot.pause()
         assert table.get_row("dev-000000")[8].plain == "1m05s", "the age reads the clock it is painted at"
         await until(pilot, lambda: "1m05s" in screen_text(app), what="the new age on screen")
+
+
+async def test_values_changed_in_place_are_shown_without_rebuilding_the_row_order() -> None:
+    """1 of 2,000 orders partly filled: the new figure is on screen, and the table's
+    row order and line offsets (rebuilt over every row when DataTable's update
+    count moves) are kept; only a snapshot that adds or removes rows moves it. A
+    snapshot that changes nothing in the status line asks for no layout of the
+    screen (which repaints every widget)."""
+    import dataclasses
+    from decimal import Decimal
+
+    orders = {r.client_order_id: r for r in (order_row(i, "AAPL") for i in range(2_000))}
+    handle = InMemoryHandle(demo_snapshot())
+    app = ExecDeskApp(handle, Settings(), clock_in_view=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        handle.publish(orders=MappingProxyType(orders))
+        app.refresh_snapshot()
+        await pilot.pause()
+        table = app.main_screen.orders  # type: ignore[union-attr]
+        await until(pilot, lambda: table.row_count == 2_000, what="2,000 working orders in the table")
+        await until(pilot, lambda: "0/100" in screen_text(app), what="the orders on screen")
+        count = table._update_count
+        first = orders["dev-000000"]
+        # a figure as wide as the one it replaces (a wider one grows its column: all
+        # lines change then, and the count moves)
+        orders["dev-000000"] = dataclasses.replace(first, filled_qty=Decimal(7))
+        handle.publish(orders=MappingProxyType(dict(orders)))
+        layouts = {w.id: w._layout_updates for w in app.query("#status-bar Static, #banner")}
+        app.refresh_snapshot()
+        asked = {w.id: w._layout_updates for w in app.query("#status-bar Static, #banner")}
+        assert len(asked) == 3 and asked == layouts, "a snapshot with the same status line asked for a layout"
+        await pilot.pause()
+        await until(pilot, lambda: "7/100" in screen_text(app), what="the partial fill on screen")
+        assert table.get_row("dev-000000")[3].plain == "7/100"
+        assert table._update_count == count, "a value changed in place rebuilt the row order"
+        del orders["dev-000001"]
+        handle.publish(orders=MappingProxyType(dict(orders)))
+        app.refresh_snapshot()
+        await pilot.pause()
+        assert table._update_count > count and table.row_count == 1_999

@@ -47,14 +47,18 @@ def test_the_history_reaches_an_attached_client_over_the_socket_even_a_read_only
     pipe.wait(lambda: len(pipe.snapshot.intents) == 1, what="one intent waiting")
     [intent_id] = [r.intent_id for r in pipe.snapshot.intents.values()]
     in_process = pipe.execute(QueryHistory(intent_id))
+    symbol = pipe.execute(QueryHistory("AAPL"))  # a symbol's answer carries its price chart
+    assert symbol.chart is not None and symbol.chart.prices, "the minute closes the engine holds"
     for read_only in (False, True):
         client = SessionClient(socket_path_for(pipe.journal_path), name="drill", read_only=read_only).start(timeout=30)
         try:
             answer = client.execute_sync(QueryHistory(intent_id), timeout=30)
+            chart = client.execute_sync(QueryHistory("AAPL"), timeout=30).chart
         finally:
             client.close()
         assert answer.ok, answer.message
         assert answer.rows == in_process.rows
+        assert chart == symbol.chart, "the chart crosses the wire unchanged (Decimals, times)"
     from engine.journal import Journal
 
     journaled = [e.event for e in Journal(pipe.journal_path, readonly=True).replay()]
