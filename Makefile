@@ -32,9 +32,14 @@ lint: $(STAMP_TEST)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy
 
-# Lint first, then the suite. pytest exits 5 when it collects no test: that fails here, loudly.
+# Lint first, then the suite, in TEST_JOBS worker processes (pytest-xdist): most tests wait
+# on a venue, a clock or a process, so more workers than cores pay off; every test owns its
+# ports (0), journal, runtime dir and venue, so workers share nothing. `make test TEST_JOBS=0`
+# runs it in this one process. pytest exits 5 when it collects no test: that fails here, loudly.
+TEST_JOBS ?= 4
+
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal
 
 bench: $(STAMP_TEST)
 	$(PY) -m benchmarks

@@ -29,6 +29,18 @@ class VenueTime:
         self.next_open = next_open
         self.next_close = next_close
 
+    def at_least(self, venue_now: datetime) -> None:
+        """The venue's time is known to be at least `venue_now` (a bar that closed then
+        has arrived): move the clock up to it, never back. A frozen or fast venue clock
+        is then not seen behind its own bars until the next /v2/clock answer."""
+        if self._anchor_venue is None:
+            return
+        if venue_now.tzinfo is None:
+            venue_now = venue_now.replace(tzinfo=UTC)
+        if venue_now > self.now():
+            self._anchor_venue = venue_now.astimezone(UTC)
+            self._anchor_mono = self._monotonic()
+
     @property
     def anchored(self) -> bool:
         return self._anchor_venue is not None

@@ -482,6 +482,7 @@ class Engine:
         close = bar.ts + MINUTE
         if self.latest_bar_close is None or close > self.latest_bar_close:
             self.latest_bar_close = close
+            self.clock.at_least(close)  # the venue's time is past the bar's close
         waiters, self.bar_waiters = self.bar_waiters, []
         for w in waiters:
             if not w.done():

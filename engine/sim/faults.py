@@ -28,6 +28,9 @@ class Faults:
     muted_answer_pings: bool = True  # a muted stream answers websocket pings (False: a half-dead socket)
     pending_ms: float = 0.0  # time orders sit in pending_cancel / pending_replace
     rate_limit_per_minute: int | None = 200  # per key; None = off
+    # the length of the fixed window that limit counts in: Alpaca's is one minute; a drill
+    # may shorten it so that waiting out a 429 storm takes seconds, not up to a minute
+    rate_limit_window_seconds: int = 60
 
     _RATES = ("http_500", "http_503", "http_504", "lose_response", "stream_duplicate", "stream_reorder")
 
@@ -60,6 +63,11 @@ class Faults:
                 if not isinstance(value, bool):
                     raise ValueError(f"{key} must be a boolean")
                 staged[key] = value
+            elif key == "rate_limit_window_seconds":
+                v = _number(value, key)
+                if v != int(v) or not 1 <= v <= 3600:
+                    raise ValueError("rate_limit_window_seconds must be a whole number of seconds from 1 to 3600")
+                staged[key] = int(v)
             elif key == "rate_limit_per_minute":
                 if value is not None:
                     v = _number(value, key)
@@ -92,20 +100,22 @@ def _number(value: Any, key: str) -> float:
 
 
 class RequestBuckets:
-    """Alpaca's limit: N requests per minute per key, fixed one-minute windows."""
+    """Alpaca's limit: N requests per minute per key, fixed one-minute windows (a drill
+    may shorten the window: Faults.rate_limit_window_seconds)."""
 
     def __init__(self) -> None:
         self._window: dict[str, int] = {}
         self._count: dict[str, int] = {}
 
-    def hit(self, bucket: str, limit: int) -> tuple[bool, int, int]:
-        """Count one request. Returns (allowed, remaining, reset epoch seconds)."""
+    def hit(self, bucket: str, limit: int, seconds: int = 60) -> tuple[bool, int, int]:
+        """Count one request in fixed windows of `seconds`. Returns (allowed, remaining,
+        reset epoch seconds)."""
         now = time.time()
-        window = int(now // 60)
+        window = int(now // seconds)
         if self._window.get(bucket) != window:
             self._window[bucket] = window
             self._count[bucket] = 0
-        reset = (window + 1) * 60
+        reset = (window + 1) * seconds
         count = self._count[bucket]
         if count >= limit:
             return False, 0, reset

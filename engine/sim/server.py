@@ -203,7 +203,9 @@ class SimServer(TradingRoutes, MarketDataRoutes, DrillRoutes):
                 await asyncio.sleep((f.latency_ms + self.fault_rng.uniform(0, f.latency_jitter_ms)) / 1000.0)
             limit = f.rate_limit_per_minute
             if limit is not None:
-                ok, remaining, reset = self.limiter.hit("data" if is_data else "trading", limit)
+                ok, remaining, reset = self.limiter.hit(
+                    "data" if is_data else "trading", limit, f.rate_limit_window_seconds
+                )
                 rl_headers = {
                     "X-Ratelimit-Limit": str(limit),
                     "X-Ratelimit-Remaining": str(remaining),

@@ -8,11 +8,9 @@ the session keeps running and keeps taking its own source's bars."""
 from __future__ import annotations
 
 import math
-import shutil
 import signal
-import tempfile
+from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -22,47 +20,23 @@ from engine.journal import Journal
 from engine.sim import SimVenue
 from tests.pipeline.pipekit import (
     CREDENTIALS,
-    SEED,
-    START_AT,
     UNIVERSE_PATH,
     RunProcess,
     VenueEyes,
     cli_env,
+    own_venue,
     wait_status,
 )
 from tests.pipeline.test_pipeline_attach import send_bar
 from tests.support import wait_for
 
-
-@pytest.fixture(autouse=True)
-def private_runtime_dir(monkeypatch):
-    """The session's socket in a short runtime dir of the test's own."""
-    runtime = Path(tempfile.mkdtemp(prefix="xd", dir="/tmp"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    try:
-        yield runtime
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+pytestmark = pytest.mark.usefixtures("private_runtime_dir")
 
 
 @pytest.fixture
-def venue():
-    v = SimVenue(
-        key_id=CREDENTIALS.key_id,
-        secret_key=CREDENTIALS.secret_key,
-        seed=SEED,
-        port=0,
-        universe_path=str(UNIVERSE_PATH),
-        partial_fill_prob=0.0,
-        start_at=START_AT,
-        frozen_clock=True,
-        rate_limit_per_minute=None,
-    )
-    v.start()
-    try:
+def venue() -> Iterator[SimVenue]:
+    with own_venue(partial_fill_prob=0.0) as v:
         yield v
-    finally:
-        v.stop()
 
 
 @pytest.fixture

@@ -39,3 +39,25 @@ def desk(tmp_path: Path, pinned_session_id: str) -> Iterator[Desk]:
         yield d
     finally:
         d.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failed console test says what the engine said: its trading state and its last
+    event-log rows (a race with the engine is then visible in the report)."""
+    outcome = yield
+    report = outcome.get_result()
+    desk = getattr(item, "funcargs", {}).get("desk")
+    if report.when != "call" or not report.failed or not isinstance(desk, Desk):
+        return
+    try:
+        snap = desk.handle.snapshot
+        rows = "\n".join(
+            f"  {row.ts:%H:%M:%S.%f} {row.kind:>10} {row.symbol or '':<5} {row.text}" for row in snap.events[-25:]
+        )
+        engine = desk.session.engine
+        clock = f"engine clock {engine.clock.now():%H:%M:%S.%f}" if engine is not None else "no engine"
+        head = f"trading state {snap.trading_state}, {len(snap.intents)} intents, {clock}"
+        report.sections.append(("engine", f"{head}\n{rows}"))
+    except Exception as exc:  # the report must not fail because the desk did
+        report.sections.append(("engine", f"(no snapshot: {exc})"))

@@ -88,11 +88,16 @@ def next_bar(desk: Desk, *, timeout: float = 10.0) -> None:
 
 
 def intents_waiting(desk: Desk, *, at_least: int = 1, bars: int = 5) -> None:
-    """Advance bar by bar until the approval queue holds intents."""
+    """Advance bar by bar until the approval queue holds intents. After each bar the
+    snapshot is given a moment to show that bar's intents: moving the clock on too
+    early (a loaded machine publishes late) would expire them at the next bar."""
     for _ in range(bars):
         next_bar(desk)
-        if len(desk.handle.snapshot.intents) >= at_least:
+        try:
+            wait_for(lambda: len(desk.handle.snapshot.intents) >= at_least, timeout=3.0, what="intents")
             return
+        except AssertionError:
+            continue
     assert len(desk.handle.snapshot.intents) >= at_least, (
         f"expected {at_least} intents waiting after {bars} bars, found {len(desk.handle.snapshot.intents)}"
     )

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 import pty
-import shutil
 import signal
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,13 +29,13 @@ from tests.pipeline.pipekit import (
     EXECDESK,
     ROOT,
     SEED,
-    START_AT,
     UNIVERSE_PATH,
     RunProcess,
     VenueEyes,
     cli_env,
     execdesk,
     iso,
+    own_venue,
     pipeline_settings,
     wait_for,
     wait_status,
@@ -45,38 +45,13 @@ SIZE = (160, 48)
 SIGNALS = {"AAPL": 0.5, "MSFT": 0.4, "JPM": 0.3}
 
 
-@pytest.fixture(autouse=True)
-def private_runtime_dir(monkeypatch):
-    """Each test's sessions put their sockets in a runtime dir of the test's own (short,
-    so that socket paths fit), removed afterwards with what killed sessions left."""
-    import tempfile
-
-    runtime = Path(tempfile.mkdtemp(prefix="xd", dir="/tmp"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    try:
-        yield runtime
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+pytestmark = pytest.mark.usefixtures("private_runtime_dir")
 
 
 @pytest.fixture
-def venue():
-    v = SimVenue(
-        key_id=CREDENTIALS.key_id,
-        secret_key=CREDENTIALS.secret_key,
-        seed=SEED,
-        port=0,
-        universe_path=str(UNIVERSE_PATH),
-        partial_fill_prob=0.0,
-        start_at=START_AT,
-        frozen_clock=True,
-        rate_limit_per_minute=None,
-    )
-    v.start()
-    try:
+def venue() -> Iterator[SimVenue]:
+    with own_venue(partial_fill_prob=0.0) as v:
         yield v
-    finally:
-        v.stop()
 
 
 class Headless:

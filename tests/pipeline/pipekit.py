@@ -13,12 +13,14 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from engine.config import Credentials, Settings
+from engine.sim.venue import SimVenue
 from tests.support import ROOT, UNIVERSE, shipped_settings, wait_for
 
 UNIVERSE_PATH = UNIVERSE
@@ -326,3 +328,29 @@ def wait_status(
         return status if status is not None and predicate(status) else None
 
     return wait_for(look, what=what, timeout=timeout, every=0.2)
+
+
+@contextmanager
+def own_venue(partial_fill_prob: float = 1.0, **options: Any) -> Iterator[SimVenue]:
+    """A started venue of the test's own (this process, its own port) with the kit's
+    keys, seed, universe and start time, a frozen clock and no rate limit: a session
+    reaches it over HTTP like any Alpaca endpoint, the test looks at it through
+    alpaca-py. `options` are SimVenue's own (they override the above)."""
+    kw: dict[str, Any] = {
+        "key_id": CREDENTIALS.key_id,
+        "secret_key": CREDENTIALS.secret_key,
+        "seed": SEED,
+        "port": 0,
+        "universe_path": str(UNIVERSE_PATH),
+        "partial_fill_prob": partial_fill_prob,
+        "start_at": START_AT,
+        "frozen_clock": True,
+        "rate_limit_per_minute": None,
+    }
+    kw.update(options)
+    venue = SimVenue(**kw)
+    venue.start()
+    try:
+        yield venue
+    finally:
+        venue.stop()

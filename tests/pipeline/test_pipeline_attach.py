@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import stat
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -25,14 +26,13 @@ from engine.lock import is_locked, read_holder
 from engine.sim import SimVenue
 from tests.pipeline.pipekit import (
     CREDENTIALS,
-    SEED,
-    START_AT,
     UNIVERSE_PATH,
     RunProcess,
     VenueEyes,
     cli_env,
     execdesk,
     iso,
+    own_venue,
     wait_for,
     wait_status,
 )
@@ -40,55 +40,13 @@ from tests.pipeline.pipekit import (
 SIGNALS = {"AAPL": 0.5, "MSFT": 0.4, "JPM": 0.3}
 
 
-@pytest.fixture(autouse=True)
-def private_runtime_dir(monkeypatch):
-    """Each test's sessions put their sockets in a runtime dir of the test's own (short,
-    so that socket paths fit), removed afterwards with what killed sessions left."""
-    import tempfile
-
-    runtime = Path(tempfile.mkdtemp(prefix="xd", dir="/tmp"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    try:
-        yield runtime
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+pytestmark = pytest.mark.usefixtures("private_runtime_dir")
 
 
 @pytest.fixture
-def run_process(tmp_path):
-    started: list[RunProcess] = []
-
-    def start(*argv: str, env=None, where: Path | None = None) -> RunProcess:
-        proc = RunProcess(where or tmp_path, *argv, env=env)
-        started.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.close()
-
-
-@pytest.fixture
-def venue():
-    """A venue of the test's own, reached over HTTP like Alpaca, watched through alpaca-py."""
-    v = SimVenue(
-        key_id=CREDENTIALS.key_id,
-        secret_key=CREDENTIALS.secret_key,
-        seed=SEED,
-        port=0,
-        universe_path=str(UNIVERSE_PATH),
-        partial_fill_prob=0.0,
-        start_at=START_AT,
-        frozen_clock=True,
-        rate_limit_per_minute=None,
-    )
-    v.start()
-    try:
+def venue() -> Iterator[SimVenue]:
+    with own_venue(partial_fill_prob=0.0) as v:
         yield v
-    finally:
-        v.stop()
 
 
 def setup(tmp_path: Path, venue: SimVenue, journal: Path | None = None) -> tuple[Path, Path, Path, dict]:

@@ -14,6 +14,7 @@ a test: the only time asserted is a generous 10 s for the halt's answer."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,14 +25,12 @@ from engine.journal import Journal
 from engine.sim import SimVenue
 from tests.pipeline.pipekit import (
     CREDENTIALS,
-    SEED,
-    START_AT,
     UNIVERSE_PATH,
-    RunProcess,
     VenueEyes,
     cli_env,
     execdesk,
     iso,
+    own_venue,
     wait_for,
     wait_status,
 )
@@ -41,39 +40,9 @@ FIRST_BAR = {"AAPL": 0.9, "MSFT": 0.9, "JPM": 0.9, "KO": 0.9}
 
 
 @pytest.fixture
-def venue():
-    venue = SimVenue(
-        key_id=CREDENTIALS.key_id,
-        secret_key=CREDENTIALS.secret_key,
-        seed=SEED,
-        port=0,
-        universe_path=str(UNIVERSE_PATH),
-        partial_fill_prob=1.0,
-        start_at=START_AT,
-        frozen_clock=True,
-        rate_limit_per_minute=None,
-    )
-    venue.start()
-    try:
-        yield venue
-    finally:
-        venue.stop()
-
-
-@pytest.fixture
-def run_process(tmp_path):
-    started: list[RunProcess] = []
-
-    def start(*argv: str, env=None) -> RunProcess:
-        proc = RunProcess(tmp_path, *argv, env=env)
-        started.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.close()
+def venue() -> Iterator[SimVenue]:
+    with own_venue(partial_fill_prob=1.0) as v:
+        yield v
 
 
 def backlog_lines(first: datetime, n: int) -> bytes:

@@ -24,6 +24,7 @@ import socket
 import stat
 import subprocess
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -37,13 +38,12 @@ from tests.pipeline.pipekit import (
     EXECDESK,
     ROOT,
     SEED,
-    START_AT,
     UNIVERSE_PATH,
-    RunProcess,
     VenueEyes,
     cli_env,
     execdesk,
     iso,
+    own_venue,
     status_now,
     wait_for,
     wait_status,
@@ -70,41 +70,11 @@ def append(path: Path, data: bytes) -> None:
 
 
 @pytest.fixture
-def run_process(tmp_path):
-    started: list[RunProcess] = []
-
-    def start(*argv: str, env=None) -> RunProcess:
-        proc = RunProcess(tmp_path, *argv, env=env)
-        started.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.close()
-
-
-@pytest.fixture
-def outside_venue():
+def outside_venue() -> Iterator[SimVenue]:
     """A venue of the test's own: the session reaches it over HTTP like any Alpaca
     endpoint, and the test looks at it through alpaca-py."""
-    venue = SimVenue(
-        key_id=CREDENTIALS.key_id,
-        secret_key=CREDENTIALS.secret_key,
-        seed=SEED,
-        port=0,
-        universe_path=str(UNIVERSE_PATH),
-        partial_fill_prob=1.0,
-        start_at=START_AT,
-        frozen_clock=True,
-        rate_limit_per_minute=None,
-    )
-    venue.start()
-    try:
-        yield venue
-    finally:
-        venue.stop()
+    with own_venue(partial_fill_prob=1.0) as v:
+        yield v
 
 
 def test_halt_on_a_running_session_leaves_no_open_order_at_the_venue(tmp_path, outside_venue, run_process):

@@ -14,26 +14,8 @@ import resource
 import signal
 from datetime import datetime
 
-import pytest
-
-from tests.pipeline.pipekit import RunProcess, execdesk, iso, wait_status
+from tests.pipeline.pipekit import execdesk, iso, wait_status
 from tests.pipeline.test_pipeline_cli import embedded_config
-
-
-@pytest.fixture
-def run_process(tmp_path):
-    started: list[RunProcess] = []
-
-    def start(*argv: str) -> RunProcess:
-        proc = RunProcess(tmp_path, *argv)
-        started.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.close()
 
 
 def bar(ts: datetime, signals: dict) -> bytes:

@@ -25,14 +25,12 @@ from engine.model import OrderStatus
 from engine.sim import SimVenue
 from tests.pipeline.pipekit import (
     CREDENTIALS,
-    SEED,
-    START_AT,
     UNIVERSE_PATH,
-    RunProcess,
     VenueEyes,
     cli_env,
     execdesk,
     iso,
+    own_venue,
     pipeline_settings,
     wait_for,
     wait_status,
@@ -43,38 +41,8 @@ SIGNALS = {"AAPL": 0.9, "MSFT": 0.9, "JPM": 0.9, "KO": 0.9}
 
 @pytest.fixture
 def venue() -> Iterator[SimVenue]:
-    v = SimVenue(
-        key_id=CREDENTIALS.key_id,
-        secret_key=CREDENTIALS.secret_key,
-        seed=SEED,
-        port=0,
-        universe_path=str(UNIVERSE_PATH),
-        partial_fill_prob=1.0,
-        start_at=START_AT,
-        frozen_clock=True,
-        rate_limit_per_minute=None,
-    )
-    v.start()
-    try:
+    with own_venue(partial_fill_prob=1.0) as v:
         yield v
-    finally:
-        v.stop()
-
-
-@pytest.fixture
-def run_process(tmp_path) -> Iterator:
-    started: list[RunProcess] = []
-
-    def start(*argv: str, env=None) -> RunProcess:
-        proc = RunProcess(tmp_path, *argv, env=env)
-        started.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.close()
 
 
 def outside_config(tmp_path: Path, venue: SimVenue, extra: str = "") -> tuple[Path, Path, Path]:

@@ -102,6 +102,26 @@ def test_rate_limit_headers_and_429(venue: SimVenue):
     assert "X-Ratelimit-Limit" not in raw.get("/v2/clock").headers
 
 
+def test_a_shortened_rate_limit_window_resets_at_its_own_end(venue: SimVenue):
+    prepare(venue)
+    venue.set_faults(rate_limit_per_minute=2, rate_limit_window_seconds=2)
+    raw = Raw(venue.trading_url)
+    try:
+        codes = []
+        for _ in range(6):  # at most one window boundary falls inside: one side has 3 or more
+            r = raw.get("/v2/clock")
+            codes.append(r.status_code)
+            reset = int(r.headers["X-Ratelimit-Reset"])
+            assert reset % 2 == 0 and time.time() - 1 < reset <= time.time() + 2
+        assert 429 in codes, codes
+        time.sleep(max(0.0, reset - time.time()) + 0.05)
+        assert raw.get("/v2/clock").status_code == 200  # a new window
+        with pytest.raises(Exception, match="rate_limit_window_seconds"):
+            venue.set_faults(rate_limit_window_seconds=0)
+    finally:
+        venue.set_faults(rate_limit_per_minute=None, rate_limit_window_seconds=60)
+
+
 def test_price_shock_and_set(fresh: SimVenue, raw: Raw, trading: TradingClient):
     fresh.set_quote("AAPL", "200.00", "200.02")
     fresh.set_quote("MSFT", "400.00", "400.04")
