@@ -126,10 +126,13 @@ class MarketData:
 
     def quiet(self) -> bool:
         """The stream cannot be trusted for fresh quotes now: not up, given up, or
-        silent for two poll gaps (wall seconds) while the market is open."""
+        silent for two poll gaps (wall seconds) while the market is open. On a frozen
+        venue clock silence is expected (no price moves), as for the watchdog."""
         e = self.e
         if self.stream_ended or e.connectivity.market_data != "up":
             return True
+        if e.clock.speed == 0:
+            return False
         silence = e.broker.stream_silence(Channel.MARKET_DATA)
         return silence is None or (e.clock.market_open() and silence > 2 * self.poll_gap())
 
