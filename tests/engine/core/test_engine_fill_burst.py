@@ -20,10 +20,12 @@ from concurrent.futures import Future
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from engine import events as ev
 from engine.broker.base import TradeUpdate
 from engine.commands import Flatten, RejectAll
 from engine.config import Credentials
 from engine.core import messages as msg
+from engine.journal import Journal
 from engine.signals import SignalBatch
 from tests.support import wait_for
 from tests.support.settings import shipped_settings
@@ -155,3 +157,7 @@ def test_a_command_is_answered_while_a_burst_of_53_fills_is_handled(tmp_path) ->
     assert probe.handled_at_command is not None
     # answered before the burst was worked off (first in, first out would say 53)
     assert probe.handled_at_command < BURST, probe.handled_at_command
+    # and every fill is in the journal (the write-behind of a loop turn was committed)
+    with Journal(tmp_path / "burst.sqlite", readonly=True) as j:
+        fills = [e.event for e in j.replay() if isinstance(e.event, ev.FillApplied)]
+    assert len({f.fill.execution_id for f in fills}) == 2 * BURST
