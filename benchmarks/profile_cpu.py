@@ -12,15 +12,24 @@ plus the threads already running) and prints the top functions by own time and b
 cumulative time: what the breakdown in docs/benchmarks.md comes from. The profiler
 itself costs CPU; the per-order figure is the one of the run without it.
 
-Run: `python -m benchmarks.profile_cpu [--batches N] [--latency MS] [--profile]`."""
+`--against DIR` measures before/after side by side in one run: DIR holds another
+version of the repository (`git archive <commit> | tar -x -C DIR`); rounds of this
+measurement alternate between DIR's engine and this one (each round a fresh process,
+its own venue), and the medians of both are printed.
+
+Run: `python -m benchmarks.profile_cpu [--batches N] [--latency MS] [--profile | --sample]`
+or `python -m benchmarks.profile_cpu --against DIR [--rounds R] [--batches N]`."""
 
 from __future__ import annotations
 
 import argparse
 import cProfile
 import io
+import json
+import os
 import pstats
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -206,19 +215,61 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False) -> dict
         venue.stop()
 
 
+def _one_round(tree: Path, batches: int, latency: int) -> dict[str, Any]:
+    """One measurement in a fresh process whose `engine` (and bench helpers) are tree's."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    cmd = [sys.executable, __file__, "--json", "--batches", str(batches), "--latency", str(latency)]
+    out = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=480, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(against: Path, rounds: int, batches: int, latency: int) -> None:
+    here = Path(__file__).resolve().parent.parent
+    got: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    for i in range(rounds):
+        order = [("before", against), ("after", here)]
+        if i % 2:
+            order.reverse()  # who goes first: alternate
+        for label, tree in order:
+            got[label].append(_one_round(tree, batches, latency))
+    for label, tree in (("before", against), ("after", here)):
+        runs = got[label]
+        med = statistics.median(r["median"] for r in runs)
+        names = sorted({k for r in runs for k in r["threads"]})
+        threads = {n: statistics.median(r["threads"].get(n, 0.0) for r in runs) for n in names}
+        each = ", ".join(f"{r['median']:.3f}" for r in runs)
+        print(
+            f"{label:<6} {tree}: engine CPU per order, median of {rounds} rounds x {batches} batches: {med:.3f} ms"
+            f" (rounds: {each}); per thread (ms/order): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in threads.items() if v >= 0.005)
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, default=20)
     ap.add_argument("--latency", type=int, default=0, help="ms added to every trading request")
     ap.add_argument("--profile", action="store_true", help="cProfile every thread and print the top functions")
     ap.add_argument("--top", type=int, default=45)
+    ap.add_argument("--dump", help="with --profile: also write the merged pstats to this file")
     ap.add_argument("--sample", action="store_true", help="sample the engine loop thread's stacks and print them")
+    ap.add_argument("--against", type=Path, help="another version of the repository: before/after side by side")
+    ap.add_argument("--rounds", type=int, default=4, help="with --against: rounds per version")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.against is not None:
+        compare(args.against.resolve(), args.rounds, args.batches, args.latency)
+        return
     r = run(args.batches, args.latency, args.profile, args.sample)
+    if args.json:
+        print(json.dumps({"median": r["median"], "p90": r["p90"], "orders": r["orders"], "threads": r["threads"]}))
+        return
     print(f"engine CPU per order: median {r['median']:.3f} ms, p90 {r['p90']:.3f} ms over {r['orders']} orders")
     print("per thread (ms/order): " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(r["threads"].items())))
     if r["stats"] is not None:
         st = r["stats"]
+        if args.dump:
+            st.dump_stats(args.dump)
         out = io.StringIO()
         st.stream = out  # type: ignore[attr-defined]
         st.sort_stats("tottime").print_stats(args.top)
