@@ -124,7 +124,14 @@ class Journal:
     a power loss too), and with it every earlier append. Journal each order
     intent (IntentCreated) and each SubmitSent durably before the request
     leaves; ``append_many(events, durable=True)`` is the group commit: one
-    transaction, one fsync.
+    transaction, one fsync. ``append_later(event)`` is the write-behind of the
+    engine's non-durable events (acks, fills, status changes: facts the venue
+    keeps): the row is encoded at once and committed with the next ``flush()``
+    — which the Engine calls at the end of its loop turn, so a burst of 53 fills
+    is one transaction instead of 53 — or with any other write or read of this
+    journal, whichever comes first, so the order of the rows is always the
+    order of the calls. Until then a crash of the process may lose them (the
+    venue still knows them; reconciliation adopts them after a restart).
 
     Errors: any failure to open or write (disk full, read-only file, closed or
     corrupt database) raises JournalError, and every later append raises it too
@@ -156,6 +163,7 @@ class Journal:
         self._venue_date: date | None = None
         self._failure: str | None = None
         self._closed = False
+        self._later: list[tuple[str, str, str, str]] = []  # rows of append_later, not committed yet
         try:
             self._conn = self._connect()
         except (sqlite3.Error, OSError) as exc:
@@ -216,6 +224,11 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             if not self._closed:
+                if self._later and self._failure is None and not self.readonly:
+                    try:
+                        self._write([], [], durable=False)
+                    except JournalError:
+                        pass  # closing regardless; the failure is recorded
                 self._closed = True
                 try:
                     self._conn.close()
@@ -362,11 +375,14 @@ class Journal:
     # -- appending --------------------------------------------------------------------------------
 
     def append(self, event: ev.Event, durable: bool = False) -> int:
-        """Journal one event in the open session; returns its sequence number.
+        """Journal one event in the open session (after every row of append_later
+        not yet flushed, in the same transaction); returns its sequence number.
         durable=True: on disk (fsynced) when this returns."""
         with self._lock:
             self._usable()
             sid = self._need_session()
+            if self._later:
+                return self._write([], [(sid, event)], durable=durable)[-1]
             row = (_utcnow(), sid, event.type, event.payload())
             conn = self._conn
             try:
@@ -379,6 +395,29 @@ class Journal:
             except (sqlite3.Error, OSError) as exc:
                 raise self._fail(exc) from exc
             return seq
+
+    def append_later(self, event: ev.Event) -> None:
+        """Journal one event with the next flush() (see the class docstring): its
+        row (time, type, payload) is made now, so it reads as if appended now.
+        Raises JournalError at once if the journal cannot be written; a failure of
+        the write itself is raised by the flush (or whichever write commits it)."""
+        with self._lock:
+            self._usable()
+            sid = self._need_session()
+            self._later.append((_utcnow(), sid, event.type, event.payload()))
+
+    @property
+    def unflushed(self) -> int:
+        """Rows of append_later not committed yet."""
+        return len(self._later)
+
+    def flush(self) -> None:
+        """Commit the rows of append_later in one transaction (not fsynced)."""
+        with self._lock:
+            if not self._later:
+                return
+            self._usable()
+            self._write([], [], durable=False)
 
     def append_many(self, events: Sequence[ev.Event], durable: bool = False) -> list[int]:
         """Journal several events in one transaction (group commit): all or none,
@@ -404,11 +443,14 @@ class Journal:
     ) -> list[int]:
         conn = self._conn
         seqs: list[int] = []
+        later, self._later = self._later, []
         try:
             if durable:
                 conn.execute("PRAGMA synchronous=FULL")
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if later:  # rows of append_later go first: they were appended first
+                    conn.executemany(_INSERT, later)
                 for sql, params in statements:
                     conn.execute(sql, params)
                 for sid, e in pending:
@@ -429,6 +471,8 @@ class Journal:
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         if self._closed:
             raise JournalError(f"journal {self.path} is closed")
+        if self._later and self._failure is None:
+            self._write([], [], durable=False)  # a reader sees every row appended before it asked
         try:
             return self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:

@@ -51,7 +51,8 @@ def _dec(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
     try:
-        return Decimal(str(value))
+        # the venue's JSON has numbers as strings: no str() round for those
+        return Decimal(value if type(value) is str else str(value))
     except InvalidOperation as exc:
         raise ValueError(f"not a number: {value!r}") from exc
 
@@ -59,6 +60,9 @@ def _dec(value: Any) -> Decimal | None:
 def _ts(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
+    if type(value) is str:  # the JSON case, first: RFC 3339 from the venue
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     to_datetime = getattr(value, "to_datetime", None)  # msgpack Timestamp
@@ -75,7 +79,17 @@ def _word(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
+#: enum class -> {wire word: member}: a dict lookup per word instead of Enum.__call__
+_WORDS: dict[type, dict[str, Any]] = {}
+
+
 def _enum(cls: type[_E], value: Any, what: str) -> _E:
+    words = _WORDS.get(cls)
+    if words is None:
+        words = _WORDS[cls] = {str(m.value): m for m in cls}
+    member = words.get(value) if type(value) is str else None
+    if member is not None:
+        return member
     word = _word(value)
     try:
         return cls(word)
@@ -83,9 +97,16 @@ def _enum(cls: type[_E], value: Any, what: str) -> _E:
         raise ValueError(f"unknown {what} {word!r}") from None
 
 
+#: the statuses a venue may say; the engine's own words (created, unknown, ...) never come from one
+_VENUE_STATUSES = {s.value: s for s in OrderStatus if not s.is_local}
+
+
 def _status(value: Any) -> OrderStatus:
+    status = _VENUE_STATUSES.get(value) if type(value) is str else None
+    if status is not None:
+        return status
     status = _enum(OrderStatus, value, "order status")
-    if status.is_local:  # the engine's own words (created, unknown, ...) never come from a venue
+    if status.is_local:
         raise ValueError(f"unknown order status {status.value!r}")
     return status
 

@@ -82,6 +82,9 @@ class Publisher:
 
     def publish(self) -> None:
         e = self.e
+        if e.recorder.flush_scheduled:
+            # what a snapshot shows is in the journal: commit the loop turn's write-behind first
+            e.recorder.flush()
         self.dirty = False
         self._seq += 1
         p = e.portfolio

@@ -6,6 +6,7 @@ working orders follow the book, so the two cannot drift."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ class Recorder:
         self.failed = False  # the journal could not be written: trading is HALTED for good
         self.deferred: list[Any] | None = None  # events held for the batch's one durable write
         self.releasing: set[str] = set()  # released to be sent, SubmitSent not applied yet
+        self.flush_scheduled = False  # a flush of the journal's write-behind rows is on the loop
 
     # ------------------------------------------------------------ the session
 
@@ -97,11 +99,35 @@ class Recorder:
             self.deferred.append(event)
             return True
         try:
-            self.e.journal.append(event, durable=durable)
+            if durable:
+                self.e.journal.append(event, durable=True)
+                return True
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on the engine's loop (start-up, tests): at once
+                self.e.journal.append(event)
+                return True
+            # write-behind: committed at the end of this loop turn, with whatever else
+            # the turn journals (a burst of fills is one transaction), and before any
+            # task the turn starts (a request) runs: call_soon keeps that order
+            self.e.journal.append_later(event)
+            if not self.flush_scheduled:
+                self.flush_scheduled = True
+                loop.call_soon(self.flush)
             return True
         except JournalError as exc:
             self.broken(exc)
             return False
+
+    def flush(self) -> None:
+        """Commit the journal's write-behind rows; a failure halts as a failed append does."""
+        self.flush_scheduled = False
+        if self.failed:
+            return
+        try:
+            self.e.journal.flush()
+        except JournalError as exc:
+            self.broken(exc)
 
     def write_sends(self, orders: Sequence[Order], also: Sequence[Any] = ()) -> list[ev.SubmitSent] | None:
         """Journal a SubmitSent for each order (with the deferred events and `also`)

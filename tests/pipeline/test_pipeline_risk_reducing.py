@@ -131,6 +131,8 @@ def test_a_stop_never_fires_on_a_poor_quote_and_always_on_a_good_one(make_pipe):
     # a good quote below the stop: it fires
     pipe.venue.set_price("AAPL", float(entry) * 0.9)
     pipe.wait(lambda: "AAPL" not in pipe.eyes.positions(), what="the stop exit to close AAPL")
+    # the venue can be flat before the engine has journaled the answers (flaky otherwise)
+    pipe.wait_settled("the stop exit to be final in the journal")
     [exit_] = stop_orders(pipe)
     assert exit_["status"] == "filled" and exit_["reduce_only"]
 
@@ -155,6 +157,7 @@ def test_a_stop_fires_from_rest_prices_when_the_data_stream_is_silent(make_pipe)
     pipe.venue.advance(30)  # the last streamed quote grows old
     pipe.venue.set_quote("AAPL", f"{float(entry) * 0.89:.2f}", f"{float(entry) * 0.89 + 0.02:.2f}")
     pipe.wait(lambda: "AAPL" not in pipe.eyes.positions(), what="the stop exit to close AAPL from REST prices")
+    pipe.wait_settled("the stop exit to be final in the journal")  # the venue can be flat first
     [exit_] = stop_orders(pipe)
     assert exit_["status"] == "filled"
 

@@ -1,0 +1,283 @@
+"""Issue 15 §3: where the engine's CPU per order goes, in a short run.
+
+The setup of bench_latency.py's first section (the real pipeline, the venue in its
+own process, no injected latency): a few 53-signal batches, alternately +0.5 on
+every symbol and 0.0 (flatten), each until its orders are acked and filled. Prints
+the median CPU per order (time.process_time of this process / orders — the same
+measure as bench_latency.py's "engine CPU per order") and the CPU per order of each
+of this process's threads (engine loop, alpaca-py workers, trade stream, ...).
+
+`--profile` also runs cProfile in every thread of the process (threading.setprofile
+plus the threads already running) and prints the top functions by own time and by
+cumulative time: what the breakdown in docs/benchmarks.md comes from. The profiler
+itself costs CPU; the per-order figure is the one of the run without it.
+
+`--against DIR` measures before/after side by side in one run: DIR holds another
+version of the repository (`git archive <commit> | tar -x -C DIR`); rounds of this
+measurement alternate between DIR's engine and this one (each round a fresh process,
+its own venue), and the medians of both are printed.
+
+Run: `python -m benchmarks.profile_cpu [--batches N] [--latency MS] [--profile | --sample]`
+or `python -m benchmarks.profile_cpu --against DIR [--rounds R] [--batches N]`."""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_engine import (
+    CREDS,
+    START_AT,
+    BatchProbe,
+    QuietSource,
+    _install,
+    _section,
+    _uninstall,
+    bench_settings,
+    engine_batch,
+    on_loop,
+    start_venue_process,
+    thread_cpu,
+)
+from benchmarks.bench_latency import set_faults
+
+WARMUP = 4
+
+
+class AllThreads:
+    """One cProfile.Profile per thread, merged at the end."""
+
+    def __init__(self) -> None:
+        self.profiles: list[cProfile.Profile] = []
+        self.lock = threading.Lock()
+
+    def _start_here(self) -> None:
+        p = cProfile.Profile(time.thread_time)  # CPU of this thread, not wall time
+        with self.lock:
+            self.profiles.append(p)
+        p.enable()
+
+    def stats(self) -> pstats.Stats:
+        for p in self.profiles:
+            p.disable()
+        out = io.StringIO()
+        st = pstats.Stats(self.profiles[0], stream=out)
+        for p in self.profiles[1:]:
+            st.add(p)
+        return st
+
+
+def _enable_in_running_threads(session, prof: AllThreads) -> None:
+    """cProfile in the engine's loop thread and in the broker's worker threads."""
+
+    async def on_loop_thread() -> None:
+        prof._start_here()  # noqa: SLF001
+
+    on_loop(session, on_loop_thread())
+    # new threads (alpaca-py workers started on demand, stream threads) pick it up here
+    threading.setprofile(lambda *a: _bootstrap(prof))
+
+
+def _bootstrap(prof: AllThreads) -> None:
+    sys.setprofile(None)
+    prof._start_here()  # noqa: SLF001
+
+
+class Sampler:
+    """A statistical profile of one thread: every `every` s its Python stack is read
+    (sys._current_frames) and counted, unless it waits in the selector (idle). Cheap
+    enough not to change what it measures, unlike cProfile of Python-heavy code."""
+
+    def __init__(self, thread_id: int, every: float = 0.0005) -> None:
+        self.thread_id, self.every = thread_id, every
+        self.own: dict[str, int] = {}  # innermost frame in the repository (or the library below it)
+        self.inclusive: dict[str, int] = {}  # every function on the stack
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            frame = sys._current_frames().get(self.thread_id)  # noqa: SLF001
+            if frame is None:
+                continue
+            stack = []
+            while frame is not None:
+                code = frame.f_code
+                stack.append(f"{Path(code.co_filename).name}:{code.co_name}")
+                frame = frame.f_back
+            if stack[0] in ("selectors.py:select",) or stack[0].endswith(":select"):
+                continue
+            self.samples += 1
+            self.own[stack[0]] = self.own.get(stack[0], 0) + 1
+            for name in set(stack):
+                self.inclusive[name] = self.inclusive.get(name, 0) + 1
+
+    def report(self, top: int) -> str:
+        lines = [f"{self.samples} busy samples of the engine's loop thread"]
+        for title, table in (("innermost frame", self.own), ("on the stack", self.inclusive)):
+            lines.append(f"-- {title}:")
+            for name, n in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
+                lines.append(f"{100 * n / max(self.samples, 1):6.1f}%  {name}")
+        return "\n".join(lines)
+
+
+def run(batches: int, latency: int, profile: bool, sample: bool = False) -> dict[str, Any]:
+    from engine.session import Session
+
+    settings = bench_settings(order_reconciliation_interval=3600)
+    venue = start_venue_process()
+    session = None
+    try:
+        settings = _section(settings, "broker", kind="alpaca", trading_url=venue.url, data_url=venue.url)
+        settings = _section(settings, "risk_management", max_quote_age=100_000)
+        with tempfile.TemporaryDirectory(prefix="execdesk-profile-cpu-") as tmp:
+            session = Session.from_settings(
+                settings,
+                journal_path=Path(tmp) / "cpu.sqlite",
+                auto_approve=True,
+                signal_source=QuietSource(),
+                credentials=CREDS,
+                new_session=True,
+            ).start()
+            eng = session.engine
+            if not eng.trading_ready:
+                raise RuntimeError(f"engine not ready to trade: {eng.not_ready_reason}")
+            set_faults(venue.url, latency_ms=latency, scope="trading")
+            probe = BatchProbe(eng)
+            on_loop(session, _install(probe))
+            symbols = list(eng.symbols)
+            cpu: list[float] = []
+            n_total = 0
+            prof = AllThreads() if profile else None
+            threads0: dict[str, float] = {}
+            sampler = None
+            for k in range(WARMUP + batches):
+                if k == WARMUP:
+                    threads0 = thread_cpu()
+                    if prof is not None:
+                        _enable_in_running_threads(session, prof)
+                    if sample:
+                        sampler = Sampler(session._thread.ident)  # noqa: SLF001
+                        sampler.start()
+                signal = 0.5 if k % 2 == 0 else 0.0
+                c0 = time.process_time()
+                res = on_loop(
+                    session,
+                    engine_batch(eng, probe, START_AT + timedelta(seconds=k + 1), dict.fromkeys(symbols, signal)),
+                )
+                c = time.process_time() - c0
+                if k >= WARMUP:
+                    cpu.append(c * 1000 / max(res["n"], 1))
+                    n_total += res["n"]
+            threads1 = thread_cpu()
+            if sampler is not None:
+                sampler.stop()
+            if prof is not None:
+                threading.setprofile(None)  # type: ignore[arg-type]
+            on_loop(session, _uninstall(probe))
+            per_thread = {
+                name: (threads1[name] - threads0.get(name, 0.0)) * 1000 / max(n_total, 1)
+                for name in threads1
+                if threads1[name] - threads0.get(name, 0.0) > 0
+            }
+            return {
+                "median": statistics.median(cpu),
+                "p90": sorted(cpu)[int(len(cpu) * 0.9)] if cpu else 0.0,
+                "orders": n_total,
+                "threads": per_thread,
+                "stats": prof.stats() if prof is not None else None,
+                "sampler": sampler,
+            }
+    finally:
+        if session is not None:
+            session.stop()
+        venue.stop()
+
+
+def _one_round(tree: Path, batches: int, latency: int) -> dict[str, Any]:
+    """One measurement in a fresh process whose `engine` (and bench helpers) are tree's."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    cmd = [sys.executable, __file__, "--json", "--batches", str(batches), "--latency", str(latency)]
+    out = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=480, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(against: Path, rounds: int, batches: int, latency: int) -> None:
+    here = Path(__file__).resolve().parent.parent
+    got: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    for i in range(rounds):
+        order = [("before", against), ("after", here)]
+        if i % 2:
+            order.reverse()  # who goes first: alternate
+        for label, tree in order:
+            got[label].append(_one_round(tree, batches, latency))
+    for label, tree in (("before", against), ("after", here)):
+        runs = got[label]
+        med = statistics.median(r["median"] for r in runs)
+        names = sorted({k for r in runs for k in r["threads"]})
+        threads = {n: statistics.median(r["threads"].get(n, 0.0) for r in runs) for n in names}
+        each = ", ".join(f"{r['median']:.3f}" for r in runs)
+        print(
+            f"{label:<6} {tree}: engine CPU per order, median of {rounds} rounds x {batches} batches: {med:.3f} ms"
+            f" (rounds: {each}); per thread (ms/order): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in threads.items() if v >= 0.005)
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, default=20)
+    ap.add_argument("--latency", type=int, default=0, help="ms added to every trading request")
+    ap.add_argument("--profile", action="store_true", help="cProfile every thread and print the top functions")
+    ap.add_argument("--top", type=int, default=45)
+    ap.add_argument("--dump", help="with --profile: also write the merged pstats to this file")
+    ap.add_argument("--sample", action="store_true", help="sample the engine loop thread's stacks and print them")
+    ap.add_argument("--against", type=Path, help="another version of the repository: before/after side by side")
+    ap.add_argument("--rounds", type=int, default=4, help="with --against: rounds per version")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.against is not None:
+        compare(args.against.resolve(), args.rounds, args.batches, args.latency)
+        return
+    r = run(args.batches, args.latency, args.profile, args.sample)
+    if args.json:
+        print(json.dumps({"median": r["median"], "p90": r["p90"], "orders": r["orders"], "threads": r["threads"]}))
+        return
+    print(f"engine CPU per order: median {r['median']:.3f} ms, p90 {r['p90']:.3f} ms over {r['orders']} orders")
+    print("per thread (ms/order): " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(r["threads"].items())))
+    if r["stats"] is not None:
+        st = r["stats"]
+        if args.dump:
+            st.dump_stats(args.dump)
+        out = io.StringIO()
+        st.stream = out  # type: ignore[attr-defined]
+        st.sort_stats("tottime").print_stats(args.top)
+        st.sort_stats("cumulative").print_stats(args.top)
+        print(out.getvalue())
+    if r["sampler"] is not None:
+        print(r["sampler"].report(args.top))
+
+
+if __name__ == "__main__":
+    main()
