@@ -52,9 +52,9 @@ def test_drill_down_snapshot(desk: Desk, pinned_journal_clock: None, snap_compar
 
 def desk_holding(desk: Desk) -> str:
     """One intent of the first bar approved and filled (one order alone, so its fill
-    price is the same on every run), the bar's other intents expired; the engine has
+    price is the same on every run), the bar's other intents rejected; the engine has
     settled. Returns the symbol held."""
-    from engine.commands import ApproveIntent
+    from engine.commands import ApproveIntent, RejectAll
     from tests.console.deskkit import wait_for
     from tests.console.test_screens_snapshot import settled
 
@@ -62,13 +62,12 @@ def desk_holding(desk: Desk) -> str:
     first = min(desk.handle.snapshot.intents.values(), key=lambda row: row.intent_id)
     assert desk.handle.execute_sync(ApproveIntent(first.intent_id)).ok
     wait_for(lambda: first.symbol in desk.handle.snapshot.positions, what=f"a position in {first.symbol}")
-    # the engine's venue clock catches up with the bar (its clock sync) and the
-    # others expire: wait for that, not for a moment before it
-    wait_for(lambda: not desk.handle.snapshot.intents, timeout=15, what="the bar's other intents expired")
-    # the frozen venue streams no quotes: after two poll intervals of silence the
-    # engine polls every symbol over REST, and the status line says so; wait for
-    # that state (it lasts) so the picture does not depend on how long this took
-    wait_for(lambda: desk.handle.snapshot.market_data.polled, what="the quiet data stream's symbols polled")
+    # the bar's other intents are rejected, so that nothing else trades
+    assert desk.handle.execute_sync(RejectAll()).ok
+    wait_for(lambda: not desk.handle.snapshot.intents, timeout=15, what="the bar's other intents rejected")
+    # (a frozen venue's silent data stream is expected: every symbol stays streamed,
+    # whatever the time this took, so the status line does not depend on it)
+    assert not desk.handle.snapshot.market_data.polled
     settled(desk)
     return first.symbol
 
