@@ -65,6 +65,15 @@ def desk_holding(desk: Desk) -> str:
     # the bar's other intents are rejected, so that nothing else trades
     assert desk.handle.execute_sync(RejectAll()).ok
     wait_for(lambda: not desk.handle.snapshot.intents, timeout=15, what="the bar's other intents rejected")
+    # the stop timer takes the newest bar's close as a price for what is held; that
+    # close (the end of the bar) is newer than the frozen venue's last quote, so from
+    # then on it is the mark: wait for it, so the picture does not depend on the timer
+    engine = desk.session.engine
+    assert engine is not None
+    wait_for(
+        lambda: engine.portfolio.books[first.symbol].ref_source == "bar close",
+        what=f"the stop timer's bar-close price of {first.symbol}",
+    )
     # (a frozen venue's silent data stream is expected: every symbol stays streamed,
     # whatever the time this took, so the status line does not depend on it)
     assert not desk.handle.snapshot.market_data.polled
