@@ -120,6 +120,11 @@ def venue_clock(ts: datetime | None, *, with_seconds: bool = True) -> str:
     return _in_zone(ts).strftime("%H:%M:%S" if with_seconds else "%H:%M") + f" {zone_label()}"
 
 
+def venue_date(ts: datetime) -> str:
+    """The day of a venue time in the display zone: 'Mon 02 Mar'."""
+    return _in_zone(ts).strftime("%a %d %b")
+
+
 def short_time(ts: datetime | None) -> str:
     """Time of day for the event log, in the display zone (its title names the
     zone): '10:31:05'."""

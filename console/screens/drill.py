@@ -16,6 +16,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from console.widgets.event_log import fill_prices
 from console.widgets.price_chart import PriceChartView
 from engine.commands import CommandResult
 
@@ -72,7 +73,8 @@ class DrillScreen(ModalScreen[None]):
             table.add_column("What", no_wrap=True)
             table.add_column("Facts", ratio=1)
             for ts, kind, text in self.result.rows:
-                table.add_row(_journal_time(ts), Text(kind, style=_KIND_STYLE.get(kind, "")), text)
+                facts = fill_prices(text) if kind == "fill" else text  # prices as everywhere on screen
+                table.add_row(_journal_time(ts), Text(kind, style=_KIND_STYLE.get(kind, "")), facts)
             if not self.result.rows:
                 table.add_row("", "", self.result.message)
             with VerticalScroll():

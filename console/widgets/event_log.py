@@ -97,6 +97,11 @@ def fold_repeats(events: list[EventRow]) -> list[EventRow]:
     return out
 
 
+def fill_prices(text: str) -> str:
+    """The '@ price' of a fill's words as every price on screen (fmt.price)."""
+    return _AT_PRICE.sub(lambda m: f"@ {fmt.price(Decimal(m[1]))}", text)
+
+
 def event_line(event: EventRow) -> Text:
     style = KIND_STYLE.get(event.kind, "")
     line = Text.assemble(
@@ -108,8 +113,8 @@ def event_line(event: EventRow) -> Text:
     if event.symbol:
         line.append(f"{event.symbol} ", style="bold")
     text = operator_words(event.text)
-    if event.kind == "fill":  # prices as everywhere else on screen (fmt.price)
-        text = _AT_PRICE.sub(lambda m: f"@ {fmt.price(Decimal(m[1]))}", text)
+    if event.kind == "fill":
+        text = fill_prices(text)
     line.append(text, style=style if event.kind in ("error", "kill") else "")
     return line
 

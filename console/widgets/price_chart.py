@@ -8,11 +8,17 @@ The scale holds every close and fill. It holds the stop too when that costs the
 prices no more than half the plot; a stop further away (the usual 5 % stop on a
 quiet day) gets a line of its own under (or over) the plot, saying how far
 beyond the chart it is, so the prices keep the room. A flat series (or a single
-close) gets a small band around its price instead of a zero range."""
+close) gets a small band around its price instead of a zero range.
+
+The time axis is the bars' own: one slot per minute bar held, so the night between
+two sessions (or a halt) takes no room, and a fill sits on the slot of the last bar
+that began at or before it. The axis line says the first and last bar's times (with
+the date when they are on different days)."""
 
 from __future__ import annotations
 
 import itertools
+from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -65,15 +71,20 @@ def level(price: Decimal, lo: Decimal, hi: Decimal, steps: int) -> int:
     return min(max(at, 0), steps - 1)
 
 
-def position_in_time(ts: datetime, first: datetime, last: datetime, steps: int) -> int:
-    """Where `ts` falls on a time axis of `steps` positions (the middle when the
-    axis spans no time; clamped to the axis)."""
-    span = (last - first).total_seconds()
+def slot_of(ts: datetime, bar_times: Sequence[datetime]) -> int:
+    """The slot (index into the sorted bar times) of `ts`: the last bar that began
+    at or before it; the first bar's for a moment before every bar."""
+    return max(bisect_right(bar_times, ts) - 1, 0)
+
+
+def position_of_slot(slot: int, slots: int, steps: int) -> int:
+    """Where slot `slot` of `slots` falls on an axis of `steps` positions (the
+    middle for a single slot; clamped to the axis)."""
     if steps <= 1:
         return 0
-    if span <= 0:
+    if slots <= 1:
         return steps // 2
-    at = round((ts - first).total_seconds() / span * (steps - 1))
+    at = round(slot / (slots - 1) * (steps - 1))
     return min(max(at, 0), steps - 1)
 
 
@@ -106,8 +117,11 @@ def render_chart(chart: PriceChart, width: int, height: int) -> Text:
     axis_w = max(len(label) for label in labels) + 2
     plot_w, plot_h = width - axis_w, height - 2 - (1 if off_scale else 0)
     dots_w, dots_h = plot_w * 2, plot_h * 4
-    times = [ts for ts, _ in chart.prices] + [ts for ts, _kind, _price in chart.marks]
-    first, last = min(times), max(times)
+    bar_times = sorted(ts for ts, _ in chart.prices)
+    first, last = bar_times[0], bar_times[-1]
+
+    def x_of(ts: datetime) -> int:
+        return position_of_slot(slot_of(ts, bar_times), len(bar_times), dots_w)
 
     def dot_row(price: Decimal) -> int:  # 0 at the top
         return dots_h - 1 - level(price, lo, hi, dots_h)
@@ -117,7 +131,7 @@ def render_chart(chart: PriceChart, width: int, height: int) -> Text:
     def dot(x: int, y: int) -> None:
         cells[y // 4][x // 2] |= _DOTS[y % 4][x % 2]
 
-    points = [(position_in_time(ts, first, last, dots_w), dot_row(price)) for ts, price in chart.prices]
+    points = [(x_of(ts), dot_row(price)) for ts, price in sorted(chart.prices)]
     dot(*points[0])
     for (x0, y0), (x1, y1) in itertools.pairwise(points):
         steps = max(abs(x1 - x0), abs(y1 - y0), 1)
@@ -126,7 +140,7 @@ def render_chart(chart: PriceChart, width: int, height: int) -> Text:
 
     marks: dict[tuple[int, int], str] = {}
     for ts, kind, price in chart.marks:
-        where = (dot_row(price) // 4, position_in_time(ts, first, last, dots_w) // 2)
+        where = (dot_row(price) // 4, x_of(ts) // 2)
         # an exit drawn over an entry in the same cell: the later fill shows
         marks[where] = kind
     stop_row = dot_row(stop) // 4 if stop is not None and not off_scale else None
@@ -163,6 +177,8 @@ def render_chart(chart: PriceChart, width: int, height: int) -> Text:
         beyond.truncate(width)
         lines.insert(len(lines) if below else 1, beyond)
     start, end = fmt.venue_clock(first, with_seconds=False), fmt.venue_clock(last, with_seconds=False)
+    if fmt.venue_date(first) != fmt.venue_date(last):  # bars of more than one session
+        start, end = f"{fmt.venue_date(first)} {start}", f"{fmt.venue_date(last)} {end}"
     axis = Text(" " * axis_w + start, style="dim", no_wrap=True)
     if end != start and plot_w > len(start) + len(end) + 1:
         axis.append(end.rjust(plot_w - len(start)))

@@ -5,6 +5,8 @@ with the journal's clock pinned (its times are wall-clock times)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import engine.journal
@@ -115,6 +117,8 @@ async def test_enter_on_a_position_shows_its_fills_and_a_price_chart(desk: Desk,
             text = screen_text(app)
             assert "▲" in text and f"stop {chart.stop:.2f}" in text, "the entry marker and the stop level on screen"
             assert "fill" in text, "the history rows are still shown under the chart"
+            fill_at = re.findall(rf"{symbol} @ (\S+)", text)
+            assert fill_at and all(re.fullmatch(r"[\d,]+\.\d\d", p) for p in fill_at), fill_at  # as on every screen
             app = app_for(desk)
 
 

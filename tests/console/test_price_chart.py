@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from console.widgets.price_chart import level, position_in_time, price_range, render_chart
+from console.widgets.price_chart import level, position_of_slot, price_range, render_chart, slot_of
 from engine.commands import PriceChart
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -58,8 +58,31 @@ def test_levels_and_times_are_clamped_to_their_axes() -> None:
     assert level(D("50"), D("100"), D("110"), 8) == 0
     assert level(D("500"), D("100"), D("110"), 8) == 7
     assert level(D("110"), D("100"), D("110"), 8) == 7
-    assert position_in_time(T0, T0, T0, 10) == 5, "one moment: the middle"
-    assert position_in_time(T0 + timedelta(hours=1), T0, T0 + timedelta(minutes=10), 10) == 9
+    assert position_of_slot(0, 1, 10) == 5, "one bar: the middle"
+    assert position_of_slot(9, 10, 10) == 9 and position_of_slot(0, 10, 10) == 0
+    bars = [T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)]
+    assert slot_of(T0 - timedelta(minutes=5), bars) == 0, "before every bar: the first"
+    assert slot_of(T0 + timedelta(minutes=1, seconds=30), bars) == 1, "inside a bar: that bar"
+    assert slot_of(T0 + timedelta(hours=1), bars) == 2, "after every bar: the last"
+
+
+def test_the_night_between_two_sessions_takes_no_room() -> None:
+    """Bars of yesterday afternoon and of this morning: slots, not hours, so the
+    line spans the plot and this morning's fill sits at its right end."""
+    yesterday = [(T0 + timedelta(minutes=i), D("100") + i) for i in range(30)]
+    morning = T0 + timedelta(hours=18)
+    today = [(morning + timedelta(minutes=i), D("130") + i) for i in range(10)]
+    chart = PriceChart(
+        symbol="AMD", prices=(*yesterday, *today), marks=((morning + timedelta(minutes=9), "entry", D("139")),)
+    )
+    lines = render_chart(chart, 60, 12).plain.splitlines()
+    plot = lines[1:-1]
+    drawn = {c for line in plot for c, ch in enumerate(line) if "\u2800" < ch <= "\u28ff"}
+    axis_w = min(drawn)
+    # the line covers (nearly) the whole plot width: the night is not 18 h of blank
+    assert max(drawn) - axis_w > 45, (min(drawn), max(drawn))
+    assert any("▲" in line for line in plot)
+    assert "Mon 02 Mar" in lines[-1] and "Tue 03 Mar" in lines[-1], "two days: both ends say their date"
 
 
 def test_markers_sit_at_their_fills_and_the_stop_on_its_row() -> None:
