@@ -135,7 +135,9 @@ class MainScreen(Screen[None]):
         if available <= 0:
             return
         narrow = self.has_class("-narrow")
-        chrome, least = (2, 1) if narrow else (3, 2)  # rule + header | border + header
+        # an empty table keeps its title in view: a rule (narrow) or a border with one
+        # blank line inside (Textual draws no border title on a box with no inside)
+        chrome, least = (2, 1) if narrow else (3, 3)  # rule + header | border + header
         tables = [self.queue, self.orders, self.positions]
         wants = [chrome + table.row_count if table.row_count else least for table in tables]
         heights = [least] * len(tables)
