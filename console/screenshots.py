@@ -19,6 +19,7 @@ from pathlib import Path
 
 from console.app import ExecDeskApp
 from console.screens.confirm import ConfirmScreen
+from console.screens.drill import DrillScreen
 from console.screens.override import OverrideScreen
 from engine.commands import ApproveAll, ApproveIntent
 from engine.config import Settings, load_settings
@@ -37,6 +38,7 @@ SHOTS = {
     "console-override.svg": "the per-symbol override dialog",
     "console-halted.svg": "after the kill switch: HALTED, venue confirmed the cancels",
     "console-help.svg": "the help screen: every key and its binding id",
+    "console-position.svg": "a position's drill-down: its price chart, entries, stop and history",
 }
 
 
@@ -145,6 +147,17 @@ async def _shoot(out: Path) -> list[Path]:
                     save(app, "console-approval.svg")
                     await pilot.press("n")
                     await pilot.pause()
+
+                positions = app.main_screen.positions
+                if positions.row_count:
+                    positions.focus()
+                    positions.move_cursor(row=0, animate=False)
+                    await pilot.press("enter")
+                    await _until(pilot, lambda: isinstance(app.screen, DrillScreen))
+                    save(app, "console-position.svg")
+                    await pilot.press("escape")
+                    await pilot.pause()
+                    app.main_screen.queue.focus()
 
                 await pilot.press("o")
                 await _until(pilot, lambda: isinstance(app.screen, OverrideScreen))
