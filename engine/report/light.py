@@ -16,6 +16,7 @@ is wrong with it, in its words."""
 from __future__ import annotations
 
 import json
+import json.scanner
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -101,6 +102,12 @@ def _odt(v: Any) -> datetime | None:
     return None if v is None else _dt(v)
 
 
+_SIDE = {m.value: m for m in Side}
+_STATUS = {m.value: m for m in OrderStatus}
+_TYPE = {m.value: m for m in OrderType}
+_TIF = {m.value: m for m in TimeInForce}
+
+
 def _str(v: Any) -> str:
     if not isinstance(v, str):
         raise TypeError(f"not a string: {v!r}")
@@ -115,12 +122,12 @@ def _order(d: dict[str, Any]) -> Ev:
     return Ev(
         client_order_id=_str(d["client_order_id"]),
         symbol=_str(d["symbol"]),
-        side=Side(d["side"]),
+        side=_SIDE[d["side"]],
         qty=_dec(d["qty"]),
-        order_type=OrderType(g("order_type", "limit")),
-        time_in_force=TimeInForce(g("time_in_force", "day")),
+        order_type=_TYPE[g("order_type", "limit")],
+        time_in_force=_TIF[g("time_in_force", "day")],
         limit_price=_odec(g("limit_price")),
-        status=S(g("status", "created")),
+        status=_STATUS[g("status", "created")],
         venue_order_id=g("venue_order_id"),
         filled_qty=_dec(g("filled_qty", "0")),
         filled_avg_price=_odec(g("filled_avg_price")),
@@ -148,7 +155,7 @@ def _fill(d: dict[str, Any]) -> Ev:
         execution_id=_str(d["execution_id"]),
         client_order_id=_str(d["client_order_id"]),
         symbol=_str(d["symbol"]),
-        side=Side(d["side"]),
+        side=_SIDE[d["side"]],
         qty=qty,
         price=price,
         ts=_dt(d["ts"]),
@@ -169,7 +176,25 @@ def _coid(d: dict[str, Any]) -> Ev:
 
 
 def _ostatus(v: Any) -> OrderStatus | None:
-    return None if v is None else S(v)
+    return None if v is None else _STATUS[v]
+
+
+def _sent(d: dict[str, Any]) -> Ev:
+    e = Ev.__new__(Ev)  # the decoded dict is the event's (no copy: the hot kinds)
+    _str(d["client_order_id"])
+    d["at"] = _odt(d.get("at"))
+    e.__dict__ = d
+    return e
+
+
+def _acked(d: dict[str, Any]) -> Ev:
+    e = Ev.__new__(Ev)
+    _str(d["client_order_id"])
+    _str(d["venue_order_id"])
+    d["status"] = _STATUS[d["status"]]
+    d["at"] = _odt(d.get("at"))
+    e.__dict__ = d
+    return e
 
 
 # One decoder per kind the report (or the order fold) reads.
@@ -193,13 +218,8 @@ _DECODERS: dict[str, Any] = {
         client_order_id=_str(d["client_order_id"]), by=d.get("by", "operator"), detail=d.get("detail", "")
     ),
     "IntentExpired": lambda d: Ev(client_order_id=_str(d["client_order_id"]), at=_dt(d["at"])),
-    "SubmitSent": lambda d: Ev(client_order_id=_str(d["client_order_id"]), at=_odt(d.get("at"))),
-    "SubmitAcked": lambda d: Ev(
-        client_order_id=_str(d["client_order_id"]),
-        venue_order_id=_str(d["venue_order_id"]),
-        status=S(d["status"]),
-        at=_odt(d.get("at")),
-    ),
+    "SubmitSent": _sent,
+    "SubmitAcked": _acked,
     "SubmitRejected": lambda d: Ev(
         client_order_id=_str(d["client_order_id"]),
         http_status=d.get("http_status"),
@@ -210,7 +230,7 @@ _DECODERS: dict[str, Any] = {
     "CancelRequested": lambda d: Ev(client_order_id=_str(d["client_order_id"]), cause=d.get("cause", "operator")),
     "OrderStatusChanged": lambda d: Ev(
         client_order_id=_str(d["client_order_id"]),
-        status=S(d["status"]),
+        status=_STATUS[d["status"]],
         venue_order_id=d.get("venue_order_id"),
         at=_odt(d.get("at")),
     ),
@@ -247,11 +267,25 @@ KINDS = frozenset(_DECODERS) | IGNORED_KINDS
 _ERRORS = (KeyError, TypeError, ValueError, InvalidOperation, AttributeError)
 
 
+_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # the C scanner, no layers
+
+
+def _loads(payload: str) -> Any:
+    """json.loads of a journal payload (compact JSON, as the journal writes it)."""
+    try:
+        value, end = _scan(payload, 0)
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    if end != len(payload):
+        return json.loads(payload)  # whitespace around it, or not JSON: json says which
+    return value
+
+
 def decode_rows(rows: Iterable[tuple[int, str, str, str, str]]) -> Iterator[Entry]:
     """Journal rows (seq, ts, session_id, type, payload) as light entries. Kinds the
     report ignores have event None; unknown kinds have kind "" (an unknown event)."""
     decoders = _DECODERS
-    loads = json.loads
+    loads = _loads
     for seq, ts, sid, type_name, payload in rows:
         decoder = decoders.get(type_name)
         try:
