@@ -489,6 +489,12 @@ class Journal:
     def replay(self, session_id: str | None = None, after_seq: int = 0) -> Iterator[JournalEntry]:
         """Every event in journal order (of one session, or all), decoded.
         Reads in pages, so a long journal is not loaded at once."""
+        for seq, ts, sid, type_name, payload in self.rows(session_id, after_seq):
+            yield JournalEntry(seq, datetime.fromisoformat(ts), sid, ev.decode(type_name, payload))
+
+    def rows(self, session_id: str | None = None, after_seq: int = 0) -> Iterator[tuple[int, str, str, str, str]]:
+        """Every event row in journal order, undecoded: (seq, ts, session_id, type,
+        payload). Pending write-behind rows are committed first (_read). Reads in pages."""
         where = "seq > ?"
         params: list[object] = [after_seq]
         if session_id is not None:
@@ -503,8 +509,7 @@ class Journal:
                 )
             if not rows:
                 return
-            for seq, ts, sid, type_name, payload in rows:
-                yield JournalEntry(seq, datetime.fromisoformat(ts), sid, ev.decode(type_name, payload))
+            yield from rows
             last = rows[-1][0]
 
     def last_seq(self) -> int:

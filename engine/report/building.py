@@ -1,6 +1,10 @@
 """Building the report from the journal: every event of a session read back once, the
 orders in the state a replay of the whole journal gives, their latencies from journal
-times, and the session's counts (approvals, denials, drops, state changes, kill switch)."""
+times, and the session's counts (approvals, denials, drops, state changes, kill switch).
+
+The journal is read without pydantic (engine/report/light.py: stdlib json into light
+events, a light fold of the orders); engine.events is imported only to word the error
+for a row the light decoder cannot read."""
 
 from __future__ import annotations
 
@@ -9,16 +13,12 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from pydantic import ValidationError
-
-from engine import events as ev
-from engine.journal import Journal, JournalEntry, JournalError, SessionRecord
-from engine.model import Order
-from engine.orders import OrderBook
+from engine.report import light
 from engine.report.figures import (
     LATENCY_KEYS,
     ReportError,
@@ -30,6 +30,11 @@ from engine.report.figures import (
     gc_paused,
     latency_stats,
 )
+from engine.report.light import Book, Entry, LightDecodeError, Record
+
+if TYPE_CHECKING:
+    from engine.journal import Journal, SessionRecord
+
 from engine.report.pnl import (
     _bps,
     _Carry,
@@ -59,7 +64,7 @@ class SessionReport:
     """The figures of one session (see docs/report.md). Built by build_report."""
 
     session_id: str
-    record: SessionRecord | None
+    record: SessionRecord | Record | None
     runs: list[dict[str, Any]] = field(default_factory=list)
     orders: list[dict[str, Any]] = field(default_factory=list)
     fills: list[dict[str, Any]] = field(default_factory=list)
@@ -198,41 +203,36 @@ def build_report(journal: str | os.PathLike[str] | Journal, session_id: str | No
 
 
 def _build_report(journal: str | os.PathLike[str] | Journal, session_id: str | None) -> Report:
-    own = not isinstance(journal, Journal)
-    path = journal.path if isinstance(journal, Journal) else Path(journal)
+    own = isinstance(journal, (str, os.PathLike))
+    path = Path(journal) if isinstance(journal, (str, os.PathLike)) else journal.path
     if own and not path.exists():
         raise ReportError(f"journal {path}: no such file")
     if own and path.is_dir():
         raise ReportError(f"journal {path}: is a directory, not a journal file")
+    if own:
+        read = _read_file(path)
+        if read is None:  # not a journal this reader can open: the journal's own words
+            read = _read_journal(path, None)
+    else:
+        assert not isinstance(journal, (str, os.PathLike))
+        read = _read_journal(path, journal)
+    sessions, rows = read
+    if not sessions:
+        raise ReportError(f"journal {path} has no sessions yet")
+    chosen = _choose(sessions, session_id, path)
     try:
-        j = journal if isinstance(journal, Journal) else Journal(path, readonly=True)
-        try:
-            sessions = j.sessions()
-            if not sessions:
-                raise ReportError(f"journal {path} has no sessions yet")
-            chosen = _choose(sessions, session_id, path)
-            entries = list(j.replay())
-        finally:
-            if own:
-                j.close()
-    except ReportError:
-        raise
-    except JournalError as exc:
-        raise ReportError(str(exc)) from exc
-    except (sqlite3.Error, OSError) as exc:
-        raise ReportError(f"journal {path}: cannot read: {exc}") from exc
-    except (ValidationError, ValueError) as exc:
-        raise ReportError(f"journal {path}: an event cannot be decoded: {exc}") from exc
+        entries = list(light.decode_rows(rows))
+    except LightDecodeError as exc:
+        raise ReportError(f"journal {path}: an event cannot be decoded: {_decode_problem(exc)}") from None
 
-    book = OrderBook.from_replay(entries)
+    book = Book.from_entries(entries)
     traces = _trace(entries)
-    by_session: dict[str, list[JournalEntry]] = {r.session_id: [] for r in sessions}
+    by_session: dict[str, list[Entry]] = {r.session_id: [] for r in sessions}
     fill_seen: set[str] = set()
     unique_fill_seqs: set[int] = set()
     for entry in entries:
-        e = entry.event
-        if type(e) is ev.FillApplied and e.fill.execution_id not in fill_seen:
-            fill_seen.add(e.fill.execution_id)
+        if entry.kind == "FillApplied" and entry.event.fill.execution_id not in fill_seen:
+            fill_seen.add(entry.event.fill.execution_id)
             unique_fill_seqs.add(entry.seq)
         if entry.session_id in by_session:
             by_session[entry.session_id].append(entry)
@@ -248,7 +248,78 @@ def _build_report(journal: str | os.PathLike[str] | Journal, session_id: str | N
     return Report(journal_path=str(path), scope=scope, sessions=reports)
 
 
-def _choose(sessions: list[SessionRecord], session_id: str | None, path: Path) -> list[SessionRecord]:
+#: the journal schema this reader knows (engine.journal.SCHEMA_VERSION: kept equal by a test)
+SCHEMA_VERSION = 1
+_SESSIONS_SQL = (
+    "SELECT session_id, config_hash, venue_date, started_at, ended_at, how_ended FROM sessions ORDER BY rowid"
+)
+_EVENTS_SQL = "SELECT seq, ts, session_id, type, payload FROM events ORDER BY seq"
+
+
+def _read_file(path: Path) -> tuple[list[Any], list[tuple]] | None:
+    """The sessions and every event row of a journal file, read in one snapshot through
+    sqlite3 alone (no engine.journal: it imports the models); None when the file is not
+    a journal of this schema (then engine.journal opens it and says why)."""
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, isolation_level=None)
+    except (sqlite3.Error, OSError):
+        return None
+    try:
+        conn.execute("PRAGMA query_only=ON")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            return None
+        conn.execute("BEGIN")
+        sessions = [_record(r) for r in conn.execute(_SESSIONS_SQL).fetchall()]
+        rows = conn.execute(_EVENTS_SQL).fetchall()
+    except (sqlite3.Error, ValueError, TypeError):
+        return None
+    finally:
+        conn.close()
+    return sessions, rows
+
+
+def _record(row: tuple) -> Record:
+    sid, config_hash, venue_date, started, ended, how = row
+    return Record(
+        session_id=sid,
+        config_hash=config_hash,
+        venue_date=date.fromisoformat(venue_date),
+        started_at=datetime.fromisoformat(started),
+        ended_at=datetime.fromisoformat(ended) if ended else None,
+        how_ended=how,
+    )
+
+
+def _read_journal(path: Path, journal: Journal | None) -> tuple[list[Any], list[tuple]]:
+    """The same through engine.journal: an open Journal (its write-behind committed
+    first), or a file the direct read could not open (the journal's error)."""
+    from engine.journal import Journal, JournalError
+
+    try:
+        j = journal if journal is not None else Journal(path, readonly=True)
+        try:
+            return list(j.sessions()), list(j.rows())
+        finally:
+            if journal is None:
+                j.close()
+    except JournalError as exc:
+        raise ReportError(str(exc)) from exc
+    except (sqlite3.Error, OSError, ValueError) as exc:
+        raise ReportError(f"journal {path}: cannot read: {exc}") from exc
+
+
+def _decode_problem(exc: LightDecodeError) -> str:
+    """What engine.events.decode says of a row the light decoder could not read."""
+    from engine import events as ev
+
+    try:
+        ev.decode(exc.type_name, exc.payload)
+    except ValueError as full:
+        return str(full)
+    return str(exc)
+
+
+def _choose(sessions: list[Any], session_id: str | None, path: Path) -> list[Any]:
     if session_id in (None, "", "latest"):
         return [sessions[-1]]
     if session_id == "all":
@@ -261,13 +332,13 @@ def _choose(sessions: list[SessionRecord], session_id: str | None, path: Path) -
     raise ReportError(f"journal {path} has no session {session_id!r}; its sessions: {known}{more}")
 
 
-def _trace(entries: list[JournalEntry]) -> dict[str, _Trace]:
+def _trace(entries: list[Entry]) -> dict[str, _Trace]:
     """Per client_order_id, the wall-clock entry time of each lifecycle step."""
     traces: dict[str, _Trace] = {}
     batch_start: dict[tuple, datetime] = {}
     steps = _TRACE_STEPS
     for entry in entries:
-        step = steps.get(type(entry.event))
+        step = steps.get(entry.kind)
         if step is not None:
             step(traces, batch_start, entry, entry.event)
     for tr in traces.values():
@@ -283,7 +354,7 @@ def _traced(traces: dict[str, _Trace], coid: str) -> _Trace:
     return tr
 
 
-def _trace_created(traces, batch_start, entry: JournalEntry, e: ev.IntentCreated) -> None:
+def _trace_created(traces, batch_start, entry: Entry, e: Any) -> None:
     tr = _traced(traces, e.order.client_order_id)
     if tr.created_ts is None:
         tr.created_ts, tr.session_id = entry.ts, entry.session_id
@@ -293,47 +364,47 @@ def _trace_created(traces, batch_start, entry: JournalEntry, e: ev.IntentCreated
             batch_start.setdefault(key, entry.ts)
 
 
-def _trace_approval_requested(traces, batch_start, entry: JournalEntry, e: ev.ApprovalRequested) -> None:
+def _trace_approval_requested(traces, batch_start, entry: Entry, e: Any) -> None:
     tr = _traced(traces, e.client_order_id)
     tr.approval_requested_ts = tr.approval_requested_ts or entry.ts
 
 
-def _trace_approved(traces, batch_start, entry: JournalEntry, e: ev.IntentApproved) -> None:
+def _trace_approved(traces, batch_start, entry: Entry, e: Any) -> None:
     tr = _traced(traces, e.client_order_id)
     tr.approved_ts = tr.approved_ts or entry.ts
 
 
-def _trace_sent(traces, batch_start, entry: JournalEntry, e: ev.SubmitSent) -> None:
+def _trace_sent(traces, batch_start, entry: Entry, e: Any) -> None:
     tr = _traced(traces, e.client_order_id)
     tr.submit_ts = tr.submit_ts or entry.ts
 
 
-def _trace_venue_word(traces, batch_start, entry: JournalEntry, e: ev.SubmitAcked | ev.OrderStatusChanged) -> None:
+def _trace_venue_word(traces, batch_start, entry: Entry, e: Any) -> None:
     tr = _traced(traces, e.client_order_id)
     if tr.submit_ts is not None and tr.ack_ts is None:
         tr.ack_ts = entry.ts
 
 
-def _trace_fill(traces, batch_start, entry: JournalEntry, e: ev.FillApplied) -> None:
+def _trace_fill(traces, batch_start, entry: Entry, e: Any) -> None:
     tr = _traced(traces, e.fill.client_order_id)
     if tr.submit_ts is not None and tr.ack_ts is None:
         tr.ack_ts = entry.ts
     tr.first_fill_ts = tr.first_fill_ts or entry.ts
 
 
-# One step per event type (events are final classes: the exact type decides).
-_TRACE_STEPS: dict[type, Callable[..., None]] = {
-    ev.IntentCreated: _trace_created,
-    ev.ApprovalRequested: _trace_approval_requested,
-    ev.IntentApproved: _trace_approved,
-    ev.SubmitSent: _trace_sent,
-    ev.SubmitAcked: _trace_venue_word,
-    ev.OrderStatusChanged: _trace_venue_word,
-    ev.FillApplied: _trace_fill,
+# One step per event type (by the row's type).
+_TRACE_STEPS: dict[str, Callable[..., None]] = {
+    "IntentCreated": _trace_created,
+    "ApprovalRequested": _trace_approval_requested,
+    "IntentApproved": _trace_approved,
+    "SubmitSent": _trace_sent,
+    "SubmitAcked": _trace_venue_word,
+    "OrderStatusChanged": _trace_venue_word,
+    "FillApplied": _trace_fill,
 }
 
 
-def _order_row(order: Order, session_id: str, tr: _Trace | None) -> dict[str, Any]:
+def _order_row(order: Any, session_id: str, tr: _Trace | None) -> dict[str, Any]:
     tr = tr or _Trace()
     slip = None
     if order.filled_avg_price is not None and order.filled_qty > 0:
@@ -378,9 +449,9 @@ def _real_time(value: datetime | None) -> datetime | None:
 
 
 def _session_report(
-    rec: SessionRecord,
-    entries: list[JournalEntry],
-    book: OrderBook,
+    rec: Any,
+    entries: list[Entry],
+    book: Book,
     traces: dict[str, _Trace],
     unique_fill_seqs: set[int],
     carry: _Carry | None = None,
@@ -434,27 +505,27 @@ class _SessionReader:
         self.unique_fill_seqs = unique_fill_seqs
         self.order_ids: list[str] = []
         self.seen_orders: set[str] = set()
-        self.fills: list[tuple[JournalEntry, ev.FillApplied]] = []
-        self.snapshots: list[tuple[JournalEntry, ev.PositionsSnapshot]] = []
+        self.fills: list[tuple[Entry, Any]] = []
+        self.snapshots: list[tuple[Entry, Any]] = []
         self.kill_requested: datetime | None = None
 
-    def read(self, entries: Iterable[JournalEntry]) -> None:
+    def read(self, entries: Iterable[Entry]) -> None:
         handlers = self.HANDLERS
         for entry in entries:
-            handler = handlers.get(type(entry.event))
+            handler = handlers.get(entry.kind)
             if handler is not None:
                 handler(self, entry, entry.event)
 
-    def _unknown(self, entry: JournalEntry, e: ev.UnknownEvent) -> None:
+    def _unknown(self, entry: Entry, e: Any) -> None:
         self.rep.unknown_events += 1
 
-    def _order(self, entry: JournalEntry, e: ev.IntentCreated | ev.OrderExternal) -> None:
+    def _order(self, entry: Entry, e: Any) -> None:
         coid = e.order.client_order_id
         if coid not in self.seen_orders:
             self.seen_orders.add(coid)
             self.order_ids.append(coid)
 
-    def _started(self, entry: JournalEntry, e: ev.SessionStarted) -> None:
+    def _started(self, entry: Entry, e: Any) -> None:
         self.rep.runs.append(
             {
                 "started": _iso(entry.ts),
@@ -466,7 +537,7 @@ class _SessionReader:
             }
         )
 
-    def _ended(self, entry: JournalEntry, e: ev.SessionEnded) -> None:
+    def _ended(self, entry: Entry, e: Any) -> None:
         runs, ts = self.rep.runs, _iso(entry.ts)
         if runs and runs[-1]["ended"] is None:
             runs[-1].update(ended=ts, how=e.how)
@@ -482,19 +553,19 @@ class _SessionReader:
                 }
             )
 
-    def _approval_requested(self, entry: JournalEntry, e: ev.ApprovalRequested) -> None:
+    def _approval_requested(self, entry: Entry, e: Any) -> None:
         self.rep.approvals["requested"] += 1
 
-    def _approved(self, entry: JournalEntry, e: ev.IntentApproved) -> None:
+    def _approved(self, entry: Entry, e: Any) -> None:
         self.rep.approvals["approved"] += 1
 
-    def _rejected(self, entry: JournalEntry, e: ev.IntentRejected) -> None:
+    def _rejected(self, entry: Entry, e: Any) -> None:
         self.rep.approvals["rejected"] += 1
 
-    def _expired(self, entry: JournalEntry, e: ev.IntentExpired) -> None:
+    def _expired(self, entry: Entry, e: Any) -> None:
         self.rep.approvals["expired"] += 1
 
-    def _venue_rejected(self, entry: JournalEntry, e: ev.SubmitRejected) -> None:
+    def _venue_rejected(self, entry: Entry, e: Any) -> None:
         self.rep.venue_rejections.append(
             {
                 "ts": _iso(entry.ts),
@@ -505,17 +576,17 @@ class _SessionReader:
             }
         )
 
-    def _submit_unknown(self, entry: JournalEntry, e: ev.SubmitUnknown) -> None:
+    def _submit_unknown(self, entry: Entry, e: Any) -> None:
         self.rep.submit_unknown += 1
 
-    def _cancel_requested(self, entry: JournalEntry, e: ev.CancelRequested) -> None:
+    def _cancel_requested(self, entry: Entry, e: Any) -> None:
         self.rep.cancel_requests[e.cause] += 1
 
-    def _fill(self, entry: JournalEntry, e: ev.FillApplied) -> None:
+    def _fill(self, entry: Entry, e: Any) -> None:
         if entry.seq in self.unique_fill_seqs:
             self.fills.append((entry, e))
 
-    def _state_changed(self, entry: JournalEntry, e: ev.TradingStateChanged) -> None:
+    def _state_changed(self, entry: Entry, e: Any) -> None:
         self.rep.state_changes.append(
             {
                 "ts": _iso(entry.ts),
@@ -526,8 +597,8 @@ class _SessionReader:
             }
         )
 
-    def _override_set(self, entry: JournalEntry, e: ev.OverrideSet) -> None:
-        fields = e.override.model_dump(exclude_none=True, mode="json") if e.override is not None else {}
+    def _override_set(self, entry: Entry, e: Any) -> None:
+        fields = e.override if isinstance(e.override, dict) else {}
         self.rep.overrides.append(
             {
                 "ts": _iso(entry.ts),
@@ -542,7 +613,7 @@ class _SessionReader:
             }
         )
 
-    def _kill_switch(self, entry: JournalEntry, e: ev.KillSwitch) -> None:
+    def _kill_switch(self, entry: Entry, e: Any) -> None:
         if e.phase == "requested":
             self.kill_requested = entry.ts
         self.rep.kill_switch.append(
@@ -556,7 +627,7 @@ class _SessionReader:
             }
         )
 
-    def _dropped(self, entry: JournalEntry, e: ev.SignalDropped) -> None:
+    def _dropped(self, entry: Entry, e: Any) -> None:
         self.rep.dropped.append(
             {
                 "ts": _iso(entry.ts),
@@ -567,13 +638,13 @@ class _SessionReader:
             }
         )
 
-    def _batch(self, entry: JournalEntry, e: ev.BatchProcessed) -> None:
+    def _batch(self, entry: Entry, e: Any) -> None:
         self.rep.batches += 1
 
-    def _skipped(self, entry: JournalEntry, e: ev.SignalsSkipped) -> None:
+    def _skipped(self, entry: Entry, e: Any) -> None:
         self.rep.skipped_batches += e.count
 
-    def _account(self, entry: JournalEntry, e: ev.AccountSnapshot) -> None:
+    def _account(self, entry: Entry, e: Any) -> None:
         self.rep.account = {
             "ts": _iso(entry.ts),
             "source": "AccountSnapshot",
@@ -584,10 +655,10 @@ class _SessionReader:
             "buying_power": _dec(e.buying_power),
         }
 
-    def _positions(self, entry: JournalEntry, e: ev.PositionsSnapshot) -> None:
+    def _positions(self, entry: Entry, e: Any) -> None:
         self.snapshots.append((entry, e))
 
-    def _reconciled(self, entry: JournalEntry, e: ev.ReconcileCompleted) -> None:
+    def _reconciled(self, entry: Entry, e: Any) -> None:
         self.rep.reconciliations.append(
             {
                 "ts": _iso(entry.ts),
@@ -598,29 +669,29 @@ class _SessionReader:
             }
         )
 
-    # One handler per event type (events are final classes: the exact type decides).
-    HANDLERS: dict[type, Callable[[_SessionReader, JournalEntry, Any], None]] = {
-        ev.UnknownEvent: _unknown,
-        ev.IntentCreated: _order,
-        ev.OrderExternal: _order,
-        ev.OrderRecovered: _order,
-        ev.SessionStarted: _started,
-        ev.SessionEnded: _ended,
-        ev.ApprovalRequested: _approval_requested,
-        ev.IntentApproved: _approved,
-        ev.IntentRejected: _rejected,
-        ev.IntentExpired: _expired,
-        ev.SubmitRejected: _venue_rejected,
-        ev.SubmitUnknown: _submit_unknown,
-        ev.CancelRequested: _cancel_requested,
-        ev.FillApplied: _fill,
-        ev.TradingStateChanged: _state_changed,
-        ev.OverrideSet: _override_set,
-        ev.KillSwitch: _kill_switch,
-        ev.SignalDropped: _dropped,
-        ev.BatchProcessed: _batch,
-        ev.SignalsSkipped: _skipped,
-        ev.AccountSnapshot: _account,
-        ev.PositionsSnapshot: _positions,
-        ev.ReconcileCompleted: _reconciled,
+    # One handler per event type (by the row's type).
+    HANDLERS: dict[str, Callable[[_SessionReader, Entry, Any], None]] = {
+        "": _unknown,  # a kind this version does not know
+        "IntentCreated": _order,
+        "OrderExternal": _order,
+        "OrderRecovered": _order,
+        "SessionStarted": _started,
+        "SessionEnded": _ended,
+        "ApprovalRequested": _approval_requested,
+        "IntentApproved": _approved,
+        "IntentRejected": _rejected,
+        "IntentExpired": _expired,
+        "SubmitRejected": _venue_rejected,
+        "SubmitUnknown": _submit_unknown,
+        "CancelRequested": _cancel_requested,
+        "FillApplied": _fill,
+        "TradingStateChanged": _state_changed,
+        "OverrideSet": _override_set,
+        "KillSwitch": _kill_switch,
+        "SignalDropped": _dropped,
+        "BatchProcessed": _batch,
+        "SignalsSkipped": _skipped,
+        "AccountSnapshot": _account,
+        "PositionsSnapshot": _positions,
+        "ReconcileCompleted": _reconciled,
     }

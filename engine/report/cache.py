@@ -32,6 +32,8 @@ _SOURCES = (
     "report/building.py",
     "report/pnl.py",
     "report/figures.py",
+    "report/light.py",
+    "states.py",
     "orders.py",
     "model.py",
     "events.py",

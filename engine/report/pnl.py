@@ -8,10 +8,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from engine import events as ev
-from engine.journal import JournalEntry
-from engine.model import OrderStatus, Position, Side
-from engine.orders import OrderBook
 from engine.report.figures import (
     _BPS,
     _BPS_PLACES,
@@ -21,6 +17,9 @@ from engine.report.figures import (
     _iso,
     _q,
 )
+from engine.report.light import Book, Entry
+from engine.report.light import Pos as Position
+from engine.states import OrderStatus, Side
 
 
 def _bps(side: Side, price: Decimal, decision: Decimal | None) -> Decimal | None:
@@ -106,9 +105,9 @@ class _Carry:
 
 def _fills_and_pnl(
     sid: str,
-    fills: list[tuple[JournalEntry, ev.FillApplied]],
-    snapshots: list[tuple[JournalEntry, ev.PositionsSnapshot]],
-    book: OrderBook,
+    fills: list[tuple[Entry, Any]],
+    snapshots: list[tuple[Entry, Any]],
+    book: Book,
     carry: _Carry | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], _Carry]:
     first_fill_seq = fills[0][0].seq if fills else None
@@ -145,7 +144,7 @@ def _fills_and_pnl(
         bps = _bps(f.side, f.price, decision)
         cost = f.side.sign * (f.price - decision) * f.qty if bps is not None and decision is not None else None
         pos = positions.get(f.symbol)
-        if pos is None:  # (not setdefault: a Position is a validated model, dear to build per fill)
+        if pos is None:  # (not setdefault: one Position per symbol, not per fill)
             pos = positions[f.symbol] = Position(symbol=f.symbol)
         realized = pos.apply_fill(f.side, f.qty, f.price)
         realized_by_symbol[f.symbol] = realized_by_symbol.get(f.symbol, Decimal(0)) + realized
