@@ -148,7 +148,9 @@ async def _shoot(out: Path) -> list[Path]:
                     await pilot.press("n")
                     await pilot.pause()
 
-                positions = app.main_screen.positions
+                main = app.main_screen
+                assert main is not None
+                positions = main.positions
                 if positions.row_count:
                     positions.focus()
                     positions.move_cursor(row=0, animate=False)
@@ -157,7 +159,7 @@ async def _shoot(out: Path) -> list[Path]:
                     save(app, "console-position.svg")
                     await pilot.press("escape")
                     await pilot.pause()
-                    app.main_screen.queue.focus()
+                    main.queue.focus()
 
                 await pilot.press("o")
                 await _until(pilot, lambda: isinstance(app.screen, OverrideScreen))
