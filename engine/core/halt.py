@@ -364,9 +364,11 @@ class Halting:
         )
         if plan.held > 0:
             self._say_stop_held(symbol, plan.held, sent=True)
-        # other working orders in the symbol would block the exit (duplicate / wash trade)
+        # other working orders in the symbol would block the exit (duplicate / wash
+        # trade), and an exit-side one (a signal's reducing limit the market left
+        # behind) holds shares the exit cannot sell: all but stop exits are cancelled
         for o in e.book.open_orders(symbol):
-            if not o.reduce_only and o.venue_order_id and not o.status.is_local:
+            if o.reason != "stop_loss" and o.venue_order_id and not o.status.is_local:
                 e.spawn(e.submits.cancel_one(o.client_order_id, "stop loss"), "cancel-for-stop")
         [cid] = self._create([exit_], SEQ_STOP + e.intents.next_aux_seq())
         e.submits.flush()

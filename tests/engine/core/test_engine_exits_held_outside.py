@@ -18,7 +18,8 @@ from alpaca.trading.requests import LimitOrderRequest
 from engine import events as ev
 from engine.commands import Flatten
 from engine.model import Side
-from tests.engine.core.enginekit import KEY, SECRET, venue_positions
+from tests.engine.core.enginekit import KEY, SECRET, venue_orders, venue_positions
+from tests.engine.core.test_engine_reversal import resting_exit
 from tests.support import wait_for
 
 SYM = "AAPL"
@@ -105,3 +106,18 @@ def test_flatten_leaves_the_venue_flat_around_an_external_sell_whose_cancel_is_s
     )
     assert not refusals(rig), f"the engine sent a closing order the venue could not fill: {refusals(rig)}"
     assert held > outside > 0
+
+
+def test_a_stop_cancels_the_engines_own_resting_reducing_sell_and_closes_the_whole_position(make_rig):
+    """The engine's own reducing sell, left behind by the market, holds shares too (and
+    the duplicate check denies a second sell while it works): the stop cancels it and,
+    once the venue confirms, closes everything."""
+    rig = make_rig({"risk_management": {"stop_loss_pct": 0.05}, "monitoring": {"stop_check_interval": 0.25}})
+    rig.bar({SYM: 0.9})
+    wait_for(lambda: venue_positions(rig.trading).get(SYM, Decimal(0)) > 1, what="a long position")
+    resting = resting_exit(rig, 0.3, "sell")  # the price moved 3 % away from it
+    rig.venue.shock([SYM], -6.0)  # through the stop at -5 %
+    wait_for(lambda: not venue_positions(rig.trading), timeout=30, what="the stop to close the whole position")
+    statuses = {o["client_order_id"]: o["status"] for o in venue_orders(rig.trading)}
+    assert statuses[resting] == "canceled", statuses
+    assert not refusals(rig), refusals(rig)
