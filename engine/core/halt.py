@@ -346,6 +346,8 @@ class Halting:
         )
         if plan is None:
             return
+        if not plan.held:
+            self.stop_held_said.pop(symbol, None)  # said again if shares are held again
         exit_ = plan.order
         if exit_ is None:
             if plan.held > 0:
