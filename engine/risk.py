@@ -569,6 +569,35 @@ def stop_triggered(pf: Portfolio, symbol: str, now: datetime | None = None, max_
     return choice.price <= b.stop_price if b.qty > ZERO else choice.price >= b.stop_price
 
 
+def stop_loss_plan(
+    pf: Portfolio,
+    symbol: str,
+    *,
+    assets: Mapping[str, Any] | Any | None = None,
+    limits: RiskLimits | None = None,
+    now: datetime | None = None,
+    market_open: bool = True,
+    held_outside: Mapping[str, tuple[Decimal, Decimal]] | None = None,
+) -> ExitPlan | None:
+    """None while the stop of `symbol` is not crossed; else the exit plan: a
+    reduce-only order for the whole position not covered by working exit-side orders
+    and not held by external open orders on the exit side (held_outside; the venue
+    refuses an order for those shares, and the engine leaves external orders alone:
+    the plan's `held` says how much they hold)."""
+    if not stop_triggered(pf, symbol, now):
+        return None
+    return plan_exit(
+        pf,
+        symbol,
+        OrderPurpose.STOP_LOSS,
+        assets=assets,
+        limits=limits,
+        now=now,
+        market_open=market_open,
+        held_outside=held_outside,
+    )
+
+
 def stop_loss_exit(
     pf: Portfolio,
     symbol: str,
@@ -577,17 +606,18 @@ def stop_loss_exit(
     limits: RiskLimits | None = None,
     now: datetime | None = None,
     market_open: bool = True,
+    held_outside: Mapping[str, tuple[Decimal, Decimal]] | None = None,
 ) -> ProposedOrder | None:
     """Evaluate the stop of `symbol` (on every quote and on the stop timer): a
     reduce-only exit for the whole position when the stop is crossed, else None. None
-    too when working orders on the exit side already cover the position. Before
-    sending it the engine cancels any other working order in the symbol (the
-    duplicate and wash-trade checks deny the exit until those cancels are confirmed)."""
-    if not stop_triggered(pf, symbol, now):
-        return None
-    return plan_exit(
-        pf, symbol, OrderPurpose.STOP_LOSS, assets=assets, limits=limits, now=now, market_open=market_open
-    ).order
+    too when working orders on the exit side already cover the position (or external
+    ones hold the rest, stop_loss_plan). Before sending it the engine cancels any other
+    working order of its own in the symbol (the duplicate and wash-trade checks deny
+    the exit until those cancels are confirmed)."""
+    plan = stop_loss_plan(
+        pf, symbol, assets=assets, limits=limits, now=now, market_open=market_open, held_outside=held_outside
+    )
+    return plan.order if plan is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -596,6 +626,9 @@ class FlattenPlan:
 
     orders: list[ProposedOrder]
     left_open: dict[str, str]  # symbol -> why no (full) closing order could be made
+    #: symbol -> the quantity external open orders on the exit side hold at the venue
+    #: (no order for it now; the flatten's cancel-all took them: the next round sends it)
+    held: dict[str, Decimal] = field(default_factory=dict)
 
 
 def flatten_plan(
@@ -606,14 +639,18 @@ def flatten_plan(
     limits: RiskLimits | None = None,
     now: datetime | None = None,
     market_open: bool = True,
+    held_outside: Mapping[str, tuple[Decimal, Decimal]] | None = None,
 ) -> FlattenPlan:
     """Operator-confirmed flatten: one reduce-only exit per open position (or per
     symbol given), each for the whole position not already covered by working exit
-    orders, marked operator_confirmed so HALTED lets it through."""
+    orders, marked operator_confirmed so HALTED lets it through. Shares that external
+    open orders on the exit side hold (held_outside) get no order now: the venue would
+    refuse it; `held` names them, for a later round once those orders are gone."""
     table = asset_table(assets)
     names = sorted(pf.positions) if symbols is None else symbols
     orders: list[ProposedOrder] = []
     left: dict[str, str] = {}
+    held: dict[str, Decimal] = {}
     for sym in names:
         plan: ExitPlan = plan_exit(
             pf,
@@ -624,12 +661,15 @@ def flatten_plan(
             operator_confirmed=True,
             now=now,
             market_open=market_open,
+            held_outside=held_outside,
         )
         if plan.order is not None:
             orders.append(plan.order)
         if plan.why_open:
             left[sym] = plan.why_open
-    return FlattenPlan(orders, left)
+        if plan.held > ZERO:
+            held[sym] = plan.held
+    return FlattenPlan(orders, left, held)
 
 
 def flatten_orders(

@@ -398,6 +398,10 @@ class ExitPlan:
 
     order: ProposedOrder | None
     why_open: str = ""
+    #: the part of the position that open orders at the venue the engine did not
+    #: create hold on the exit side (held_outside): the venue refuses to close it
+    #: while they are open, so no order is made for it
+    held: Decimal = ZERO
 
 
 def plan_exit(
@@ -410,11 +414,18 @@ def plan_exit(
     operator_confirmed: bool = False,
     now: datetime | None = None,
     market_open: bool = True,
+    held_outside: Mapping[str, tuple[Decimal, Decimal]] | None = None,
 ) -> ExitPlan:
     """A reduce-only order for the whole position in `symbol` not already covered by
     working exit-side orders (a stop-loss exit or a flatten). Exits are not capped by
     the per-order limits meant for new exposure (max_order_qty, max_order_notional):
     a reduce-only order can never be larger than the position it closes.
+
+    held_outside (as for size_batch: by symbol, the (buy, sell) quantity open in
+    orders at the venue the engine did not create): the venue holds the position's
+    shares for those on the exit side too and refuses an order for them
+    ("insufficient qty available"), so the order is for the rest; the plan's `held`
+    says how much they hold (closable once they are gone).
 
     Its price (docs/risk.md, "Exits"): with a usable quote no older than max_quote_age,
     a marketable limit from it (or a market order when default_order_type = "market"
@@ -426,15 +437,19 @@ def plan_exit(
         return ExitPlan(None)
     side = Side.SELL if b.qty > ZERO else Side.BUY
     covered = b.sell_open if side is Side.SELL else b.buy_open
-    qty = abs(b.qty) - covered
+    out_buy, out_sell = (held_outside or {}).get(symbol, _NONE_HELD)
+    held = min(out_sell if side is Side.SELL else out_buy, max(abs(b.qty) - covered, ZERO))
+    qty = abs(b.qty) - covered - held
     if qty <= ZERO:
-        return ExitPlan(None)
+        return ExitPlan(None, held=held)
     table = assets if isinstance(assets, dict) else asset_table(assets)
     asset = table.get(symbol)
     if qty != qty.to_integral_value() and not can_fraction(asset, lim):
         qty = quantize_qty(qty, False)  # Alpaca takes no fraction here: whole shares
     if qty <= ZERO:
-        return ExitPlan(None, f"{abs(b.qty)} {symbol} is a fraction of a share, and fractional orders are off")
+        return ExitPlan(
+            None, f"{abs(b.qty)} {symbol} is a fraction of a share, and fractional orders are off", held=held
+        )
     max_age = timedelta(seconds=lim.max_quote_age)
     choice = b.price()
     limit: Decimal | None
@@ -452,6 +467,7 @@ def plan_exit(
         return ExitPlan(
             None,
             f"no price for {symbol} (no usable quote, trade or bar close) to set a limit outside regular hours",
+            held=held,
         )
     decision = choice.price if choice is not None else b.avg_entry
     bid = b.bid if b.quote_ok and b.bid is not None else decision
@@ -469,9 +485,9 @@ def plan_exit(
         target_qty=ZERO,
         change_value=qty * valuation_price(side, decision, limit, bid, ask),
     )
-    rest = abs(b.qty) - covered - qty
+    rest = abs(b.qty) - covered - held - qty
     why = f"{rest} {symbol} is a fraction of a share, and fractional orders are off" if rest > ZERO else ""
-    return ExitPlan(order, why)
+    return ExitPlan(order, why, held)
 
 
 def exit_order(
@@ -484,9 +500,11 @@ def exit_order(
     operator_confirmed: bool = False,
     now: datetime | None = None,
     market_open: bool = True,
+    held_outside: Mapping[str, tuple[Decimal, Decimal]] | None = None,
 ) -> ProposedOrder | None:
     """plan_exit's order: None when flat, when working orders on the exit side already
-    cover the position, or when no order can be priced (plan_exit says why)."""
+    cover the position (or external ones hold the rest), or when no order can be
+    priced (plan_exit says why)."""
     return plan_exit(
         portfolio,
         symbol,
@@ -496,4 +514,5 @@ def exit_order(
         operator_confirmed=operator_confirmed,
         now=now,
         market_open=market_open,
+        held_outside=held_outside,
     ).order

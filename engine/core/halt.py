@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from engine import events as ev
@@ -23,7 +24,7 @@ from engine.core import messages as msg
 from engine.core.common import CANCEL_ALL_RETRY, KILL_POLL, MINUTE, SEQ_FLATTEN, SEQ_STOP, q, replace
 from engine.model import Order, OrderStatus, Side, TradingState
 from engine.orders import make_client_order_id
-from engine.risk import Trip, TripCause, flatten_plan, stop_loss_exit
+from engine.risk import Trip, TripCause, flatten_plan, stop_loss_plan, stop_triggered
 from engine.sizing import ProposedOrder
 from engine.snapshot import KillSwitchStatus
 
@@ -57,6 +58,7 @@ class Halting:
         self.flatten_campaign = 0  # numbers the operator's flattens; a new one supersedes
         self.exit_behind_since: dict[str, float] = {}  # stop exit cid -> monotonic time the market left it
         self.halts = 0  # kill switches pulled: a submit released before the last one is not sent
+        self.stop_held_said: dict[str, Decimal] = {}  # symbol -> shares external orders hold, said for its stop
 
     # ------------------------------------------------------------------ trips
 
@@ -328,10 +330,28 @@ class Halting:
         market_open = e.clock.market_open()
         if not market_open:
             return  # stops act in the regular session (docs/risk.md); the timer fires them at the open
-        exit_ = stop_loss_exit(
-            e.portfolio, symbol, assets=e.asset_flags, limits=e.limits, now=e.clock.now(), market_open=market_open
+        pf, now = e.portfolio, e.clock.now()
+        # external open orders on the exit side hold shares the venue will not let an
+        # exit sell (they are left alone, rule 6): the exit is for the rest. Looked up
+        # only for a crossed stop, so a quote costs nothing more.
+        held_outside = e.held_outside() if e.external and stop_triggered(pf, symbol, now) else None
+        plan = stop_loss_plan(
+            pf,
+            symbol,
+            assets=e.asset_flags,
+            limits=e.limits,
+            now=now,
+            market_open=market_open,
+            held_outside=held_outside,
         )
+        if plan is None:
+            return
+        if not plan.held:
+            self.stop_held_said.pop(symbol, None)  # said again if shares are held again
+        exit_ = plan.order
         if exit_ is None:
+            if plan.held > 0:
+                self._say_stop_held(symbol, plan.held, sent=False)
             return
         if any(o.reduce_only and o.reason == "stop_loss" for o in e.book.open_orders(symbol)):
             return
@@ -344,9 +364,13 @@ class Halting:
             symbol,
             f"STOP crossed in {symbol}: reduce-only exit {exit_.side.value} {q(exit_.qty)} ({how})",
         )
-        # other working orders in the symbol would block the exit (duplicate / wash trade)
+        if plan.held > 0:
+            self._say_stop_held(symbol, plan.held, sent=True)
+        # other working orders in the symbol would block the exit (duplicate / wash
+        # trade), and an exit-side one (a signal's reducing limit the market left
+        # behind) holds shares the exit cannot sell: all but stop exits are cancelled
         for o in e.book.open_orders(symbol):
-            if not o.reduce_only and o.venue_order_id and not o.status.is_local:
+            if o.reason != "stop_loss" and o.venue_order_id and not o.status.is_local:
                 e.spawn(e.submits.cancel_one(o.client_order_id, "stop loss"), "cancel-for-stop")
         [cid] = self._create([exit_], SEQ_STOP + e.intents.next_aux_seq())
         e.submits.flush()
@@ -355,6 +379,23 @@ class Halting:
             self.stop_denied_at[symbol] = time.monotonic()
         else:
             self.stop_denied_at.pop(symbol, None)
+
+    def _say_stop_held(self, symbol: str, held: Decimal, *, sent: bool) -> None:
+        """Once per symbol and quantity: the stop exit leaves shares that external open
+        orders hold at the venue (it cannot close them, and does not cancel them)."""
+        if self.stop_held_said.get(symbol) == held:
+            return
+        self.stop_held_said[symbol] = held
+        b = self.e.portfolio.books[symbol]
+        side = "sell" if b.qty > 0 else "buy"
+        what = "the exit closes the rest" if sent else "no exit can be sent for them"
+        self.e.note(
+            "error",
+            symbol,
+            f"STOP in {symbol}: {q(held)} of the position held by open {side} order(s) at the venue "
+            f"the engine did not create (left alone; the venue refuses to close them while they are open): "
+            f"{what}; reduced as far as the venue allows",
+        )
 
     def _create(self, proposals: list[ProposedOrder], base_seq: int) -> list[str]:
         """Create (check, journal, release) exit intents; their client_order_ids."""
@@ -430,7 +471,12 @@ class Halting:
             e.note("kill", None, f"FLATTEN ({cause}): the venue reports flat")
             return
         plan = flatten_plan(
-            pf, assets=e.asset_flags, limits=e.limits, now=e.clock.now(), market_open=e.clock.market_open()
+            pf,
+            assets=e.asset_flags,
+            limits=e.limits,
+            now=e.clock.now(),
+            market_open=e.clock.market_open(),
+            held_outside=e.held_outside(),
         )
         left = dict(plan.left_open)
         e.recorder.journal(
@@ -453,25 +499,37 @@ class Halting:
         text = f"flatten: {sent} closing order(s) sent for {npos} position(s)"
         if left:
             text += "; left open: " + "; ".join(f"{s} ({why})" for s, why in sorted(left.items()))
+        if plan.held:
+            text += "; sent once their cancels are confirmed: " + "; ".join(
+                f"{s} {q(n)} (held by open orders at the venue the engine did not create)"
+                for s, n in sorted(plan.held.items())
+            )
         if round_ == 1:
             e.note("error" if left else "kill", None, f"FLATTEN ({cause}): {text}")
             _answer(
                 item.future,
                 CommandResult(not left, text + "; following up until the venue reports flat", sent),
             )
-        elif sent or left:
+        elif sent or left or plan.held:
             e.note("error" if left else "kill", None, f"FLATTEN ({cause}) round {round_}: {text}")
         working = self._flatten_working()
-        if round_ > 1 and not sent:
+        if round_ > 1 and not sent and not plan.held:
             # nothing more a new order can do: say what stays open, and why
             self._flatten_done(cause, round_, left, working)
             return
         if round_ >= FLATTEN_ROUNDS:
-            self._flatten_done(cause, round_, left, working)
+            self._flatten_done(cause, round_, left, working, plan.held)
             return
         e.spawn(self._follow_flatten(cause, item.campaign, round_ + 1), "flatten-follow")
 
-    def _flatten_done(self, cause: str, round_: int, left: dict[str, str], working: list[Order]) -> None:
+    def _flatten_done(
+        self,
+        cause: str,
+        round_: int,
+        left: dict[str, str],
+        working: list[Order],
+        held: dict[str, Decimal] | None = None,
+    ) -> None:
         e = self.e
         pf = e.portfolio
         if not pf.positions:
@@ -485,6 +543,11 @@ class Halting:
         for sym, pos in sorted(pf.positions.items()):
             if sym in left:
                 why[sym] = f"{q(pos.qty)} ({left[sym]})"
+            elif held and sym in held:
+                why[sym] = (
+                    f"{q(pos.qty)} ({q(held[sym])} held by open orders at the venue the engine did not create: "
+                    f"their cancel is not confirmed)"
+                )
             elif sym in resting:
                 market = "market closed: an extended-hours limit" if not e.clock.market_open() else "a limit"
                 why[sym] = f"{q(pos.qty)} (a closing order is working at the venue: {market} not filled yet)"
@@ -502,11 +565,36 @@ class Halting:
             f"FLATTEN ({cause}): still open at the venue: {detail}",
         )
 
+    def _held_by_others(self) -> bool:
+        """Whether open orders other than the flatten's closing orders still hold shares
+        of a position on its exit side: external ones, or the engine's own whose cancel
+        (the flatten's cancel-all) is not confirmed yet. Their shares can be closed only
+        once they are gone."""
+        e = self.e
+        books = e.portfolio.books
+
+        def exit_side(symbol: str) -> Side | None:
+            b = books.get(symbol)
+            if b is None or not b.qty:
+                return None
+            return Side.SELL if b.qty > 0 else Side.BUY
+
+        for sym, (buy, sell) in e.held_outside().items():
+            side = exit_side(sym)
+            if side is not None and (sell if side is Side.SELL else buy) > 0:
+                return True
+        return any(
+            o.reason != "flatten" and o.side is exit_side(o.symbol) for o in e.open_orders() if o.remaining_qty > 0
+        )
+
     async def _wait_flatten_orders(self, campaign: int) -> None:
-        """Until no closing order of the flatten is working, for FLATTEN_ROUND_WAIT at most."""
+        """Until no closing order of the flatten is working and no other open order
+        holds a position's shares, for FLATTEN_ROUND_WAIT at most."""
         deadline = time.monotonic() + FLATTEN_ROUND_WAIT
         for delay in FLATTEN_POLL.delays():
-            if not self._flatten_working() or time.monotonic() >= deadline or campaign != self.flatten_campaign:
+            if campaign != self.flatten_campaign or time.monotonic() >= deadline:
+                return
+            if not self._flatten_working() and not self._held_by_others():
                 return
             await asyncio.sleep(delay)
 
