@@ -82,6 +82,14 @@ def test_duplicate_and_reordered_stream_events_count_each_fill_once(make_rig):
     )
     rig.faults(stream_duplicate=0.5, stream_reorder=0.5)
     rig.bar({"T": 0.9, "INTC": 0.8, "PFE": -0.9, "KO": 0.7, "XOM": -0.6, "JPM": 0.5})
+
+    def bar_at_venue() -> bool:
+        sent = {e.client_order_id for e in rig.journal_events() if isinstance(e, ev.SubmitSent)}
+        return bool(sent) and sent <= set(venue_by_cid(rig))
+
+    # the venue's clock moves the fills: only once every order is there (a loaded
+    # machine can still have submits on the wire), or some would miss the partials
+    wait_for(bar_at_venue, what="the first bar's orders at the venue")
     rig.venue.advance(0.5)
     # the next bar cancels what is still working: cancel events join the shuffle
     rig.venue.advance(1)
