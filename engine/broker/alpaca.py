@@ -24,8 +24,12 @@ For the Engine:
   be sent again, and the engine decides when.
 - ConnectivityChanged(channel, UP, reconnected=True) means the channel came back
   after being down: the trade stream does not replay, so reconcile then.
-  RequestFailed(op, detail, ok) comes for every REST call; ok=False for timeouts,
-  lost connections, 5xx, 429, unreadable answers and refused orders.
+  RequestFailed(op, detail, ok, count) comes for every REST call; ok=False for
+  timeouts, lost connections, 5xx, 429, unreadable answers and refused orders.
+  Successes are counted, not sent one by one: those noted in one turn of the loop
+  go out as one RequestFailed(op, ok=True, count=n) per operation at the turn's
+  end (call_soon), and always before a failure noted after them (the error
+  window sees the outcomes in order).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from requests.adapters import HTTPAdapter
 
 from engine.broker import streams
 from engine.broker.base import (
+    MARKET_DATA_OPERATIONS,
     BrokerEvent,
     BrokerUnavailable,
     CancelAllOutcome,
@@ -260,6 +265,9 @@ class AlpacaBroker:
         self._rest_status = "new"
         self._rest_failures = 0
         self._health_lock = threading.Lock()
+        self._ok_lock = threading.Lock()
+        self._ok_pending: dict[str, int] = {}  # operation -> successes not yet emitted
+        self._ok_scheduled = False  # a flush of _ok_pending is on the loop (call_soon)
         self._trade_stream: streams.TradeStreamRunner | None = None
         self._data_stream: streams.DataStreamRunner | None = None
         self._started = False
@@ -347,13 +355,40 @@ class AlpacaBroker:
                 self.limiter.release()
             raise
 
+    def _flush_ok(self) -> None:
+        """Emit the successes counted since the last flush: one RequestFailed per operation."""
+        with self._ok_lock:
+            pending, self._ok_pending = self._ok_pending, {}
+            self._ok_scheduled = False
+        for operation, n in pending.items():
+            self._emit(RequestFailed(operation, "", ok=True, count=n))
+
+    def _count_ok(self, operation: str) -> None:
+        """A success, emitted with the others of this turn of the loop (one message,
+        not one per order); at once when not called on a running loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._emit(RequestFailed(operation, "", ok=True))
+            return
+        with self._ok_lock:
+            self._ok_pending[operation] = self._ok_pending.get(operation, 0) + 1
+            if self._ok_scheduled:
+                return
+            self._ok_scheduled = True
+        loop.call_soon(self._flush_ok)
+
     def _note(self, operation: str, failure: Failure | None) -> None:
-        """Report one REST call: RequestFailed (ok or not) and REST health changes.
-        REST health is the trading API's: a market-data request's failure is market
-        data's own (its event and fallback), never a venue outage."""
-        outcome = RequestFailed(operation, "" if failure is None else failure.detail, ok=failure is None)
-        self._emit(outcome)
-        if outcome.market_data:
+        """Report one REST call: RequestFailed (ok or not; successes counted, see the
+        module's docstring) and REST health changes. REST health is the trading
+        API's: a market-data request's failure is market data's own (its event and
+        fallback), never a venue outage."""
+        if failure is None:
+            self._count_ok(operation)
+        else:
+            self._flush_ok()  # the successes before it first: the window keeps the order
+            self._emit(RequestFailed(operation, failure.detail, ok=False))
+        if operation.split(".", 1)[0] in MARKET_DATA_OPERATIONS:
             return
         unanswered = failure is not None and failure.unanswered
         event = None
@@ -465,6 +500,7 @@ class AlpacaBroker:
         return True
 
     async def stop(self) -> None:
+        self._flush_ok()
         runners = [r for r in (self._trade_stream, self._data_stream) if r is not None]
         if runners:
             await asyncio.gather(*(asyncio.to_thread(r.stop) for r in runners))
