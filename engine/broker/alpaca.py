@@ -176,6 +176,39 @@ class _Permit(threading.local):
     priority: int = Priority.QUERY
 
 
+class _Completions:
+    """Answers of the worker threads handed to the loop in batches: a worker appends
+    its call's outcome and wakes the loop only when no wake-up is pending, so a
+    burst of 53 answers costs a few self-pipe writes and loop wake-ups, not one per
+    order (what asyncio.wrap_future does)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._done: list[tuple[asyncio.Future, BaseException | None, Any]] = []
+
+    def put(self, fut: asyncio.Future, exc: BaseException | None, result: Any) -> None:
+        with self._lock:
+            self._done.append((fut, exc, result))
+            if len(self._done) > 1:
+                return  # a drain is already on its way
+        try:
+            self.loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:
+            pass  # the loop closed: nobody waits for the answer any more
+
+    def _drain(self) -> None:
+        with self._lock:
+            done, self._done = self._done, []
+        for fut, exc, result in done:
+            if fut.done():
+                continue  # the caller gave up (timeout, cancelled)
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(result)
+
+
 class _VenueAdapter(HTTPAdapter):
     """Every request gets a timeout, and every HTTP request beyond the first of a
     call (pagination inside alpaca-py) waits for its own rate-limit permit."""
@@ -272,6 +305,7 @@ class AlpacaBroker:
         self._data_stream: streams.DataStreamRunner | None = None
         self._started = False
         self._request_observers: list[Callable[[str], None]] = []
+        self._completions: _Completions | None = None  # workers' answers to the loop (batched)
 
     def observe_requests(self, fn: Callable[[str], None]) -> None:
         """fn(name) is called in the broker's worker right before each alpaca-py call
@@ -316,6 +350,29 @@ class AlpacaBroker:
     def _on_rate_change(self, limited: bool, remaining: int | None, reset_at: float | None) -> None:
         self._emit(RateLimitChanged(limited=limited, remaining=remaining, reset_at=reset_at))
 
+    def _run_for(
+        self,
+        completions: _Completions,
+        fut: asyncio.Future,
+        priority: int,
+        fn: Callable[..., Any],
+        args: tuple,
+        withhold: Callable[[], bool] | None,
+    ) -> None:
+        """In a worker: run the call and hand its outcome to the loop (batched)."""
+        try:
+            result = self._in_worker(priority, fn, args, withhold)
+        except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the caller
+            completions.put(fut, exc, None)
+        else:
+            completions.put(fut, None, result)
+
+    def _completions_for(self, loop: asyncio.AbstractEventLoop) -> _Completions:
+        c = self._completions
+        if c is None or c.loop is not loop:
+            c = self._completions = _Completions(loop)
+        return c
+
     def _in_worker(
         self, priority: int, fn: Callable[..., Any], args: tuple, withhold: Callable[[], bool] | None = None
     ) -> Any:
@@ -338,14 +395,16 @@ class AlpacaBroker:
         A call cancelled (or timed out) before its worker picked it up is never sent;
         one already running finishes in its thread and its answer is dropped."""
         await self.limiter.acquire(priority, host)
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         try:
-            cf = self._pool.submit(self._in_worker, priority, fn, args, withhold)
+            cf = self._pool.submit(self._run_for, self._completions_for(loop), fut, priority, fn, args, withhold)
         except RuntimeError:  # pool shut down
             self.limiter.release()
             raise BrokerUnavailable("broker stopped") from None
         try:
             async with asyncio.timeout(self.call_timeout):
-                return await asyncio.wrap_future(cf)
+                return await fut
         except TimeoutError:
             if cf.cancel():  # never started: its slot is ours to give back
                 self.limiter.release()
