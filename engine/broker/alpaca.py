@@ -176,6 +176,12 @@ class _Permit(threading.local):
     priority: int = Priority.QUERY
 
 
+def _expire(fut: asyncio.Future) -> None:
+    """A call's time is up: its caller stops waiting (a late answer is dropped)."""
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
 class _Completions:
     """Answers of the worker threads handed to the loop in batches: a worker appends
     its call's outcome and wakes the loop only when no wake-up is pending, so a
@@ -402,9 +408,9 @@ class AlpacaBroker:
         except RuntimeError:  # pool shut down
             self.limiter.release()
             raise BrokerUnavailable("broker stopped") from None
+        timer = loop.call_later(self.call_timeout, _expire, fut)  # lighter than asyncio.timeout per call
         try:
-            async with asyncio.timeout(self.call_timeout):
-                return await fut
+            return await fut
         except TimeoutError:
             if cf.cancel():  # never started: its slot is ours to give back
                 self.limiter.release()
@@ -413,6 +419,8 @@ class AlpacaBroker:
             if cf.cancel():
                 self.limiter.release()
             raise
+        finally:
+            timer.cancel()
 
     def _flush_ok(self) -> None:
         """Emit the successes counted since the last flush: one RequestFailed per operation."""

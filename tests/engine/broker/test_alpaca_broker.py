@@ -612,3 +612,20 @@ def test_stream_reconnects_are_paced_by_the_engine_backoff():
         reconnect=Backoff(0.1, 3.0, 1.0),
     )
     assert [fixed.stream._reconnect_delay(r) for r in (1, 2, 3, 4)] == pytest.approx([0.1, 0.3, 0.9, 1.0])
+
+
+async def test_a_call_without_an_answer_in_time_times_out_and_its_late_answer_is_dropped(broker):
+    import time as _time
+
+    import requests
+
+    from engine.broker.alpaca import TRADING
+    from engine.broker.ratelimit import Priority
+
+    broker.call_timeout = 0.2
+    t0 = _time.monotonic()
+    with pytest.raises(requests.Timeout, match="no answer within"):
+        await broker._call(Priority.QUERY, TRADING, _time.sleep, 0.6)  # noqa: SLF001
+    assert _time.monotonic() - t0 < 0.5, "the caller stopped waiting at call_timeout"
+    await asyncio.sleep(0.6)  # the worker finishes; its answer goes nowhere
+    assert await broker._call(Priority.QUERY, TRADING, lambda: 42) == 42, "the worker and its slot came back"  # noqa: SLF001
