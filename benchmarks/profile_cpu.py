@@ -9,7 +9,7 @@ of this process's threads (engine loop, alpaca-py workers, trade stream, ...).
 
 `--profile` also runs cProfile in every thread of the process (threading.setprofile
 plus the threads already running) and prints the top functions by own time and by
-cumulative time: what the breakdown in docs/benchmarks.md comes from. The profiler
+cumulative time: what the breakdown in docs/architecture.md (issue 15 §3) comes from. The profiler
 itself costs CPU; the per-order figure is the one of the run without it.
 
 `--against DIR` measures before/after side by side in one run: DIR holds another
