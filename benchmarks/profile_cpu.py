@@ -9,7 +9,7 @@ of this process's threads (engine loop, alpaca-py workers, trade stream, ...).
 
 `--profile` also runs cProfile in every thread of the process (threading.setprofile
 plus the threads already running) and prints the top functions by own time and by
-cumulative time: what the breakdown in docs/benchmarks.md comes from. The profiler
+cumulative time: what the breakdown in docs/architecture.md (issue 15 §3) comes from. The profiler
 itself costs CPU; the per-order figure is the one of the run without it.
 
 `--against DIR` measures before/after side by side in one run: DIR holds another
@@ -34,25 +34,19 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_engine import (
-    CREDS,
-    START_AT,
+from benchmarks.bench_latency import set_faults
+from benchmarks.pipeline_run import (
     BatchProbe,
-    QuietSource,
-    _install,
-    _section,
-    _uninstall,
     bench_settings,
-    engine_batch,
     on_loop,
+    own_process_session,
+    run_batch,
     start_venue_process,
     thread_cpu,
 )
-from benchmarks.bench_latency import set_faults
 
 WARMUP = 4
 
@@ -143,30 +137,16 @@ class Sampler:
 
 
 def run(batches: int, latency: int, profile: bool, sample: bool = False) -> dict[str, Any]:
-    from engine.session import Session
-
     settings = bench_settings(order_reconciliation_interval=3600)
     venue = start_venue_process()
     session = None
     try:
-        settings = _section(settings, "broker", kind="alpaca", trading_url=venue.url, data_url=venue.url)
-        settings = _section(settings, "risk_management", max_quote_age=100_000)
         with tempfile.TemporaryDirectory(prefix="execdesk-profile-cpu-") as tmp:
-            session = Session.from_settings(
-                settings,
-                journal_path=Path(tmp) / "cpu.sqlite",
-                auto_approve=True,
-                signal_source=QuietSource(),
-                credentials=CREDS,
-                new_session=True,
-            ).start()
+            session = own_process_session(settings, venue.url, Path(tmp) / "cpu.sqlite")
             eng = session.engine
-            if not eng.trading_ready:
-                raise RuntimeError(f"engine not ready to trade: {eng.not_ready_reason}")
             set_faults(venue.url, latency_ms=latency, scope="trading")
             probe = BatchProbe(eng)
-            on_loop(session, _install(probe))
-            symbols = list(eng.symbols)
+            on_loop(session, probe.attach())
             cpu: list[float] = []
             n_total = 0
             prof = AllThreads() if profile else None
@@ -180,13 +160,7 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False) -> dict
                     if sample:
                         sampler = Sampler(session._thread.ident)  # noqa: SLF001
                         sampler.start()
-                signal = 0.5 if k % 2 == 0 else 0.0
-                c0 = time.process_time()
-                res = on_loop(
-                    session,
-                    engine_batch(eng, probe, START_AT + timedelta(seconds=k + 1), dict.fromkeys(symbols, signal)),
-                )
-                c = time.process_time() - c0
+                res, c = run_batch(session, probe, k)
                 if k >= WARMUP:
                     cpu.append(c * 1000 / max(res["n"], 1))
                     n_total += res["n"]
@@ -195,7 +169,7 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False) -> dict
                 sampler.stop()
             if prof is not None:
                 threading.setprofile(None)  # type: ignore[arg-type]
-            on_loop(session, _uninstall(probe))
+            on_loop(session, probe.detach())
             per_thread = {
                 name: (threads1[name] - threads0.get(name, 0.0)) * 1000 / max(n_total, 1)
                 for name in threads1

@@ -528,10 +528,23 @@ class TradingStateRules:
             f"venue unreachable for {down_for:.0f}s > venue_outage_trip {self.venue_outage_trip:g}s",
         )
 
-    def record_request(self, ok: bool, current: TradingState) -> Trip | None:
-        """Call after every venue request with whether it succeeded. Trips once the
-        last error_window requests are known and more than max_error_rate failed."""
-        self.requests.append(ok)
+    def record_request(self, ok: bool, current: TradingState, count: int = 1) -> Trip | None:
+        """Call after every venue request with whether it succeeded (`count` requests
+        in a row with that outcome: as if called `count` times, the first trip is
+        returned). Trips once the last error_window requests are known and more than
+        max_error_rate failed."""
+        requests, window = self.requests, self.error_window
+        trip = None
+        for _ in range(count):
+            full = len(requests) == window
+            requests.append(ok)
+            if ok and full:
+                continue  # a success in a full window never raises the failure rate
+            if trip is None:
+                trip = self._error_rate(current)
+        return trip
+
+    def _error_rate(self, current: TradingState) -> Trip | None:
         n = len(self.requests)
         if n < self.error_window:
             return None

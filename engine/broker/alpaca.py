@@ -24,8 +24,12 @@ For the Engine:
   be sent again, and the engine decides when.
 - ConnectivityChanged(channel, UP, reconnected=True) means the channel came back
   after being down: the trade stream does not replay, so reconcile then.
-  RequestFailed(op, detail, ok) comes for every REST call; ok=False for timeouts,
-  lost connections, 5xx, 429, unreadable answers and refused orders.
+  RequestFailed(op, detail, ok, count) comes for every REST call; ok=False for
+  timeouts, lost connections, 5xx, 429, unreadable answers and refused orders.
+  Successes are counted, not sent one by one: those noted in one turn of the loop
+  go out as one RequestFailed(op, ok=True, count=n) per operation at the turn's
+  end (call_soon), and always before a failure noted after them (the error
+  window sees the outcomes in order).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from requests.adapters import HTTPAdapter
 
 from engine.broker import streams
 from engine.broker.base import (
+    MARKET_DATA_OPERATIONS,
     BrokerEvent,
     BrokerUnavailable,
     CancelAllOutcome,
@@ -171,6 +176,45 @@ class _Permit(threading.local):
     priority: int = Priority.QUERY
 
 
+def _expire(fut: asyncio.Future) -> None:
+    """A call's time is up: its caller stops waiting (a late answer is dropped)."""
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
+class _Completions:
+    """Answers of the worker threads handed to the loop in batches: a worker appends
+    its call's outcome and wakes the loop only when no wake-up is pending, so a
+    burst of 53 answers costs a few self-pipe writes and loop wake-ups, not one per
+    order (what asyncio.wrap_future does)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._done: list[tuple[asyncio.Future, BaseException | None, Any]] = []
+
+    def put(self, fut: asyncio.Future, exc: BaseException | None, result: Any) -> None:
+        with self._lock:
+            self._done.append((fut, exc, result))
+            if len(self._done) > 1:
+                return  # a drain is already on its way
+        try:
+            self.loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:
+            pass  # the loop closed: nobody waits for the answer any more
+
+    def _drain(self) -> None:
+        with self._lock:
+            done, self._done = self._done, []
+        for fut, exc, result in done:
+            if fut.done():
+                continue  # the caller gave up (timeout, cancelled)
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(result)
+
+
 class _VenueAdapter(HTTPAdapter):
     """Every request gets a timeout, and every HTTP request beyond the first of a
     call (pagination inside alpaca-py) waits for its own rate-limit permit."""
@@ -260,10 +304,14 @@ class AlpacaBroker:
         self._rest_status = "new"
         self._rest_failures = 0
         self._health_lock = threading.Lock()
+        self._ok_lock = threading.Lock()
+        self._ok_pending: dict[str, int] = {}  # operation -> successes not yet emitted
+        self._ok_scheduled = False  # a flush of _ok_pending is on the loop (call_soon)
         self._trade_stream: streams.TradeStreamRunner | None = None
         self._data_stream: streams.DataStreamRunner | None = None
         self._started = False
         self._request_observers: list[Callable[[str], None]] = []
+        self._completions: _Completions | None = None  # workers' answers to the loop (batched)
 
     def observe_requests(self, fn: Callable[[str], None]) -> None:
         """fn(name) is called in the broker's worker right before each alpaca-py call
@@ -308,6 +356,29 @@ class AlpacaBroker:
     def _on_rate_change(self, limited: bool, remaining: int | None, reset_at: float | None) -> None:
         self._emit(RateLimitChanged(limited=limited, remaining=remaining, reset_at=reset_at))
 
+    def _run_for(
+        self,
+        completions: _Completions,
+        fut: asyncio.Future,
+        priority: int,
+        fn: Callable[..., Any],
+        args: tuple,
+        withhold: Callable[[], bool] | None,
+    ) -> None:
+        """In a worker: run the call and hand its outcome to the loop (batched)."""
+        try:
+            result = self._in_worker(priority, fn, args, withhold)
+        except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the caller
+            completions.put(fut, exc, None)
+        else:
+            completions.put(fut, None, result)
+
+    def _completions_for(self, loop: asyncio.AbstractEventLoop) -> _Completions:
+        c = self._completions
+        if c is None or c.loop is not loop:
+            c = self._completions = _Completions(loop)
+        return c
+
     def _in_worker(
         self, priority: int, fn: Callable[..., Any], args: tuple, withhold: Callable[[], bool] | None = None
     ) -> Any:
@@ -330,14 +401,16 @@ class AlpacaBroker:
         A call cancelled (or timed out) before its worker picked it up is never sent;
         one already running finishes in its thread and its answer is dropped."""
         await self.limiter.acquire(priority, host)
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         try:
-            cf = self._pool.submit(self._in_worker, priority, fn, args, withhold)
+            cf = self._pool.submit(self._run_for, self._completions_for(loop), fut, priority, fn, args, withhold)
         except RuntimeError:  # pool shut down
             self.limiter.release()
             raise BrokerUnavailable("broker stopped") from None
+        timer = loop.call_later(self.call_timeout, _expire, fut)  # lighter than asyncio.timeout per call
         try:
-            async with asyncio.timeout(self.call_timeout):
-                return await asyncio.wrap_future(cf)
+            return await fut
         except TimeoutError:
             if cf.cancel():  # never started: its slot is ours to give back
                 self.limiter.release()
@@ -346,14 +419,43 @@ class AlpacaBroker:
             if cf.cancel():
                 self.limiter.release()
             raise
+        finally:
+            timer.cancel()
+
+    def _flush_ok(self) -> None:
+        """Emit the successes counted since the last flush: one RequestFailed per operation."""
+        with self._ok_lock:
+            pending, self._ok_pending = self._ok_pending, {}
+            self._ok_scheduled = False
+        for operation, n in pending.items():
+            self._emit(RequestFailed(operation, "", ok=True, count=n))
+
+    def _count_ok(self, operation: str) -> None:
+        """A success, emitted with the others of this turn of the loop (one message,
+        not one per order); at once when not called on a running loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._emit(RequestFailed(operation, "", ok=True))
+            return
+        with self._ok_lock:
+            self._ok_pending[operation] = self._ok_pending.get(operation, 0) + 1
+            if self._ok_scheduled:
+                return
+            self._ok_scheduled = True
+        loop.call_soon(self._flush_ok)
 
     def _note(self, operation: str, failure: Failure | None) -> None:
-        """Report one REST call: RequestFailed (ok or not) and REST health changes.
-        REST health is the trading API's: a market-data request's failure is market
-        data's own (its event and fallback), never a venue outage."""
-        outcome = RequestFailed(operation, "" if failure is None else failure.detail, ok=failure is None)
-        self._emit(outcome)
-        if outcome.market_data:
+        """Report one REST call: RequestFailed (ok or not; successes counted, see the
+        module's docstring) and REST health changes. REST health is the trading
+        API's: a market-data request's failure is market data's own (its event and
+        fallback), never a venue outage."""
+        if failure is None:
+            self._count_ok(operation)
+        else:
+            self._flush_ok()  # the successes before it first: the window keeps the order
+            self._emit(RequestFailed(operation, failure.detail, ok=False))
+        if operation.split(".", 1)[0] in MARKET_DATA_OPERATIONS:
             return
         unanswered = failure is not None and failure.unanswered
         event = None
@@ -465,6 +567,7 @@ class AlpacaBroker:
         return True
 
     async def stop(self) -> None:
+        self._flush_ok()
         runners = [r for r in (self._trade_stream, self._data_stream) if r is not None]
         if runners:
             await asyncio.gather(*(asyncio.to_thread(r.stop) for r in runners))

@@ -255,11 +255,14 @@ MARKET_DATA_OPERATIONS = frozenset({"latest_quotes", "bars"})
 @dataclass(frozen=True, slots=True)
 class RequestFailed:
     """The outcome of one venue request (for the error-rate trip). `operation` is
-    the Broker method's name (".parse" appended for an unreadable answer)."""
+    the Broker method's name (".parse" appended for an unreadable answer). `count`:
+    how many requests of that operation in a row had this outcome (successes are
+    counted and sent together, failures one by one)."""
 
     operation: str
     detail: str
     ok: bool = False
+    count: int = 1
 
     @property
     def market_data(self) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -151,6 +152,7 @@ class Engine:
         self.seal_error = ""  # why it could not be, if it could not
         self._inbox: Inbox | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0  # threading.get_ident() of the thread running _loop
         self._tasks: set[asyncio.Task] = set()
         # the parts: each holds a reference to this engine and its own private state
         self.publisher = Publisher(self, log_sink)
@@ -235,9 +237,14 @@ class Engine:
         return self.publisher.snapshot
 
     def post(self, item: Any) -> None:
-        """Put an item on the inbox; safe from any thread (the broker's emit)."""
+        """Put an item on the inbox; safe from any thread (the broker's emit). On the
+        loop's own thread (the broker's REST outcomes, right after each call) it is put
+        at once: no wake-up of the loop, no self-pipe write per order."""
         loop, inbox = self._loop, self._inbox
         if loop is None or inbox is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            inbox.put(item)
             return
         try:
             loop.call_soon_threadsafe(inbox.put, item)
@@ -306,6 +313,7 @@ class Engine:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._inbox = Inbox(self.lane_of)
         self.sync.reconcile_lock = asyncio.Lock()
         await self.broker.start(self.post, self.symbols)

@@ -84,7 +84,7 @@ class Halting:
         the polls' many successes must not dilute the trading errors."""
         if item.market_data:
             return
-        self._maybe_trip(self.e.rules.record_request(item.ok, self.e.state))
+        self._maybe_trip(self.e.rules.record_request(item.ok, self.e.state, item.count))
 
     def venue_status(self, up: bool, now: float) -> None:
         self._maybe_trip(self.e.rules.venue_status(up, now, self.e.state))

@@ -15,12 +15,17 @@ that was the p99 of a 53-order batch (issue 15). So:
   waiting (`idle`), at most every IDLE_COLLECT_EVERY seconds, it collects
   (garbage made since the last freeze is freed first) and freezes the survivors
   again, so the part left for an automatic collection stays small;
+- at an idle moment at most every FULL_COLLECT_EVERY seconds (minutes), it
+  unfreezes everything, collects fully and freezes again: a cycle made of objects
+  frozen earlier that has become garbage since (a finished order's records, a
+  replaced snapshot) is freed then, not kept until the engine stops — without it
+  a long session leaks slowly. Such a collection walks the whole heap (the
+  80-160 ms above), which is why it waits for an idle moment and is rare: while
+  idle it delays no order. The short idle collections go on in between;
 - at stop it unfreezes, so that what was frozen (the engine's own cycles among
   them) is collected normally afterwards.
 
-The cost: a cycle that becomes garbage after it was frozen is freed only after
-the engine stops (the objects frozen are long-lived by then: orders, positions,
-the journal's records). The collector's state is the process's: several engines
+The collector's state is the process's: several engines
 in one process share it, which costs only time, never correctness."""
 
 from __future__ import annotations
@@ -30,31 +35,47 @@ import time
 from collections.abc import Callable
 
 IDLE_COLLECT_EVERY = 10.0  # seconds between idle collections (at most)
+#: seconds between idle collections of the whole heap, frozen part included (at most):
+#: each walks every object (80-160 ms), so rare, and only when nothing is on the wire
+FULL_COLLECT_EVERY = 300.0
 
 
 class HeapPolicy:
-    def __init__(self, every: float = IDLE_COLLECT_EVERY, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        every: float = IDLE_COLLECT_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+        full_every: float = FULL_COLLECT_EVERY,
+    ) -> None:
         self.every = every
+        self.full_every = full_every
         self._clock = clock
-        self._last = clock()
-        self.collections = 0  # idle collections done (diagnostics, tests)
+        self._last = self._last_full = clock()
+        self.collections = 0  # idle collections done, full ones included (diagnostics, tests)
+        self.full_collections = 0  # of which of the whole heap, frozen part included
         self.frozen = False
 
     def on_start(self) -> None:
         """Freeze what a started engine holds (O(1): no collection now)."""
         gc.freeze()
         self.frozen = True
-        self._last = self._clock()
+        self._last = self._last_full = self._clock()
 
     def on_second(self, idle: bool) -> bool:
         """At an idle moment, at most every `every` seconds: collect what was made since
-        the last freeze, then freeze the survivors. True when it collected."""
+        the last freeze, then freeze the survivors; at most every `full_every` seconds
+        that collection is of everything (unfrozen first), so garbage among objects
+        frozen earlier is freed too. True when it collected."""
         if not self.frozen or not idle:
             return False
         now = self._clock()
         if now - self._last < self.every:
             return False
         self._last = now
+        if now - self._last_full >= self.full_every:
+            self._last_full = now
+            gc.unfreeze()
+            self.full_collections += 1
         gc.collect()
         gc.freeze()
         self.collections += 1

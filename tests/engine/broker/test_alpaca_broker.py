@@ -31,7 +31,7 @@ from engine.broker.base import (
     VenueBar,
     VenueQuote,
 )
-from engine.broker.wire import Scrubber, order_request
+from engine.broker.wire import Failure, Scrubber, order_request
 from engine.config import Settings
 from engine.model import OrderStatus, OrderType, Side, TimeInForce
 from tests.support import wait_for_async
@@ -85,7 +85,9 @@ async def test_submit_is_acked_and_lookup_finds_the_same_order(broker, events):
     found = await broker.lookup(coid)
     assert found is not None and found.id == order.id and found.status is order.status
     assert await broker.lookup(cid("never-sent")) is None
-    assert [e.ok for e in events.of(RequestFailed)] == [True] * 3
+    await asyncio.sleep(0)  # successes are counted and emitted at the end of the loop's turn
+    oks = events.of(RequestFailed)
+    assert all(e.ok for e in oks) and sum(e.count for e in oks) == 3
 
 
 async def test_insufficient_buying_power_is_rejected_with_the_venue_code(broker):
@@ -197,6 +199,22 @@ async def test_a_submit_that_times_out_is_unknown_and_lookup_settles_it_once_the
     await broker.stop()
 
 
+async def test_successes_are_counted_per_turn_and_come_before_a_later_failure(broker, venue, events):
+    outcomes = await asyncio.gather(*(broker.submit(resting_buy(cid(f"many-{i}"))) for i in range(8)))
+    assert all(o.kind == "acked" for o in outcomes)
+    await asyncio.sleep(0)
+    oks = events.of(RequestFailed)
+    assert all(e.ok and e.operation == "submit" for e in oks)
+    assert sum(e.count for e in oks) == 8 and len(oks) < 8, "fewer messages than requests"
+    # a success counted, then a failure in the same turn: the success is emitted first
+    broker._note("account", None)  # noqa: SLF001
+    broker._note("account", Failure("other", message="boom"))  # noqa: SLF001
+    seen = [(e.operation, e.ok, e.count) for e in events.of(RequestFailed)][len(oks) :]
+    assert seen == [("account", True, 1), ("account", False, 1)], seen
+    await asyncio.sleep(0)
+    assert len(events.of(RequestFailed)) == len(oks) + 2, "nothing emitted twice"
+
+
 async def test_lookup_raises_unavailable_when_the_venue_cannot_say(broker, venue):
     venue.set_faults(http_503=1.0, scope="trading")
     with pytest.raises(BrokerUnavailable):
@@ -212,7 +230,8 @@ async def test_rest_health_goes_degraded_then_down_and_back_up_with_reconnected(
     await broker.account()
     rest = [(e.status, e.reconnected) for e in events.of(ConnectivityChanged) if e.channel is Channel.REST]
     assert rest == [(LinkStatus.DEGRADED, False), (LinkStatus.DOWN, False), (LinkStatus.UP, True)]
-    assert [e.ok for e in events.of(RequestFailed)] == [False, False, False, True]
+    await asyncio.sleep(0)  # the success is emitted at the end of the loop's turn
+    assert [(e.ok, e.count) for e in events.of(RequestFailed)] == [(False, 1), (False, 1), (False, 1), (True, 1)]
 
 
 async def test_cancel_outcomes(broker):
@@ -458,9 +477,11 @@ async def test_list_orders_pages_past_500_and_returns_every_order_oldest_first(e
             )
             assert all(o.kind == "acked" for o in outcomes)
             ids.update(o.order.id for o in outcomes)
-        pages_before = sum(1 for e in events.of(RequestFailed) if e.operation == "list_orders")
+        await asyncio.sleep(0)
+        pages_before = sum(e.count for e in events.of(RequestFailed) if e.operation == "list_orders")
         everything = await broker.list_orders(status="all")
-        pages = sum(1 for e in events.of(RequestFailed) if e.operation == "list_orders") - pages_before
+        await asyncio.sleep(0)  # successes are emitted at the end of the loop's turn
+        pages = sum(e.count for e in events.of(RequestFailed) if e.operation == "list_orders") - pages_before
         assert len(everything) == 620 and {o.id for o in everything} == ids
         assert pages >= 2
         times = [o.submitted_at for o in everything]
@@ -591,3 +612,20 @@ def test_stream_reconnects_are_paced_by_the_engine_backoff():
         reconnect=Backoff(0.1, 3.0, 1.0),
     )
     assert [fixed.stream._reconnect_delay(r) for r in (1, 2, 3, 4)] == pytest.approx([0.1, 0.3, 0.9, 1.0])
+
+
+async def test_a_call_without_an_answer_in_time_times_out_and_its_late_answer_is_dropped(broker):
+    import time as _time
+
+    import requests
+
+    from engine.broker.alpaca import TRADING
+    from engine.broker.ratelimit import Priority
+
+    broker.call_timeout = 0.2
+    t0 = _time.monotonic()
+    with pytest.raises(requests.Timeout, match="no answer within"):
+        await broker._call(Priority.QUERY, TRADING, _time.sleep, 0.6)  # noqa: SLF001
+    assert _time.monotonic() - t0 < 0.5, "the caller stopped waiting at call_timeout"
+    await asyncio.sleep(0.6)  # the worker finishes; its answer goes nowhere
+    assert await broker._call(Priority.QUERY, TRADING, lambda: 42) == 42, "the worker and its slot came back"  # noqa: SLF001

@@ -68,3 +68,36 @@ def test_does_nothing_before_start_or_after_stop(clean_freeze):
     clock.t += 5
     assert not policy.on_second(idle=True)
     assert gc.get_freeze_count() == 0
+
+
+def test_full_collection_every_few_minutes_frees_garbage_that_was_frozen(clean_freeze):
+    import weakref
+
+    clock = Clock()
+    policy = HeapPolicy(every=10, clock=clock, full_every=300)
+
+    class Cycle:
+        pass
+
+    a, b = Cycle(), Cycle()
+    a.other, b.other = b, a
+    gone = weakref.ref(a)
+    policy.on_start()  # the cycle is alive now: frozen with the rest
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    del a, b  # garbage from now on, but frozen: a short collection never sees it
+    clock.t += 11
+    assert policy.on_second(idle=True)
+    assert policy.full_collections == 0, "only the short collection before full_every"
+    assert gone() is not None, "a frozen cycle survives the short idle collections"
+    clock.t += 300
+    assert not policy.on_second(idle=False), "never while a batch is on the wire, not even when due"
+    assert gone() is not None
+    assert policy.on_second(idle=True)
+    assert policy.full_collections == 1
+    assert gone() is None, "the full idle collection freed the cycle that was frozen"
+    assert gc.get_freeze_count() > 0, "the survivors are frozen again"
+    clock.t += 11
+    assert policy.on_second(idle=True)
+    assert policy.full_collections == 1, "the short collections go on in between"
+    policy.on_stop()

@@ -132,6 +132,31 @@ def test_error_rate_at_exactly_the_limit_does_not_trip():
     assert rules.record_request(False, ACTIVE) is None
 
 
+def test_counted_successes_trip_as_the_same_requests_one_by_one():
+    """The broker sends successes counted (RequestFailed.count): the window must see
+    the same as one call per request — a run of successes that fills the window can
+    trip (at the request that filled it), one in a full window never does."""
+    import random
+
+    rnd = random.Random(7)
+    for _ in range(200):
+        runs = [(rnd.random() < 0.6, rnd.randint(1, 12)) for _ in range(rnd.randint(1, 8))]
+        one, counted = TradingStateRules(settings_with()), TradingStateRules(settings_with())
+        for ok, n in runs:
+            first = None
+            for _ in range(n):
+                t = one.record_request(ok, ACTIVE)
+                first = first or t
+            got = counted.record_request(ok, ACTIVE, n)
+            assert (got and got.detail) == (first and first.detail), runs
+            assert list(counted.requests) == list(one.requests)
+    rules = TradingStateRules(settings_with())
+    assert rules.record_request(False, ACTIVE, 11) is None  # 11 seen: not full
+    trip = rules.record_request(True, ACTIVE, 9)  # full at the 9th: 11 of 20 failed
+    assert trip is not None and "11 of the last 20" in trip.detail
+    assert rules.record_request(True, ACTIVE, 5) is None, "successes in a full window never trip"
+
+
 # -- stops --------------------------------------------------------------------------------
 
 
