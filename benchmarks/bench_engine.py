@@ -33,9 +33,7 @@ Run alone: `python -m benchmarks.bench_engine` (or through `make bench`)."""
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
-import traceback
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -49,13 +47,14 @@ from benchmarks.pipeline_run import (
     build_desk,
     cpu_note,
     engine_batch,
-    error_row,
     load_average,
     ms,
     on_loop,
     own_process_session,
     pct,
+    print_rows,
     run_batch,
+    run_parts,
     sim_overrides,
     start_session,
     start_venue_process,
@@ -592,9 +591,9 @@ def bench_backlog_kill(tmp: Path) -> list[dict]:
 
 
 def run() -> list[dict]:
-    results: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="execdesk-bench-engine-") as tmp:
-        for fn, name, target in (
+    return run_parts(
+        "execdesk-bench-engine-",
+        [
             (
                 bench_batches,
                 "53-signal batch -> every order acked, p99 (in-process venue)",
@@ -612,18 +611,9 @@ def run() -> list[dict]:
                 "start-up reconciliation, 10,000 open orders; event cost at 10 / 10,000",
                 f"<= {RECON_TARGET_S:g}",
             ),
-        ):
-            try:
-                results += fn(Path(tmp))
-            except Exception as exc:  # one failure must not hide the others
-                traceback.print_exc()
-                results.append(error_row(name, target, exc))
-    return results
+        ],
+    )
 
 
 if __name__ == "__main__":
-    for row in run():
-        print(
-            f"{row['name']:<100} {row['value']!s:>9} {row['unit']:<3} target {row['target']}  "
-            f"{'' if row.get('ok') is None else ('ok' if row['ok'] else 'MISSED')}  {row.get('note', '')}"
-        )
+    print_rows(run(), width=100)

@@ -29,9 +29,7 @@ import itertools
 import json
 import os
 import statistics
-import tempfile
 import time
-import traceback
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -43,13 +41,14 @@ from benchmarks.pipeline_run import (
     BatchProbe,
     bench_settings,
     build_desk,
-    error_row,
     load_average,
     ms,
     on_loop,
     own_process_session,
     pct,
+    print_rows,
     run_batch,
+    run_parts,
     start_venue_process,
 )
 from tests.support import wait_for
@@ -364,23 +363,14 @@ def bench_kill_on_wire(tmp: Path) -> list[dict]:
 
 
 def run() -> list[dict]:
-    results: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="execdesk-bench-latency-") as tmp:
-        for fn, name, target in (
+    return run_parts(
+        "execdesk-bench-latency-",
+        [
             (bench_latencies, "53-signal batches at 0/10/25/50 ms latency", f"<= {P99_25_TARGET_MS:g} at 25 ms"),
             (bench_kill_on_wire, "kill switch with a batch on the wire", f"<= {KILL_WIRE_TARGET_MS:g}"),
-        ):
-            try:
-                results += fn(Path(tmp))
-            except Exception as exc:  # one failure must not hide the others
-                traceback.print_exc()
-                results.append(error_row(name, target, exc))
-    return results
+        ],
+    )
 
 
 if __name__ == "__main__":
-    for row in run():
-        print(
-            f"{row['name']:<110} {row['value']!s:>9} {row['unit']:<3} target {row['target']}  "
-            f"{'' if row.get('ok') is None else ('ok' if row['ok'] else 'MISSED')}  {row.get('note', '')}"
-        )
+    print_rows(run(), width=110)

@@ -124,6 +124,32 @@ def error_row(name: str, target: str, exc: BaseException) -> dict:
     return {"name": name, "value": "error", "unit": "", "target": target, "ok": False, "note": tb[:300]}
 
 
+def run_parts(prefix: str, parts: list[tuple[Callable[[Path], list[dict]], str, str]]) -> list[dict]:
+    """Run each (bench function, name, target) in one temporary directory; a part
+    that fails is a row saying so (one failure must not hide the others)."""
+    import tempfile
+
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        for fn, name, target in parts:
+            try:
+                results += fn(Path(tmp))
+            except Exception as exc:
+                traceback.print_exc()
+                results.append(error_row(name, target, exc))
+    return results
+
+
+def print_rows(rows: list[dict], width: int = 110) -> None:
+    """The rows of a bench module run on its own (python -m benchmarks.bench_x)."""
+    for row in rows:
+        verdict = "" if row.get("ok") is None else ("ok" if row["ok"] else "MISSED")
+        print(
+            f"{row['name']:<{width}} {row['value']!s:>9} {row['unit']:<3} target {row['target']}  "
+            f"{verdict}  {row.get('note', '')}"
+        )
+
+
 # ---------------------------------------------------------------- the ack probe
 
 

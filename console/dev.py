@@ -171,6 +171,23 @@ def demo_snapshot() -> EngineSnapshot:
     )
 
 
+def _approved(intent, at: datetime | None) -> OrderRow:
+    """The working order an approved intent becomes (a limit order, new)."""
+    return OrderRow(
+        intent.intent_id,
+        None,
+        intent.symbol,
+        intent.side,
+        intent.qty,
+        Decimal(0),
+        None,
+        intent.limit_price,
+        "limit",
+        "new",
+        at,
+    )
+
+
 class InMemoryHandle:
     """An EngineHandle over a snapshot that commands edit by hand (dev only)."""
 
@@ -198,35 +215,11 @@ class InMemoryHandle:
             if intent is None:
                 return CommandResult(False, f"no intent {command.intent_id}")
             if isinstance(command, ApproveIntent):
-                orders[intent.intent_id] = OrderRow(
-                    intent.intent_id,
-                    None,
-                    intent.symbol,
-                    intent.side,
-                    intent.qty,
-                    Decimal(0),
-                    None,
-                    intent.limit_price,
-                    "limit",
-                    "new",
-                    s.venue_time,
-                )
+                orders[intent.intent_id] = _approved(intent, s.venue_time)
         elif isinstance(command, (ApproveAll, RejectAll)):
             if isinstance(command, ApproveAll):
                 for intent in intents.values():
-                    orders[intent.intent_id] = OrderRow(
-                        intent.intent_id,
-                        None,
-                        intent.symbol,
-                        intent.side,
-                        intent.qty,
-                        Decimal(0),
-                        None,
-                        intent.limit_price,
-                        "limit",
-                        "new",
-                        s.venue_time,
-                    )
+                    orders[intent.intent_id] = _approved(intent, s.venue_time)
             intents = {}
         elif isinstance(command, CancelOrder):
             orders.pop(command.client_order_id, None)

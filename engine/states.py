@@ -5,6 +5,7 @@ that a reader of the journal (the execution report) needs no pydantic."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import Enum
 
 from engine.errors import ExecdeskError
@@ -172,6 +173,27 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.REJECTED: frozenset(),
     S.DENIED: frozenset(),
 }
+
+
+def fill_at_average_cost(
+    qty: Decimal, avg_entry_price: Decimal, side: Side, fill_qty: Decimal, price: Decimal
+) -> tuple[Decimal, Decimal, Decimal]:
+    """A position (signed qty, average entry price) after a fill, at average cost:
+    the new qty, the new average entry price and the realized P&L of the fill. The
+    one rule for the engine's positions and the report's P&L."""
+    signed = side.sign * fill_qty
+    if qty == 0 or (qty > 0) == (signed > 0):
+        total = qty + signed
+        return total, (avg_entry_price * abs(qty) + price * fill_qty) / abs(total), Decimal(0)
+    closing = min(abs(signed), abs(qty))
+    direction = 1 if qty > 0 else -1
+    realized = (price - avg_entry_price) * closing * direction
+    qty += signed
+    if qty == 0:
+        avg_entry_price = Decimal(0)
+    elif (qty > 0) != (direction > 0):
+        avg_entry_price = price  # flipped through zero: the remainder opens at the fill price
+    return qty, avg_entry_price, realized
 
 
 class InvalidStateTransition(ExecdeskError):

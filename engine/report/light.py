@@ -32,6 +32,7 @@ from engine.states import (
     Side,
     TimeInForce,
     TradingState,
+    fill_at_average_cost,
 )
 
 S = OrderStatus
@@ -517,19 +518,7 @@ class Pos:
 
     def apply_fill(self, side: Side, qty: Decimal, price: Decimal) -> Decimal:
         """Apply a fill at price; return the realized P&L it produced."""
-        signed = side.sign * qty
-        realized = Decimal(0)
-        if self.qty == 0 or (self.qty > 0) == (signed > 0):
-            total = self.qty + signed
-            self.avg_entry_price = (self.avg_entry_price * abs(self.qty) + price * qty) / abs(total)
-            self.qty = total
-        else:
-            closing = min(abs(signed), abs(self.qty))
-            direction = 1 if self.qty > 0 else -1
-            realized = (price - self.avg_entry_price) * closing * direction
-            self.qty += signed
-            if self.qty == 0:
-                self.avg_entry_price = Decimal(0)
-            elif (self.qty > 0) != (direction > 0):
-                self.avg_entry_price = price
+        self.qty, self.avg_entry_price, realized = fill_at_average_cost(
+            self.qty, self.avg_entry_price, side, qty, price
+        )
         return realized

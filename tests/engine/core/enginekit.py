@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import QueryOrderStatus
-from alpaca.trading.requests import GetOrdersRequest
+from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
+from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest
 
 from engine import events as ev
 from engine.config import Credentials, Settings
@@ -380,3 +380,29 @@ def settle(
 
 def sent_cids(events: Iterable[Any]) -> list[str]:
     return [e.client_order_id for e in events if isinstance(e, ev.SubmitSent)]
+
+
+def long_with_an_external_sell(rig: Rig, symbol: str, client_order_id: str) -> tuple[Decimal, Decimal]:
+    """A long position, and someone else's sell for about half of it far above the
+    market: it rests and holds those shares. Returns (position, held)."""
+    rig.bar({symbol: 0.9})
+    wait_for(lambda: venue_positions(rig.trading).get(symbol, Decimal(0)) > 1, what="a long position")
+    held = venue_positions(rig.trading)[symbol]
+    wait_for(lambda: rig.engine.portfolio.books[symbol].qty == held, what="the engine to hold the position")
+    ask = rig.engine.portfolio.books[symbol].ask
+    outside = (held / 2).to_integral_value()
+    TradingClient(KEY, SECRET, paper=True, url_override=rig.venue.trading_url).submit_order(
+        LimitOrderRequest(
+            symbol=symbol,
+            qty=float(outside),
+            side=OrderSide.SELL,
+            time_in_force=TimeInForce.DAY,
+            limit_price=float((ask * 2).quantize(Decimal("0.01"))),
+            client_order_id=client_order_id,
+        )
+    )
+    wait_for(
+        lambda: any(o.client_order_id == client_order_id for o in rig.engine.external.values()),
+        what="the engine to see the external order",
+    )
+    return held, outside

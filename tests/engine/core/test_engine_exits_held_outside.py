@@ -11,14 +11,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide, TimeInForce
-from alpaca.trading.requests import LimitOrderRequest
-
 from engine import events as ev
 from engine.commands import Flatten
 from engine.model import Side
-from tests.engine.core.enginekit import KEY, SECRET, venue_orders, venue_positions
+from tests.engine.core.enginekit import long_with_an_external_sell, venue_orders, venue_positions
 from tests.engine.core.test_engine_reversal import resting_exit
 from tests.support import wait_for
 
@@ -35,35 +31,9 @@ def texts(rig) -> list[str]:
     return [e.text for e in rig.snapshot.events]
 
 
-def long_with_an_external_sell(rig) -> tuple[Decimal, Decimal]:
-    """A long position, and someone else's sell for about half of it far above the
-    market: it rests and holds those shares. Returns (position, held)."""
-    rig.bar({SYM: 0.9})
-    wait_for(lambda: venue_positions(rig.trading).get(SYM, Decimal(0)) > 1, what="a long position")
-    held = venue_positions(rig.trading)[SYM]
-    wait_for(lambda: rig.engine.portfolio.books[SYM].qty == held, what="the engine to hold the position")
-    ask = rig.engine.portfolio.books[SYM].ask
-    outside = (held / 2).to_integral_value()
-    TradingClient(KEY, SECRET, paper=True, url_override=rig.venue.trading_url).submit_order(
-        LimitOrderRequest(
-            symbol=SYM,
-            qty=float(outside),
-            side=OrderSide.SELL,
-            time_in_force=TimeInForce.DAY,
-            limit_price=float((ask * 2).quantize(Decimal("0.01"))),
-            client_order_id="someone-else-exit-1",
-        )
-    )
-    wait_for(
-        lambda: any(o.client_order_id == "someone-else-exit-1" for o in rig.engine.external.values()),
-        what="the engine to see the external order",
-    )
-    return held, outside
-
-
 def test_a_stop_exit_closes_what_an_external_sell_leaves_and_says_so(make_rig):
     rig = make_rig({"risk_management": {"stop_loss_pct": 0.02}, "monitoring": {"stop_check_interval": 0.25}})
-    held, outside = long_with_an_external_sell(rig)
+    held, outside = long_with_an_external_sell(rig, SYM, "someone-else-exit-1")
     rig.venue.shock([SYM], -6.0)  # through the stop at -2 %
     wait_for(
         lambda: refusals(rig) or venue_positions(rig.trading).get(SYM, Decimal(0)) < held,
@@ -89,7 +59,7 @@ def test_a_stop_exit_closes_what_an_external_sell_leaves_and_says_so(make_rig):
 
 def test_flatten_leaves_the_venue_flat_around_an_external_sell_whose_cancel_is_slow(make_rig):
     rig = make_rig()
-    held, outside = long_with_an_external_sell(rig)
+    held, outside = long_with_an_external_sell(rig, SYM, "someone-else-exit-1")
     # the flatten's cancel-all takes the external order too, but the venue keeps it in
     # pending_cancel (holding its shares) past the flatten's first wait for the cancels
     rig.faults(pending_ms=6000, scope="trading")

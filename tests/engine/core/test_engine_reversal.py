@@ -16,7 +16,7 @@ from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import LimitOrderRequest
 
 from engine import events as ev
-from tests.engine.core.enginekit import KEY, SECRET, venue_orders, venue_positions
+from tests.engine.core.enginekit import KEY, SECRET, long_with_an_external_sell, venue_orders, venue_positions
 from tests.support import wait_for
 
 SYM = "AAPL"
@@ -104,26 +104,8 @@ def test_a_flip_sells_only_what_an_external_open_sell_leaves_available(make_rig)
     """An order at the venue the engine did not create (rule 6: shown, left alone)
     holds shares too: the flip sells what is left, and the venue takes it."""
     rig = make_rig()
-    rig.bar({SYM: 0.9})
-    wait_for(lambda: venue_positions(rig.trading).get(SYM, Decimal(0)) > 1, what="a long position")
-    held = venue_positions(rig.trading)[SYM]
-    ask = rig.engine.portfolio.books[SYM].ask
-    client = TradingClient(KEY, SECRET, paper=True, url_override=rig.venue.trading_url)
-    outside = (held / 2).to_integral_value()
-    client.submit_order(  # someone else's sell, far above the market: it rests and holds shares
-        LimitOrderRequest(
-            symbol=SYM,
-            qty=float(outside),
-            side=OrderSide.SELL,
-            time_in_force=TimeInForce.DAY,
-            limit_price=float((ask * 2).quantize(Decimal("0.01"))),
-            client_order_id="someone-else-1",
-        )
-    )
-    wait_for(
-        lambda: any(o.client_order_id == "someone-else-1" for o in rig.engine.external.values()),
-        what="the engine to see the external order",
-    )
+    # someone else's sell, far above the market: it rests and holds shares
+    held, outside = long_with_an_external_sell(rig, SYM, "someone-else-1")
     rig.bar({SYM: -0.9})
     wait_for(
         lambda: rejected(rig) or venue_positions(rig.trading).get(SYM, Decimal(0)) < held,
