@@ -82,7 +82,8 @@ def test_a_muted_trade_stream_during_fills_is_reconnected_and_every_fill_is_jour
     assert caught_up, "no fill came from REST"
     triggers = {e.trigger for e in c.of(ev.ReconcileCompleted) if e.counts.get("fills")}
     assert triggers <= {"reconnect", "trade stream silent", "trade stream down"}, triggers
-    assert rig.snapshot.connectivity.trade_stream == "up"
+    # unmuted, the stream is up again (a reconnect may still be in its back-off: wait)
+    wait_for(lambda: rig.snapshot.connectivity.trade_stream == "up", timeout=30, what="the trade stream up again")
 
 
 def test_a_half_dead_trade_stream_is_closed_by_the_keepalive_and_the_hold_waited_out(make_rig):
