@@ -32,17 +32,57 @@ def render_data(data: dict[str, Any], fmt: str = "text", *, table: str = "orders
         return _render(data, fmt, table, color)
 
 
+def render_parts(
+    data: dict[str, Any], fmt: str = "text", *, table: str = "orders", color: bool = False
+) -> tuple[str, str | None]:
+    """render_data() in two parts: (head, body), head + body being the rendering. The
+    body does not depend on the journal's path or the time of generation (the report
+    cache keeps it); None for JSON, whose object holds both (the whole text is head)."""
+    with gc_paused():
+        return _render_parts(data, fmt, table, color)
+
+
+def render_head(fmt: str, journal: str, scope: str, generated_at: str, *, color: bool = False) -> str:
+    """The head of a rendering (render_parts) of a report of `scope` (its session id or
+    "all") from the journal at `journal`, generated at `generated_at` (ISO)."""
+    if fmt == "text":
+        bold, plain = ("\x1b[1m", "\x1b[0m") if color else ("", "")
+        return (
+            f"{bold}execdesk execution report{plain}\n"
+            f"journal: {_printable(journal, 200)}   scope: {scope}   generated: {_ts(generated_at)}"
+        )
+    if fmt == "md":
+        return "\n".join(
+            [
+                "# execdesk execution report",
+                "",
+                f"- journal: `{_md_escape(journal)}`",
+                f"- scope: `{scope}`",
+                f"- generated: {_ts(generated_at)}",
+                "",
+                "",
+            ]
+        )
+    if fmt == "csv":
+        return ""
+    raise ValueError(f"a {fmt!r} rendering has no separate head")
+
+
 def _render(data: dict[str, Any], fmt: str, table: str, color: bool) -> str:
+    head, body = _render_parts(data, fmt, table, color)
+    return head if body is None else head + body
+
+
+def _render_parts(data: dict[str, Any], fmt: str, table: str, color: bool) -> tuple[str, str | None]:
     if fmt == "json":
-        return json.dumps(data, indent=2, ensure_ascii=False)
+        return json.dumps(data, indent=2, ensure_ascii=False), None
     if fmt == "csv":
         if table not in CSV_TABLES:
             raise ValueError(f"csv table must be one of {', '.join(CSV_TABLES)}, not {table!r}")
-        return _render_csv(data, table)
-    if fmt == "md":
-        return _render_md(data)
-    if fmt == "text":
-        return _render_text(data, color=color)
+        return "", _render_csv(data, table)
+    if fmt in ("md", "text"):
+        head = render_head(fmt, data["journal"], data["session_id"], data["generated_at"], color=color)
+        return head, _render_md(data) if fmt == "md" else _render_text(data, color=color)
     raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
 
 
@@ -409,12 +449,9 @@ def _text_table(cols: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _render_text(data: dict[str, Any], *, color: bool = False) -> str:
+    """The text rendering after its head (render_head): from the line break after it."""
     bold, plain = ("\x1b[1m", "\x1b[0m") if color else ("", "")
-    lines = [
-        f"{bold}execdesk execution report{plain}",
-        f"journal: {_printable(data['journal'], 200)}   scope: {data['session_id']}   "
-        f"generated: {_ts(data['generated_at'])}",
-    ]
+    lines = [""]
     for title, cols, rows, empty in _sections(data):
         if not rows:
             if empty:
@@ -429,14 +466,8 @@ def _md_escape(value: str) -> str:
 
 
 def _render_md(data: dict[str, Any]) -> str:
-    lines = [
-        "# execdesk execution report",
-        "",
-        f"- journal: `{_md_escape(data['journal'])}`",
-        f"- scope: `{data['session_id']}`",
-        f"- generated: {_ts(data['generated_at'])}",
-        "",
-    ]
+    """The Markdown rendering after its head (render_head)."""
+    lines: list[str] = []
     for title, cols, rows, empty in _sections(data):
         if not rows and not empty:
             continue
