@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.exitcodes import ExitCode
 from engine.report import cache
-from engine.report.figures import CSV_TABLES, FORMATS, ReportError
+from engine.report.figures import CSV_TABLES, FORMATS, ReportError, gc_paused
 from engine.report.renderers import render_head, render_parts
 
 
@@ -90,6 +90,11 @@ def render_report(path: Path, session_id: str | None, fmt: str, table: str, colo
     """The report as `execdesk report` prints it: the rendering the report cache kept
     (with a head naming the journal and the time now), else rendered from the report's
     data (report_data), and the rendering kept in the cache for the next time."""
+    with gc_paused():  # hundreds of thousands of objects that live until the end
+        return _render_report(path, session_id, fmt, table, color)
+
+
+def _render_report(path: Path, session_id: str | None, fmt: str, table: str, color: bool) -> str:
     hit = cache.load_rendered(path, session_id, fmt, table, color)
     if hit is not None:
         scope, kept = hit

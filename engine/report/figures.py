@@ -8,7 +8,7 @@ import gc
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -117,8 +117,23 @@ def _q(value: Decimal, places: Decimal) -> Decimal:
     return value.quantize(places, rounding=ROUND_HALF_EVEN)
 
 
+#: isoformat() of the UTC times a report writes again and again (a batch's bar time, a
+#: fill's venue time): equal UTC datetimes have the same isoformat, so one call each
+_ISO: dict[datetime, str] = {}
+MEMO_MAX = 1 << 16  # entries a memo of this module or of light.py keeps at most
+
+
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    if value is None:
+        return None
+    if value.tzinfo is UTC:
+        text = _ISO.get(value)
+        if text is None:
+            text = value.isoformat()
+            if len(_ISO) < MEMO_MAX:
+                _ISO[value] = text
+        return text
+    return value.isoformat()
 
 
 def _ms(start: datetime | None, end: datetime | None) -> float | None:

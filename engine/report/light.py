@@ -23,6 +23,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from engine.report.figures import MEMO_MAX
 from engine.states import (
     FINAL_STATUSES,
     TRANSITIONS,
@@ -86,10 +87,33 @@ class Record:
 
 # ---- field decoders ---------------------------------------------------------------------
 
-_dt = datetime.fromisoformat
+_fromiso = datetime.fromisoformat
+# The same strings come back again and again (a batch's bar time, a price, a size): each
+# is converted once. Both conversions are pure and their results immutable, so the memos
+# are shared (bounded by MEMO_MAX).
+_DT: dict[str, datetime] = {}
+_DEC: dict[str, Decimal] = {}
+
+
+def _dt(v: Any) -> datetime:
+    if type(v) is not str:
+        return _fromiso(v)  # (raises TypeError)
+    d = _DT.get(v)
+    if d is None:
+        d = _fromiso(v)
+        if len(_DT) < MEMO_MAX:
+            _DT[v] = d
+    return d
 
 
 def _dec(v: Any) -> Decimal:
+    if type(v) is str:
+        d = _DEC.get(v)
+        if d is None:
+            d = Decimal(v)
+            if len(_DEC) < MEMO_MAX:
+                _DEC[v] = d
+        return d
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         raise TypeError(f"not a decimal: {v!r}")
     return Decimal(v if not isinstance(v, float) else str(v))
@@ -297,7 +321,7 @@ def decode_rows(rows: Iterable[tuple[int, str, str, str, str]]) -> Iterator[Entr
                 event, kind = None, type_name
             else:
                 event, kind = loads(payload), ""  # as UnknownEvent: the data kept raw
-            yield Entry(seq, _dt(ts), sid, kind, event)
+            yield Entry(seq, _fromiso(ts), sid, kind, event)  # (each row's own time: no memo)
         except _ERRORS as exc:
             raise LightDecodeError(seq, type_name, payload, f"{type(exc).__name__}: {exc}") from None
 
