@@ -139,7 +139,54 @@ def _str(v: Any) -> str:
     return v
 
 
+#: the fields of an order as the journal writes them (all present: _order's fast path)
+_ORDER_KEYS = frozenset(
+    (
+        "client_order_id symbol side qty order_type time_in_force limit_price status venue_order_id filled_qty "
+        "filled_avg_price bar_ts signal decision_price reduce_only reason denial denial_detail external created_at "
+        "submitted_at final_at expires_at fill_ids"
+    ).split()
+)
+
+
 def _order(d: dict[str, Any]) -> Ev:
+    if not _ORDER_KEYS <= d.keys():
+        return _order_with_defaults(d)
+    # every field there (the journal writes them all): converted in place, the decoded
+    # dict becoming the light order's (no copy; a field it has besides is harmless)
+    _str(d["client_order_id"])
+    _str(d["symbol"])
+    d["side"] = _SIDE[d["side"]]
+    d["qty"] = _dec(d["qty"])
+    d["order_type"] = _TYPE[d["order_type"]]
+    d["time_in_force"] = _TIF[d["time_in_force"]]
+    if (v := d["limit_price"]) is not None:
+        d["limit_price"] = _dec(v)
+    d["status"] = _STATUS[d["status"]]
+    d["filled_qty"] = _dec(d["filled_qty"])
+    if (v := d["filled_avg_price"]) is not None:
+        d["filled_avg_price"] = _dec(v)
+    if (v := d["bar_ts"]) is not None:
+        d["bar_ts"] = _dt(v)
+    if (v := d["signal"]) is not None:
+        d["signal"] = float(v)
+    if (v := d["decision_price"]) is not None:
+        d["decision_price"] = _dec(v)
+    d["reduce_only"] = bool(d["reduce_only"])
+    if (v := d["denial"]) is not None:
+        d["denial"] = DenialReason(v)
+    d["external"] = bool(d["external"])
+    for name in ("created_at", "submitted_at", "final_at", "expires_at"):
+        if (v := d[name]) is not None:
+            d[name] = _dt(v)
+    fill_ids = d["fill_ids"]
+    d["fill_ids"] = [_str(x) for x in fill_ids] if fill_ids else []
+    e = Ev.__new__(Ev)
+    e.__dict__ = d
+    return e
+
+
+def _order_with_defaults(d: dict[str, Any]) -> Ev:
     g = d.get
     denial = g("denial")
     fill_ids = g("fill_ids") or []
