@@ -97,20 +97,36 @@ def gc_paused() -> Iterator[None]:
 # ---- small helpers ---------------------------------------------------------------------
 
 
+# Memos of the figures a report writes again and again. _dec's keeps its Decimals alive,
+# so an id names one Decimal (1 and 1.0 are equal but written differently: not by value);
+# _derived's result depends on the value only (normalized), so it is keyed by value.
+_DEC_TEXT: dict[int, tuple[Decimal, str]] = {}
+_DERIVED: dict[Decimal, str] = {}
+
+
 def _dec(value: Decimal | None) -> str | None:
     """A Decimal from the journal as an exact string (never exponent notation)."""
     if value is None:
         return None
-    return format(value, "f")
+    kept = _DEC_TEXT.get(id(value))
+    if kept is not None and kept[0] is value:
+        return kept[1]
+    text = format(value, "f")
+    if len(_DEC_TEXT) < MEMO_MAX:
+        _DEC_TEXT[id(value)] = (value, text)
+    return text
 
 
 def _derived(value: Decimal | None) -> str | None:
     """A computed Decimal as an exact string without trailing zeros."""
     if value is None:
         return None
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
+    text = _DERIVED.get(value)
+    if text is None:
+        text = "0" if value == 0 else format(value.normalize(), "f")
+        if len(_DERIVED) < MEMO_MAX:
+            _DERIVED[value] = text
+    return text
 
 
 def _q(value: Decimal, places: Decimal) -> Decimal:

@@ -12,6 +12,7 @@ from engine.report.figures import (
     _BPS,
     _BPS_PLACES,
     _RATE_PLACES,
+    MEMO_MAX,
     _dec,
     _derived,
     _iso,
@@ -21,13 +22,23 @@ from engine.report.light import Book, Entry
 from engine.report.light import Pos as Position
 from engine.states import OrderStatus, Side
 
+#: _bps of the same side, price and decision price (quantized: its result depends on the
+#: values only, not on how they are written)
+_BPS_OF: dict[tuple[Side, Decimal, Decimal], Decimal] = {}
+
 
 def _bps(side: Side, price: Decimal, decision: Decimal | None) -> Decimal | None:
     """Slippage of price against decision in basis points, positive = worse
     (a buy paid above, a sell received below)."""
     if decision is None or decision <= 0:
         return None
-    return _q(side.sign * (price - decision) / decision * _BPS, _BPS_PLACES)
+    key = (side, price, decision)
+    bps = _BPS_OF.get(key)
+    if bps is None:
+        bps = _q(side.sign * (price - decision) / decision * _BPS, _BPS_PLACES)
+        if len(_BPS_OF) < MEMO_MAX:
+            _BPS_OF[key] = bps
+    return bps
 
 
 def _fill_rate(orders: list[dict[str, Any]], submitted: set[str]) -> dict[str, Any]:
