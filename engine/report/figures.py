@@ -80,16 +80,35 @@ class ReportError(ExecdeskError):
     """The report cannot be built: no such journal, no such session, unreadable file."""
 
 
+#: the memos of the report's modules (register_memo): kept for one report (the outermost
+#: gc_paused), so that a long-lived process holds none of them between reports
+_MEMOS: list[dict] = []
+_DEPTH = [0]
+MEMO_MAX = 1 << 16  # entries a memo keeps at most
+
+
+def register_memo(memo: dict) -> None:
+    """Forget memo's entries when the report that filled it is done."""
+    _MEMOS.append(memo)
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection meanwhile. Building a report makes hundreds of
     thousands of objects that all live until it is done; the collector would walk
-    them again and again (a third of the time at 10,000 orders) to free nothing."""
+    them again and again (a third of the time at 10,000 orders) to free nothing.
+    Leaving the outermost one forgets the memos (register_memo)."""
     was_enabled = gc.isenabled()
     gc.disable()
+    _DEPTH[0] += 1
     try:
         yield
     finally:
+        _DEPTH[0] -= 1
+        if _DEPTH[0] <= 0:
+            _DEPTH[0] = 0
+            for memo in _MEMOS:
+                memo.clear()
         if was_enabled:
             gc.enable()
 
@@ -102,6 +121,8 @@ def gc_paused() -> Iterator[None]:
 # _derived's result depends on the value only (normalized), so it is keyed by value.
 _DEC_TEXT: dict[int, tuple[Decimal, str]] = {}
 _DERIVED: dict[Decimal, str] = {}
+register_memo(_DEC_TEXT)
+register_memo(_DERIVED)
 
 
 def _dec(value: Decimal | None) -> str | None:
@@ -136,7 +157,7 @@ def _q(value: Decimal, places: Decimal) -> Decimal:
 #: isoformat() of the UTC times a report writes again and again (a batch's bar time, a
 #: fill's venue time): equal UTC datetimes have the same isoformat, so one call each
 _ISO: dict[datetime, str] = {}
-MEMO_MAX = 1 << 16  # entries a memo of this module or of light.py keeps at most
+register_memo(_ISO)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -23,7 +23,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from engine.report.figures import MEMO_MAX
+from engine.report.figures import MEMO_MAX, register_memo
 from engine.states import (
     FINAL_STATUSES,
     TRANSITIONS,
@@ -92,7 +92,9 @@ _fromiso = datetime.fromisoformat
 # is converted once. Both conversions are pure and their results immutable, so the memos
 # are shared (bounded by MEMO_MAX).
 _DT: dict[str, datetime] = {}
+register_memo(_DT)
 _DEC: dict[str, Decimal] = {}
+register_memo(_DEC)
 
 
 def _dt(v: Any) -> datetime:

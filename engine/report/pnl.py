@@ -17,6 +17,7 @@ from engine.report.figures import (
     _derived,
     _iso,
     _q,
+    register_memo,
 )
 from engine.report.light import Book, Entry
 from engine.report.light import Pos as Position
@@ -25,6 +26,7 @@ from engine.states import OrderStatus, Side
 #: _bps of the same side, price and decision price (quantized: its result depends on the
 #: values only, not on how they are written)
 _BPS_OF: dict[tuple[Side, Decimal, Decimal], Decimal] = {}
+register_memo(_BPS_OF)
 
 
 def _bps(side: Side, price: Decimal, decision: Decimal | None) -> Decimal | None:

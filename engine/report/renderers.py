@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from engine.report.figures import CSV_TABLES, FILL_COLUMNS, FORMATS, MEMO_MAX, ORDER_COLUMNS, gc_paused
+from engine.report.figures import CSV_TABLES, FILL_COLUMNS, FORMATS, MEMO_MAX, ORDER_COLUMNS, gc_paused, register_memo
 
 if TYPE_CHECKING:
     from engine.report.building import Report
@@ -116,6 +116,7 @@ def _cell(value: Any) -> str:
 
 
 _NUM: dict[tuple[str, int], str] = {}  # _num of the same figure (a price, a size) written again
+register_memo(_NUM)
 
 
 def _num(value: str | None, places: int) -> str:

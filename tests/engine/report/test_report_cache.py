@@ -157,3 +157,14 @@ def test_a_cache_file_others_can_write_is_not_read(live_journal, monkeypatch):
     assert oct(path.stat().st_mode & 0o777) == "0o600", "replaced by an owner-only cache"
     report_data(live_journal.path, None)
     assert len(builds) == 2
+
+
+def test_a_report_leaves_no_memo_behind(live_journal):
+    """The report's memos (repeated times, prices, figures) last one report: a long-lived
+    process that printed one holds none of them afterwards."""
+    from engine.report import figures
+    from engine.report.command import render_report
+
+    assert figures._MEMOS, "the memos are registered"
+    render_report(live_journal.path, None, "text", "orders", False)
+    assert all(not memo for memo in figures._MEMOS)
