@@ -5,8 +5,9 @@
    command as an operator runs it (a new Python process: start, imports, reading,
    rendering the text report to a pipe), median of several runs: from the journal's
    events (no report cache: the first report of a journal, or one a session is still
-   writing) and from the report cache (every later report of the same journal, and
-   the first one after the trading day's close).
+   writing), from the report cache's kept rendering (every later report of the same
+   journal, and the first one after `execdesk run` or the trading day's close), and in
+   another format than the one kept (rendered from the cache's data).
 2. `execdesk status` while a 53-order batch is on the wire: a Desk session on the
    built-in venue with 25 ms added to every trading request; the control socket's
    status answer, asked again and again while the batch's submits are answered, and
@@ -63,7 +64,12 @@ def bench_report(tmp: Path) -> list[dict]:
     def no_cache() -> None:
         cache.unlink(missing_ok=True)
 
+    def text_only() -> None:  # a cache with the data and the text rendering, no Markdown
+        no_cache()
+        subprocess.run(argv, cwd=REPO, capture_output=True, timeout=120, check=True)
+
     cold, cold_runs, cold_cpu = _median_run(argv, max(3, REPORT_RUNS // 2), before=no_cache)
+    md, md_runs, md_cpu = _median_run([*argv, "--format", "md"], 3, before=text_only)
     _median_run(argv, 1)  # leaves the cache
     warm, warm_runs, warm_cpu = _median_run(argv, REPORT_RUNS)
     how = f"`{' '.join(['python', '-m', 'console.cli', *argv[3:5]])} J` (= execdesk report), stdout to a pipe"
@@ -75,7 +81,15 @@ def bench_report(tmp: Path) -> list[dict]:
             "target": f"<= {REPORT_TARGET_S:g}",
             "ok": warm <= REPORT_TARGET_S,
             "note": f"median of {len(warm_runs)}, min {min(warm_runs):.3f} s, max {max(warm_runs):.3f} s, "
-            f"CPU {warm_cpu:.3f} s; {how}",
+            f"CPU {warm_cpu:.3f} s; the text rendering the cache kept, printed under a fresh head; {how}",
+        },
+        {
+            "name": "execdesk report --format md, 10,000-order journal, from the report cache's data (no md kept)",
+            "value": round(md, 3),
+            "unit": "s",
+            "target": "(reported)",
+            "note": f"median of {len(md_runs)}, min {min(md_runs):.3f} s, CPU {md_cpu:.3f} s; a cache left by a "
+            "text report before each run: its data read back (marshal) and rendered as Markdown, the rendering kept",
         },
         {
             "name": "execdesk report, 10,000-order journal, from its events (no cache: first report, live journal)",
