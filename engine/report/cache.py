@@ -6,8 +6,8 @@ the journal and the time) instead of rendering 10,000 orders again.
 
 The file is the standard library's ``marshal`` encoding (version 2), not JSON: writing
 and reading it costs a fraction of what ``json`` does for a report of 10,000 orders, and
-it holds only plain data (dicts, lists, strings, numbers). A report's data and each
-rendering are blobs of their own, so reading one does not decode the others. marshal
+it holds only plain data (dicts, lists, strings, numbers). A report's data is a blob
+of its own, decoded only when a rendering that was not kept is asked for. marshal
 is not meant for data from others: a cache file is read only when it belongs to this
 user and nobody else can write it (it is written owner-only).
 
@@ -15,7 +15,8 @@ Derived data only; the journal stays the truth. A cached report is used only whi
 its key still matches: the journal's sessions manifest (every row, so a seal or a
 new session changes it), its number of events, its last event (sequence, time,
 session, type and a hash of the payload) and a fingerprint of the code that builds
-the figures (engine/report, the order book, the events, the journal, the model). A
+and renders the figures (engine/report, the order book, the events, the journal, the
+model) and of the Python version. A
 journal without a cache, with a stale one, or with one that cannot be read is
 reported from its events, as ever; a cache that cannot be written (a read-only
 directory) is simply not written. Nothing here imports the engine's models: a report
@@ -40,12 +41,13 @@ SUFFIX = ".report-cache"
 _MAGIC = b"execdesk report cache 2\n"
 _MARSHAL = 2  # no back-references: the fastest to write, and readable by every Python 3
 _ROWS, _COLS = "$rows", "$cols"
-#: the sources whose code decides a report's figures (relative to engine/)
+#: the sources whose code decides a report's figures and renderings (relative to engine/)
 _SOURCES = (
     "report/building.py",
     "report/pnl.py",
     "report/figures.py",
     "report/light.py",
+    "report/renderers.py",  # the renderings kept
     "states.py",
     "orders.py",
     "model.py",
