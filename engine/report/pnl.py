@@ -21,6 +21,7 @@ from engine.report.figures import (
 )
 from engine.report.light import Book, Entry
 from engine.report.light import Pos as Position
+from engine.report.light import _dec as _text_dec  # Decimal(text), each text once per report
 from engine.states import OrderStatus, Side
 
 #: _bps of the same side, price and decision price (quantized: its result depends on the
@@ -48,10 +49,10 @@ def _fill_rate(orders: list[dict[str, Any]], submitted: set[str]) -> dict[str, A
     client_order_ids a SubmitSent was journaled for): filled qty / submitted qty,
     filled orders / submitted orders."""
     sent = [o for o in orders if o["client_order_id"] in submitted and not o["external"]]
-    submitted_qty = sum((Decimal(o["qty"]) for o in sent), Decimal(0))
-    filled_qty = sum((Decimal(o["filled_qty"]) for o in sent), Decimal(0))
+    submitted_qty = sum((_text_dec(o["qty"]) for o in sent), Decimal(0))
+    filled_qty = sum((_text_dec(o["filled_qty"]) for o in sent), Decimal(0))
     filled = sum(1 for o in sent if o["status"] == OrderStatus.FILLED.value)
-    any_fill = sum(1 for o in sent if Decimal(o["filled_qty"]) > 0)
+    any_fill = sum(1 for o in sent if _text_dec(o["filled_qty"]) > 0)
     return {
         "orders_submitted": len(sent),
         "orders_filled": filled,
@@ -78,9 +79,9 @@ def _slippage_summary(fills: list[dict[str, Any]]) -> dict[str, Any]:
             "worst_bps": None,
             "cost": "0",
         }
-    cost = sum((Decimal(f["slippage_cost"]) for f in rows), Decimal(0))
-    notional = sum((Decimal(f["decision_price"]) * Decimal(f["qty"]) for f in rows), Decimal(0))
-    bps = [Decimal(f["slippage_bps"]) for f in rows]
+    cost = sum((_text_dec(f["slippage_cost"]) for f in rows), Decimal(0))
+    notional = sum((_text_dec(f["decision_price"]) * _text_dec(f["qty"]) for f in rows), Decimal(0))
+    bps = [_text_dec(f["slippage_bps"]) for f in rows]
     return {
         "fills": len(rows),
         "fills_without_decision_price": len(fills) - len(rows),
