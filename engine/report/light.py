@@ -154,37 +154,39 @@ _ORDER_KEYS = frozenset(
 def _order(d: dict[str, Any]) -> Ev:
     if not _ORDER_KEYS <= d.keys():
         return _order_with_defaults(d)
-    # every field there (the journal writes them all): converted in place, the decoded
-    # dict becoming the light order's (no copy; a field it has besides is harmless)
-    _str(d["client_order_id"])
-    _str(d["symbol"])
-    d["side"] = _SIDE[d["side"]]
-    d["qty"] = _dec(d["qty"])
-    d["order_type"] = _TYPE[d["order_type"]]
-    d["time_in_force"] = _TIF[d["time_in_force"]]
-    if (v := d["limit_price"]) is not None:
-        d["limit_price"] = _dec(v)
-    d["status"] = _STATUS[d["status"]]
-    d["filled_qty"] = _dec(d["filled_qty"])
-    if (v := d["filled_avg_price"]) is not None:
-        d["filled_avg_price"] = _dec(v)
-    if (v := d["bar_ts"]) is not None:
-        d["bar_ts"] = _dt(v)
-    if (v := d["signal"]) is not None:
-        d["signal"] = float(v)
-    if (v := d["decision_price"]) is not None:
-        d["decision_price"] = _dec(v)
-    d["reduce_only"] = bool(d["reduce_only"])
-    if (v := d["denial"]) is not None:
-        d["denial"] = DenialReason(v)
-    d["external"] = bool(d["external"])
-    for name in ("created_at", "submitted_at", "final_at", "expires_at"):
-        if (v := d[name]) is not None:
-            d[name] = _dt(v)
-    fill_ids = d["fill_ids"]
-    d["fill_ids"] = [_str(x) for x in fill_ids] if fill_ids else []
+    # every field there (the journal writes them all): read without defaults. The light
+    # order's fields are named by this code's (interned) strings, not the decoded dict's
+    # keys: the fold reads them again and again
+    limit_price, filled_avg, bar_ts, signal = d["limit_price"], d["filled_avg_price"], d["bar_ts"], d["signal"]
+    decision, denial, created, submitted = d["decision_price"], d["denial"], d["created_at"], d["submitted_at"]
+    final, expires, fill_ids = d["final_at"], d["expires_at"], d["fill_ids"]
     e = Ev.__new__(Ev)
-    e.__dict__ = d
+    e.__dict__ = {
+        "client_order_id": _str(d["client_order_id"]),
+        "symbol": _str(d["symbol"]),
+        "side": _SIDE[d["side"]],
+        "qty": _dec(d["qty"]),
+        "order_type": _TYPE[d["order_type"]],
+        "time_in_force": _TIF[d["time_in_force"]],
+        "limit_price": None if limit_price is None else _dec(limit_price),
+        "status": _STATUS[d["status"]],
+        "venue_order_id": d["venue_order_id"],
+        "filled_qty": _dec(d["filled_qty"]),
+        "filled_avg_price": None if filled_avg is None else _dec(filled_avg),
+        "bar_ts": None if bar_ts is None else _dt(bar_ts),
+        "signal": None if signal is None else float(signal),
+        "decision_price": None if decision is None else _dec(decision),
+        "reduce_only": bool(d["reduce_only"]),
+        "reason": d["reason"],
+        "denial": None if denial is None else DenialReason(denial),
+        "denial_detail": d["denial_detail"],
+        "external": bool(d["external"]),
+        "created_at": None if created is None else _dt(created),
+        "submitted_at": None if submitted is None else _dt(submitted),
+        "final_at": None if final is None else _dt(final),
+        "expires_at": None if expires is None else _dt(expires),
+        "fill_ids": [_str(x) for x in fill_ids] if fill_ids else [],
+    }
     return e
 
 
@@ -254,20 +256,22 @@ def _ostatus(v: Any) -> OrderStatus | None:
 
 
 def _sent(d: dict[str, Any]) -> Ev:
-    e = Ev.__new__(Ev)  # the decoded dict is the event's (no copy: the hot kinds)
-    _str(d["client_order_id"])
-    d["at"] = _odt(d.get("at"))
-    e.__dict__ = d
+    # (the hot kinds: a dict display, its keys this code's interned names, no Ev.__init__)
+    at = d.get("at")
+    e = Ev.__new__(Ev)
+    e.__dict__ = {"client_order_id": _str(d["client_order_id"]), "at": None if at is None else _dt(at)}
     return e
 
 
 def _acked(d: dict[str, Any]) -> Ev:
+    at = d.get("at")
     e = Ev.__new__(Ev)
-    _str(d["client_order_id"])
-    _str(d["venue_order_id"])
-    d["status"] = _STATUS[d["status"]]
-    d["at"] = _odt(d.get("at"))
-    e.__dict__ = d
+    e.__dict__ = {
+        "client_order_id": _str(d["client_order_id"]),
+        "venue_order_id": _str(d["venue_order_id"]),
+        "status": _STATUS[d["status"]],
+        "at": None if at is None else _dt(at),
+    }
     return e
 
 
