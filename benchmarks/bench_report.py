@@ -5,14 +5,18 @@
    command as an operator runs it (a new Python process: start, imports, reading,
    rendering the text report to a pipe), median of several runs: from the journal's
    events (no report cache: the first report of a journal, or one a session is still
-   writing) and from the report cache (every later report of the same journal, and
-   the first one after the trading day's close).
+   writing), from the report cache's kept rendering (every later report of the same
+   journal, and the first one after `execdesk run` or the trading day's close), and in
+   another format than the one kept (rendered from the cache's data).
 2. `execdesk status` while a 53-order batch is on the wire: a Desk session on the
    built-in venue with 25 ms added to every trading request; the control socket's
    status answer, asked again and again while the batch's submits are answered, and
    the whole `execdesk status` command in the same burst.
 
-Run alone: `python -m benchmarks --only report`."""
+Run alone: `python -m benchmarks --only report`. Against another version of the code,
+side by side: `python -m benchmarks.bench_report --against DIR` (DIR: an export of it,
+e.g. `git archive main | tar -x -C DIR`), the whole command of both, runs interleaved so
+that both see the same machine, and whether their outputs are the same."""
 
 from __future__ import annotations
 
@@ -63,7 +67,12 @@ def bench_report(tmp: Path) -> list[dict]:
     def no_cache() -> None:
         cache.unlink(missing_ok=True)
 
+    def text_only() -> None:  # a cache with the data and the text rendering, no Markdown
+        no_cache()
+        subprocess.run(argv, cwd=REPO, capture_output=True, timeout=120, check=True)
+
     cold, cold_runs, cold_cpu = _median_run(argv, max(3, REPORT_RUNS // 2), before=no_cache)
+    md, md_runs, md_cpu = _median_run([*argv, "--format", "md"], 3, before=text_only)
     _median_run(argv, 1)  # leaves the cache
     warm, warm_runs, warm_cpu = _median_run(argv, REPORT_RUNS)
     how = f"`{' '.join(['python', '-m', 'console.cli', *argv[3:5]])} J` (= execdesk report), stdout to a pipe"
@@ -75,7 +84,15 @@ def bench_report(tmp: Path) -> list[dict]:
             "target": f"<= {REPORT_TARGET_S:g}",
             "ok": warm <= REPORT_TARGET_S,
             "note": f"median of {len(warm_runs)}, min {min(warm_runs):.3f} s, max {max(warm_runs):.3f} s, "
-            f"CPU {warm_cpu:.3f} s; {how}",
+            f"CPU {warm_cpu:.3f} s; the text rendering the cache kept, printed under a fresh head; {how}",
+        },
+        {
+            "name": "execdesk report --format md, 10,000-order journal, from the report cache's data (no md kept)",
+            "value": round(md, 3),
+            "unit": "s",
+            "target": "(reported)",
+            "note": f"median of {len(md_runs)}, min {min(md_runs):.3f} s, CPU {md_cpu:.3f} s; a cache left by a "
+            "text report before each run: its data read back (marshal) and rendered as Markdown, the rendering kept",
         },
         {
             "name": "execdesk report, 10,000-order journal, from its events (no cache: first report, live journal)",
@@ -197,6 +214,65 @@ def run() -> list[dict]:
     return results
 
 
+def compare(against: Path, runs: int = REPORT_RUNS) -> list[str]:
+    """The whole `execdesk report` of the code at `against` (before) and of this tree
+    (after) on the same generated 10,000-order journal (one copy each): first report
+    (cache deleted before each run) and from the cache, the runs interleaved; medians."""
+    import os
+
+    from tests.engine.report.big_journal import write_big_journal
+
+    trees = {"before": against.resolve(), "after": REPO}
+    lines, outputs = [], {}
+    with tempfile.TemporaryDirectory(prefix="execdesk-bench-report-") as tmp:
+        master = write_big_journal(Path(tmp) / "big.sqlite")
+        journals = {name: Path(tmp) / f"{name}.sqlite" for name in trees}
+        for path in journals.values():
+            path.write_bytes(master.read_bytes())
+
+        def one(name: str, first: bool) -> tuple[float, float]:
+            path = journals[name]
+            if first:
+                path.with_name(path.name + ".report-cache").unlink(missing_ok=True)
+            env = dict(os.environ, PYTHONPATH=str(trees[name]))
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = time.perf_counter()
+            argv = [sys.executable, "-m", "console.cli", "report", "--journal", str(path)]
+            done = subprocess.run(argv, cwd=trees[name], env=env, capture_output=True, timeout=120)
+            wall = time.perf_counter() - t
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if done.returncode != 0:
+                raise RuntimeError(f"{name}: exited {done.returncode}: {done.stderr.decode()[-500:]}")
+            lines_out = done.stdout.split(b"\n")
+            outputs[(name, first)] = b"\n".join(lines_out[:1] + lines_out[2:])  # line 2: journal and time
+            return wall, after.ru_utime - used.ru_utime + after.ru_stime - used.ru_stime
+
+        for first in (True, False):
+            if not first:
+                for name in trees:
+                    one(name, False)  # leaves the cache
+            got: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+            for i in range(runs):
+                for name in list(trees)[:: 1 if i % 2 == 0 else -1]:
+                    got[name].append(one(name, first))
+            for name, samples in got.items():
+                walls, cpus = [w for w, _ in samples], [c for _, c in samples]
+                lines.append(
+                    f"{name:<6} {'first report' if first else 'from cache  '}: "
+                    f"median {statistics.median(walls):.3f} s, "
+                    f"min {min(walls):.3f}, max {max(walls):.3f}, CPU median {statistics.median(cpus):.3f} s "
+                    f"({len(samples)} runs)"
+                )
+    same = len(set(outputs.values())) == 1
+    lines.append(f"outputs the same (but the line naming the journal and the time): {same}")
+    lines.append(f"load average {os.getloadavg()[0]:.1f}")
+    return lines
+
+
 if __name__ == "__main__":
+    if "--against" in sys.argv:
+        for line in compare(Path(sys.argv[sys.argv.index("--against") + 1])):
+            print(line)
+        raise SystemExit(0)
     for row in run():
         print(f"{row['name']:<100} {row['value']!s:>9} {row['unit']:<3} target {row['target']}  {row.get('note', '')}")

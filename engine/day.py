@@ -290,14 +290,13 @@ class TradingDay:
         self.reports.append(self._write_report(day))
 
     def _write_report(self, day: MarketDay) -> Path:
-        from engine.report.command import report_data
-        from engine.report.renderers import render_data
+        from engine.report.command import render_report
 
         folder = Path(self.settings.session.reports_dir)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{day.date.isoformat()}.md"
         # through the report cache: the day's `execdesk report` afterwards reads it, not the events
-        path.write_text(render_data(report_data(self.journal_path, None), "md"), encoding="utf-8")
+        path.write_text(render_report(self.journal_path, None, "md", "orders", False), encoding="utf-8")
         self._say(f"report {day.date}: {path}")
         return path
 

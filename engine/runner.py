@@ -193,12 +193,11 @@ class HeadlessRun:
 
     def _print_report(self) -> None:
         try:
-            from engine.report.command import report_data
-            from engine.report.renderers import render_data
+            from engine.report.command import render_report
         except ImportError:  # pragma: no cover - report module missing
             return
         try:
-            # through the report cache: an `execdesk report` of the sealed journal reads it back
-            print(render_data(report_data(self.journal_path, None), "text"), file=self.out, flush=True)
+            # through the report cache: an `execdesk report` of the sealed journal prints it back
+            print(render_report(self.journal_path, None, "text", "orders", False), file=self.out, flush=True)
         except Exception as exc:  # the session is over; a report problem must not hide that
             print(f"(execution report unavailable: {exc})", file=self.out, flush=True)

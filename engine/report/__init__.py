@@ -24,10 +24,11 @@ every format shows the same numbers.
 
     figures.py    formats, tables, latency series, ReportError; how a figure is written
     building.py   build_report: the journal read back into SessionReports
-    cache.py      the report cache next to the journal (a built report, keyed by the journal's content)
+    cache.py      the report cache next to the journal (a built report and the renderings printed,
+                  keyed by the journal's content)
     pnl.py        slippage, fill rate, realized and unrealized P&L (average cost)
     renderers.py  render: text, Markdown, CSV, JSON
-    command.py    `execdesk report` / `python -m engine.report`
+    command.py    `execdesk report` / `python -m engine.report`; render_report (through the cache)
 """
 
 from __future__ import annotations

@@ -404,28 +404,35 @@ _TRACE_STEPS: dict[str, Callable[..., None]] = {
 }
 
 
+_NO_TRACE = _Trace()  # (read only)
+
+
 def _order_row(order: Any, session_id: str, tr: _Trace | None) -> dict[str, Any]:
-    tr = tr or _Trace()
+    # (enum members' _value_: their value without Enum's descriptor, at 10,000 rows)
+    tr = tr or _NO_TRACE
     slip = None
-    if order.filled_avg_price is not None and order.filled_qty > 0:
-        slip = _bps(order.side, order.filled_avg_price, order.decision_price)
+    filled_avg = order.filled_avg_price
+    if filled_avg is not None and order.filled_qty > 0:
+        slip = _bps(order.side, filled_avg, order.decision_price)
+    denial = order.denial
+    submit_ts = tr.submit_ts
     return {
         "session_id": session_id,
         "client_order_id": order.client_order_id,
         "symbol": order.symbol,
-        "side": order.side.value,
+        "side": order.side._value_,
         "qty": _dec(order.qty),
-        "order_type": order.order_type.value,
-        "time_in_force": order.time_in_force.value,
+        "order_type": order.order_type._value_,
+        "time_in_force": order.time_in_force._value_,
         "limit_price": _dec(order.limit_price),
-        "status": order.status.value,
+        "status": order.status._value_,
         "filled_qty": _dec(order.filled_qty),
-        "filled_avg_price": _dec(order.filled_avg_price),
+        "filled_avg_price": _dec(filled_avg),
         "decision_price": _dec(order.decision_price),
         "slippage_bps": _derived(slip),
         "signal": order.signal,
         "reason": order.reason,
-        "denial_reason": order.denial.value if order.denial is not None else None,
+        "denial_reason": denial._value_ if denial is not None else None,
         "detail": order.denial_detail,
         "external": order.external,
         "reduce_only": order.reduce_only,
@@ -435,10 +442,10 @@ def _order_row(order: Any, session_id: str, tr: _Trace | None) -> dict[str, Any]
         "submitted_at": _iso(order.submitted_at),
         "final_at": _iso(_real_time(order.final_at)),
         "fill_ids": list(order.fill_ids),
-        "signal_to_submit_ms": _ms(tr.created_ts, tr.submit_ts),
+        "signal_to_submit_ms": _ms(tr.created_ts, submit_ts),
         "approval_wait_ms": _ms(tr.approval_requested_ts, tr.approved_ts),
-        "submit_to_ack_ms": _ms(tr.submit_ts, tr.ack_ts),
-        "submit_to_first_fill_ms": _ms(tr.submit_ts, tr.first_fill_ts),
+        "submit_to_ack_ms": _ms(submit_ts, tr.ack_ts),
+        "submit_to_first_fill_ms": _ms(submit_ts, tr.first_fill_ts),
     }
 
 
@@ -475,8 +482,8 @@ def _session_report(
                 {
                     "client_order_id": coid,
                     "symbol": order.symbol,
-                    "side": order.side.value,
-                    "reason": order.denial.value,
+                    "side": order.side._value_,
+                    "reason": order.denial._value_,
                     "detail": order.denial_detail,
                 }
             )

@@ -8,13 +8,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from engine.exitcodes import ExitCode
 from engine.report import cache
-from engine.report.figures import CSV_TABLES, FORMATS, ReportError
-from engine.report.renderers import render_data
+from engine.report.figures import CSV_TABLES, FORMATS, ReportError, gc_paused
+from engine.report.renderers import render_head, render_parts
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,15 +67,47 @@ def report_data(path: Path, session_id: str | None) -> dict[str, Any]:
     """The report's data (Report.to_dict()): from the report cache when it matches the
     journal as it is now, else built from the journal's events and kept in the cache
     for the next time (engine/report/cache.py)."""
-    data = cache.load(path, session_id)
-    if data is not None:
-        return data
-    from engine.report.building import build_report  # the models: only when replaying
+    data, key, built = _report_data(path, session_id)
+    if built:
+        cache.store(path, key, data)
+    return data
+
+
+def _report_data(path: Path, session_id: str | None) -> tuple[dict[str, Any], dict[str, Any] | None, bool]:
+    """(data, the journal's cache key it is of, whether it was built from the
+    journal's events): report_data without writing the cache. The key is read before
+    the report is built (cache.store writes nothing if the journal moved on since)."""
+    found = cache.load_keyed(path, session_id)
+    if found is not None:
+        return found[0], found[1], False
+    from engine.report.building import build_report  # the journal's events: only when replaying
 
     key = cache.journal_key(path)
-    data = build_report(path, session_id).to_dict()
-    cache.store(path, key, data)
-    return data
+    return build_report(path, session_id).to_dict(), key, True
+
+
+def render_report(path: Path, session_id: str | None, fmt: str, table: str, color: bool) -> str:
+    """The report as `execdesk report` prints it: the rendering the report cache kept
+    (with a head naming the journal and the time now), else rendered from the report's
+    data (report_data), and the rendering kept in the cache for the next time."""
+    with gc_paused():  # hundreds of thousands of objects that live until the end
+        return _render_report(path, session_id, fmt, table, color)
+
+
+def _render_report(path: Path, session_id: str | None, fmt: str, table: str, color: bool) -> str:
+    hit = cache.load_rendered(path, session_id, fmt, table, color)
+    if hit is not None:
+        scope, kept = hit
+        return render_head(fmt, str(path), scope, datetime.now(UTC).isoformat(), color=color) + kept
+    data, key, built = _report_data(path, session_id)
+    head, body = render_parts(data, fmt, table=table, color=color)
+    if body is None:  # JSON: the data is the rendering
+        if built:
+            cache.store(path, key, data)
+        return head
+    name = f"{data['session_id']}|{cache.rendering_name(fmt, table, color)}"
+    cache.store(path, key, data if built else None, {name: body})
+    return head + body
 
 
 def _error(message: str) -> None:
@@ -88,9 +121,9 @@ def run(args: argparse.Namespace) -> int:
     fmt = getattr(args, "format", "text") or "text"
     try:
         path = _journal_path(args)
-        data = report_data(path, getattr(args, "session", None))
         color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        text = render_data(data, fmt, table=getattr(args, "table", "orders") or "orders", color=color)
+        table = getattr(args, "table", "orders") or "orders"
+        text = render_report(path, getattr(args, "session", None), fmt, table, color)
     except ReportError as exc:
         _error(str(exc))
         return ExitCode.USAGE

@@ -8,7 +8,7 @@ import gc
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -80,16 +80,35 @@ class ReportError(ExecdeskError):
     """The report cannot be built: no such journal, no such session, unreadable file."""
 
 
+#: the memos of the report's modules (register_memo): kept for one report (the outermost
+#: gc_paused), so that a long-lived process holds none of them between reports
+_MEMOS: list[dict] = []
+_DEPTH = [0]
+MEMO_MAX = 1 << 16  # entries a memo keeps at most
+
+
+def register_memo(memo: dict) -> None:
+    """Forget memo's entries when the report that filled it is done."""
+    _MEMOS.append(memo)
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection meanwhile. Building a report makes hundreds of
     thousands of objects that all live until it is done; the collector would walk
-    them again and again (a third of the time at 10,000 orders) to free nothing."""
+    them again and again (a third of the time at 10,000 orders) to free nothing.
+    Leaving the outermost one forgets the memos (register_memo)."""
     was_enabled = gc.isenabled()
     gc.disable()
+    _DEPTH[0] += 1
     try:
         yield
     finally:
+        _DEPTH[0] -= 1
+        if _DEPTH[0] <= 0:
+            _DEPTH[0] = 0
+            for memo in _MEMOS:
+                memo.clear()
         if was_enabled:
             gc.enable()
 
@@ -97,28 +116,61 @@ def gc_paused() -> Iterator[None]:
 # ---- small helpers ---------------------------------------------------------------------
 
 
+# Memos of the figures a report writes again and again. _dec's keeps its Decimals alive,
+# so an id names one Decimal (1 and 1.0 are equal but written differently: not by value);
+# _derived's result depends on the value only (normalized), so it is keyed by value.
+_DEC_TEXT: dict[int, tuple[Decimal, str]] = {}
+_DERIVED: dict[Decimal, str] = {}
+register_memo(_DEC_TEXT)
+register_memo(_DERIVED)
+
+
 def _dec(value: Decimal | None) -> str | None:
     """A Decimal from the journal as an exact string (never exponent notation)."""
     if value is None:
         return None
-    return format(value, "f")
+    kept = _DEC_TEXT.get(id(value))
+    if kept is not None and kept[0] is value:
+        return kept[1]
+    text = format(value, "f")
+    if len(_DEC_TEXT) < MEMO_MAX:
+        _DEC_TEXT[id(value)] = (value, text)
+    return text
 
 
 def _derived(value: Decimal | None) -> str | None:
     """A computed Decimal as an exact string without trailing zeros."""
     if value is None:
         return None
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
+    text = _DERIVED.get(value)
+    if text is None:
+        text = "0" if value == 0 else format(value.normalize(), "f")
+        if len(_DERIVED) < MEMO_MAX:
+            _DERIVED[value] = text
+    return text
 
 
 def _q(value: Decimal, places: Decimal) -> Decimal:
     return value.quantize(places, rounding=ROUND_HALF_EVEN)
 
 
+#: isoformat() of the UTC times a report writes again and again (a batch's bar time, a
+#: fill's venue time): equal UTC datetimes have the same isoformat, so one call each
+_ISO: dict[datetime, str] = {}
+register_memo(_ISO)
+
+
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    if value is None:
+        return None
+    if value.tzinfo is UTC:
+        text = _ISO.get(value)
+        if text is None:
+            text = value.isoformat()
+            if len(_ISO) < MEMO_MAX:
+                _ISO[value] = text
+        return text
+    return value.isoformat()
 
 
 def _ms(start: datetime | None, end: datetime | None) -> float | None:

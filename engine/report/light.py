@@ -23,6 +23,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from engine.report.figures import MEMO_MAX, register_memo
 from engine.states import (
     FINAL_STATUSES,
     TRANSITIONS,
@@ -86,10 +87,35 @@ class Record:
 
 # ---- field decoders ---------------------------------------------------------------------
 
-_dt = datetime.fromisoformat
+_fromiso = datetime.fromisoformat
+# The same strings come back again and again (a batch's bar time, a price, a size): each
+# is converted once. Both conversions are pure and their results immutable, so the memos
+# are shared (bounded by MEMO_MAX).
+_DT: dict[str, datetime] = {}
+register_memo(_DT)
+_DEC: dict[str, Decimal] = {}
+register_memo(_DEC)
+
+
+def _dt(v: Any) -> datetime:
+    if type(v) is not str:
+        return _fromiso(v)  # (raises TypeError)
+    d = _DT.get(v)
+    if d is None:
+        d = _fromiso(v)
+        if len(_DT) < MEMO_MAX:
+            _DT[v] = d
+    return d
 
 
 def _dec(v: Any) -> Decimal:
+    if type(v) is str:
+        d = _DEC.get(v)
+        if d is None:
+            d = Decimal(v)
+            if len(_DEC) < MEMO_MAX:
+                _DEC[v] = d
+        return d
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         raise TypeError(f"not a decimal: {v!r}")
     return Decimal(v if not isinstance(v, float) else str(v))
@@ -115,7 +141,56 @@ def _str(v: Any) -> str:
     return v
 
 
+#: the fields of an order as the journal writes them (all present: _order's fast path)
+_ORDER_KEYS = frozenset(
+    (
+        "client_order_id symbol side qty order_type time_in_force limit_price status venue_order_id filled_qty "
+        "filled_avg_price bar_ts signal decision_price reduce_only reason denial denial_detail external created_at "
+        "submitted_at final_at expires_at fill_ids"
+    ).split()
+)
+
+
 def _order(d: dict[str, Any]) -> Ev:
+    if not _ORDER_KEYS <= d.keys():
+        return _order_with_defaults(d)
+    # every field there (the journal writes them all): read without defaults. The light
+    # order's fields are named by this code's (interned) strings, not the decoded dict's
+    # keys: the fold reads them again and again
+    limit_price, filled_avg, bar_ts, signal = d["limit_price"], d["filled_avg_price"], d["bar_ts"], d["signal"]
+    decision, denial, created, submitted = d["decision_price"], d["denial"], d["created_at"], d["submitted_at"]
+    final, expires, fill_ids = d["final_at"], d["expires_at"], d["fill_ids"]
+    e = Ev.__new__(Ev)
+    e.__dict__ = {
+        "client_order_id": _str(d["client_order_id"]),
+        "symbol": _str(d["symbol"]),
+        "side": _SIDE[d["side"]],
+        "qty": _dec(d["qty"]),
+        "order_type": _TYPE[d["order_type"]],
+        "time_in_force": _TIF[d["time_in_force"]],
+        "limit_price": None if limit_price is None else _dec(limit_price),
+        "status": _STATUS[d["status"]],
+        "venue_order_id": d["venue_order_id"],
+        "filled_qty": _dec(d["filled_qty"]),
+        "filled_avg_price": None if filled_avg is None else _dec(filled_avg),
+        "bar_ts": None if bar_ts is None else _dt(bar_ts),
+        "signal": None if signal is None else float(signal),
+        "decision_price": None if decision is None else _dec(decision),
+        "reduce_only": bool(d["reduce_only"]),
+        "reason": d["reason"],
+        "denial": None if denial is None else DenialReason(denial),
+        "denial_detail": d["denial_detail"],
+        "external": bool(d["external"]),
+        "created_at": None if created is None else _dt(created),
+        "submitted_at": None if submitted is None else _dt(submitted),
+        "final_at": None if final is None else _dt(final),
+        "expires_at": None if expires is None else _dt(expires),
+        "fill_ids": [_str(x) for x in fill_ids] if fill_ids else [],
+    }
+    return e
+
+
+def _order_with_defaults(d: dict[str, Any]) -> Ev:
     g = d.get
     denial = g("denial")
     fill_ids = g("fill_ids") or []
@@ -181,20 +256,22 @@ def _ostatus(v: Any) -> OrderStatus | None:
 
 
 def _sent(d: dict[str, Any]) -> Ev:
-    e = Ev.__new__(Ev)  # the decoded dict is the event's (no copy: the hot kinds)
-    _str(d["client_order_id"])
-    d["at"] = _odt(d.get("at"))
-    e.__dict__ = d
+    # (the hot kinds: a dict display, its keys this code's interned names, no Ev.__init__)
+    at = d.get("at")
+    e = Ev.__new__(Ev)
+    e.__dict__ = {"client_order_id": _str(d["client_order_id"]), "at": None if at is None else _dt(at)}
     return e
 
 
 def _acked(d: dict[str, Any]) -> Ev:
+    at = d.get("at")
     e = Ev.__new__(Ev)
-    _str(d["client_order_id"])
-    _str(d["venue_order_id"])
-    d["status"] = _STATUS[d["status"]]
-    d["at"] = _odt(d.get("at"))
-    e.__dict__ = d
+    e.__dict__ = {
+        "client_order_id": _str(d["client_order_id"]),
+        "venue_order_id": _str(d["venue_order_id"]),
+        "status": _STATUS[d["status"]],
+        "at": None if at is None else _dt(at),
+    }
     return e
 
 
@@ -297,7 +374,7 @@ def decode_rows(rows: Iterable[tuple[int, str, str, str, str]]) -> Iterator[Entr
                 event, kind = None, type_name
             else:
                 event, kind = loads(payload), ""  # as UnknownEvent: the data kept raw
-            yield Entry(seq, _dt(ts), sid, kind, event)
+            yield Entry(seq, _fromiso(ts), sid, kind, event)  # (each row's own time: no memo)
         except _ERRORS as exc:
             raise LightDecodeError(seq, type_name, payload, f"{type(exc).__name__}: {exc}") from None
 

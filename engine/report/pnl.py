@@ -12,14 +12,22 @@ from engine.report.figures import (
     _BPS,
     _BPS_PLACES,
     _RATE_PLACES,
+    MEMO_MAX,
     _dec,
     _derived,
     _iso,
     _q,
+    register_memo,
 )
 from engine.report.light import Book, Entry
 from engine.report.light import Pos as Position
+from engine.report.light import _dec as _text_dec  # Decimal(text), each text once per report
 from engine.states import OrderStatus, Side
+
+#: _bps of the same side, price and decision price (quantized: its result depends on the
+#: values only, not on how they are written)
+_BPS_OF: dict[tuple[Side, Decimal, Decimal], Decimal] = {}
+register_memo(_BPS_OF)
 
 
 def _bps(side: Side, price: Decimal, decision: Decimal | None) -> Decimal | None:
@@ -27,7 +35,13 @@ def _bps(side: Side, price: Decimal, decision: Decimal | None) -> Decimal | None
     (a buy paid above, a sell received below)."""
     if decision is None or decision <= 0:
         return None
-    return _q(side.sign * (price - decision) / decision * _BPS, _BPS_PLACES)
+    key = (side, price, decision)
+    bps = _BPS_OF.get(key)
+    if bps is None:
+        bps = _q(side.sign * (price - decision) / decision * _BPS, _BPS_PLACES)
+        if len(_BPS_OF) < MEMO_MAX:
+            _BPS_OF[key] = bps
+    return bps
 
 
 def _fill_rate(orders: list[dict[str, Any]], submitted: set[str]) -> dict[str, Any]:
@@ -35,10 +49,10 @@ def _fill_rate(orders: list[dict[str, Any]], submitted: set[str]) -> dict[str, A
     client_order_ids a SubmitSent was journaled for): filled qty / submitted qty,
     filled orders / submitted orders."""
     sent = [o for o in orders if o["client_order_id"] in submitted and not o["external"]]
-    submitted_qty = sum((Decimal(o["qty"]) for o in sent), Decimal(0))
-    filled_qty = sum((Decimal(o["filled_qty"]) for o in sent), Decimal(0))
+    submitted_qty = sum((_text_dec(o["qty"]) for o in sent), Decimal(0))
+    filled_qty = sum((_text_dec(o["filled_qty"]) for o in sent), Decimal(0))
     filled = sum(1 for o in sent if o["status"] == OrderStatus.FILLED.value)
-    any_fill = sum(1 for o in sent if Decimal(o["filled_qty"]) > 0)
+    any_fill = sum(1 for o in sent if _text_dec(o["filled_qty"]) > 0)
     return {
         "orders_submitted": len(sent),
         "orders_filled": filled,
@@ -65,9 +79,9 @@ def _slippage_summary(fills: list[dict[str, Any]]) -> dict[str, Any]:
             "worst_bps": None,
             "cost": "0",
         }
-    cost = sum((Decimal(f["slippage_cost"]) for f in rows), Decimal(0))
-    notional = sum((Decimal(f["decision_price"]) * Decimal(f["qty"]) for f in rows), Decimal(0))
-    bps = [Decimal(f["slippage_bps"]) for f in rows]
+    cost = sum((_text_dec(f["slippage_cost"]) for f in rows), Decimal(0))
+    notional = sum((_text_dec(f["decision_price"]) * _text_dec(f["qty"]) for f in rows), Decimal(0))
+    bps = [_text_dec(f["slippage_bps"]) for f in rows]
     return {
         "fills": len(rows),
         "fills_without_decision_price": len(fills) - len(rows),
@@ -157,13 +171,13 @@ def _fills_and_pnl(
                 "execution_id": f.execution_id,
                 "client_order_id": f.client_order_id,
                 "symbol": f.symbol,
-                "side": f.side.value,
+                "side": f.side._value_,  # (without Enum's descriptor, at 10,000 fills)
                 "qty": _dec(f.qty),
                 "price": _dec(f.price),
                 "ts": _iso(f.ts),
                 "journaled_at": _iso(entry.ts),
                 "journal_seq": entry.seq,
-                "order_status": e.status.value if e.status is not None else None,
+                "order_status": e.status._value_ if e.status is not None else None,
                 "decision_price": _dec(decision),
                 "slippage_bps": _derived(bps),
                 "slippage_cost": _derived(cost),

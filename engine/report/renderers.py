@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from engine.report.figures import CSV_TABLES, FILL_COLUMNS, FORMATS, ORDER_COLUMNS, gc_paused
+from engine.report.figures import CSV_TABLES, FILL_COLUMNS, FORMATS, MEMO_MAX, ORDER_COLUMNS, gc_paused, register_memo
 
 if TYPE_CHECKING:
     from engine.report.building import Report
@@ -32,17 +32,57 @@ def render_data(data: dict[str, Any], fmt: str = "text", *, table: str = "orders
         return _render(data, fmt, table, color)
 
 
+def render_parts(
+    data: dict[str, Any], fmt: str = "text", *, table: str = "orders", color: bool = False
+) -> tuple[str, str | None]:
+    """render_data() in two parts: (head, body), head + body being the rendering. The
+    body does not depend on the journal's path or the time of generation (the report
+    cache keeps it); None for JSON, whose object holds both (the whole text is head)."""
+    with gc_paused():
+        return _render_parts(data, fmt, table, color)
+
+
+def render_head(fmt: str, journal: str, scope: str, generated_at: str, *, color: bool = False) -> str:
+    """The head of a rendering (render_parts) of a report of `scope` (its session id or
+    "all") from the journal at `journal`, generated at `generated_at` (ISO)."""
+    if fmt == "text":
+        bold, plain = ("\x1b[1m", "\x1b[0m") if color else ("", "")
+        return (
+            f"{bold}execdesk execution report{plain}\n"
+            f"journal: {_printable(journal, 200)}   scope: {scope}   generated: {_ts(generated_at)}"
+        )
+    if fmt == "md":
+        return "\n".join(
+            [
+                "# execdesk execution report",
+                "",
+                f"- journal: `{_md_escape(journal)}`",
+                f"- scope: `{scope}`",
+                f"- generated: {_ts(generated_at)}",
+                "",
+                "",
+            ]
+        )
+    if fmt == "csv":
+        return ""
+    raise ValueError(f"a {fmt!r} rendering has no separate head")
+
+
 def _render(data: dict[str, Any], fmt: str, table: str, color: bool) -> str:
+    head, body = _render_parts(data, fmt, table, color)
+    return head if body is None else head + body
+
+
+def _render_parts(data: dict[str, Any], fmt: str, table: str, color: bool) -> tuple[str, str | None]:
     if fmt == "json":
-        return json.dumps(data, indent=2, ensure_ascii=False)
+        return json.dumps(data, indent=2, ensure_ascii=False), None
     if fmt == "csv":
         if table not in CSV_TABLES:
             raise ValueError(f"csv table must be one of {', '.join(CSV_TABLES)}, not {table!r}")
-        return _render_csv(data, table)
-    if fmt == "md":
-        return _render_md(data)
-    if fmt == "text":
-        return _render_text(data, color=color)
+        return "", _render_csv(data, table)
+    if fmt in ("md", "text"):
+        head = render_head(fmt, data["journal"], data["session_id"], data["generated_at"], color=color)
+        return head, _render_md(data) if fmt == "md" else _render_text(data, color=color)
     raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
 
 
@@ -75,10 +115,23 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+_NUM: dict[tuple[str, int], str] = {}  # _num of the same figure (a price, a size) written again
+register_memo(_NUM)
+
+
 def _num(value: str | None, places: int) -> str:
     """A Decimal string rounded for reading (exact figures are in the JSON)."""
     if value is None:
         return ""
+    text = _NUM.get((value, places))
+    if text is None:
+        text = _num_of(value, places)
+        if len(_NUM) < MEMO_MAX:
+            _NUM[(value, places)] = text
+    return text
+
+
+def _num_of(value: str, places: int) -> str:
     whole, _, frac = value.partition(".")
     digits = whole[1:] if whole[:1] == "-" else whole
     if digits.isdigit() and frac.isdigit() == bool(frac) and len(frac) <= places and digits.isascii():
@@ -395,7 +448,8 @@ def _text_table(cols: list[str], rows: list[list[str]]) -> list[str]:
     """Aligned columns (numbers to the right: a column whose every non-empty cell is a
     number), a rule under the header. Column-wise, with the loops in C: a table of
     10,000 orders renders in a fraction of a second."""
-    columns = list(zip(*rows, strict=False)) if rows else [() for _ in cols]
+    # each column's distinct cells (a column of 10,000 prices has a few hundred)
+    columns = [set(col) for col in zip(*rows, strict=False)] if rows else [set() for _ in cols]
     widths = [max(len(c), max(map(len, col), default=0)) for c, col in zip(cols, columns, strict=False)]
     numeric = [all(map(_NUMERIC.fullmatch, filter(None, col))) for col in columns]
     # one format per table ("{:<8}   {:>5}"), so each line is one call in C
@@ -409,12 +463,9 @@ def _text_table(cols: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _render_text(data: dict[str, Any], *, color: bool = False) -> str:
+    """The text rendering after its head (render_head): from the line break after it."""
     bold, plain = ("\x1b[1m", "\x1b[0m") if color else ("", "")
-    lines = [
-        f"{bold}execdesk execution report{plain}",
-        f"journal: {_printable(data['journal'], 200)}   scope: {data['session_id']}   "
-        f"generated: {_ts(data['generated_at'])}",
-    ]
+    lines = [""]
     for title, cols, rows, empty in _sections(data):
         if not rows:
             if empty:
@@ -429,14 +480,8 @@ def _md_escape(value: str) -> str:
 
 
 def _render_md(data: dict[str, Any]) -> str:
-    lines = [
-        "# execdesk execution report",
-        "",
-        f"- journal: `{_md_escape(data['journal'])}`",
-        f"- scope: `{data['session_id']}`",
-        f"- generated: {_ts(data['generated_at'])}",
-        "",
-    ]
+    """The Markdown rendering after its head (render_head)."""
+    lines: list[str] = []
     for title, cols, rows, empty in _sections(data):
         if not rows and not empty:
             continue

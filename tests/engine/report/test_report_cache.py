@@ -5,6 +5,7 @@ shows the change; a cache that is broken or cannot be written changes nothing.""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -122,3 +123,48 @@ def test_a_report_from_the_cache_starts_without_the_models_the_venue_or_the_cons
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.stderr.strip().splitlines()[-1] == "loaded: 0", done.stderr
     assert "signal batches skipped (backlog)" in done.stdout
+
+
+def test_the_printed_rendering_is_kept_and_printed_again_without_building_or_rendering(live_journal, monkeypatch):
+    from engine.report import renderers
+    from engine.report.command import render_report
+
+    builds = _counted_builds(monkeypatch)
+    first = render_report(live_journal.path, None, "text", "orders", False)
+    monkeypatch.setattr(renderers, "_sections", lambda data: pytest.fail("rendered again"))
+    second = render_report(live_journal.path, None, "text", "orders", False)
+    assert len(builds) == 1
+    assert first.splitlines()[2:] == second.splitlines()[2:] and "signal batches skipped (backlog)" in second
+    assert second.splitlines()[1].startswith(f"journal: {live_journal.path}   scope: ")
+    # another format of the same journal: rendered from the cached data, not built again
+    monkeypatch.undo()
+    builds = _counted_builds(monkeypatch)
+    assert render_report(live_journal.path, None, "md", "orders", False).startswith("# execdesk execution report")
+    assert builds == []
+    live_journal.append(ev.SignalsSkipped(count=2, first_ts=B1, last_ts=B1))  # moved on: built again
+    again = render_report(live_journal.path, None, "text", "orders", False)
+    assert re.search(r"signal batches skipped \(backlog\) +5\n", again), again
+    assert len(builds) == 1
+
+
+def test_a_cache_file_others_can_write_is_not_read(live_journal, monkeypatch):
+    builds = _counted_builds(monkeypatch)
+    report_data(live_journal.path, None)
+    path = cache_path(live_journal.path)
+    path.chmod(0o622)  # someone else could have written it: not decoded
+    report_data(live_journal.path, None)
+    assert len(builds) == 2
+    assert oct(path.stat().st_mode & 0o777) == "0o600", "replaced by an owner-only cache"
+    report_data(live_journal.path, None)
+    assert len(builds) == 2
+
+
+def test_a_report_leaves_no_memo_behind(live_journal):
+    """The report's memos (repeated times, prices, figures) last one report: a long-lived
+    process that printed one holds none of them afterwards."""
+    from engine.report import figures
+    from engine.report.command import render_report
+
+    assert figures._MEMOS, "the memos are registered"
+    render_report(live_journal.path, None, "text", "orders", False)
+    assert all(not memo for memo in figures._MEMOS)

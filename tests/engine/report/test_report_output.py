@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.report import building
+from engine.report import building, renderers
 from engine.report.cache import cache_path
-from engine.report.command import report_data
-from engine.report.renderers import render_data
+from engine.report.command import render_report, report_data
+from engine.report.renderers import _ts, render_data
 from tests.engine.report.big_journal import write_big_journal
 
 GENERATED_AT = datetime(2026, 3, 6, 12, 0, tzinfo=UTC)
@@ -114,6 +114,33 @@ def test_a_10000_order_journal_reports_as_before_from_events_and_from_the_cache(
     expected = {k[1:]: v for k, v in EXPECTED.items() if k[0] == "big"}
     assert replayed == expected
     assert cached == expected
+
+
+def printed(path: Path) -> dict[tuple[str, str, str], str]:
+    """The digests of the renderings as `execdesk report` prints them (command.render_report:
+    the rendering the report cache kept, else rendered and kept), the generation time set."""
+    out = {}
+    for scope, fmt, table in RENDERINGS:
+        if fmt == "json":
+            continue  # its data is the rendering: digests() covers it
+        text = render_report(path, scope, fmt, table, False).replace(str(path), "JOURNAL")
+        if fmt != "csv":
+            head, sep, rest = text.partition("generated: ")
+            assert sep, text[:300]
+            text = head + sep + _ts(GENERATED_AT.isoformat()) + rest[rest.index("\n") :]
+        out[(scope, fmt, table)] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return out
+
+
+def test_the_printed_report_is_the_same_rendered_and_from_the_cache_s_rendering(big_journal, tmp_path, monkeypatch):
+    path = tmp_path / "journal.sqlite"
+    path.write_bytes(big_journal.read_bytes())
+    expected = {k[1:]: v for k, v in EXPECTED.items() if k[0] == "big" and k[2] != "json"}
+    assert printed(path) == expected
+    with monkeypatch.context() as m:  # neither built nor rendered again
+        m.setattr(building, "build_report", _not_replayed)
+        m.setattr(renderers, "_sections", _not_replayed)
+        assert printed(path) == expected
 
 
 if __name__ == "__main__":  # print the digests of the report as it is now
