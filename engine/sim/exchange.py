@@ -510,19 +510,24 @@ class Exchange:
         }
 
     # ------------------------------------------------------------------ events
-    def _emit(self, event: str, o: Order, **extra: Any) -> None:
+    def _emit(self, event: str, o: Order, **extra: Any) -> dict | None:
+        """Tell the listeners (the trade stream) about `o`; returns the order's JSON
+        the update carries (None when nobody listens), which is also what a response
+        made at the same moment shows."""
         self.events_emitted += 1
         if not self.listeners:
-            return
+            return None
+        order = o.to_json()
         payload = {
             "event": event,
             "execution_id": str(uuid.uuid4()),
-            "order": o.to_json(),
+            "order": order,
             "timestamp": ts(self.t),
         }
         payload.update(extra)
         for cb in self.listeners:
             cb(payload)
+        return order
 
     # ------------------------------------------------------------------ lookups
     def asset(self, symbol_or_id: str) -> Asset:
@@ -817,13 +822,13 @@ class Exchange:
     def _activate(self, o: Order) -> dict:
         if self._open and not (o.tif == "opg") and (o.session_date is None or o.session_date <= cal.ny_date(self.t)):
             o.status = "new"
-            self._emit("new", o)
-            snapshot = o.to_json()
+            # the answer shows the order as its "new" update does (before any fill);
+            # the listeners only serialize that dict, so both may share it
+            snapshot = self._emit("new", o) or o.to_json()
             self._try_fill(o)
         else:
             o.status = "accepted"
-            self._emit("accepted", o)
-            snapshot = o.to_json()
+            snapshot = self._emit("accepted", o) or o.to_json()
         return snapshot
 
     # ------------------------------------------------------------------ matching

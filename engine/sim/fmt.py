@@ -16,28 +16,44 @@ SUBCENT = Decimal("0.0001")
 QTY_QUANT = Decimal("0.000000001")  # Alpaca accepts up to 9 decimals
 
 
+# Every order JSON formats the same few prices, quantities and instants again and
+# again (an order's own fields, in its response and in each of its trade updates), so
+# both formatters remember what they made: the text depends on the value only (equal
+# Decimals normalize alike, equal instants are one UTC time). The caches are cleared
+# whole when they grow past _CACHE_MAX; each get and set is atomic under the GIL, so
+# venues on several threads may share them.
+_CACHE_MAX = 8192
+_dec_cache: dict[Decimal, str] = {}
+_ts_cache: dict[datetime, str] = {}
+
+
 def dec_str(value: Decimal | None) -> str | None:
     """``Decimal("10.50")`` -> ``"10.5"``; never scientific notation."""
     if value is None:
         return None
+    text = _dec_cache.get(value)
+    if text is not None:
+        return text
     if value == 0:
         return "0"
     text = format(value.normalize(), "f")
+    if len(_dec_cache) >= _CACHE_MAX:
+        _dec_cache.clear()
+    _dec_cache[value] = text
     return text
-
-
-_last_ts: list = [None, None]
 
 
 def ts(value: datetime | None) -> str | None:
     """UTC timestamp like Alpaca's order timestamps: ``2024-01-02T14:30:00.123456Z``."""
     if value is None:
         return None
-    last = _last_ts
-    if value is last[0]:  # an order's timestamps are mostly one and the same instant
-        return last[1]
+    text = _ts_cache.get(value)
+    if text is not None:
+        return text
     text = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    last[0], last[1] = value, text
+    if len(_ts_cache) >= _CACHE_MAX:
+        _ts_cache.clear()
+    _ts_cache[value] = text
     return text
 
 
