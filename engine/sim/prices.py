@@ -22,7 +22,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from operator import itemgetter
 from pathlib import Path
+from typing import NamedTuple
 
 from . import calendar as cal
 from .assets import Asset, generic_asset
@@ -58,8 +60,13 @@ class Quote:
     as_: int
 
 
-@dataclass
-class Bar:
+class Bar(NamedTuple):
+    """A minute (or daily) bar. A tuple of numbers, never changed once made: the
+    collector stops tracking such tuples after their first pass, so the tens of
+    thousands of history bars a venue holds do not lengthen its full collections
+    (a dataclass instance stays tracked: 43k bars made a gen-2 pass ~20 ms, in the
+    middle of a batch of orders)."""
+
     t: int  # ns, start of the interval
     o: float
     h: float
@@ -68,6 +75,11 @@ class Bar:
     v: int
     n: int
     vw: float
+
+
+#: a Bar's fields as a plain tuple (how the history is held: see ensure_history)
+BarRow = tuple[int, float, float, float, float, int, int, float]
+_bar_t = itemgetter(0)  # a Bar's or a BarRow's start
 
 
 @dataclass
@@ -117,7 +129,7 @@ class SymbolMarket:
     day: _Acc | None = None
     prev_day: Bar | None = None
     bars: list[Bar] = field(default_factory=list)  # finalized minute bars since start
-    history: list[Bar] | None = None  # backfilled minute bars before start (lazy)
+    history: list[BarRow] | None = None  # backfilled minute bars before start (lazy; plain tuples)
     quotes: deque = field(default_factory=lambda: deque(maxlen=HISTORY_MAXLEN))
     trades: deque = field(default_factory=lambda: deque(maxlen=HISTORY_MAXLEN))
     replay: dict[int, tuple[float, float, float, float, int]] | None = None  # minute ns -> ohlcv
@@ -407,8 +419,12 @@ class PriceModel:
         return self._publish(symbol, m)
 
     # ------------------------------------------------------------------ history
-    def ensure_history(self, symbol: str) -> list[Bar]:
-        """Minute bars of the ``history_days`` sessions before the start (lazy, seeded)."""
+    def ensure_history(self, symbol: str) -> list[BarRow]:
+        """Minute bars of the ``history_days`` sessions before the start (lazy, seeded),
+        as plain tuples in Bar's field order: the collector stops tracking a plain tuple
+        of numbers after its first pass (not a Bar, a tuple subclass), so the tens of
+        thousands of them a venue holds do not lengthen its full collections (as Bars,
+        43k of them made a gen-2 pass ~20 ms, landing in the middle of a batch)."""
         m = self.markets[symbol]
         if m.history is not None:
             return m.history
@@ -445,27 +461,27 @@ class PriceModel:
             ps = [round(math.exp(p + anchor), 2 if math.exp(p + anchor) >= 1 else 4) for p in pts]
             o_, c_ = ps[0], ps[-1]
             h_, l_ = max(ps), min(ps)
-            bars.append(Bar(t_ns, o_, h_, l_, c_, v, n, round(sum(ps) / len(ps), 4)))
+            bars.append((t_ns, o_, h_, l_, c_, v, n, round(sum(ps) / len(ps), 4)))
         m.history = bars
         if m.prev_day is None and bars:
             # the last full session before the start is the previous daily bar
-            last_day = cal.ny_date(from_ns(bars[-1].t))
+            last_day = cal.ny_date(from_ns(bars[-1][0]))
             if o is not None and o < start:
                 last_day = cal.prev_trading_day(cal.ny_date(start))
-            day_bars = [b for b in bars if cal.ny_date(from_ns(b.t)) == last_day]
+            day_bars = [Bar._make(b) for b in bars if cal.ny_date(from_ns(b[0])) == last_day]
             if day_bars:
                 m.prev_day = aggregate(day_bars, to_ns(datetime.combine(last_day, datetime.min.time(), cal.NY)))
         return bars
 
     def minute_bars(self, symbol: str, start_ns: int | None, end_ns: int | None) -> list[Bar]:
         m = self.markets[symbol]
-        bars: list[Bar] = []
+        bars: list[BarRow] = []
         if start_ns is None or start_ns < to_ns(self.start):
             bars.extend(self.ensure_history(symbol))
         bars.extend(m.bars)
-        lo = 0 if start_ns is None else bisect_left(bars, start_ns, key=lambda b: b.t)
-        hi = len(bars) if end_ns is None else bisect_left(bars, end_ns + 1, key=lambda b: b.t)
-        return bars[lo:hi]
+        lo = 0 if start_ns is None else bisect_left(bars, start_ns, key=_bar_t)
+        hi = len(bars) if end_ns is None else bisect_left(bars, end_ns + 1, key=_bar_t)
+        return [b if type(b) is Bar else Bar._make(b) for b in bars[lo:hi]]
 
     def latest_bar(self, symbol: str) -> Bar:
         m = self.markets[symbol]
@@ -475,7 +491,7 @@ class PriceModel:
             return m.minute.bar()
         hist = self.ensure_history(symbol)
         if hist:
-            return hist[-1]
+            return Bar._make(hist[-1])
         p = float(m.last_price)
         return Bar(m.last_t, p, p, p, p, 0, 0, p)
 
