@@ -105,6 +105,7 @@ def serve(argv: list[str]) -> int:
     # route -> (wall time at the end, wall ms in the venue, CPU ms of the venue's thread meanwhile)
     service: dict[str, list[tuple[float, float, float]]] = {}
     in_flight = [0]
+    body_waits: list[float] = []  # ms a handler waited for a body that came apart from its headers
 
     def on_gc(phase: str, info: dict) -> None:
         if phase == "start":
@@ -130,6 +131,11 @@ def serve(argv: list[str]) -> int:
         in_flight[0] += 1
         t0, c0 = time.perf_counter(), time.thread_time()
         try:
+            if request.body_exists and not request.content.is_eof():
+                # the body is not all here yet (the client sent it apart from the headers):
+                # read it now (aiohttp keeps it for the handler) and note the wait
+                await request.read()
+                body_waits.append((time.perf_counter() - t0) * 1000)
             return await handler(request)
         finally:
             in_flight[0] -= 1
@@ -170,6 +176,7 @@ def serve(argv: list[str]) -> int:
             "gc_ms": gc_ms,
             "gc_log": gc_log,
             "service": service,
+            "body_waits": body_waits,
         }
         if servers:
             out["events_emitted"] = servers[0].exchange.events_emitted
@@ -340,6 +347,14 @@ def describe(r: dict, top: int = 0) -> str:
             f"{statistics.median(cpus):.3f} ms, p99 {_pct(cpus, 99):.3f} ms, max {max(cpus):.2f} ms; wall - CPU "
             f"(off the core) p99 {_pct(off, 99):.2f} ms, {sum(1 for x in off if x > 1)} of {len(got)} POSTs over 1 ms"
         )
+    waits = st.get("body_waits", [])
+    bodies = sum(v for k, v in req.items() if k.startswith(("POST", "PATCH")))
+    if waits:
+        lines.append(
+            f"requests whose body was not all there with the headers: {len(waits)} of {bodies} POST/PATCH; "
+            f"the wait for the rest p50 {statistics.median(waits):.2f} ms, p99 {_pct(waits, 99):.2f} ms, "
+            f"max {max(waits):.2f} ms"
+        )
     gc_in = [0.0] * len(windows)
     for at, _gen, pause in st.get("gc_log", []):
         i = inside(at)
@@ -358,6 +373,35 @@ def describe(r: dict, top: int = 0) -> str:
             for name, c in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
                 lines.append(f"{100 * c / s:6.1f}%  {name}")
     return "\n".join(lines)
+
+
+def compare_switch(interval: float, rounds: int, batches: int, latency: int) -> None:
+    """This tree's venue and engine, rounds alternating between the interpreter's
+    default thread switch interval in the engine's process and `interval`."""
+    default = sys.getswitchinterval()
+    got: dict[float, list[dict]] = {default: [], interval: []}
+    try:
+        for i in range(rounds):
+            order = [default, interval] if i % 2 == 0 else [interval, default]
+            for si in order:
+                sys.setswitchinterval(si)
+                r = drive(HERE, batches, latency)
+                got[si].append(r)
+                print(f"round {i + 1} switch interval {si * 1000:g} ms: {describe(r).splitlines()[0]}", flush=True)
+    finally:
+        sys.setswitchinterval(default)
+    for si, runs in got.items():
+        t = [x for r in runs for x in r["total_ms"]]
+        e = statistics.median(r["engine_cpu_ms_per_order"] for r in runs)
+        v = statistics.median(r["venue_cpu_ms_per_order"] for r in runs)
+        waits = [w for r in runs for w in r["stats"].get("body_waits", [])]
+        posts = sum(r["stats"].get("requests", {}).get("POST /v2/orders", 0) for r in runs)
+        print(
+            f"engine switch interval {si * 1000:g} ms: {len(t)} batches of 53: p50 {statistics.median(t):.1f} ms, "
+            f"p99 {_pct(t, 99):.1f} ms, max {max(t):.1f} ms; engine CPU per order {e:.3f} ms, venue {v:.3f} ms; "
+            f"bodies apart from their headers {len(waits)} of {posts} POSTs, waited p50 "
+            f"{statistics.median(waits) if waits else 0:.2f} ms"
+        )
 
 
 def compare(against: Path, rounds: int, batches: int, latency: int) -> None:
@@ -392,8 +436,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cprofile", type=Path, help="cProfile the venue loop thread into this pstats file")
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--against", type=Path, help="another version of the repository: before/after side by side")
-    ap.add_argument("--rounds", type=int, default=4, help="with --against: rounds per version")
+    ap.add_argument("--rounds", type=int, default=4, help="with --against / --ab-switch: rounds per side")
+    ap.add_argument(
+        "--ab-switch",
+        type=float,
+        metavar="SECONDS",
+        help="rounds alternating the engine process's thread switch interval (sys.setswitchinterval): "
+        "the default against this one",
+    )
     args = ap.parse_args(argv)
+    if args.ab_switch is not None:
+        compare_switch(args.ab_switch, args.rounds, args.batches, args.latency)
+        return 0
     if args.against is not None:
         compare(args.against.resolve(), args.rounds, args.batches, args.latency)
         return 0
