@@ -375,6 +375,86 @@ def describe(r: dict, top: int = 0) -> str:
     return "\n".join(lines)
 
 
+class OneWrite:
+    """An experiment on the client side, in this (the engine's) process only: urllib3 2's
+    HTTPConnection.request sends a request's header block and then its body in a second
+    send(); while on, a bytes body is sent together with its headers in one send()
+    (what http.client itself does when endheaders() is given the body)."""
+
+    def __init__(self) -> None:
+        from urllib3.connection import HTTPConnection
+
+        self.cls = HTTPConnection
+        self.saved = (HTTPConnection.request, HTTPConnection.send)
+
+    def on(self) -> None:
+        cls = self.cls
+        request, send = self.saved
+
+        def one_request(conn: Any, method: str, url: str, body: Any = None, *args: Any, **kw: Any) -> None:
+            conn._one_write_hold = isinstance(body, bytes) and bool(body)  # noqa: SLF001
+            try:
+                request(conn, method, url, body, *args, **kw)
+            finally:
+                conn._one_write_hold = False  # noqa: SLF001
+                held = getattr(conn, "_one_write_held", None)
+                if held is not None:  # no body came after all
+                    conn._one_write_held = None  # noqa: SLF001
+                    send(conn, held)
+
+        def one_send(conn: Any, data: Any) -> None:
+            held = getattr(conn, "_one_write_held", None)
+            if getattr(conn, "_one_write_hold", False) and held is None:
+                conn._one_write_held = bytes(data)  # noqa: SLF001 - the header block: wait for the body
+                return
+            if held is not None:
+                conn._one_write_held = None  # noqa: SLF001
+                data = held + bytes(data)
+            send(conn, data)
+
+        cls.request = one_request  # type: ignore[method-assign,assignment]
+        cls.send = one_send  # type: ignore[method-assign,assignment]
+
+    def off(self) -> None:
+        self.cls.request, self.cls.send = self.saved  # type: ignore[method-assign]
+
+
+def compare_one_write(rounds: int, batches: int, latency: int) -> None:
+    """This tree's venue and engine, rounds alternating alpaca-py's POSTs as urllib3 sends
+    them (headers, then the body) and in one send() (OneWrite)."""
+    patch = OneWrite()
+    got: dict[str, list[dict]] = {"two sends": [], "one send": []}
+    try:
+        for i in range(rounds):
+            order = ["two sends", "one send"] if i % 2 == 0 else ["one send", "two sends"]
+            for label in order:
+                if label == "one send":
+                    patch.on()
+                else:
+                    patch.off()
+                r = drive(HERE, batches, latency)
+                got[label].append(r)
+                print(f"round {i + 1} {label}: {describe(r).splitlines()[0]}", flush=True)
+    finally:
+        patch.off()
+    for label, runs in got.items():
+        _summary(label, runs)
+
+
+def _summary(label: str, runs: list[dict]) -> None:
+    t = [x for r in runs for x in r["total_ms"]]
+    e = statistics.median(r["engine_cpu_ms_per_order"] for r in runs)
+    v = statistics.median(r["venue_cpu_ms_per_order"] for r in runs)
+    waits = [w for r in runs for w in r["stats"].get("body_waits", [])]
+    posts = sum(r["stats"].get("requests", {}).get("POST /v2/orders", 0) for r in runs)
+    print(
+        f"{label}: {len(t)} batches of 53: p50 {statistics.median(t):.1f} ms, p99 {_pct(t, 99):.1f} ms, "
+        f"max {max(t):.1f} ms; engine CPU per order {e:.3f} ms, venue {v:.3f} ms (medians of the rounds); "
+        f"bodies apart from their headers {len(waits)} of {posts} POSTs"
+        + (f", waited p50 {statistics.median(waits):.2f} ms" if waits else "")
+    )
+
+
 def compare_switch(interval: float, rounds: int, batches: int, latency: int) -> None:
     """This tree's venue and engine, rounds alternating between the interpreter's
     default thread switch interval in the engine's process and `interval`."""
@@ -391,17 +471,7 @@ def compare_switch(interval: float, rounds: int, batches: int, latency: int) -> 
     finally:
         sys.setswitchinterval(default)
     for si, runs in got.items():
-        t = [x for r in runs for x in r["total_ms"]]
-        e = statistics.median(r["engine_cpu_ms_per_order"] for r in runs)
-        v = statistics.median(r["venue_cpu_ms_per_order"] for r in runs)
-        waits = [w for r in runs for w in r["stats"].get("body_waits", [])]
-        posts = sum(r["stats"].get("requests", {}).get("POST /v2/orders", 0) for r in runs)
-        print(
-            f"engine switch interval {si * 1000:g} ms: {len(t)} batches of 53: p50 {statistics.median(t):.1f} ms, "
-            f"p99 {_pct(t, 99):.1f} ms, max {max(t):.1f} ms; engine CPU per order {e:.3f} ms, venue {v:.3f} ms; "
-            f"bodies apart from their headers {len(waits)} of {posts} POSTs, waited p50 "
-            f"{statistics.median(waits) if waits else 0:.2f} ms"
-        )
+        _summary(f"engine switch interval {si * 1000:g} ms", runs)
 
 
 def compare(against: Path, rounds: int, batches: int, latency: int) -> None:
@@ -444,7 +514,15 @@ def main(argv: list[str] | None = None) -> int:
         help="rounds alternating the engine process's thread switch interval (sys.setswitchinterval): "
         "the default against this one",
     )
+    ap.add_argument(
+        "--ab-one-write",
+        action="store_true",
+        help="rounds alternating alpaca-py's POSTs in two send() calls (urllib3's way) and in one (OneWrite)",
+    )
     args = ap.parse_args(argv)
+    if args.ab_one_write:
+        compare_one_write(args.rounds, args.batches, args.latency)
+        return 0
     if args.ab_switch is not None:
         compare_switch(args.ab_switch, args.rounds, args.batches, args.latency)
         return 0
