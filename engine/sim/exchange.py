@@ -22,7 +22,7 @@ from typing import Any
 from . import calendar as cal
 from .assets import Asset
 from .errors import VenueError, forbidden, not_found, unprocessable
-from .fmt import QTY_QUANT, ZERO, dec_str, ts
+from .fmt import QTY_QUANT, ZERO, dec_str, ts, uuid4_str
 from .prices import PriceModel
 
 QUANTUM = timedelta(milliseconds=250)  # prices move on this grid of venue time
@@ -520,7 +520,7 @@ class Exchange:
         order = o.to_json()
         payload = {
             "event": event,
-            "execution_id": str(uuid.uuid4()),
+            "execution_id": uuid4_str(),
             "order": order,
             "timestamp": ts(self.t),
         }
@@ -748,13 +748,13 @@ class Exchange:
         return reserve, est_qty, intent
 
     def _new_order(self, f: dict, reserve: Decimal, held: Decimal, intent: str) -> Order:
-        cid = f["client_order_id"] or str(uuid.uuid4())
+        cid = f["client_order_id"] or uuid4_str()
         if cid in self.by_client_id:
             raise unprocessable("client_order_id must be unique")
         o = Order()
         self._seq += 1
         o.seq = self._seq
-        o.id = str(uuid.uuid4())
+        o.id = uuid4_str()
         o.client_order_id = cid
         o.asset = f["asset"]
         o.symbol = o.asset.symbol

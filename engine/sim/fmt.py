@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -55,6 +56,17 @@ def ts(value: datetime | None) -> str | None:
         _ts_cache.clear()
     _ts_cache[value] = text
     return text
+
+
+def uuid4_str() -> str:
+    """``str(uuid.uuid4())`` in half the time (no UUID object): 16 random bytes with the
+    version (4) and variant (RFC 4122) bits set, as lowercase hex in 8-4-4-4-12 groups.
+    Three per submitted order (its id, two trade updates' execution_id)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    x = b.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def ts_ny(value: datetime) -> str:
