@@ -9,14 +9,21 @@ venue's loop thread. The engine is this tree's, driven as in benchmarks.profile_
 orders are acked and filled, no injected latency unless --latency.
 
 Per run it prints the venue's CPU per order (utime + stime of the venue process from
-/proc over the measured batches / orders), the requests it served per order by kind,
-the trade-update and data-stream frames it pushed, the GC, and the batches' arrival ->
-every order acked p50 / p99.
+/proc over the measured batches / orders) beside the engine's (this process), the
+requests it served by kind, the trade updates it emitted, the GC passes and the pauses
+inside the batches, each POST's wall time and CPU inside the venue, the POSTs whose
+body reached the venue apart from their headers (and the wait for it), and the
+batches' arrival -> every order acked p50 / p99.
 
 `--against DIR` measures before/after side by side in one run: DIR holds another
 version of the repository (`git archive main | tar -x -C DIR`); its engine/sim is the
 venue of the "before" rounds (the engine stays this tree's, so only the venue differs),
 rounds alternate between the two, each with a fresh venue process and engine session.
+
+Two client-side experiments alternate rounds the same way, venue and engine this tree's:
+`--ab-switch S` (the engine process's sys.setswitchinterval, default against S) and
+`--ab-one-write` (alpaca-py's POSTs with the body in the headers' send(), urllib3
+patched in this process only: OneWrite).
 
 Run: `python -m benchmarks.profile_sim [--batches N] [--sample | --cprofile FILE]`
 or `python -m benchmarks.profile_sim --against DIR [--rounds R] [--batches N]`."""
