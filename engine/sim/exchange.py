@@ -22,7 +22,7 @@ from typing import Any
 from . import calendar as cal
 from .assets import Asset
 from .errors import VenueError, forbidden, not_found, unprocessable
-from .fmt import QTY_QUANT, ZERO, dec_str, ts
+from .fmt import QTY_QUANT, ZERO, dec_str, ts, uuid4_str
 from .prices import PriceModel
 
 QUANTUM = timedelta(milliseconds=250)  # prices move on this grid of venue time
@@ -510,19 +510,24 @@ class Exchange:
         }
 
     # ------------------------------------------------------------------ events
-    def _emit(self, event: str, o: Order, **extra: Any) -> None:
+    def _emit(self, event: str, o: Order, **extra: Any) -> dict | None:
+        """Tell the listeners (the trade stream) about `o`; returns the order's JSON
+        the update carries (None when nobody listens), which is also what a response
+        made at the same moment shows."""
         self.events_emitted += 1
         if not self.listeners:
-            return
+            return None
+        order = o.to_json()
         payload = {
             "event": event,
-            "execution_id": str(uuid.uuid4()),
-            "order": o.to_json(),
+            "execution_id": uuid4_str(),
+            "order": order,
             "timestamp": ts(self.t),
         }
         payload.update(extra)
         for cb in self.listeners:
             cb(payload)
+        return order
 
     # ------------------------------------------------------------------ lookups
     def asset(self, symbol_or_id: str) -> Asset:
@@ -743,13 +748,13 @@ class Exchange:
         return reserve, est_qty, intent
 
     def _new_order(self, f: dict, reserve: Decimal, held: Decimal, intent: str) -> Order:
-        cid = f["client_order_id"] or str(uuid.uuid4())
+        cid = f["client_order_id"] or uuid4_str()
         if cid in self.by_client_id:
             raise unprocessable("client_order_id must be unique")
         o = Order()
         self._seq += 1
         o.seq = self._seq
-        o.id = str(uuid.uuid4())
+        o.id = uuid4_str()
         o.client_order_id = cid
         o.asset = f["asset"]
         o.symbol = o.asset.symbol
@@ -817,13 +822,13 @@ class Exchange:
     def _activate(self, o: Order) -> dict:
         if self._open and not (o.tif == "opg") and (o.session_date is None or o.session_date <= cal.ny_date(self.t)):
             o.status = "new"
-            self._emit("new", o)
-            snapshot = o.to_json()
+            # the answer shows the order as its "new" update does (before any fill);
+            # the listeners only serialize that dict, so both may share it
+            snapshot = self._emit("new", o) or o.to_json()
             self._try_fill(o)
         else:
             o.status = "accepted"
-            self._emit("accepted", o)
-            snapshot = o.to_json()
+            snapshot = self._emit("accepted", o) or o.to_json()
         return snapshot
 
     # ------------------------------------------------------------------ matching

@@ -22,7 +22,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from operator import itemgetter
 from pathlib import Path
+from typing import NamedTuple
 
 from . import calendar as cal
 from .assets import Asset, generic_asset
@@ -58,8 +60,13 @@ class Quote:
     as_: int
 
 
-@dataclass
-class Bar:
+class Bar(NamedTuple):
+    """A minute (or daily) bar. A tuple of numbers, never changed once made: the
+    collector stops tracking such tuples after their first pass, so the tens of
+    thousands of history bars a venue holds do not lengthen its full collections
+    (a dataclass instance stays tracked: 43k bars made a gen-2 pass ~20 ms, in the
+    middle of a batch of orders)."""
+
     t: int  # ns, start of the interval
     o: float
     h: float
@@ -68,6 +75,13 @@ class Bar:
     v: int
     n: int
     vw: float
+
+
+#: a Bar's fields as a plain tuple (how the history is held: see ensure_history)
+BarRow = tuple[int, float, float, float, float, int, int, float]
+_bar_t = itemgetter(0)  # a Bar's or a BarRow's start
+_MINUTE = timedelta(minutes=1)
+_MINUTE_NS = 60_000_000_000
 
 
 @dataclass
@@ -117,7 +131,7 @@ class SymbolMarket:
     day: _Acc | None = None
     prev_day: Bar | None = None
     bars: list[Bar] = field(default_factory=list)  # finalized minute bars since start
-    history: list[Bar] | None = None  # backfilled minute bars before start (lazy)
+    history: list[BarRow] | None = None  # backfilled minute bars before start (lazy; plain tuples)
     quotes: deque = field(default_factory=lambda: deque(maxlen=HISTORY_MAXLEN))
     trades: deque = field(default_factory=lambda: deque(maxlen=HISTORY_MAXLEN))
     replay: dict[int, tuple[float, float, float, float, int]] | None = None  # minute ns -> ohlcv
@@ -407,8 +421,12 @@ class PriceModel:
         return self._publish(symbol, m)
 
     # ------------------------------------------------------------------ history
-    def ensure_history(self, symbol: str) -> list[Bar]:
-        """Minute bars of the ``history_days`` sessions before the start (lazy, seeded)."""
+    def ensure_history(self, symbol: str) -> list[BarRow]:
+        """Minute bars of the ``history_days`` sessions before the start (lazy, seeded),
+        as plain tuples in Bar's field order: the collector stops tracking a plain tuple
+        of numbers after its first pass (not a Bar, a tuple subclass), so the tens of
+        thousands of them a venue holds do not lengthen its full collections (as Bars,
+        43k of them made a gen-2 pass ~20 ms, landing in the middle of a batch)."""
         m = self.markets[symbol]
         if m.history is not None:
             return m.history
@@ -423,49 +441,58 @@ class PriceModel:
             days.append(cal.session(d))
         days.reverse()
         minutes: list[int] = []
-        for o, c in days:
-            t = o
-            while t < c:
-                minutes.append(to_ns(t))
-                t += timedelta(minutes=1)
+        for o, c in days:  # (o stays the last session's open: used below)
+            # the minutes o, o + 1 min, ... before c (UTC datetimes: exact arithmetic)
+            count = -(-(c - o) // _MINUTE)
+            first = to_ns(o)
+            minutes.extend(range(first, first + max(count, 0) * _MINUTE_NS, _MINUTE_NS))
         rng = random.Random(_symbol_seed(self.seed, symbol) ^ 0x5EED)
+        gauss, randint = rng.gauss, rng.randint
         sigma = m.asset.volatility * math.sqrt(15.0 / SECONDS_PER_YEAR)
         # walk forward in log space, then anchor the last close to the start price
+        # (the same draws in the same order as ever: four steps, then volume and count)
         logp = 0.0
         raw = []
         for t_ns in minutes:
-            pts = [logp]
-            for _ in range(4):
-                logp += sigma * rng.gauss(0.0, 1.0)
-                pts.append(logp)
-            raw.append((t_ns, pts, rng.randint(20, 400) * 100, rng.randint(10, 200)))
+            p0 = logp
+            p1 = p0 + sigma * gauss(0.0, 1.0)
+            p2 = p1 + sigma * gauss(0.0, 1.0)
+            p3 = p2 + sigma * gauss(0.0, 1.0)
+            logp = p3 + sigma * gauss(0.0, 1.0)
+            raw.append((t_ns, (p0, p1, p2, p3, logp), randint(20, 400) * 100, randint(10, 200)))
         anchor = math.log(float(m.lastday_close if not m.bars else m.bars[0].o) or float(m.asset.price)) - logp
+        exp = math.exp
         bars = []
         for t_ns, pts, v, n in raw:
-            ps = [round(math.exp(p + anchor), 2 if math.exp(p + anchor) >= 1 else 4) for p in pts]
-            o_, c_ = ps[0], ps[-1]
-            h_, l_ = max(ps), min(ps)
-            bars.append(Bar(t_ns, o_, h_, l_, c_, v, n, round(sum(ps) / len(ps), 4)))
+            ps = []
+            for p in pts:
+                e = exp(p + anchor)
+                ps.append(round(e, 2 if e >= 1 else 4))
+            bars.append((t_ns, ps[0], max(ps), min(ps), ps[-1], v, n, round(sum(ps) / len(ps), 4)))
         m.history = bars
         if m.prev_day is None and bars:
             # the last full session before the start is the previous daily bar
-            last_day = cal.ny_date(from_ns(bars[-1].t))
+            last_day = cal.ny_date(from_ns(bars[-1][0]))
             if o is not None and o < start:
                 last_day = cal.prev_trading_day(cal.ny_date(start))
-            day_bars = [b for b in bars if cal.ny_date(from_ns(b.t)) == last_day]
+            # its bars: those from its New York midnight to the next (bars are in time order)
+            lo_ns = to_ns(datetime.combine(last_day, datetime.min.time(), cal.NY))
+            hi_ns = to_ns(datetime.combine(last_day + timedelta(days=1), datetime.min.time(), cal.NY))
+            lo, hi = bisect_left(bars, lo_ns, key=_bar_t), bisect_left(bars, hi_ns, key=_bar_t)
+            day_bars = [Bar._make(b) for b in bars[lo:hi]]
             if day_bars:
                 m.prev_day = aggregate(day_bars, to_ns(datetime.combine(last_day, datetime.min.time(), cal.NY)))
         return bars
 
     def minute_bars(self, symbol: str, start_ns: int | None, end_ns: int | None) -> list[Bar]:
         m = self.markets[symbol]
-        bars: list[Bar] = []
+        bars: list[BarRow] = []
         if start_ns is None or start_ns < to_ns(self.start):
             bars.extend(self.ensure_history(symbol))
         bars.extend(m.bars)
-        lo = 0 if start_ns is None else bisect_left(bars, start_ns, key=lambda b: b.t)
-        hi = len(bars) if end_ns is None else bisect_left(bars, end_ns + 1, key=lambda b: b.t)
-        return bars[lo:hi]
+        lo = 0 if start_ns is None else bisect_left(bars, start_ns, key=_bar_t)
+        hi = len(bars) if end_ns is None else bisect_left(bars, end_ns + 1, key=_bar_t)
+        return [b if type(b) is Bar else Bar._make(b) for b in bars[lo:hi]]
 
     def latest_bar(self, symbol: str) -> Bar:
         m = self.markets[symbol]
@@ -475,7 +502,7 @@ class PriceModel:
             return m.minute.bar()
         hist = self.ensure_history(symbol)
         if hist:
-            return hist[-1]
+            return Bar._make(hist[-1])
         p = float(m.last_price)
         return Bar(m.last_t, p, p, p, p, 0, 0, p)
 

@@ -19,7 +19,7 @@ from .faults import Faults
 from .market_data_api import TAPE
 from .plan import FEEDS, ConnectionSlots, feed_allowed, within_symbol_limit
 from .prices import PriceModel
-from .wire import MAX_BODY, error_response
+from .wire import MAX_BODY, compact_json, error_response
 
 log = logging.getLogger("engine.sim")
 
@@ -50,7 +50,7 @@ class _Event:
 
     def bytes(self) -> bytes:
         if self.data is None:
-            self.data = json.dumps({"stream": "trade_updates", "data": self.payload}, separators=(",", ":")).encode()
+            self.data = compact_json({"stream": "trade_updates", "data": self.payload}).encode()
         return self.data
 
 

@@ -15,11 +15,13 @@ from .fmt import parse_time
 
 MAX_BODY = 64 * 1024
 
+#: json.dumps(obj, separators=(",", ":")) without building an encoder per call (the
+#: same text; an encoder keeps no state between calls, so threads may share it)
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
 
 def json_response(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=json.dumps(obj, separators=(",", ":")).encode(), status=status, content_type="application/json"
-    )
+    return web.Response(body=compact_json(obj).encode(), status=status, content_type="application/json")
 
 
 def error_response(status: int, code: int, message: str, **extra: Any) -> web.Response:
