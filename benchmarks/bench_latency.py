@@ -12,7 +12,8 @@ process (tests.support.VenueProcess, as Alpaca would be), through alpaca-py:
    and, on that venue too, alpaca-py's own CPU for the same calls (pipeline_run.
    AlpacaShare: submit_order with the broker's settings in one thread, its CPU per call;
    a plain alpaca-py TradingStream's thread CPU per update), so that the engine's CPU
-   per order is reported whole and as "engine's own" = total - alpaca-py's share;
+   per order is reported whole and as "engine's own" = total - alpaca-py's share
+   (raw alpaca-py's venue thus has a trade-stream listener too, as the engine's has);
 2. the kill switch with 1,000 open orders while 53 submits are on the wire at 25 ms
    (through the broker: the desk's working buys cover every symbol, so a signal
    batch would make no order): Halt -> alpaca-py cancel_orders called (the cancel-all request leaves),
@@ -201,6 +202,7 @@ def bench_latencies(tmp: Path) -> list[dict]:
                     burst = share.burst_cpu(res["orders"], eng.broker.in_flight)
                     share_one.append(sum(one) * 1000 / max(len(one), 1))
                     share_burst.append(sum(burst) * 1000 / max(len(burst), 1))
+                share.settle()  # raw alpaca-py's updates handled before the engine's next batch
             time.sleep(0.2)  # the last fills' updates
             updates = share.updates - updates0
             sent = share.orders_sent + raw.sent - sent0

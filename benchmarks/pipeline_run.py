@@ -631,6 +631,18 @@ class AlpacaShare:
             self.submit_cpu([probe_spec])
             time.sleep(0.2)
 
+    def settle(self, quiet: float = 0.02, limit: float = 1.0) -> None:
+        """Wait until the stream has been quiet for `quiet` s (at most `limit` s): the
+        updates of orders just sent are handled before the engine's next batch, so the
+        stream thread's CPU does not land in that batch's process_time."""
+        deadline = time.monotonic() + limit
+        seen = self.updates
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            if self.updates == seen:
+                return
+            seen = self.updates
+
     def stream_cpu(self) -> float:
         """CPU seconds of the stream's thread so far."""
         return thread_cpu().get("raw-trade-stream", 0.0)
