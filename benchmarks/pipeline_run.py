@@ -503,6 +503,20 @@ def thread_cpu() -> dict[str, float]:
     return out
 
 
+def thread_cpu_exact(name: str = "execdesk-engine") -> float | None:
+    """CPU seconds so far of this process's thread called `name` (the engine's loop by
+    default), to the nanosecond (Linux /proc/.../schedstat; None elsewhere)."""
+    import threading
+
+    for t in threading.enumerate():
+        if t.name == name:
+            try:
+                return int(Path(f"/proc/self/task/{t.native_id}/schedstat").read_text().split()[0]) / 1e9
+            except (OSError, ValueError, IndexError):
+                return None
+    return None
+
+
 def cpu_note(a: dict[str, float], b: dict[str, float], per: float = 1.0, unit: str = "ms") -> str:
     names = {
         "execdesk-engine": "engine",
