@@ -503,6 +503,20 @@ def thread_cpu() -> dict[str, float]:
     return out
 
 
+def thread_cpu_exact(name: str = "execdesk-engine") -> float | None:
+    """CPU seconds so far of this process's thread called `name` (the engine's loop by
+    default), to the nanosecond (Linux /proc/.../schedstat; None elsewhere)."""
+    import threading
+
+    for t in threading.enumerate():
+        if t.name == name:
+            try:
+                return int(Path(f"/proc/self/task/{t.native_id}/schedstat").read_text().split()[0]) / 1e9
+            except (OSError, ValueError, IndexError):
+                return None
+    return None
+
+
 def cpu_note(a: dict[str, float], b: dict[str, float], per: float = 1.0, unit: str = "ms") -> str:
     names = {
         "execdesk-engine": "engine",
@@ -554,3 +568,137 @@ def run_batch(session, probe: BatchProbe, k: int) -> tuple[dict, float]:
         session, engine_batch(eng, probe, START_AT + timedelta(seconds=k + 1), dict.fromkeys(eng.symbols, signal))
     )
     return res, time.process_time() - c0
+
+
+# ---------------------------------------------------------------- alpaca-py's own share of the CPU
+
+
+def broker_like_client(url: str, pool: int) -> Any:
+    """alpaca-py's TradingClient configured as AlpacaBroker configures its own (raw_data,
+    no retry, the environment read once and the lean session of
+    engine.broker.alpaca.lean_session, an HTTP pool of `pool` connections), without the
+    engine's own code on the path (its rate-limit adapter and header hook)."""
+    from alpaca.trading.client import TradingClient
+    from requests.adapters import HTTPAdapter
+
+    from engine.broker.alpaca import lean_session, rest_session
+
+    client = TradingClient(CREDS.key_id, CREDS.secret_key, paper=True, raw_data=True, url_override=url)
+    client._retry = 0  # noqa: SLF001 - as the broker does
+    client._retry_codes = []  # noqa: SLF001
+    session = rest_session(client)
+    if session is not None:
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool, 1), max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        lean_session(session, url)
+    return client
+
+
+class AlpacaShare:
+    """alpaca-py's own CPU for the calls the engine makes, against a venue process of
+    its own: submit_order with the broker's settings, in one thread and in a burst at
+    the broker's concurrency, the CPU of the calling thread per call (time.thread_time:
+    time.process_time would count the other threads of the process too, among them the
+    stream below receiving these very orders' updates; building alpaca-py's
+    LimitOrderRequest is included: alpaca-py's code too); and a plain alpaca-py
+    TradingStream (raw_data, the broker's keepalive) in a thread of its own whose
+    handler only counts: its thread's CPU per update is
+    websockets + JSON + alpaca-py's dispatch. `orders_sent` counts every order sent to
+    that venue (by whoever), for the updates per order."""
+
+    def __init__(self, url: str, pool: int) -> None:
+        import itertools
+        import threading
+
+        from alpaca.trading.stream import TradingStream
+
+        from engine.broker.alpaca import _ws_url
+        from engine.broker.streams import ws_params
+
+        self.client = broker_like_client(url, pool)
+        self.ids = itertools.count(1)
+        self.updates = 0
+        self.orders_sent = 0
+        self._stream = TradingStream(
+            CREDS.key_id,
+            CREDS.secret_key,
+            paper=True,
+            raw_data=True,
+            url_override=_ws_url(url) + "/stream",
+            websocket_params=ws_params(bench_settings().market_data.stream_keepalive),
+        )
+        self._stream.subscribe_trade_updates(self._on_update)
+        self._thread = threading.Thread(target=self._stream.run, name="raw-trade-stream", daemon=True)
+        self._pools: dict[int, ThreadPoolExecutor] = {}
+
+    async def _on_update(self, msg: Any) -> None:
+        self.updates += 1
+
+    def start(self, probe_spec: tuple) -> None:
+        """Start the stream and wait until it delivers (one order of probe_spec)."""
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while self.updates == 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("alpaca-py's trade stream delivered nothing in 30 s")
+            self.submit_cpu([probe_spec])
+            time.sleep(0.2)
+
+    def settle(self, quiet: float = 0.02, limit: float = 1.0) -> None:
+        """Wait until the stream has been quiet for `quiet` s (at most `limit` s): the
+        updates of orders just sent are handled before the engine's next batch, so the
+        stream thread's CPU does not land in that batch's process_time."""
+        deadline = time.monotonic() + limit
+        seen = self.updates
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            if self.updates == seen:
+                return
+            seen = self.updates
+
+    def stream_cpu(self) -> float:
+        """CPU seconds of the stream's thread so far."""
+        return thread_cpu().get("raw-trade-stream", 0.0)
+
+    def _one(self, spec) -> float:
+        """One submit_order of spec (symbol, side, qty, limit): the CPU seconds of this thread."""
+        from alpaca.trading.enums import OrderSide, TimeInForce
+        from alpaca.trading.requests import LimitOrderRequest
+
+        symbol, side, qty, limit = spec
+        c0 = time.thread_time()
+        self.client.submit_order(
+            LimitOrderRequest(
+                symbol=symbol,
+                qty=float(qty),
+                side=OrderSide(side),
+                time_in_force=TimeInForce.DAY,
+                limit_price=float(limit),
+                client_order_id=f"raw-cpu-{next(self.ids)}",
+            )
+        )
+        return time.thread_time() - c0
+
+    def submit_cpu(self, specs) -> list[float]:
+        """specs sent one after the other in this thread: CPU seconds per call."""
+        self.orders_sent += len(specs)
+        return [self._one(spec) for spec in specs]
+
+    def burst_cpu(self, specs, threads: int) -> list[float]:
+        """specs sent all at once by `threads` threads (the broker's concurrency): CPU
+        seconds of each call's own thread."""
+        pool = self._pools.get(threads)
+        if pool is None:
+            pool = self._pools[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="raw-share")
+        self.orders_sent += len(specs)
+        return list(pool.map(self._one, specs))
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=True)
+        try:
+            self._stream.stop()
+        except Exception:  # noqa: BLE001 - a benchmark's teardown
+            pass
+        self._thread.join(timeout=5)

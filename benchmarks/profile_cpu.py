@@ -17,7 +17,12 @@ version of the repository (`git archive <commit> | tar -x -C DIR`); rounds of th
 measurement alternate between DIR's engine and this one (each round a fresh process,
 its own venue), and the medians of both are printed.
 
-Run: `python -m benchmarks.profile_cpu [--batches N] [--latency MS] [--profile | --sample]`
+`--share` also measures alpaca-py's own CPU for the same orders, as bench_latency.py
+does (pipeline_run.AlpacaShare, on a venue process of its own: submit_order with the
+broker's settings in a burst at the broker's concurrency, and a plain TradingStream),
+and prints the engine's own share = total - alpaca-py's.
+
+Run: `python -m benchmarks.profile_cpu [--batches N] [--latency MS] [--profile | --sample] [--share]`
 or `python -m benchmarks.profile_cpu --against DIR [--rounds R] [--batches N]`."""
 
 from __future__ import annotations
@@ -136,10 +141,13 @@ class Sampler:
         return "\n".join(lines)
 
 
-def run(batches: int, latency: int, profile: bool, sample: bool = False) -> dict[str, Any]:
+def run(batches: int, latency: int, profile: bool, sample: bool = False, share: bool = False) -> dict[str, Any]:
     settings = bench_settings(order_reconciliation_interval=3600)
     venue = start_venue_process()
     session = None
+    alpaca = other = None  # --share: pipeline_run.AlpacaShare and its venue (imported here: --against
+    # runs this file against older trees, whose pipeline_run may not have it)
+    burst: list[float] = []
     try:
         with tempfile.TemporaryDirectory(prefix="execdesk-profile-cpu-") as tmp:
             session = own_process_session(settings, venue.url, Path(tmp) / "cpu.sqlite")
@@ -164,6 +172,20 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False) -> dict
                 if k >= WARMUP:
                     cpu.append(c * 1000 / max(res["n"], 1))
                     n_total += res["n"]
+                if share and k == 0:
+                    from benchmarks.pipeline_run import AlpacaShare
+
+                    other = start_venue_process()
+                    set_faults(other.url, latency_ms=latency, scope="trading")
+                    alpaca = AlpacaShare(other.url, eng.broker.in_flight)
+                    alpaca.start(res["orders"][0])
+                if alpaca is not None and k >= WARMUP - 2:  # a buy and a sell batch before the measured ones
+                    if k == WARMUP:
+                        stream0, updates0, sent0 = alpaca.stream_cpu(), alpaca.updates, alpaca.orders_sent
+                    calls = alpaca.burst_cpu(res["orders"], eng.broker.in_flight)
+                    if k >= WARMUP:
+                        burst.append(sum(calls) * 1000 / max(len(calls), 1))
+                    alpaca.settle()
             threads1 = thread_cpu()
             if sampler is not None:
                 sampler.stop()
@@ -173,9 +195,18 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False) -> dict
             per_thread = {
                 name: (threads1[name] - threads0.get(name, 0.0)) * 1000 / max(n_total, 1)
                 for name in threads1
-                if threads1[name] - threads0.get(name, 0.0) > 0
+                if threads1[name] - threads0.get(name, 0.0) > 0 and not name.startswith("raw-")  # --share's own
             }
+            shares: dict[str, float] = {}
+            if alpaca is not None:
+                stream = (alpaca.stream_cpu() - stream0) * 1000 / max(alpaca.orders_sent - sent0, 1)
+                shares = {
+                    "alpaca_submit": statistics.median(burst),
+                    "alpaca_stream": stream,
+                    "updates_per_order": (alpaca.updates - updates0) / max(alpaca.orders_sent - sent0, 1),
+                }
             return {
+                "shares": shares,
                 "median": statistics.median(cpu),
                 "p90": sorted(cpu)[int(len(cpu) * 0.9)] if cpu else 0.0,
                 "orders": n_total,
@@ -187,6 +218,10 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False) -> dict
         if session is not None:
             session.stop()
         venue.stop()
+        if alpaca is not None:
+            alpaca.close()
+        if other is not None:
+            other.stop()
 
 
 def _one_round(tree: Path, batches: int, latency: int) -> dict[str, Any]:
@@ -227,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--top", type=int, default=45)
     ap.add_argument("--dump", help="with --profile: also write the merged pstats to this file")
     ap.add_argument("--sample", action="store_true", help="sample the engine loop thread's stacks and print them")
+    ap.add_argument("--share", action="store_true", help="also measure alpaca-py's own share (bench_latency's split)")
     ap.add_argument("--against", type=Path, help="another version of the repository: before/after side by side")
     ap.add_argument("--rounds", type=int, default=4, help="with --against: rounds per version")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -234,12 +270,21 @@ def main(argv: list[str] | None = None) -> None:
     if args.against is not None:
         compare(args.against.resolve(), args.rounds, args.batches, args.latency)
         return
-    r = run(args.batches, args.latency, args.profile, args.sample)
+    r = run(args.batches, args.latency, args.profile, args.sample, args.share)
     if args.json:
         print(json.dumps({"median": r["median"], "p90": r["p90"], "orders": r["orders"], "threads": r["threads"]}))
         return
     print(f"engine CPU per order: median {r['median']:.3f} ms, p90 {r['p90']:.3f} ms over {r['orders']} orders")
     print("per thread (ms/order): " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(r["threads"].items())))
+    sh = r["shares"]
+    if sh:
+        alpaca = sh["alpaca_submit"] + sh["alpaca_stream"]
+        print(
+            f"alpaca-py's own (another venue process, the same orders): submit_order in a burst "
+            f"{sh['alpaca_submit']:.3f} + its trade stream {sh['alpaca_stream']:.3f} "
+            f"({sh['updates_per_order']:.2f} updates per order) = {alpaca:.3f} ms per order; "
+            f"engine's own = {r['median']:.3f} - {alpaca:.3f} = {r['median'] - alpaca:.3f} ms"
+        )
     if r["stats"] is not None:
         st = r["stats"]
         if args.dump:
