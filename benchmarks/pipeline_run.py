@@ -275,7 +275,7 @@ class RawClient:
                 universe_path=str(REPO / "config" / "universe.toml"),
                 rate_limit_per_minute=None,
                 **opts,
-            ).start()
+            ).start(thread_name="execdesk-sim-raw")  # not counted as the engine's venue in cpu_note
             url = self.venue.trading_url
         self.parsed = TradingClient(CREDS.key_id, CREDS.secret_key, paper=True, url_override=url)
         self.raw = TradingClient(CREDS.key_id, CREDS.secret_key, paper=True, url_override=url, raw_data=True)

@@ -80,7 +80,9 @@ class SimVenue:
         self.port: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, timeout: float = 10.0) -> SimVenue:
+    def start(self, timeout: float = 10.0, *, thread_name: str = "execdesk-sim") -> SimVenue:
+        """Serve in a thread of this process (named ``thread_name``, so that per-thread
+        CPU figures can tell two venues in one process apart)."""
         if self._thread is not None:
             raise RuntimeError("venue already started")
         if self._stopped:
@@ -113,7 +115,7 @@ class SimVenue:
                 finally:
                     loop.close()
 
-        self._thread = threading.Thread(target=run, name="execdesk-sim", daemon=True)
+        self._thread = threading.Thread(target=run, name=thread_name, daemon=True)
         self._thread.start()
         if not ready.wait(timeout):
             raise RuntimeError("venue did not start in time")
