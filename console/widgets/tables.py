@@ -6,9 +6,11 @@ only when its identity changed (or, for the time columns, when the venue clock
 moved); then only the cells whose text differs are updated. The operator's cursor
 stays on the same id, whatever rows come and go around it.
 
-A working order's age is a painted cell (AgeCell): it is computed when the row is
-drawn, so a tick of the venue clock repaints the rows on screen and touches none
-of the others (at 10,000 orders, a few dozen rows instead of every one)."""
+A working order's age is a painted cell (AgeCell): its text is computed when the
+line is drawn, from the table's clock, and written over the age column of the line
+DataTable already has (render_line). A tick of the venue clock repaints the age
+column's cells on screen and nothing else: no row, no line of the table is
+rendered again (at 10,000 orders, a few dozen five-cell strings a second)."""
 
 from __future__ import annotations
 
@@ -20,9 +22,15 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual.coordinate import Coordinate
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
@@ -51,11 +59,11 @@ class AgeCell:
 
     @property
     def text(self) -> Text:
-        return Text(fmt.duration(fmt.seconds_between(self.since, self.clock.venue_time)), justify="right")
+        return Text(self.plain, justify="right")
 
     @property
     def plain(self) -> str:
-        return self.text.plain
+        return fmt.duration(fmt.seconds_between(self.since, self.clock.venue_time))
 
     @property
     def cell_len(self) -> int:
@@ -119,11 +127,12 @@ class LiveTable(DataTable):
     #: above this many removals in one snapshot, remove them in one pass
     BULK_REMOVE_AT: ClassVar[int] = 16
     #: the TIME_COLUMNS are painted cells (AgeCell) reading self.clock: a clock
-    #: tick repaints what is on screen instead of re-rendering every row
+    #: tick repaints those columns' cells on screen (render_line) instead of
+    #: re-rendering rows. Rows are one line each, no row labels (painting relies on it).
     PAINTED_CLOCK: ClassVar[bool] = False
 
     def __init__(self, *, title: str, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_row_labels=False)
         self.title = title
         self.border_title = title
         self._source: dict[str, Any] = {}
@@ -135,6 +144,8 @@ class LiveTable(DataTable):
         self._first_shown: dict[str, float] = {}  # monotonic time each row appeared on screen
         self._ctx = RenderContext(venue_time=None)
         self.clock = VenueClock()
+        self._spans: list[tuple[int, int, int]] | None = None  # painted columns, during render_lines
+        self._pass_style: Style | None = None  # rich_style, during render_lines
 
     def on_mount(self) -> None:
         for key, label, right in self.COLUMNS:
@@ -274,16 +285,65 @@ class LiveTable(DataTable):
         self.refresh()
 
     def _repaint_shown(self) -> None:
-        """Drop the painted time cells and the lines made of them: only rows on
-        screen are painted, so only their time cells are drawn again; every other
-        cell, the rows and their offsets stay."""
-        time_columns = {ColumnKey(self._column_keys[i]) for i in self.TIME_COLUMNS}
-        cells = self._cell_render_cache
-        for key in [key for key in cells.keys() if key[1] in time_columns]:
-            cells.discard(key)
-        self._row_render_cache.clear()
-        self._line_cache.clear()
-        self.refresh()
+        """Have the painted time cells on screen drawn again, and nothing else: the
+        lines DataTable has drawn stay (its caches are not touched), render_line
+        writes the cells' current text over them."""
+        height = self.size.height
+        scroll_x = self.scroll_offset.x
+        for _index, x, width in self._painted_spans():
+            self.refresh(Region(x - scroll_x, 0, width, height))
+
+    def _painted_spans(self) -> list[tuple[int, int, int]]:
+        """(column index, x in the table, render width) of each painted column."""
+        spans, x = [], 0
+        painted = self.TIME_COLUMNS if self.PAINTED_CLOCK else ()
+        for index, column in enumerate(self.ordered_columns):
+            width = column.get_render_width(self)
+            if index in painted:
+                spans.append((index, x, width))
+            x += width
+        return spans
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._spans = self._painted_spans() if self.PAINTED_CLOCK else []
+        self._pass_style = super().rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._spans, self._pass_style = None, None
+
+    @property
+    def rich_style(self) -> Style:
+        """The widget's style, worked out once per render pass: DataTable asks for it
+        for every line, and each time it walks the styles of every ancestor
+        (nothing can restyle the widget in the middle of a synchronous render)."""
+        style = self._pass_style
+        return super().rich_style if style is None else style
+
+    def render_line(self, y: int) -> Strip:
+        """DataTable's line, with the painted cells' text as of now written over it.
+
+        The line may be one DataTable drew earlier (a cached line), so its painted
+        cells may show an older clock: each is written again from its cell, in the
+        style the line has there (the row's, the cursor's). Tied to DataTable's
+        line layout in textual 8.2 (pinned in pyproject.toml): one line per row
+        under the header, columns side by side at their render widths, scrolled
+        by scroll_offset; tests/console/test_order_ages.py compares painted lines
+        with those DataTable renders from scratch."""
+        strip = super().render_line(y)
+        if not self.PAINTED_CLOCK:
+            return strip
+        spans = self._spans if self._spans is not None else self._painted_spans()
+        header = self.header_height if self.show_header else 0
+        scroll_x, scroll_y = self.scroll_offset
+        row_index = y - header + scroll_y
+        if y < header or not spans or row_index >= self.row_count:
+            return strip
+        for column_index, x, width in spans:
+            cell = self.get_cell_at(Coordinate(row_index, column_index))
+            if isinstance(cell, AgeCell):
+                strip = _paint(strip, x - scroll_x, width, cell.plain, self.cell_padding)
+        return strip
 
     def time_cells(self, row: Any, ctx: RenderContext) -> tuple[Cell, ...]:
         """The cells of TIME_COLUMNS alone (cheaper than the whole row)."""
@@ -355,6 +415,24 @@ class LiveTable(DataTable):
         self._update_count += 1
         self.check_idle()
         self.refresh(layout=True)
+
+
+def _paint(strip: Strip, x: int, width: int, text: str, padding: int) -> Strip:
+    """`strip` with the cell at x (width cells, padding included) showing `text`
+    right-aligned, as DataTable renders an unstyled right-justified Text (cropped
+    when too wide), in the style the strip has at the cell's first column."""
+    line_width = strip.cell_length
+    start, end = max(x, 0), min(x + width, line_width)
+    if start >= end:
+        return strip
+    room = width - 2 * padding
+    fitted = set_cell_size(text, room) if cell_len(text) >= room else text.rjust(room - cell_len(text) + len(text))
+    before, old, after = strip.divide([start, end, line_width])
+    style = next(iter(old)).style
+    cell = Strip([Segment(f"{' ' * padding}{fitted}{' ' * padding}", style)], width)
+    if start != x or end != x + width:
+        cell = cell.crop(start - x, end - x)
+    return Strip.join([before, cell, after])
 
 
 def _notional_text(value: Any) -> str:

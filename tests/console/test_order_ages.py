@@ -76,3 +76,54 @@ async def test_values_changed_in_place_are_shown_without_rebuilding_the_row_orde
         app.refresh_snapshot()
         await pilot.pause()
         assert table._update_count > count and table.row_count == 1_999
+
+
+def _cells(strips: list) -> list[list[tuple[str, object]]]:
+    """Each line as (character, style) per cell: equal as drawn, however split."""
+    return [[(ch, segment.style) for segment in strip for ch in segment.text] for strip in strips]
+
+
+async def _table_lines(venue_time, *, ticked_from=None, size=(160, 48), scroll_right_edge=False):
+    """The working-orders table's lines on screen at `venue_time`: drawn at once
+    (ticked_from None), or drawn at `ticked_from` and then ticked to `venue_time`."""
+    from textual.geometry import Region
+
+    orders = {r.client_order_id: r for r in (order_row(i, "AAPL") for i in range(400))}
+    handle = InMemoryHandle(demo_snapshot())
+    handle.publish(orders=MappingProxyType(orders), venue_time=ticked_from or venue_time)
+    app = ExecDeskApp(handle, Settings(), clock_in_view=False)
+    async with app.run_test(size=size) as pilot:
+        table = app.main_screen.orders  # type: ignore[union-attr]
+        await until(pilot, lambda: table.row_count == 400, what="the working orders in the table")
+        table.move_cursor(row=3, animate=False)
+        if scroll_right_edge:
+            # the age column cut by the table's right edge
+            age = list(table.columns).index("age")
+            x = sum(c.get_render_width(table) for c in table.ordered_columns[:age])
+            table.scroll_to(x=x + 3 - table.size.width, animate=False, immediate=True)
+        await pilot.pause()
+        scroll, region = table.scroll_offset, Region(0, 0, *table.size)
+        before = table.render_lines(region)
+        if ticked_from is not None:
+            handle.publish(venue_time=venue_time)
+            app.refresh_snapshot()
+            await pilot.pause()
+        return scroll, before, table.render_lines(region)
+
+
+async def test_a_painted_age_is_drawn_as_a_table_drawn_from_scratch() -> None:
+    """After a tick the lines on screen (ages written over lines drawn a second
+    earlier, the cursor row among them) are the lines a table drawn at the new
+    clock shows: same characters, same styles (the cursor's, the click metadata)."""
+    for later, size, edge in (
+        (T0 + timedelta(seconds=65), (160, 48), False),
+        (T0 + timedelta(seconds=65), (60, 24), True),
+        (T0 - timedelta(seconds=5), (160, 48), False),  # 'expired': wider than the column, cropped
+    ):
+        scroll, before, ticked = await _table_lines(later, ticked_from=T0, size=size, scroll_right_edge=edge)
+        scroll_fresh, _, fresh = await _table_lines(later, size=size, scroll_right_edge=edge)
+        assert scroll == scroll_fresh and (scroll.x > 0) == edge
+        if not edge:
+            assert any("1m05s" in strip.text or "expir " in strip.text for strip in fresh)
+        assert _cells(before) != _cells(fresh), "the tick changed nothing on screen"
+        assert _cells(ticked) == _cells(fresh), f"a ticked line differs from a fresh one ({later}, {size})"
