@@ -47,42 +47,80 @@ class VenueClock:
         self.venue_time: datetime | None = None
 
 
-class AgeCell:
-    """How long ago `since` was on the venue clock, computed when painted."""
+class PaintedCell:
+    """A cell whose text follows its table's venue clock: worked out when painted.
 
-    __slots__ = ("clock", "since")
-    #: as wide as '9h59m' (the widest age of a session's day, and the header's room)
-    WIDTH = 5
+    Its look besides the text (style, width) is fixed when the cell is made and is
+    part of its identity: a cell whose look must change (a countdown turning red)
+    is replaced by a new one, which re-renders its row."""
 
-    def __init__(self, since: datetime | None, clock: VenueClock) -> None:
-        self.since, self.clock = since, clock
+    __slots__ = ("at", "clock", "style", "width")
 
-    @property
-    def text(self) -> Text:
-        return Text(self.plain, justify="right")
+    def __init__(self, at: datetime | None, clock: VenueClock, *, width: int, style: str = "") -> None:
+        self.at, self.clock, self.width, self.style = at, clock, width, style
 
     @property
     def plain(self) -> str:
-        return fmt.duration(fmt.seconds_between(self.since, self.clock.venue_time))
+        raise NotImplementedError
+
+    @property
+    def text(self) -> Text:
+        return Text(self.plain, justify="right", style=self.style)
 
     @property
     def cell_len(self) -> int:
-        return self.WIDTH
+        return self.width
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield self.text
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        return Measurement(self.WIDTH, self.WIDTH)
+        return Measurement(self.width, self.width)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, AgeCell) and other.since == self.since and other.clock is self.clock
+        return (
+            type(other) is type(self)
+            and isinstance(other, PaintedCell)
+            and other.at == self.at
+            and other.clock is self.clock
+            and other.width == self.width
+            and other.style == self.style
+        )
 
     def __hash__(self) -> int:
-        return hash(self.since)
+        return hash((self.at, self.style))
 
 
-Cell = str | Text | AgeCell
+class AgeCell(PaintedCell):
+    """How long ago `since` was on the venue clock."""
+
+    __slots__ = ()
+    #: as wide as '9h59m' (the widest age of a session's day, and the header's room)
+    WIDTH = 5
+
+    def __init__(self, since: datetime | None, clock: VenueClock) -> None:
+        super().__init__(since, clock, width=self.WIDTH)
+
+    @property
+    def since(self) -> datetime | None:
+        return self.at
+
+    @property
+    def plain(self) -> str:
+        return fmt.duration(fmt.seconds_between(self.at, self.clock.venue_time))
+
+
+class CountdownCell(PaintedCell):
+    """The time left until `at` on the venue clock ('expired' after it)."""
+
+    __slots__ = ()
+
+    @property
+    def plain(self) -> str:
+        return fmt.duration(fmt.seconds_between(self.clock.venue_time, self.at))
+
+
+Cell = str | Text | PaintedCell
 
 
 _NO_MARKS: Mapping[str, Any] = MappingProxyType({})
@@ -126,10 +164,14 @@ class LiveTable(DataTable):
     MARK_COLUMNS: ClassVar[Sequence[int]] = ()
     #: above this many removals in one snapshot, remove them in one pass
     BULK_REMOVE_AT: ClassVar[int] = 16
-    #: the TIME_COLUMNS are painted cells (AgeCell) reading self.clock: a clock
+    #: the TIME_COLUMNS are painted cells (PaintedCell) reading self.clock: a clock
     #: tick repaints those columns' cells on screen (render_line) instead of
     #: re-rendering rows. Rows are one line each, no row labels (painting relies on it).
     PAINTED_CLOCK: ClassVar[bool] = False
+    #: on a tick, make every row's time cells again and re-render the rows whose
+    #: painted cells' look changed (a countdown turning red): for a table whose
+    #: time cells' style or width follows the clock (a walk over every row)
+    PAINTED_LOOK_FOLLOWS_CLOCK: ClassVar[bool] = False
 
     def __init__(self, *, title: str, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_row_labels=False)
@@ -146,6 +188,7 @@ class LiveTable(DataTable):
         self.clock = VenueClock()
         self._spans: list[tuple[int, int, int]] | None = None  # painted columns, during render_lines
         self._pass_style: Style | None = None  # rich_style, during render_lines
+        self._titled: str | None = None  # the border title of the rows last shown
 
     def on_mount(self) -> None:
         for key, label, right in self.COLUMNS:
@@ -219,7 +262,9 @@ class LiveTable(DataTable):
         clock_moved = bool(self.TIME_COLUMNS) and ctx.venue_time != self._venue_time
         self.clock.venue_time = ctx.venue_time
         if clock_moved and self.PAINTED_CLOCK:
-            clock_moved = False  # the painted cells read the clock: repaint what is on screen
+            # the painted cells read the clock: repaint what is on screen (and, where
+            # their look follows the clock, replace the cells whose look changed)
+            clock_moved = self.PAINTED_LOOK_FOLLOWS_CLOCK
             self._repaint_shown()
         marks_moved = bool(self.MARK_COLUMNS) and ctx.marks is not self._marks
         self._venue_time, self._marks = ctx.venue_time, ctx.marks
@@ -256,9 +301,10 @@ class LiveTable(DataTable):
                     changed += 1
         if changed:
             self._cells_changed(touched, structural)
-        title = f"{self.title} · {self.subtitle(rows)}"
-        if self.border_title != title:
-            self.border_title = title
+        if not same_rows or self._titled is None:  # the same rows: the same subtitle
+            self._titled = f"{self.title} · {self.subtitle(rows)}"
+        if self.border_title != self._titled:
+            self.border_title = self._titled
         if selected is not None and selected in rows and selected != self.selected_key:
             self.move_cursor(row=self.get_row_index(selected), animate=False, scroll=False)
         return changed
@@ -341,7 +387,7 @@ class LiveTable(DataTable):
             return strip
         for column_index, x, width in spans:
             cell = self.get_cell_at(Coordinate(row_index, column_index))
-            if isinstance(cell, AgeCell):
+            if isinstance(cell, PaintedCell):
                 strip = _paint(strip, x - scroll_x, width, cell.plain, self.cell_padding)
         return strip
 
@@ -373,7 +419,7 @@ class LiveTable(DataTable):
         column_key = self._column_keys[index]
         row_key = RowKey(key)
         self._data[row_key][ColumnKey(column_key)] = value
-        text_width = value.cell_len if isinstance(value, (Text, AgeCell)) else len(value)
+        text_width = value.cell_len if isinstance(value, (Text, PaintedCell)) else len(value)
         if text_width > self._widest.get(column_key, 0):
             self._widest[column_key] = text_width
             column = self.columns[ColumnKey(column_key)]
@@ -385,7 +431,7 @@ class LiveTable(DataTable):
     def _note_widths(self, cells: tuple[Cell, ...]) -> None:
         widest = self._widest
         for column_key, value in zip(self._column_keys, cells, strict=False):
-            width = value.cell_len if isinstance(value, (Text, AgeCell)) else len(value)
+            width = value.cell_len if isinstance(value, (Text, PaintedCell)) else len(value)
             if width > widest.get(column_key, 0):
                 widest[column_key] = width
 
@@ -419,17 +465,28 @@ class LiveTable(DataTable):
 
 def _paint(strip: Strip, x: int, width: int, text: str, padding: int) -> Strip:
     """`strip` with the cell at x (width cells, padding included) showing `text`
-    right-aligned, as DataTable renders an unstyled right-justified Text (cropped
-    when too wide), in the style the strip has at the cell's first column."""
+    right-aligned, as DataTable renders a right-justified one-style Text (cropped
+    when too wide): the padding and the text keep the styles the strip has there."""
     line_width = strip.cell_length
     start, end = max(x, 0), min(x + width, line_width)
     if start >= end:
         return strip
-    room = width - 2 * padding
-    fitted = set_cell_size(text, room) if cell_len(text) >= room else text.rjust(room - cell_len(text) + len(text))
     before, old, after = strip.divide([start, end, line_width])
-    style = next(iter(old)).style
-    cell = Strip([Segment(f"{' ' * padding}{fitted}{' ' * padding}", style)], width)
+    styles: list[Style | None] = [None] * (start - x)  # the style of each cell of the cell
+    for segment in old:
+        styles.extend([segment.style] * cell_len(segment.text))
+    styles.extend([None] * (width - len(styles)))
+    room = width - 2 * padding
+    pad_style = styles[0] if styles[0] is not None else styles[-1]
+    text_style = next((style for style in styles[padding : padding + room] if style is not None), None)
+    fitted = set_cell_size(text, room) if cell_len(text) >= room else " " * (room - cell_len(text)) + text
+    pad = " " * padding
+    segments = (
+        [Segment(f"{pad}{fitted}{pad}", pad_style)]
+        if pad_style == text_style
+        else [Segment(pad, pad_style), Segment(fitted, text_style), Segment(pad, pad_style)]
+    )
+    cell = Strip(segments, width)
     if start != x or end != x + width:
         cell = cell.crop(start - x, end - x)
     return Strip.join([before, cell, after])
@@ -453,6 +510,8 @@ class ApprovalQueue(LiveTable):
         ("verdict", "Risk verdict", False),
     )
     TIME_COLUMNS = (6,)
+    PAINTED_CLOCK = True
+    PAINTED_LOOK_FOLLOWS_CLOCK = True
 
     def __init__(self, *, id: str | None = "approval-queue", new_row_guard: float = 0.0) -> None:
         super().__init__(title="Approval queue", id=id)
@@ -510,9 +569,12 @@ class ApprovalQueue(LiveTable):
         )
 
     def time_cells(self, row: IntentRow, ctx: RenderContext) -> tuple[Cell, ...]:
+        """The time left, painted; its look (red under 15 s, its width) is made
+        again on every tick and the row re-rendered when it changed."""
         left = fmt.seconds_between(ctx.venue_time, row.expires_at)
         urgent = left is not None and left < 15
-        return (Text(fmt.duration(left), justify="right", style="bold red" if urgent else ""),)
+        width = cell_len(fmt.duration(left))
+        return (CountdownCell(row.expires_at, self.clock, width=width, style="bold red" if urgent else ""),)
 
 
 _STATUS_STYLE = {
