@@ -189,6 +189,8 @@ class LiveTable(DataTable):
         self._spans: list[tuple[int, int, int]] | None = None  # painted columns, during render_lines
         self._pass_style: Style | None = None  # rich_style, during render_lines
         self._titled: str | None = None  # the border title of the rows last shown
+        #: the text each painted cell on screen was last drawn with, by (row, column) index
+        self._painted: dict[tuple[int, int], str] = {}
 
     def on_mount(self) -> None:
         for key, label, right in self.COLUMNS:
@@ -300,6 +302,8 @@ class LiveTable(DataTable):
                     touched.add((row_key, ColumnKey(self._column_keys[index])))
                     changed += 1
         if changed:
+            if structural:
+                self._painted.clear()  # rows moved: all of it is drawn again
             self._cells_changed(touched, structural)
         if not same_rows or self._titled is None:  # the same rows: the same subtitle
             self._titled = f"{self.title} · {self.subtitle(rows)}"
@@ -331,13 +335,24 @@ class LiveTable(DataTable):
         self.refresh()
 
     def _repaint_shown(self) -> None:
-        """Have the painted time cells on screen drawn again, and nothing else: the
-        lines DataTable has drawn stay (its caches are not touched), render_line
-        writes the cells' current text over them."""
-        height = self.size.height
-        scroll_x = self.scroll_offset.x
-        for _index, x, width in self._painted_spans():
-            self.refresh(Region(x - scroll_x, 0, width, height))
+        """Have the painted time cells on screen whose text changed drawn again, and
+        nothing else: the lines DataTable has drawn stay (its caches are not
+        touched), render_line writes the cells' current text over them. A tick
+        that changes no text on screen (the clock moved 0.1 s) repaints nothing."""
+        header = self.header_height if self.show_header else 0
+        scroll_x, top = self.scroll_offset
+        shown = range(top, min(top + self.size.height - header, self.row_count))
+        painted = self._painted
+        for column_index, x, width in self._painted_spans():
+            changed = [
+                row_index
+                for row_index in shown
+                if (cell := self.get_cell_at(Coordinate(row_index, column_index))) is not None
+                and painted.get((row_index, column_index)) != getattr(cell, "plain", None)
+            ]
+            if changed:
+                y = header + changed[0] - top
+                self.refresh(Region(x - scroll_x, y, width, changed[-1] - changed[0] + 1))
 
     def _painted_spans(self) -> list[tuple[int, int, int]]:
         """(column index, x in the table, render width) of each painted column."""
@@ -388,7 +403,8 @@ class LiveTable(DataTable):
         for column_index, x, width in spans:
             cell = self.get_cell_at(Coordinate(row_index, column_index))
             if isinstance(cell, PaintedCell):
-                strip = _paint(strip, x - scroll_x, width, cell.plain, self.cell_padding)
+                text = self._painted[(row_index, column_index)] = cell.plain
+                strip = _paint(strip, x - scroll_x, width, text, self.cell_padding)
         return strip
 
     def time_cells(self, row: Any, ctx: RenderContext) -> tuple[Cell, ...]:

@@ -37,6 +37,24 @@ async def test_a_clock_tick_repaints_ages_without_touching_every_row() -> None:
         assert table.get_row("dev-000000")[8].plain == "1m05s", "the age reads the clock it is painted at"
         await until(pilot, lambda: "1m05s" in screen_text(app), what="the new age on screen")
 
+        # a tick that changes no age on screen (65.4 s is still 1m05s) repaints
+        # nothing; the next second repaints the age column alone
+        refreshed: list[tuple] = []
+        refresh = table.refresh
+
+        def spy(*regions, **kwargs):
+            refreshed.append(regions)
+            return refresh(*regions, **kwargs)
+
+        table.refresh = spy  # type: ignore[method-assign]
+        for seconds, regions in ((65.4, 0), (66, 1)):
+            snap = handle.publish(venue_time=T0 + timedelta(seconds=seconds))
+            app.refresh_snapshot()
+            assert len(refreshed) == regions, f"{seconds} s: {refreshed}"
+        ((region,),) = refreshed
+        assert region.width == 7 and region.height == table.size.height - 1, region
+        await until(pilot, lambda: "1m06s" in screen_text(app), what="the next age on screen")
+
 
 async def test_values_changed_in_place_are_shown_without_rebuilding_the_row_order() -> None:
     """1 of 2,000 orders partly filled: the new figure is on screen, and the table's
