@@ -6,11 +6,12 @@ only when its identity changed (or, for the time columns, when the venue clock
 moved); then only the cells whose text differs are updated. The operator's cursor
 stays on the same id, whatever rows come and go around it.
 
-A working order's age is a painted cell (AgeCell): its text is computed when the
-line is drawn, from the table's clock, and written over the age column of the line
-DataTable already has (render_line). A tick of the venue clock repaints the age
-column's cells on screen and nothing else: no row, no line of the table is
-rendered again (at 10,000 orders, a few dozen five-cell strings a second)."""
+A working order's age and an intent's time left are painted cells (PaintedCell):
+their text is worked out when the line is drawn, from the table's clock, and
+written over the line DataTable already has (render_line). A tick of the venue
+clock repaints the cells on screen whose text changed and nothing else: no row,
+no line of the table is rendered again (at 10,000 orders, a few dozen five-cell
+strings a second, none when the clock moved less than the ages show)."""
 
 from __future__ import annotations
 
