@@ -503,10 +503,11 @@ def _paint(strip: Strip, x: int, width: int, text: str, padding: int) -> Strip:
         if pad_style == text_style
         else [Segment(pad, pad_style), Segment(fitted, text_style), Segment(pad, pad_style)]
     )
-    cell = Strip(segments, width)
-    if start != x or end != x + width:
-        cell = cell.crop(start - x, end - x)
-    return Strip.join([before, cell, after])
+    if start != x or end != x + width:  # the cell is cut by an edge of the table
+        segments = list(Strip(segments, width).crop(start - x, end - x))
+    # one new Strip (each has caches of its own to set up): the parts are the
+    # line's, cut where they were last time (Strip.divide keeps its cuts)
+    return Strip([*before, *segments, *after], line_width)
 
 
 def _notional_text(value: Any) -> str:
