@@ -32,33 +32,56 @@ def test_429_storm_backs_off_and_converges_without_duplicates(make_rig):
         }
     )
     rig.faults(rate_limit_per_minute=40, rate_limit_window_seconds=WINDOW)
-    # start early in a window, so that the storm still holds when the bar's submits go out
-    into = time.time() % WINDOW
-    if into > WINDOW / 5:
-        time.sleep(WINDOW - into)
-    # the other client: uses up the window
-    for _ in range(60):
-        r = requests.get(rig.venue.trading_url + "/v2/clock", headers=HEADERS, timeout=10)
-        if r.status_code == 429:
-            break
-    assert r.status_code == 429
-    rig.signals.send({"AAPL": 0.9, "MSFT": -0.8, "JPM": 0.7, "XOM": 0.6})
-    wait_for(lambda: rig.snapshot.connectivity.rate_limited, what="the engine to show the rate limit")
-    wait_for(
-        lambda: len([e for e in rig.journal_events() if isinstance(e, ev.SubmitSent)]) == 4,
-        what="the bar's four submits journaled",
-    )
-    # the storm passes: Alpaca's own 200/minute again (and its headers say so); the
-    # engine still waits out the window it was told about
-    rig.faults(rate_limit_per_minute=200)
+
+    def submits() -> list[ev.SubmitSent]:
+        return [e for e in rig.journal_events() if isinstance(e, ev.SubmitSent)]
 
     def settled() -> bool:
         book = rig.engine.book
         return all(
-            book.get(e.client_order_id).status.is_final or book.get(e.client_order_id).venue_order_id
-            for e in rig.journal_events()
-            if isinstance(e, ev.SubmitSent)
+            book.get(e.client_order_id).status.is_final or book.get(e.client_order_id).venue_order_id for e in submits()
         )
+
+    def throttled_cids() -> set[str]:
+        return {
+            e.client_order_id
+            for e in rig.journal_events()
+            if isinstance(e, ev.SubmitUnknown) and "rate limited (429)" in e.cause
+        }
+
+    # The engine learns that the window is spent only from a trading answer of its own:
+    # when one of its polls (clock, reconciliation, positions) lands between the other
+    # client's burst and the bar's submits, it holds the submits until the window's end
+    # and none of them is refused — right, but then this bar did not test a 429. So a
+    # storm is tried again with another bar, at most three times.
+    # (every symbol in the rig's allowlist, enginekit.SYMBOLS; the third bar reverses the first)
+    bars = (
+        {"AAPL": 0.9, "MSFT": -0.8, "JPM": 0.7, "XOM": 0.6},
+        {"KO": 0.9, "PFE": -0.8, "INTC": 0.7, "T": 0.6},
+        {"AAPL": -0.9, "MSFT": 0.8, "JPM": -0.7, "XOM": -0.6},
+    )
+    for bar in bars:
+        # start early in a window, so that the storm still holds when the bar's submits go out
+        into = time.time() % WINDOW
+        if into > WINDOW / 5:
+            time.sleep(WINDOW - into)
+        # the other client: uses up the window
+        for _ in range(60):
+            r = requests.get(rig.venue.trading_url + "/v2/clock", headers=HEADERS, timeout=10)
+            if r.status_code == 429:
+                break
+        assert r.status_code == 429
+        expected = len(submits()) + len(bar)
+        rig.signals.send(bar)
+        wait_for(lambda: rig.snapshot.connectivity.rate_limited, what="the engine to show the rate limit")
+        wait_for(lambda n=expected: len(submits()) == n, what="the bar's four submits journaled")
+        if throttled_cids():
+            break
+        # the hold ends with the window; the next storm starts once this bar is answered
+        wait_for(settled, timeout=3 * WINDOW, what="the bar's submits answered after the hold")
+    # the storm passes: Alpaca's own 200/minute again (and its headers say so); the
+    # engine still waits out the window it was told about
+    rig.faults(rate_limit_per_minute=200)
 
     wait_for(settled, timeout=150, what="every submit settled")
     c = rig.settle(every=2.0)
@@ -66,7 +89,7 @@ def test_429_storm_backs_off_and_converges_without_duplicates(make_rig):
     # a submit answered 429 was not processed by the venue: it is looked up, found
     # absent, and only then sent again under the same client_order_id — so every
     # order of the bar reaches the venue, each exactly once
-    assert len(c.venue_orders) == 4 and not c.of(ev.SubmitRejected)
+    assert len(c.venue_orders) == len({e.client_order_id for e in submits()}) and not c.of(ev.SubmitRejected)
     throttled = {e.client_order_id for e in c.of(ev.SubmitUnknown) if "rate limited (429)" in e.cause}
     resent = {e.client_order_id for e in c.of(ev.SubmitUnknown) if e.cause.startswith("sending again after 429")}
     assert throttled, "the storm refused no submit: the test did not test a 429"
