@@ -701,4 +701,5 @@ class AlpacaShare:
             self._stream.stop()
         except Exception:  # noqa: BLE001 - a benchmark's teardown
             pass
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:  # started: a run that aborted before start() has none to join
+            self._thread.join(timeout=5)

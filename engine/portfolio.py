@@ -18,7 +18,7 @@ but never used as a price. Money and quantities are Decimal throughout.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -183,6 +183,7 @@ class SymbolBook:
         "buy_count",
         "buy_open",
         "committed",
+        "fill_mark",
         "good_mid",
         "good_ts",
         "mark",
@@ -226,6 +227,7 @@ class SymbolBook:
         self.sell_count = 0
         self.value = ZERO  # qty x mark (signed)
         self.committed = ZERO  # worst-case |qty after working orders of one side| x mark
+        self.fill_mark = 0  # the portfolio's fills_applied at this symbol's latest fill
 
     def price(self) -> PriceChoice | None:
         """The trusted price: the current usable quote's mid; else the newer of the
@@ -387,6 +389,7 @@ class Portfolio:
         self.buying_power = ZERO
         self._equity_offset = ZERO  # broker equity - (cash + net value) at the last snapshot
         self._epoch = 0
+        self.fills_applied = 0  # fills applied so far (a mark for position reads: moved_since)
         self.reserved_buying_power = ZERO  # notional of orders opened since the last account snapshot
         # aggregates (kept incrementally)
         self.gross = ZERO
@@ -463,15 +466,20 @@ class Portfolio:
         for wo in self.working.values():
             wo.reserved = False
 
-    def replace_positions_from_broker(self, positions: Iterable[Any]) -> None:
+    def moved_since(self, mark: int) -> set[str]:
+        """The symbols with a fill applied after fills_applied was `mark`."""
+        return {s for s, b in self.books.items() if b.fill_mark > mark}
+
+    def replace_positions_from_broker(self, positions: Iterable[Any], keep: Collection[str] = ()) -> None:
         """The broker's full position list is authoritative: a symbol it does not list
         is flat. Equity is kept (the account snapshot says what it is). Items are
         engine.model.Position or engine.broker VenuePosition (anything with symbol,
-        qty, avg_entry_price and last_price or current_price)."""
+        qty, avg_entry_price and last_price or current_price). The symbols in `keep`
+        stay as they are (the list may be older or newer than their fills)."""
         equity = self.equity
-        incoming = {p.symbol: p for p in positions}
+        incoming = {p.symbol: p for p in positions if p.symbol not in keep}
         for sym, b in self.books.items():
-            if sym not in incoming and b.qty != ZERO:
+            if sym not in incoming and b.qty != ZERO and sym not in keep:
                 b.position = Position(symbol=sym, realized_pl=b.position.realized_pl)
                 b.qty = ZERO
                 b.avg_entry = ZERO
@@ -556,6 +564,8 @@ class Portfolio:
         remaining quantity goes down by qty (order_changed may also set it)."""
         b = self.books.get(symbol) or self._book(symbol)
         realized = b.position.apply_fill(side, qty, price)
+        self.fills_applied += 1
+        b.fill_mark = self.fills_applied
         b.qty = b.position.qty
         b.avg_entry = b.position.avg_entry_price
         b.stop_price = stop_price_of(b.qty, b.avg_entry, self.limits.stop_loss_pct)

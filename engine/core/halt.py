@@ -462,7 +462,7 @@ class Halting:
         if item.campaign != self.flatten_campaign:
             return  # a newer flatten took over
         if item.positions is not None:
-            e.sync.apply_positions(item.positions)
+            e.sync.apply_positions(item.positions, e.sync.moved_since(item.since))
         pf = e.portfolio
         if round_ > 1 and not pf.positions:
             e.recorder.journal(
@@ -613,13 +613,14 @@ class Halting:
             )
             await self._wait_flatten_orders(campaign)
         positions: Sequence[VenuePosition] | None
+        since = e.portfolio.fills_applied
         try:
             positions = await e.broker.positions()
         except BrokerUnavailable as exc:
             e.note("error", None, f"flatten: positions unavailable ({exc}): the engine's own view is used")
             positions = None
         await self._prices_for_exits()
-        e.post(msg.FlattenReady(cause, None, round=round_, positions=positions, campaign=campaign))
+        e.post(msg.FlattenReady(cause, None, round=round_, positions=positions, campaign=campaign, since=since))
 
 
 def _answer(future: asyncio.Future | None, result: CommandResult) -> None:

@@ -72,6 +72,7 @@ class AccountRead:
 @dataclass(slots=True)
 class PositionsRead:
     positions: Sequence[VenuePosition]
+    since: int | None = None  # the portfolio's fills_applied when the read was asked
 
 
 @dataclass(slots=True)
@@ -86,6 +87,7 @@ class ReconcileRead:
     done: asyncio.Future
     account: VenueAccount | None = None  # read at start-up and after reconnects: is it the journal's?
     probed: tuple[str, ...] = ()  # the session's orders looked up: does the venue know the session?
+    since: int | None = None  # the portfolio's fills_applied when the reads were asked
 
 
 @dataclass(slots=True)
@@ -113,6 +115,7 @@ class FlattenReady:
     round: int = 1
     positions: Sequence[VenuePosition] | None = None
     campaign: int = 0
+    since: int | None = None  # the portfolio's fills_applied when `positions` was asked
 
 
 @dataclass(slots=True)

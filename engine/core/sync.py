@@ -145,23 +145,46 @@ class VenueSync:
 
     async def refresh_positions(self) -> None:
         e = self.e
+        since = e.portfolio.fills_applied
         try:
             positions = await e.broker.positions()
         except BrokerUnavailable as exc:
             e.note("error", None, f"positions refresh failed: {exc}")
             return
-        e.post(msg.PositionsRead(positions))
+        e.post(msg.PositionsRead(positions, since))
 
     def on_positions_read(self, item: msg.PositionsRead) -> None:
         if self.foreign:
             return  # another account's positions are not this session's
-        self.apply_positions(item.positions)
+        self.apply_positions(item.positions, self.moved_since(item.since))
 
-    def apply_positions(self, positions: Sequence[VenuePosition]) -> None:
-        """The broker snapshot is authoritative for positions."""
+    def moved_since(self, since: int | None) -> set[str] | None:
+        """The symbols with a fill applied since the portfolio's fills_applied was
+        `since` (None: None, a read to be taken whole)."""
+        return None if since is None else self.e.portfolio.moved_since(since)
+
+    def unsettled(self, moved: set[str] | None) -> set[str]:
+        """The symbols a positions read may not agree with the engine's fills about:
+        one with a fill applied while the read was under way (`moved`: the list may
+        predate it), or with an order of ours working (the venue may have filled it,
+        and counted it in the list, before its trade update reaches the engine: the
+        update would then count it again). Empty at start-up and while trading is not
+        ready (moved None, or not trading_ready): then the venue's list is taken whole."""
         e = self.e
-        mine = {s: p.qty for s, p in e.portfolio.positions.items()}
-        theirs = {p.symbol: p.qty for p in positions if p.qty != 0}
+        if moved is None or not e.trading_ready:
+            return set()
+        working = {s for s, b in e.portfolio.books.items() if b.buy_count or b.sell_count}
+        return moved | working
+
+    def apply_positions(self, positions: Sequence[VenuePosition], moved: set[str] | None = None) -> None:
+        """The broker snapshot is authoritative for positions, except in the symbols
+        it may not agree with the engine's fills about yet (unsettled(moved)): those
+        keep the engine's count until a read finds them settled (docs/risk.md,
+        "Positions read from the venue")."""
+        e = self.e
+        keep = self.unsettled(moved)
+        mine = {s: p.qty for s, p in e.portfolio.positions.items() if s not in keep}
+        theirs = {p.symbol: p.qty for p in positions if p.qty != 0 and p.symbol not in keep}
         if mine != theirs:
             diff = sorted(set(mine.items()) ^ set(theirs.items()))
             if diff and e.trading_ready:
@@ -171,7 +194,7 @@ class VenueSync:
             for p in positions
             if p.qty != 0
         ]
-        e.portfolio.replace_positions_from_broker(snapshot)
+        e.portfolio.replace_positions_from_broker(snapshot, keep)
         if e.session_id:
             e.recorder.journal(ev.PositionsSnapshot(positions=snapshot))
 
@@ -275,6 +298,7 @@ class VenueSync:
         async with self.reconcile_lock:
             e.connectivity = replace(e.connectivity, reconciling=True)
             e.publisher.dirty = True
+            mark = e.portfolio.fills_applied
             try:
                 open_orders = await e.broker.list_orders(status="open")
                 since = self._oldest_open_time()
@@ -320,7 +344,15 @@ class VenueSync:
             done = asyncio.get_running_loop().create_future()
             e.post(
                 msg.ReconcileRead(
-                    trigger, open_orders + recent, positions, lookups, unaccounted, done, account, tuple(probed)
+                    trigger,
+                    open_orders + recent,
+                    positions,
+                    lookups,
+                    unaccounted,
+                    done,
+                    account,
+                    tuple(probed),
+                    mark,
                 )
             )
             await done
@@ -367,7 +399,15 @@ class VenueSync:
                 if not self.account_is_the_journals(item.account.account_number):
                     return
                 self.journal_account_snapshot(item.account)
-            self._apply(item.trigger, item.venue_orders, item.positions, item.lookups, item.unaccounted, item.probed)
+            self._apply(
+                item.trigger,
+                item.venue_orders,
+                item.positions,
+                item.lookups,
+                item.unaccounted,
+                item.probed,
+                self.moved_since(item.since),
+            )
         finally:
             if not item.done.done():
                 item.done.set_result(None)
@@ -416,7 +456,11 @@ class VenueSync:
         lookups: dict[str, VenueOrder | None],
         unaccounted: list[str],
         probed: Sequence[str] = (),
+        moved: set[str] | None = None,
     ) -> None:
+        """moved: the symbols with fills applied while the reads were under way, taken
+        before this applies the catch-up fills (those come from the orders listed, read
+        before the positions: the positions count them)."""
         e = self.e
         plan = plan_reconciliation(e.book.orders, e.open_orders(), venue_orders, e.external, self.own_sessions())
         now = e.clock.now()
@@ -457,7 +501,7 @@ class VenueSync:
                 "it was reset or restarted, or is another venue — trading held; "
                 "their open orders are settled as vanished",
             )
-        self.apply_positions(positions)
+        self.apply_positions(positions, moved)
         e.recorder.journal(
             ev.ReconcileCompleted(
                 ok=not unaccounted and not self.mismatch,

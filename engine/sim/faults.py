@@ -22,6 +22,9 @@ class Faults:
     scope: str = "all"  # which REST requests the above apply to: all | trading | data
     stream_duplicate: float = 0.0  # share of trade_updates sent twice
     stream_reorder: float = 0.0  # share of trade_updates swapped with the next one
+    # each trade update leaves this long after the venue made it (in order): a stream
+    # that lags the REST answers, so a read can see a fill before its update arrives
+    trade_stream_delay_ms: float = 0.0
     trade_stream_down: bool = False  # refuse trade stream connections (HTTP 503 at upgrade)
     data_stream_muted: bool = False  # data stream connections stay open and send no market data
     trade_stream_muted: bool = False  # trade stream connections stay open and send no trade updates (lost)
@@ -46,7 +49,7 @@ class Faults:
                 if not 0.0 <= v <= 1.0:
                     raise ValueError(f"{key} must be between 0 and 1")
                 staged[key] = v
-            elif key in ("latency_ms", "latency_jitter_ms", "pending_ms"):
+            elif key in ("latency_ms", "latency_jitter_ms", "pending_ms", "trade_stream_delay_ms"):
                 v = _number(value, key)
                 if not 0.0 <= v <= 600_000:
                     raise ValueError(f"{key} must be between 0 and 600000")

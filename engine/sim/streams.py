@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections import deque
 from typing import Any
 
@@ -42,11 +43,12 @@ DATA_CHANNELS = (
 class _Event:
     """A trade update, serialized once however many clients receive it."""
 
-    __slots__ = ("data", "payload")
+    __slots__ = ("data", "due", "payload")
 
-    def __init__(self, payload: dict) -> None:
+    def __init__(self, payload: dict, due: float = 0.0) -> None:
         self.payload = payload
         self.data: bytes | None = None
+        self.due = due  # monotonic time before which it is not sent (the trade_stream_delay_ms fault)
 
     def bytes(self) -> bytes:
         if self.data is None:
@@ -116,7 +118,8 @@ class StreamRoutes:
     def _on_trade_event(self, payload: dict) -> None:
         if not self.trade_clients or self.faults.trade_stream_muted:
             return  # muted: the update is lost, as on a silent socket (no replay)
-        ev = _Event(payload)
+        delay = self.faults.trade_stream_delay_ms
+        ev = _Event(payload, time.monotonic() + delay / 1000.0 if delay else 0.0)
         dup = self.faults.stream_duplicate
         for c in self.trade_clients:
             c.push(ev)
@@ -246,6 +249,10 @@ class StreamRoutes:
                         else:
                             i += 1
                 for ev in batch:
+                    if ev.due:
+                        wait = ev.due - time.monotonic()
+                        if wait > 0:
+                            await asyncio.sleep(wait)
                     if ws.closed:
                         return
                     await ws.send_bytes(ev.bytes())

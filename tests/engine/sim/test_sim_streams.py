@@ -173,6 +173,18 @@ def test_duplicate_and_reordered_events(venue: SimVenue, stream: Collector):
     assert [u.event for u in stream.items[n:] if str(u.order.id) == str(b.id)] == ["fill", "new"]
 
 
+def test_delayed_trade_updates_lag_the_rest_answers_in_order(venue: SimVenue, stream: Collector):
+    c = TradingClient(KEY, SECRET, url_override=venue.trading_url)
+    venue.set_faults(trade_stream_delay_ms=3000)
+    a = c.submit_order(MarketOrderRequest(symbol="T", qty=3, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+    # the venue has filled it, and says so over REST, before the stream says anything
+    assert {p.symbol: Decimal(p.qty) for p in c.get_all_positions()} == {"T": Decimal(3)}
+    assert str(c.get_order_by_id(a.id).status.value) == "filled"
+    assert not any(str(u.order.id) == str(a.id) for u in stream.items)
+    wait_until(lambda: any(u.event == "fill" for u in stream.items), what="the delayed fill")
+    assert [u.event for u in stream.items if str(u.order.id) == str(a.id)] == ["new", "fill"]
+
+
 # ---------------------------------------------------------------- data stream on the wire
 def test_data_stream_handshake_and_msgpack_frames(venue: SimVenue):
     prepare(venue)
