@@ -75,6 +75,7 @@ SWEEP_ROUNDS = 8
 SHARE_EVERY = 20
 KILL_ORDERS = 1000
 KILL_LATENCY_MS = 25
+KILL_ROUNDS = 5  # the kill switch on the wire: rounds, the median reported
 
 P99_25_TARGET_MS = 160.0
 RATIO_TARGET = 1.2
@@ -386,8 +387,38 @@ def share_rows(latency: int, total: float, r: dict[str, Any]) -> list[dict]:
 
 def bench_kill_on_wire(tmp: Path) -> list[dict]:
     """Halt with 1,000 of the engine's orders resting at the venue while a 53-order
-    batch is on the wire at 25 ms: the desk of bench_engine.py (journal + in-process
-    venue, reconciled at start-up) moved to the open, so the batch may trade."""
+    batch is on the wire at 25 ms, KILL_ROUNDS times (each a desk of its own): the
+    median is the figure, every round is in the note (one round is noise on a shared
+    machine: 7-80 ms were seen for the same code)."""
+    rounds = []
+    for i in range(KILL_ROUNDS):
+        round_dir = tmp / f"kill-{i}"
+        round_dir.mkdir()
+        rounds.append(_kill_once(round_dir))
+    wires = [r["wire"] for r in rounds]
+    wire = statistics.median(wires)
+    mid = min(rounds, key=lambda r: abs(r["wire"] - wire))
+    return [
+        {
+            "name": f"kill switch, {KILL_ORDERS:,} open orders + a 53-order batch on the wire at {KILL_LATENCY_MS} ms: "
+            "Halt -> cancel-all request on the wire",
+            "value": ms(wire),
+            "unit": "ms",
+            "target": f"<= {KILL_WIRE_TARGET_MS:g}",
+            "ok": wire <= KILL_WIRE_TARGET_MS,
+            "note": f"median of {KILL_ROUNDS} rounds (each its own desk), max {max(wires):.1f} ms; rounds: "
+            + ", ".join(f"{w:.1f}" for w in wires)
+            + f" ms; Halt from another thread (Session.execute_sync) when {mid['in_flight']} submits had left -> "
+            f"alpaca-py cancel_orders called in the broker's worker; in the median round the venue (in this "
+            f"process, {KILL_LATENCY_MS} ms added before every trading request) handled DELETE /v2/orders at "
+            f"{mid['at_venue']:.1f} ms and the command returned at {mid['returned']:.1f} ms; state {mid['state']}",
+        }
+    ]
+
+
+def _kill_once(tmp: Path) -> dict[str, Any]:
+    """One round: the desk of bench_engine.py (journal + in-process venue, reconciled
+    at start-up) moved to the open, so the batch may trade."""
     from engine.broker.base import SubmitRequest
     from engine.commands import Halt
     from engine.model import Side
@@ -443,22 +474,13 @@ def bench_kill_on_wire(tmp: Path) -> list[dict]:
         desk.close()
     if not result.ok:
         raise RuntimeError(f"Halt refused: {result.message}")
-    wire = (marks["client"] - t0) * 1000
-    at_venue = (marks["venue"] - t0) * 1000
-    return [
-        {
-            "name": f"kill switch, {KILL_ORDERS:,} open orders + a 53-order batch on the wire at {KILL_LATENCY_MS} ms: "
-            "Halt -> cancel-all request on the wire",
-            "value": ms(wire),
-            "unit": "ms",
-            "target": f"<= {KILL_WIRE_TARGET_MS:g}",
-            "ok": wire <= KILL_WIRE_TARGET_MS,
-            "note": f"Halt from another thread (Session.execute_sync) when {in_flight} submits had left -> alpaca-py "
-            f"cancel_orders called in the broker's worker; the venue (in this process, {KILL_LATENCY_MS} ms added "
-            f"before every trading request) handled DELETE /v2/orders at {at_venue:.1f} ms; the command returned "
-            f"at {(t_result - t0) * 1000:.1f} ms; state {state}",
-        }
-    ]
+    return {
+        "wire": (marks["client"] - t0) * 1000,
+        "at_venue": (marks["venue"] - t0) * 1000,
+        "returned": (t_result - t0) * 1000,
+        "in_flight": in_flight,
+        "state": state,
+    }
 
 
 def run() -> list[dict]:
