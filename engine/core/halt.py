@@ -133,13 +133,22 @@ class Halting:
             if not cause.startswith("automatic"):
                 e.trip_cause = TripCause.OPERATOR
             self.set_state(TradingState.HALTED, cause)
-        e.intents.reject_all_pending(by="kill switch", detail="trading halted")
         e.kill = KillSwitchStatus(phase="requested", requested_at=e.clock.now(), detail=cause)
+        # The cancel-all first: its task's first step (a cancel's permit and slot, the
+        # hand-over to a worker) runs before the rest below, which is scheduled after it
+        # — the second durable write and the snapshot no longer stand between the
+        # command and the wire. HALTED is already journaled durably (set_state), and
+        # nothing is submitted while HALTED, so the pending intents can wait a turn.
+        e.spawn(self._cancel_all(), "kill-cancel-all")
+        asyncio.get_running_loop().call_soon(self._after_kill_sent, cause)
+        return CommandResult(True, "HALTED: cancel-all sent to the venue")
+
+    def _after_kill_sent(self, cause: str) -> None:
+        e = self.e
+        e.intents.reject_all_pending(by="kill switch", detail="trading halted")
         e.recorder.journal(ev.KillSwitch(phase="requested", detail=cause), durable=True)
         e.note("kill", None, "KILL SWITCH: HALTED, cancel-all sent to the venue")
         e.publish()
-        e.spawn(self._cancel_all(), "kill-cancel-all")
-        return CommandResult(True, "HALTED: cancel-all sent to the venue")
 
     async def _cancel_all(self, attempt: int = 0) -> None:
         out = await self.e.broker.cancel_all()
