@@ -156,6 +156,21 @@ class _Client:
         return f"{self.name} {self.client_id}, user {self.user}"
 
 
+def _answers(path: Path, timeout: float = 0.5) -> bool:
+    """Whether a process accepts connections on the unix socket at path (a socket
+    file left by a session that died refuses them)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(timeout)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    else:
+        return True
+    finally:
+        probe.close()
+
+
 class ControlServer:
     """Serves the session protocol inside the session's event loop.
 
@@ -183,6 +198,7 @@ class ControlServer:
         self._base: EngineSnapshot | None = None
         self._broadcaster: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._inode: int | None = None  # of the socket this server bound
 
     @property
     def clients(self) -> list[dict[str, Any]]:
@@ -193,8 +209,11 @@ class ControlServer:
 
     async def start(self) -> None:
         """Bind the socket (0600, in the private runtime directory). A socket left
-        by a session that died is replaced (the caller holds the journal's lock, so
-        nobody serves it); anything else in the way is an error, never deleted."""
+        by a session that died is replaced; one that a live session still answers on
+        is not: that session serves a journal at this path that has since been moved
+        or deleted under it (the lock moved with it), and taking its socket would leave
+        it running out of every console's reach. Anything else in the way is an error,
+        never deleted."""
         ensure_runtime_dir(self.path.parent)
         try:
             st = os.lstat(self.path)
@@ -206,6 +225,12 @@ class ControlServer:
                     f"{self.path} exists and is not a socket: remove it yourself if it is not needed "
                     "(the session does not delete it)"
                 )
+            if _answers(self.path):
+                raise ControlError(
+                    "another session still answers on it (the journal it has open at this path was "
+                    "moved or deleted while it ran); stop that session first: `execdesk stop` with "
+                    "the same --journal reaches it"
+                )
             self.path.unlink()
         old = os.umask(0o177)
         try:
@@ -213,6 +238,7 @@ class ControlServer:
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
+        self._inode = os.lstat(self.path).st_ino
         self._broadcaster = asyncio.get_running_loop().create_task(self._broadcast(), name="control-broadcast")
 
     async def stop(self, reason: str = "the session stopped") -> None:
@@ -237,7 +263,8 @@ class ControlServer:
                 await asyncio.wait_for(self._server.wait_closed(), timeout=2)
             self._server = None
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+            if self._inode is None or os.lstat(self.path).st_ino == self._inode:
+                self.path.unlink()  # ours: never another session's socket bound at this path since
 
     # ------------------------------------------------------------- snapshots out
 
