@@ -229,9 +229,10 @@ async def engine_batch(eng, probe: BatchProbe, ts: datetime, signals: dict[str, 
 # ---------------------------------------------------------------- venues and raw alpaca-py
 
 
-def start_venue_process(start_at: datetime = START_AT) -> VenueProcess:
-    """The venue in its own process (python -m engine.sim), frozen clock, no rate
-    limit: its CPU is not ours, as with Alpaca."""
+def start_venue_process(start_at: datetime = START_AT, entry: tuple[str, ...] = ("engine.sim",)) -> VenueProcess:
+    """The venue in its own process (python -m engine.sim, or the module `entry`
+    names with its arguments: profile_sim.py's serve), frozen clock, no rate limit:
+    its CPU is not ours, as with Alpaca."""
     return VenueProcess(
         CREDS.key_id,
         CREDS.secret_key,
@@ -249,6 +250,7 @@ def start_venue_process(start_at: datetime = START_AT) -> VenueProcess:
         "--universe",
         str(REPO / "config" / "universe.toml"),
         timeout=30,
+        entry=entry,
     )
 
 

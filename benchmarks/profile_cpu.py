@@ -52,6 +52,7 @@ from benchmarks.pipeline_run import (
     start_venue_process,
     thread_cpu,
 )
+from benchmarks.sampler import StackSampler
 
 WARMUP = 4
 
@@ -95,52 +96,6 @@ def _bootstrap(prof: AllThreads) -> None:
     prof._start_here()  # noqa: SLF001
 
 
-class Sampler:
-    """A statistical profile of one thread: every `every` s its Python stack is read
-    (sys._current_frames) and counted, unless it waits in the selector (idle). Cheap
-    enough not to change what it measures, unlike cProfile of Python-heavy code."""
-
-    def __init__(self, thread_id: int, every: float = 0.0005) -> None:
-        self.thread_id, self.every = thread_id, every
-        self.own: dict[str, int] = {}  # innermost frame in the repository (or the library below it)
-        self.inclusive: dict[str, int] = {}  # every function on the stack
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            frame = sys._current_frames().get(self.thread_id)  # noqa: SLF001
-            if frame is None:
-                continue
-            stack = []
-            while frame is not None:
-                code = frame.f_code
-                stack.append(f"{Path(code.co_filename).name}:{code.co_name}")
-                frame = frame.f_back
-            if stack[0] in ("selectors.py:select",) or stack[0].endswith(":select"):
-                continue
-            self.samples += 1
-            self.own[stack[0]] = self.own.get(stack[0], 0) + 1
-            for name in set(stack):
-                self.inclusive[name] = self.inclusive.get(name, 0) + 1
-
-    def report(self, top: int) -> str:
-        lines = [f"{self.samples} busy samples of the engine's loop thread"]
-        for title, table in (("innermost frame", self.own), ("on the stack", self.inclusive)):
-            lines.append(f"-- {title}:")
-            for name, n in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
-                lines.append(f"{100 * n / max(self.samples, 1):6.1f}%  {name}")
-        return "\n".join(lines)
-
-
 def run(batches: int, latency: int, profile: bool, sample: bool = False, share: bool = False) -> dict[str, Any]:
     settings = bench_settings(order_reconciliation_interval=3600)
     venue = start_venue_process()
@@ -166,7 +121,7 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False, share: 
                     if prof is not None:
                         _enable_in_running_threads(session, prof)
                     if sample:
-                        sampler = Sampler(session._thread.ident)  # noqa: SLF001
+                        sampler = StackSampler(session._thread.ident, name="cpu-sampler")  # noqa: SLF001
                         sampler.start()
                 res, c = run_batch(session, probe, k)
                 if k >= WARMUP:
@@ -295,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         st.sort_stats("cumulative").print_stats(args.top)
         print(out.getvalue())
     if r["sampler"] is not None:
-        print(r["sampler"].report(args.top))
+        print(r["sampler"].report(args.top, "the engine's loop thread"))
 
 
 if __name__ == "__main__":

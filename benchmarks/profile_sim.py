@@ -41,51 +41,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.sampler import StackSampler, folder_and_file
+
 WARMUP = 4
 OVERLAP = "(REST requests begun while another was in the venue's handlers)"
 HERE = Path(__file__).resolve().parent.parent
 
 
 # ---------------------------------------------------------------- inside the venue process
-
-
-class _Sampler:
-    """Every `every` s, the venue loop thread's Python stack (sys._current_frames),
-    unless it waits in the selector."""
-
-    def __init__(self, thread_id: int, every: float = 0.0005) -> None:
-        self.thread_id, self.every = thread_id, every
-        self.own: dict[str, int] = {}
-        self.inclusive: dict[str, int] = {}
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sim-sampler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            frame = sys._current_frames().get(self.thread_id)  # noqa: SLF001
-            if frame is None:
-                continue
-            stack = []
-            while frame is not None:
-                code = frame.f_code
-                parts = Path(code.co_filename).parts
-                where = "/".join(parts[-2:]) if len(parts) >= 2 else code.co_filename
-                stack.append(f"{where}:{code.co_name}")
-                frame = frame.f_back
-            if stack[0].endswith(":select"):
-                continue
-            self.samples += 1
-            self.own[stack[0]] = self.own.get(stack[0], 0) + 1
-            for name in set(stack):
-                self.inclusive[name] = self.inclusive.get(name, 0) + 1
 
 
 def serve(argv: list[str]) -> int:
@@ -159,7 +122,7 @@ def serve(argv: list[str]) -> int:
 
     servers: list[SimServer] = []
     SimServer._make_app = make_app  # type: ignore[method-assign]  # noqa: SLF001
-    sampler = _Sampler(threading.get_ident()) if mine.sample else None
+    sampler = StackSampler(threading.get_ident(), name="sim-sampler", where=folder_and_file) if mine.sample else None
     prof = None
     if mine.cprofile:
         import cProfile
@@ -207,18 +170,14 @@ def drive(tree: Path, batches: int, latency: int = 0, sample: bool = False, cpro
     """One round: a fresh venue process (tree's engine/sim) and a fresh engine session."""
     from benchmarks.bench_latency import set_faults
     from benchmarks.pipeline_run import (
-        CASH,
-        CREDS,
-        REPO,
-        SEED,
         START_AT,
         BatchProbe,
         bench_settings,
         on_loop,
         own_process_session,
         run_batch,
+        start_venue_process,
     )
-    from tests.support import VenueProcess
 
     with tempfile.TemporaryDirectory(prefix="execdesk-profile-sim-") as tmp:
         stats_path = Path(tmp) / "venue-stats.json"
@@ -227,25 +186,7 @@ def drive(tree: Path, batches: int, latency: int = 0, sample: bool = False, cpro
             entry.append("--sample")
         if cprofile is not None:
             entry += ["--cprofile", str(cprofile)]
-        proc = VenueProcess(
-            CREDS.key_id,
-            CREDS.secret_key,
-            "--rate-limit",
-            "0",
-            "--frozen",
-            "--start-at",
-            START_AT.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "--partial-fill-prob",
-            "0",
-            "--seed",
-            str(SEED),
-            "--starting-cash",
-            str(CASH),
-            "--universe",
-            str(REPO / "config" / "universe.toml"),
-            timeout=30,
-            entry=tuple(entry),
-        )
+        proc = start_venue_process(START_AT, entry=tuple(entry))
         pid = proc.proc.pid
         session = None
         try:
