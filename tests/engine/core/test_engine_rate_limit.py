@@ -23,15 +23,27 @@ HEADERS = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
 
 
 def test_429_storm_backs_off_and_converges_without_duplicates(make_rig):
-    # the engine's own traffic well under Alpaca's 200/minute (a reconciliation every
-    # 3 s, positions and account every 5 s), its own budget Alpaca's default
+    # the engine's own budget Alpaca's default; of its periodic trading requests only
+    # the clock's (every 5 s) comes during the drill: reconciliation, positions and
+    # account are hours apart here (see the storm below)
     rig = make_rig(
         {
             "broker": {"rate_limit_per_minute": 190},
-            "monitoring": {"order_reconciliation_interval": 3, "position_update_interval": 5, "risk_check_interval": 5},
+            "monitoring": {
+                "order_reconciliation_interval": 3600,
+                "position_update_interval": 3600,
+                "risk_check_interval": 3600,
+            },
         }
     )
     rig.faults(rate_limit_per_minute=40, rate_limit_window_seconds=WINDOW)
+    trading_calls: list[float] = []  # when each of the engine's trading requests left
+
+    def on_request(name: str) -> None:
+        if not name.startswith("get_stock"):  # market data has its own budget
+            trading_calls.append(time.monotonic())
+
+    rig.engine.broker.observe_requests(on_request)
 
     def submits() -> list[ev.SubmitSent]:
         return [e for e in rig.journal_events() if isinstance(e, ev.SubmitSent)]
@@ -50,9 +62,11 @@ def test_429_storm_backs_off_and_converges_without_duplicates(make_rig):
         }
 
     # The engine learns that the window is spent only from a trading answer of its own:
-    # when one of its polls (clock, reconciliation, positions) lands between the other
-    # client's burst and the bar's submits, it holds the submits until the window's end
-    # and none of them is refused — right, but then this bar did not test a 429. So a
+    # when one of its polls lands between the other client's burst and the bar's
+    # submits, it holds the submits until the window's end and none of them is refused
+    # — right, but then this bar did not test a 429. So the burst comes right after one
+    # of the engine's clock polls (the next is 5 s away, far more than the bar needs
+    # to reach its submits); should a poll still come first on a loaded machine, a
     # storm is tried again with another bar, at most three times.
     # (every symbol in the rig's allowlist, enginekit.SYMBOLS; the third bar reverses the first)
     bars = (
@@ -65,6 +79,10 @@ def test_429_storm_backs_off_and_converges_without_duplicates(make_rig):
         into = time.time() % WINDOW
         if into > WINDOW / 5:
             time.sleep(WINDOW - into)
+        # right after one of the engine's trading requests (its clock poll)
+        calls = len(trading_calls)
+        wait_for(lambda n=calls: len(trading_calls) > n, timeout=15, what="the engine's next clock poll")
+        time.sleep(0.2)  # its answer back first (the burst must not be what answers it)
         # the other client: uses up the window
         for _ in range(60):
             r = requests.get(rig.venue.trading_url + "/v2/clock", headers=HEADERS, timeout=10)
