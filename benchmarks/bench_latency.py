@@ -47,6 +47,7 @@ from benchmarks.pipeline_run import (
     BatchProbe,
     bench_settings,
     build_desk,
+    limit_request,
     load_average,
     ms,
     on_loop,
@@ -112,18 +113,7 @@ class Raw:
         self.sent = 0
 
     def _request(self, spec):
-        from alpaca.trading.enums import OrderSide, TimeInForce
-        from alpaca.trading.requests import LimitOrderRequest
-
-        symbol, side, qty, limit = spec
-        return LimitOrderRequest(
-            symbol=symbol,
-            qty=float(qty),
-            side=OrderSide(side),
-            time_in_force=TimeInForce.DAY,
-            limit_price=float(limit),
-            client_order_id=f"raw-lat-{next(self.ids)}",
-        )
+        return limit_request(spec, f"raw-lat-{next(self.ids)}")
 
     def send(self, specs, threads: int) -> float:
         """All of specs with `threads` in flight: ms until the last answer."""

@@ -254,6 +254,23 @@ def start_venue_process(start_at: datetime = START_AT, entry: tuple[str, ...] = 
     )
 
 
+def limit_request(spec: tuple, client_order_id: str) -> Any:
+    """alpaca-py's LimitOrderRequest for spec (symbol, side, qty, limit), day order:
+    what the raw alpaca-py baselines send."""
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.requests import LimitOrderRequest
+
+    symbol, side, qty, limit = spec
+    return LimitOrderRequest(
+        symbol=symbol,
+        qty=float(qty),
+        side=OrderSide(side),
+        time_in_force=TimeInForce.DAY,
+        limit_price=float(limit),
+        client_order_id=client_order_id,
+    )
+
+
 class RawClient:
     """Plain alpaca-py against its own copy of the venue (same options, nobody on
     its trade stream): the round trip without the engine."""
@@ -292,19 +309,8 @@ class RawClient:
             self.proc.stop()
 
     def _request(self, spec, tag: str):
-        from alpaca.trading.enums import OrderSide, TimeInForce
-        from alpaca.trading.requests import LimitOrderRequest
-
-        symbol, side, qty, limit = spec
         self.n += 1
-        return LimitOrderRequest(
-            symbol=symbol,
-            qty=float(qty),
-            side=OrderSide(side),
-            time_in_force=TimeInForce.DAY,
-            limit_price=float(limit),
-            client_order_id=f"raw-{tag}-{self.n}",
-        )
+        return limit_request(spec, f"raw-{tag}-{self.n}")
 
     def sequential(self, specs, client=None) -> float:
         client = client or self.parsed
@@ -665,21 +671,8 @@ class AlpacaShare:
 
     def _one(self, spec) -> float:
         """One submit_order of spec (symbol, side, qty, limit): the CPU seconds of this thread."""
-        from alpaca.trading.enums import OrderSide, TimeInForce
-        from alpaca.trading.requests import LimitOrderRequest
-
-        symbol, side, qty, limit = spec
-        c0 = time.thread_time()
-        self.client.submit_order(
-            LimitOrderRequest(
-                symbol=symbol,
-                qty=float(qty),
-                side=OrderSide(side),
-                time_in_force=TimeInForce.DAY,
-                limit_price=float(limit),
-                client_order_id=f"raw-cpu-{next(self.ids)}",
-            )
-        )
+        c0 = time.thread_time()  # the request model's building counted, as in the broker
+        self.client.submit_order(limit_request(spec, f"raw-cpu-{next(self.ids)}"))
         return time.thread_time() - c0
 
     def submit_cpu(self, specs) -> list[float]:
