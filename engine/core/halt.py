@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from engine import events as ev
 from engine.backoff import Backoff
-from engine.broker.base import BrokerUnavailable, RequestFailed, VenueQuote
+from engine.broker.base import BrokerUnavailable, CancelAllOutcome, RequestFailed, VenueQuote
 from engine.commands import CommandResult, Flatten, Halt, Resume
 from engine.core import messages as msg
 from engine.core.common import CANCEL_ALL_RETRY, KILL_POLL, MINUTE, SEQ_FLATTEN, SEQ_STOP, q, replace
@@ -125,21 +125,33 @@ class Halting:
     # ------------------------------------------------------------ kill switch
 
     def kill_switch(self, cause: str) -> CommandResult:
-        """HALTED at once; pending intents dropped; one cancel-all to the venue,
-        tracked until the venue has confirmed every cancel."""
+        """HALTED at once; one cancel-all to the venue, tracked until the venue has
+        confirmed every cancel; pending intents dropped. Answers once HALTED is on
+        disk (docs/risk.md "The kill switch: the order of its steps")."""
         e = self.e
         self.halts += 1  # read by submits not yet on the wire (Submits.submit_task)
-        if e.state is not TradingState.HALTED:
+        prev = e.state
+        changed = prev is not TradingState.HALTED
+        if changed:
             if not cause.startswith("automatic"):
                 e.trip_cause = TripCause.OPERATOR
-            self.set_state(TradingState.HALTED, cause)
+            # in memory first: nothing is released or sent from here (the submits'
+            # withhold reads `halts`; every new intent sees HALTED)
+            e.state, e.state_cause = TradingState.HALTED, cause
         e.kill = KillSwitchStatus(phase="requested", requested_at=e.clock.now(), detail=cause)
-        # The cancel-all first: its task's first step (a cancel's permit and slot, the
-        # hand-over to a worker) runs before the rest below, which is scheduled after it
-        # — the second durable write and the snapshot no longer stand between the
-        # command and the wire. HALTED is already journaled durably (set_state), and
-        # nothing is submitted while HALTED, so the pending intents can wait a turn.
-        e.spawn(self._cancel_all(), "kill-cancel-all")
+        # The cancel-all before the durable write: calling broker.cancel_all hands the
+        # request to the broker's cancel worker now (AlpacaBroker, when its permit is
+        # free at once), so it is on its way while HALTED is fsynced below. It only
+        # reduces risk; the answer (and the first snapshot saying HALTED) waits for the
+        # write.
+        e.spawn(self._cancel_all(sending=e.broker.cancel_all()), "kill-cancel-all")
+        if changed:
+            e.recorder.journal(
+                ev.TradingStateChanged(state=TradingState.HALTED, cause=cause, previous=prev), durable=True
+            )
+            e.note("state", None, f"{prev.value} -> {TradingState.HALTED.value}: {cause}")
+            e.publish()
+        # the rest (a second durable write, a snapshot of every order) a turn later
         asyncio.get_running_loop().call_soon(self._after_kill_sent, cause)
         return CommandResult(True, "HALTED: cancel-all sent to the venue")
 
@@ -150,8 +162,8 @@ class Halting:
         e.note("kill", None, "KILL SWITCH: HALTED, cancel-all sent to the venue")
         e.publish()
 
-    async def _cancel_all(self, attempt: int = 0) -> None:
-        out = await self.e.broker.cancel_all()
+    async def _cancel_all(self, attempt: int = 0, sending: Awaitable[CancelAllOutcome] | None = None) -> None:
+        out = await (sending if sending is not None else self.e.broker.cancel_all())
         self.e.post(msg.CancelAllAnswered(out, attempt))
 
     async def _retry_cancel_all(self, attempt: int) -> None:
