@@ -442,18 +442,30 @@ class Session:
 
     def _halt_from_thread(self, command: Halt, loop: asyncio.AbstractEventLoop) -> Future:
         """The kill switch from another thread (the in-process console, execute_sync):
-        run in a plain callback at the loop's next turn (Engine.halt_now), not in a task
-        (one more turn, behind whatever the first one scheduled) that then waits for the
-        engine task to take it off the inbox (another turn). Measured with a 53-order
-        batch answering on the loop: those turns were most of the kill switch's tail."""
+        its cancel-all handed to the broker's cancel worker from this thread, once no
+        submit may leave any more (Halting.send_ahead); the rest run in a plain callback
+        at the loop's next turn (Engine.halt_now), not in a task (one more turn, behind
+        whatever the first one scheduled) that then waits for the engine task to take
+        it off the inbox (another turn). Measured with a 53-order batch answering on the
+        loop: those turns were most of the kill switch's tail, and one turn alone could
+        take 50 ms."""
         f: Future = Future()
+        engine = self.engine
+        sent = None
+        if engine is not None and engine.running and not engine.stopping:
+            # the cancel-all leaves from this thread, before the loop gets to the Halt
+            sent = engine.halt.send_ahead(loop)
 
         def run() -> None:
             engine = self.engine
             if engine is None or not engine.started or engine.stopping:
-                f.set_result(CommandResult(False, "the engine is not running"))
+                if sent is not None:
+                    sent.close()  # its answer is not awaited: the session is stopping
+                    f.set_result(CommandResult(False, "the engine is stopping: cancel-all sent, not tracked"))
+                else:
+                    f.set_result(CommandResult(False, "the engine is not running"))
                 return
-            result = engine.halt_now(command)
+            result = engine.halt_now(command, sent)
             if result is not None:
                 f.set_result(result)
                 return

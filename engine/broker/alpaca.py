@@ -435,10 +435,16 @@ class AlpacaBroker:
         return await self._answer(*self._hand_over(priority, fn, args, withhold))
 
     def _hand_over(
-        self, priority: int, fn: Callable[..., Any], args: tuple, withhold: Callable[[], bool] | None = None
+        self,
+        priority: int,
+        fn: Callable[..., Any],
+        args: tuple,
+        withhold: Callable[[], bool] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> tuple[asyncio.Future, Future]:
-        """Give a call whose permit and slot are held to a worker (on the loop's thread)."""
-        loop = asyncio.get_running_loop()
+        """Give a call whose permit and slot are held to a worker (on the loop's thread,
+        or from another one with the loop given: the answer is set on the loop)."""
+        loop = loop or asyncio.get_running_loop()
         fut = loop.create_future()
         try:
             cf = self._pool.submit(self._run_for, self._completions_for(loop), fut, priority, fn, args, withhold)
@@ -684,6 +690,19 @@ class AlpacaBroker:
             return outcome
         self._note("cancel", None)
         return CancelOutcome(CancelOutcomeKind.SENT)
+
+    def cancel_all_from_thread(self, loop: asyncio.AbstractEventLoop) -> Coroutine[Any, Any, CancelAllOutcome] | None:
+        """The kill switch's cancel-all handed to the cancel worker from the thread its
+        command comes from, without waiting for the loop (busy with a batch's answers);
+        its outcome is awaited on `loop`. None when the limiter does not grant the
+        cancel's permit and slot at once (then cancel_all on the loop, as usual)."""
+        if not self.limiter.try_acquire(Priority.CANCEL, TRADING):
+            return None
+        try:
+            handed = self._hand_over(Priority.CANCEL, self._trading.cancel_orders, (), loop=loop)
+        except BrokerUnavailable:
+            return None
+        return self._cancel_all(handed)
 
     def cancel_all(self) -> Coroutine[Any, Any, CancelAllOutcome]:
         """DELETE /v2/orders. Handed to a worker when this is called, if the limiter

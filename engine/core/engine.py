@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,6 +29,7 @@ from typing import Any
 from engine import events as ev
 from engine.broker.base import (
     Broker,
+    CancelAllOutcome,
     ConnectivityChanged,
     RateLimitChanged,
     RequestFailed,
@@ -268,18 +269,21 @@ class Engine:
         self.put(msg.CommandEnvelope(command, fut))
         return await fut
 
-    def halt_now(self, command: Halt) -> CommandResult | None:
+    def halt_now(
+        self, command: Halt, sent: Coroutine[Any, Any, CancelAllOutcome] | None = None
+    ) -> CommandResult | None:
         """The kill switch, run by its caller on the loop's thread instead of waiting
         for the engine task to wake and take it off the inbox (a turn of the loop behind
         everything already scheduled, e.g. a batch's 53 answers). This is the engine
         task's own handler and as safe: the engine task is between two items whenever
         anything else on the loop runs (its handlers never await). None before the
         engine task runs (start-up: the journal may not be open yet): then the Halt
-        goes through the inbox's KILL lane, first of everything."""
+        goes through the inbox's KILL lane, first of everything. `sent`: the cancel-all
+        already sent ahead by the command's thread (Halting.send_ahead)."""
         if not self.running or self.stopping:
             return None
         try:
-            result = self.halt.on_halt(command)
+            result = self.halt.on_halt(command, sent)
         except Exception as exc:  # as _run_loop does with a failing item
             log.exception("engine failed on the kill switch")
             self.note("error", None, f"internal error on Halt: {exc!r}")
