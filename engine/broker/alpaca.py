@@ -696,7 +696,7 @@ class AlpacaBroker:
         command comes from, without waiting for the loop (busy with a batch's answers);
         its outcome is awaited on `loop`. None when the limiter does not grant the
         cancel's permit and slot at once (then cancel_all on the loop, as usual)."""
-        if not self.limiter.try_acquire(Priority.CANCEL, TRADING):
+        if not self.limiter.try_acquire(Priority.CANCEL, TRADING, overtake=True):
             return None
         try:
             handed = self._hand_over(Priority.CANCEL, self._trading.cancel_orders, (), loop=loop)
@@ -711,7 +711,7 @@ class AlpacaBroker:
         without waiting for a turn of the loop); otherwise when the returned
         coroutine first runs, behind the limiter as any call."""
         handed = None
-        if self.limiter.try_acquire(Priority.CANCEL, TRADING):
+        if self.limiter.try_acquire(Priority.CANCEL, TRADING, overtake=True):
             try:
                 handed = self._hand_over(Priority.CANCEL, self._trading.cancel_orders, ())
             except BrokerUnavailable:
