@@ -475,6 +475,8 @@ class Session:
         try:
             loop.call_soon_threadsafe(run)
         except RuntimeError:  # the loop closed meanwhile
+            if sent is not None:
+                sent.close()
             f.set_result(CommandResult(False, "the engine is not running"))
         return f
 
