@@ -64,7 +64,7 @@ from tests.support import wait_for
 # BENCH_LATENCY_BATCHES / BENCH_LATENCY_MS: fewer batches or settings for a quick look
 # (`make bench` uses the defaults); BENCH_LATENCY_HEAP_AB=1: in each setting, blocks of 10
 # batches alternately with the engine's collector policy off (automatic collections, as
-# before engine.core.heap) and on, reported side by side
+# before engine.core.heap) and on, reported side by side; BENCH_KILL_ROUNDS: rounds of the kill switch
 LATENCIES_MS = tuple(int(x) for x in os.environ.get("BENCH_LATENCY_MS", "0,10,25,50").split(","))
 BATCHES = int(os.environ.get("BENCH_LATENCY_BATCHES", "100"))
 HEAP_AB = os.environ.get("BENCH_LATENCY_HEAP_AB", "") not in ("", "0")
@@ -76,7 +76,9 @@ SWEEP_ROUNDS = 8
 SHARE_EVERY = 20
 KILL_ORDERS = 1000
 KILL_LATENCY_MS = 25
-KILL_ROUNDS = 5  # the kill switch on the wire: rounds, the median reported
+# the kill switch on the wire: rounds (each its own desk), the median and the worst reported. 20, not 5:
+# the tail came from 1 round in 5 to 20 (issue 15), which 5 rounds cannot show
+KILL_ROUNDS = int(os.environ.get("BENCH_KILL_ROUNDS", "20"))
 
 P99_25_TARGET_MS = 160.0
 RATIO_TARGET = 1.2
@@ -378,31 +380,47 @@ def share_rows(latency: int, total: float, r: dict[str, Any]) -> list[dict]:
 def bench_kill_on_wire(tmp: Path) -> list[dict]:
     """Halt with 1,000 of the engine's orders resting at the venue while a 53-order
     batch is on the wire at 25 ms, KILL_ROUNDS times (each a desk of its own): the
-    median is the figure, every round is in the note (one round is noise on a shared
-    machine: 7-80 ms were seen for the same code)."""
+    median and the worst round are the figures, every round is in the note (one round
+    is noise on a shared machine: 7-80 ms were seen for the same code)."""
     rounds = []
     for i in range(KILL_ROUNDS):
         round_dir = tmp / f"kill-{i}"
         round_dir.mkdir()
         rounds.append(_kill_once(round_dir))
     wires = [r["wire"] for r in rounds]
-    wire = statistics.median(wires)
+    wire, worst = statistics.median(wires), max(wires)
     mid = min(rounds, key=lambda r: abs(r["wire"] - wire))
+    slow = max(rounds, key=lambda r: r["wire"])
+    name = (
+        f"kill switch, {KILL_ORDERS:,} open orders + a 53-order batch on the wire at {KILL_LATENCY_MS} ms: "
+        "Halt -> cancel-all request on the wire"
+    )
     return [
         {
-            "name": f"kill switch, {KILL_ORDERS:,} open orders + a 53-order batch on the wire at {KILL_LATENCY_MS} ms: "
-            "Halt -> cancel-all request on the wire",
+            "name": name,
             "value": ms(wire),
             "unit": "ms",
             "target": f"<= {KILL_WIRE_TARGET_MS:g}",
             "ok": wire <= KILL_WIRE_TARGET_MS,
-            "note": f"median of {KILL_ROUNDS} rounds (each its own desk), max {max(wires):.1f} ms; rounds: "
+            "note": f"median of {KILL_ROUNDS} rounds (each its own desk), max {worst:.1f} ms; rounds: "
             + ", ".join(f"{w:.1f}" for w in wires)
             + f" ms; Halt from another thread (Session.execute_sync) when {mid['in_flight']} submits had left -> "
             f"alpaca-py cancel_orders called in the broker's worker; in the median round the venue (in this "
             f"process, {KILL_LATENCY_MS} ms added before every trading request) handled DELETE /v2/orders at "
-            f"{mid['at_venue']:.1f} ms and the command returned at {mid['returned']:.1f} ms; state {mid['state']}",
-        }
+            f"{mid['at_venue']:.1f} ms and the command returned (HALTED durable) at {mid['returned']:.1f} ms; "
+            f"state {mid['state']}",
+        },
+        {
+            "name": name + f", worst of {KILL_ROUNDS} rounds",
+            "value": ms(worst),
+            "unit": "ms",
+            "target": f"<= {KILL_WIRE_TARGET_MS:g}",
+            "ok": worst <= KILL_WIRE_TARGET_MS,
+            "note": f"{sum(w > KILL_WIRE_TARGET_MS for w in wires)} of {KILL_ROUNDS} rounds over "
+            f"{KILL_WIRE_TARGET_MS:g} ms; in the worst round {slow['in_flight']} submits had left, the venue "
+            f"handled DELETE /v2/orders at {slow['at_venue']:.1f} ms and the command returned at "
+            f"{slow['returned']:.1f} ms",
+        },
     ]
 
 

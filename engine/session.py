@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.broker.alpaca import AlpacaBroker, resolve_urls
-from engine.commands import CommandResult, SessionCommand, StopSession
+from engine.commands import CommandResult, Halt, SessionCommand, StopSession
 from engine.config import Credentials, Settings, credentials_from_env, install_url_redaction
 from engine.control import ControlError, ControlServer, Link
 from engine.core import Engine
@@ -436,7 +436,49 @@ class Session:
             f: Future = Future()
             f.set_result(CommandResult(False, "the engine is not running"))
             return f
+        if isinstance(command, Halt):
+            return self._halt_from_thread(command, self._loop)
         return asyncio.run_coroutine_threadsafe(self.execute_here(command), self._loop)
+
+    def _halt_from_thread(self, command: Halt, loop: asyncio.AbstractEventLoop) -> Future:
+        """The kill switch from another thread (the in-process console, execute_sync):
+        its cancel-all handed to the broker's cancel worker from this thread, once no
+        submit may leave any more (Halting.send_ahead); the rest run in a plain callback
+        at the loop's next turn (Engine.halt_now), not in a task (one more turn, behind
+        whatever the first one scheduled) that then waits for the engine task to take
+        it off the inbox (another turn). Measured with a 53-order batch answering on the
+        loop: those turns were most of the kill switch's tail, and one turn alone could
+        take 50 ms."""
+        f: Future = Future()
+        engine = self.engine
+        sent = None
+        if engine is not None and engine.running and not engine.stopping:
+            # the cancel-all leaves from this thread, before the loop gets to the Halt
+            sent = engine.halt.send_ahead(loop)
+
+        def run() -> None:
+            engine = self.engine
+            if engine is None or not engine.started or engine.stopping:
+                if sent is not None:
+                    sent.close()  # its answer is not awaited: the session is stopping
+                    f.set_result(CommandResult(False, "the engine is stopping: cancel-all sent, not tracked"))
+                else:
+                    f.set_result(CommandResult(False, "the engine is not running"))
+                return
+            result = engine.halt_now(command, sent)
+            if result is not None:
+                f.set_result(result)
+                return
+            task = loop.create_task(self.execute_here(command))  # start-up: through the inbox
+            task.add_done_callback(lambda t: _copy_outcome(t, f))
+
+        try:
+            loop.call_soon_threadsafe(run)
+        except RuntimeError:  # the loop closed meanwhile
+            if sent is not None:
+                sent.close()
+            f.set_result(CommandResult(False, "the engine is not running"))
+        return f
 
     async def execute(self, command: SessionCommand) -> CommandResult:
         return await asyncio.wrap_future(self._call(command))
@@ -468,6 +510,15 @@ class Session:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._stopped.wait(timeout)
+
+
+def _copy_outcome(task: asyncio.Task, f: Future) -> None:
+    if task.cancelled():
+        f.cancel()
+    elif (exc := task.exception()) is not None:
+        f.set_exception(exc)
+    else:
+        f.set_result(task.result())
 
 
 def start_builtin_venue(

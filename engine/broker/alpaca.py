@@ -37,8 +37,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -432,13 +432,30 @@ class AlpacaBroker:
         A call cancelled (or timed out) before its worker picked it up is never sent;
         one already running finishes in its thread and its answer is dropped."""
         await self.limiter.acquire(priority, host)
-        loop = asyncio.get_running_loop()
+        return await self._answer(*self._hand_over(priority, fn, args, withhold))
+
+    def _hand_over(
+        self,
+        priority: int,
+        fn: Callable[..., Any],
+        args: tuple,
+        withhold: Callable[[], bool] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> tuple[asyncio.Future, Future]:
+        """Give a call whose permit and slot are held to a worker (on the loop's thread,
+        or from another one with the loop given: the answer is set on the loop)."""
+        loop = loop or asyncio.get_running_loop()
         fut = loop.create_future()
         try:
             cf = self._pool.submit(self._run_for, self._completions_for(loop), fut, priority, fn, args, withhold)
         except RuntimeError:  # pool shut down
             self.limiter.release()
             raise BrokerUnavailable("broker stopped") from None
+        return fut, cf
+
+    async def _answer(self, fut: asyncio.Future, cf: Future) -> Any:
+        """The answer of a call handed to a worker, bounded in time."""
+        loop = asyncio.get_running_loop()
         timer = loop.call_later(self.call_timeout, _expire, fut)  # lighter than asyncio.timeout per call
         try:
             return await fut
@@ -674,9 +691,39 @@ class AlpacaBroker:
         self._note("cancel", None)
         return CancelOutcome(CancelOutcomeKind.SENT)
 
-    async def cancel_all(self) -> CancelAllOutcome:
+    def cancel_all_from_thread(self, loop: asyncio.AbstractEventLoop) -> Coroutine[Any, Any, CancelAllOutcome] | None:
+        """The kill switch's cancel-all handed to the cancel worker from the thread its
+        command comes from, without waiting for the loop (busy with a batch's answers);
+        its outcome is awaited on `loop`. None when the limiter does not grant the
+        cancel's permit and slot at once (then cancel_all on the loop, as usual)."""
+        if not self.limiter.try_acquire(Priority.CANCEL, TRADING, overtake=True):
+            return None
         try:
-            raw = await self._call(Priority.CANCEL, TRADING, self._trading.cancel_orders)
+            handed = self._hand_over(Priority.CANCEL, self._trading.cancel_orders, (), loop=loop)
+        except BrokerUnavailable:
+            return None
+        return self._cancel_all(handed)
+
+    def cancel_all(self) -> Coroutine[Any, Any, CancelAllOutcome]:
+        """DELETE /v2/orders. Handed to a worker when this is called, if the limiter
+        grants the cancel's permit and slot at once (the kill switch: the request
+        leaves before the caller's next step, e.g. the durable write of HALTED, and
+        without waiting for a turn of the loop); otherwise when the returned
+        coroutine first runs, behind the limiter as any call."""
+        handed = None
+        if self.limiter.try_acquire(Priority.CANCEL, TRADING, overtake=True):
+            try:
+                handed = self._hand_over(Priority.CANCEL, self._trading.cancel_orders, ())
+            except BrokerUnavailable:
+                pass  # stopped: the awaitable's own call says so
+        return self._cancel_all(handed)
+
+    async def _cancel_all(self, handed: tuple[asyncio.Future, Future] | None) -> CancelAllOutcome:
+        try:
+            if handed is not None:
+                raw = await self._answer(*handed)
+            else:
+                raw = await self._call(Priority.CANCEL, TRADING, self._trading.cancel_orders)
         except asyncio.CancelledError:
             raise
         except BrokerUnavailable as exc:

@@ -326,7 +326,11 @@ class Broker(Protocol):
 
     async def cancel(self, venue_order_id: str) -> CancelOutcome: ...
 
-    async def cancel_all(self) -> CancelAllOutcome: ...
+    async def cancel_all(self) -> CancelAllOutcome:
+        """DELETE every open order. A broker may hand the request over when called,
+        before the returned coroutine first runs (AlpacaBroker does when a permit is
+        free at once): the kill switch calls it before its durable write."""
+        ...
 
     async def list_orders(self, status: OrderQuery = "all", after: datetime | None = None) -> list[VenueOrder]:
         """Every order matching (paginated as needed), oldest first."""

@@ -194,10 +194,17 @@ class OutboundLimiter:
             if waiter.granted:
                 return True
 
-    def try_acquire(self, priority: Priority | int, host: str = "trading", *, slot: bool = True) -> bool:
-        """Grant at once when nobody waits and the budget allows (the common case)."""
+    def try_acquire(
+        self, priority: Priority | int, host: str = "trading", *, slot: bool = True, overtake: bool = False
+    ) -> bool:
+        """Grant at once when nobody waits and the budget allows (the common case).
+        overtake=True (the kill switch's cancel-all): also while only less urgent
+        requests wait (submits held for the rate, say), as pump would grant it first."""
         with self._lock:
-            if self._heap or self._limited:
+            if self._heap:
+                if not overtake or self._heap[0].priority <= int(priority):
+                    return False
+            elif self._limited and not overtake:
                 return False
             if slot and self._slots_full(priority):
                 return False

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,6 +29,7 @@ from typing import Any
 from engine import events as ev
 from engine.broker.base import (
     Broker,
+    CancelAllOutcome,
     ConnectivityChanged,
     RateLimitChanged,
     RequestFailed,
@@ -148,6 +149,7 @@ class Engine:
         self.latest_bar_close: datetime | None = None  # close of the newest minute bar from the stream
         self.observers: list[EngineObserver] = list(observers)  # engine.core.observe
         self.stopping = False
+        self.running = False  # the engine task takes items off its inbox (Engine.start)
         self.sealed = False  # the journal's session was sealed by stop()
         self.seal_error = ""  # why it could not be, if it could not
         self._inbox: Inbox | None = None
@@ -257,10 +259,37 @@ class Engine:
         self._inbox.put(item)
 
     async def execute(self, command: Command) -> CommandResult:
-        """Run a command inside the engine task (call from the engine's loop)."""
+        """Run a command inside the engine task (call from the engine's loop); the
+        kill switch at once (halt_now)."""
+        if isinstance(command, Halt):
+            result = self.halt_now(command)
+            if result is not None:
+                return result
         fut = asyncio.get_running_loop().create_future()
         self.put(msg.CommandEnvelope(command, fut))
         return await fut
+
+    def halt_now(
+        self, command: Halt, sent: Coroutine[Any, Any, CancelAllOutcome] | None = None
+    ) -> CommandResult | None:
+        """The kill switch, run by its caller on the loop's thread instead of waiting
+        for the engine task to wake and take it off the inbox (a turn of the loop behind
+        everything already scheduled, e.g. a batch's 53 answers). This is the engine
+        task's own handler and as safe: the engine task is between two items whenever
+        anything else on the loop runs (its handlers never await). None before the
+        engine task runs (start-up: the journal may not be open yet): then the Halt
+        goes through the inbox's KILL lane, first of everything. `sent`: the cancel-all
+        already sent ahead by the command's thread (Halting.send_ahead)."""
+        if not self.running or self.stopping:
+            return None
+        try:
+            result = self.halt.on_halt(command, sent)
+        except Exception as exc:  # as _run_loop does with a failing item
+            log.exception("engine failed on the kill switch")
+            self.note("error", None, f"internal error on Halt: {exc!r}")
+            result = CommandResult(False, f"internal error: {exc!r}")
+        self.publisher.dirty = True
+        return result
 
     async def submit_batch(self, batch: SignalBatch) -> None:
         """Queue a signal batch; waits while the inbox's signal lane is full of
@@ -325,6 +354,7 @@ class Engine:
         await self.sync.refresh_account()
         await self.sync.seed_market()
         self.spawn(self._run_loop(), "engine-loop")
+        self.running = True
         t = time.perf_counter()
         await self.sync.reconcile("startup")
         self.tell("start_phase", "reconcile", time.perf_counter() - t)

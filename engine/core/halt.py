@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.backoff import Backoff
-from engine.broker.base import BrokerUnavailable, RequestFailed, VenueQuote
+from engine.broker.base import BrokerUnavailable, CancelAllOutcome, RequestFailed, VenueQuote
 from engine.commands import CommandResult, Flatten, Halt, Resume
 from engine.core import messages as msg
 from engine.core.common import CANCEL_ALL_RETRY, KILL_POLL, MINUTE, SEQ_FLATTEN, SEQ_STOP, q, replace
@@ -58,6 +58,9 @@ class Halting:
         self.flatten_campaign = 0  # numbers the operator's flattens; a new one supersedes
         self.exit_behind_since: dict[str, float] = {}  # stop exit cid -> monotonic time the market left it
         self.halts = 0  # kill switches pulled: a submit released before the last one is not sent
+        # a Halt from another thread has sent its cancel-all ahead (send_ahead) and is on
+        # its way to kill_switch: meanwhile no submit leaves either (Submits.submit_task)
+        self.arriving = False
         self.stop_held_said: dict[str, Decimal] = {}  # symbol -> shares external orders hold, said for its stop
 
     # ------------------------------------------------------------------ trips
@@ -108,8 +111,19 @@ class Halting:
 
     # -------------------------------------------------------------- commands
 
-    def on_halt(self, cmd: Halt) -> CommandResult:
-        return self.kill_switch(f"kill switch: {cmd.cause}")
+    def on_halt(self, cmd: Halt, sent: Coroutine[Any, Any, CancelAllOutcome] | None = None) -> CommandResult:
+        return self.kill_switch(f"kill switch: {cmd.cause}", sent)
+
+    def send_ahead(self, loop: asyncio.AbstractEventLoop) -> Coroutine[Any, Any, CancelAllOutcome] | None:
+        """In the thread a Halt comes from, before the loop runs it (Session's
+        _halt_from_thread): first no submit may leave any more (`arriving`, read by every
+        submit right before it would leave), then the cancel-all is handed to the
+        broker's cancel worker (AlpacaBroker.cancel_all_from_thread), so it does not
+        wait for the loop to get to the Halt. Its outcome, for kill_switch to await;
+        None when it could not be sent ahead (then kill_switch sends it)."""
+        self.arriving = True  # until kill_switch raises the count
+        start = getattr(self.e.broker, "cancel_all_from_thread", None)
+        return start(loop) if start is not None else None
 
     def on_resume(self, cmd: Resume) -> CommandResult:
         e = self.e
@@ -124,22 +138,36 @@ class Halting:
 
     # ------------------------------------------------------------ kill switch
 
-    def kill_switch(self, cause: str) -> CommandResult:
-        """HALTED at once; pending intents dropped; one cancel-all to the venue,
-        tracked until the venue has confirmed every cancel."""
+    def kill_switch(self, cause: str, sent: Coroutine[Any, Any, CancelAllOutcome] | None = None) -> CommandResult:
+        """HALTED at once; one cancel-all to the venue, tracked until the venue has
+        confirmed every cancel; pending intents dropped. Answers once HALTED is on
+        disk (docs/risk.md "The kill switch: the order of its steps")."""
         e = self.e
         self.halts += 1  # read by submits not yet on the wire (Submits.submit_task)
-        if e.state is not TradingState.HALTED:
+        self.arriving = False  # the count says it from here
+        prev = e.state
+        changed = prev is not TradingState.HALTED
+        if changed:
             if not cause.startswith("automatic"):
                 e.trip_cause = TripCause.OPERATOR
-            self.set_state(TradingState.HALTED, cause)
+            # in memory first: nothing is released or sent from here (the submits'
+            # withhold reads `halts`; every new intent sees HALTED)
+            e.state, e.state_cause = TradingState.HALTED, cause
         e.kill = KillSwitchStatus(phase="requested", requested_at=e.clock.now(), detail=cause)
-        # The cancel-all first: its task's first step (a cancel's permit and slot, the
-        # hand-over to a worker) runs before the rest below, which is scheduled after it
-        # — the second durable write and the snapshot no longer stand between the
-        # command and the wire. HALTED is already journaled durably (set_state), and
-        # nothing is submitted while HALTED, so the pending intents can wait a turn.
-        e.spawn(self._cancel_all(), "kill-cancel-all")
+        # The cancel-all before the durable write: `sent` when the command's thread
+        # already handed it to the broker (send_ahead); else calling broker.cancel_all
+        # hands it to the broker's cancel worker now (AlpacaBroker, when its permit is
+        # free at once), so it is on its way while HALTED is fsynced below. It only
+        # reduces risk; the answer (and the first snapshot saying HALTED) waits for the
+        # write.
+        e.spawn(self._cancel_all(sending=sent or e.broker.cancel_all()), "kill-cancel-all")
+        if changed:
+            e.recorder.journal(
+                ev.TradingStateChanged(state=TradingState.HALTED, cause=cause, previous=prev), durable=True
+            )
+            e.note("state", None, f"{prev.value} -> {TradingState.HALTED.value}: {cause}")
+            e.publish()
+        # the rest (a second durable write, a snapshot of every order) a turn later
         asyncio.get_running_loop().call_soon(self._after_kill_sent, cause)
         return CommandResult(True, "HALTED: cancel-all sent to the venue")
 
@@ -150,8 +178,8 @@ class Halting:
         e.note("kill", None, "KILL SWITCH: HALTED, cancel-all sent to the venue")
         e.publish()
 
-    async def _cancel_all(self, attempt: int = 0) -> None:
-        out = await self.e.broker.cancel_all()
+    async def _cancel_all(self, attempt: int = 0, sending: Awaitable[CancelAllOutcome] | None = None) -> None:
+        out = await (sending if sending is not None else self.e.broker.cancel_all())
         self.e.post(msg.CancelAllAnswered(out, attempt))
 
     async def _retry_cancel_all(self, attempt: int) -> None:

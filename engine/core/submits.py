@@ -70,7 +70,7 @@ class Submits:
         halts = e.halt.halts if halts is None else halts
 
         def withhold() -> bool:
-            return e.halt.halts != halts
+            return e.halt.halts != halts or e.halt.arriving
 
         if withhold():
             e.put(msg.Submitted(order.client_order_id, SubmitOutcome(SubmitOutcomeKind.WITHHELD), 0.0))

@@ -259,6 +259,24 @@ def test_a_cancel_slot_is_kept_free_while_submits_fill_the_others():
     assert (state.in_flight, state.waiting) == (2, {"query": 1})
 
 
+def test_the_kill_switchs_cancel_overtakes_held_submits_at_once_but_never_an_earlier_cancel():
+    # the window's last permit is the cancels' and the submits are held for it: the
+    # kill switch's cancel-all is granted without waiting for a pump (a turn of the loop)
+    lim, _, _ = make(per_minute=3, max_in_flight=4, cancel_slots=1, cancel_reserve=1)
+    order: list[str] = []
+    for i in range(3):
+        queue(lim, order, f"s{i}", Priority.SUBMIT)
+    lim.pump()
+    assert order == ["s0", "s1"]  # s2 waits: the last permit is kept for cancels
+    assert not lim.try_acquire(Priority.CANCEL), "without overtake: not past anyone waiting"
+    assert lim.try_acquire(Priority.CANCEL, overtake=True), "past held submits: what pump would grant first"
+    assert not lim.try_acquire(Priority.CANCEL, overtake=True), "the window is spent now: no permit at all"
+    lim2, _, _ = make(per_minute=10, max_in_flight=2, cancel_slots=1)
+    assert lim2.try_acquire(Priority.CANCEL)  # the one cancel slot
+    queue(lim2, order, "c-waiting", Priority.CANCEL)
+    assert not lim2.try_acquire(Priority.CANCEL, overtake=True), "an earlier cancel waits: in turn"
+
+
 def test_cancel_slots_must_leave_room_for_the_rest():
     with pytest.raises(ValueError):
         OutboundLimiter(100, max_in_flight=2, cancel_slots=2)
