@@ -89,6 +89,7 @@ from engine.broker.wire import (
     asset_from_raw,
     bar_from_raw,
     cancel_outcome,
+    check_request,
     clock_from_raw,
     failure_of,
     is_uuid,
@@ -166,6 +167,14 @@ def _ws_url(http_url: str) -> str:
 
 class _Withheld(Exception):
     """A submit withdrawn by its caller in the worker, right before it would leave."""
+
+
+class _Malformed(Exception):
+    """alpaca-py's request model refused a submit (in the worker, before anything was sent)."""
+
+    def __init__(self, error: ValueError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Permit(threading.local):
@@ -618,11 +627,24 @@ class AlpacaBroker:
         resolve with lookup(client_order_id), never by sending again. withheld:
         `withhold()` said True when the request was about to leave (not sent).
         Raises ValueError before sending when the request is malformed."""
-        model = order_request(request)
+        check_request(request)  # what order_request refuses by itself: raised here, before a permit
+        trading = self._trading
+
+        def submit_order() -> Any:
+            # alpaca-py's request model (pydantic, ~10 us) is built in the worker, not on the
+            # engine's loop: the loop's CPU per order is what the batch's last request waits for
+            try:
+                model = order_request(request)
+            except ValueError as exc:
+                raise _Malformed(exc) from exc
+            return trading.submit_order(model)
+
         try:
-            raw = await self._call(Priority.SUBMIT, TRADING, self._trading.submit_order, model, withhold=withhold)
+            raw = await self._call(Priority.SUBMIT, TRADING, submit_order, withhold=withhold)
         except asyncio.CancelledError:
             raise
+        except _Malformed as exc:
+            raise exc.error from None  # as if refused before sending: nothing left
         except _Withheld:
             return SubmitOutcome(SubmitOutcomeKind.WITHHELD, message="withheld before it was sent")
         except BrokerUnavailable as exc:
