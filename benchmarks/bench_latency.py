@@ -17,13 +17,13 @@ process (tests.support.VenueProcess, as Alpaca would be), through alpaca-py:
    and the same split measured inside the engine (InProcessShare): alpaca-py's CPU for
    the very submit_order calls and trade updates of each measured batch, in the
    engine's own worker and stream threads, subtracted batch by batch. That one is the
-   fairer reading: the separate measurement runs alpaca-py without the engine's loop
-   and stream threads beside it (fewer threads on the 2 cores: its calls cost less
-   than the same calls inside the engine at 0 ms, and more at 50 ms, where its
-   53 threads wait a round trip idle while the engine's workers do too), on a tenth
-   of the batches (2 per 20) while the total is the median of all of them, so its
-   difference moved by ±0.15 ms between settings and runs for the same engine code
-   (0.41 at 25 ms and 0.64 at 50 ms in one make bench); both are reported;
+   fairer reading (the same alpaca-py work in the same conditions, by construction):
+   the separate measurement is taken on a tenth of the batches (i % 20 in (0, 1))
+   while the total is the median of all of them, in a process without the engine's
+   loop and stream threads beside it, and its difference moved by up to 0.2 ms between
+   settings and runs for the same engine code (0.41 at 25 ms and 0.64 at 50 ms in one
+   make bench); in a 40-batch run the two shares agreed at 0 ms (1.215 / 1.208 ms) and
+   the separate one was 0.02-0.13 ms higher at 25 and 50 ms. Both are reported;
 2. the kill switch with 1,000 open orders while 53 submits are on the wire at 25 ms
    (through the broker: the desk's working buys cover every symbol, so a signal
    batch would make no order): Halt -> alpaca-py cancel_orders called (the cancel-all request leaves),
