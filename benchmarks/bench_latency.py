@@ -191,6 +191,7 @@ class InProcessShare:
                 self.calls.append(time.thread_time() - c0)  # alpaca-py's request model (pydantic)
 
         broker_module.order_request = order_request  # type: ignore[assignment]
+        self._restore = lambda: setattr(broker_module, "order_request", real_model)
         from engine.broker.alpaca import rest_session
 
         session = rest_session(client)
@@ -209,6 +210,11 @@ class InProcessShare:
                 self.updates += 1
 
         stream._trade_updates_handler = on_update  # noqa: SLF001
+
+    def close(self) -> None:
+        """Put engine.broker.alpaca's order_request back (the module is shared by every
+        engine of this process: the kill-switch bench after this one builds its own)."""
+        self._restore()
 
     def _timed_hook(self, hook: Any) -> Any:
         tl = self._tl
@@ -245,6 +251,7 @@ def bench_latencies(tmp: Path) -> list[dict]:
     workers = settings.broker.workers
     procs = []
     session = raw = share = None
+    inproc: InProcessShare | None = None
     results: dict[int, dict[str, Any]] = {}
     try:
         eng_venue = start_venue_process()
@@ -341,6 +348,8 @@ def bench_latencies(tmp: Path) -> list[dict]:
             eng.heap.on_start()
         on_loop(session, probe.detach())
     finally:
+        if inproc is not None:
+            inproc.close()
         if session is not None:
             session.stop()
         if raw is not None:

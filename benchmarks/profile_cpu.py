@@ -120,6 +120,7 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False, share: 
     alpaca = other = None  # --share: pipeline_run.AlpacaShare and its venue (imported here: --against
     # runs this file against older trees, whose pipeline_run may not have it)
     burst: list[float] = []
+    inproc: Any = None  # --share: bench_latency.InProcessShare
     try:
         with tempfile.TemporaryDirectory(prefix="execdesk-profile-cpu-") as tmp:
             session = own_process_session(settings, venue.url, Path(tmp) / "cpu.sqlite")
@@ -132,7 +133,7 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False, share: 
             prof = AllThreads() if profile else None
             threads0: dict[str, float] = {}
             sampler = None
-            inproc = marks = None
+            marks = None
             if share:
                 from benchmarks.bench_latency import InProcessShare
 
@@ -201,6 +202,8 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False, share: 
                 "sampler": sampler,
             }
     finally:
+        if inproc is not None:
+            inproc.close()
         if session is not None:
             session.stop()
         venue.stop()
