@@ -20,7 +20,9 @@ its own venue), and the medians of both are printed.
 `--share` also measures alpaca-py's own CPU for the same orders, as bench_latency.py
 does (pipeline_run.AlpacaShare, on a venue process of its own: submit_order with the
 broker's settings in a burst at the broker's concurrency, and a plain TradingStream),
-and prints the engine's own share = total - alpaca-py's.
+and prints the engine's own share = total - alpaca-py's; and, measured inside the
+engine's own threads for the very calls and updates of the run (bench_latency.
+InProcessShare), alpaca-py's share again and the engine's own beside it.
 
 Run: `python -m benchmarks.profile_cpu [--batches N] [--latency MS] [--profile | --sample] [--share]`
 or `python -m benchmarks.profile_cpu --against DIR [--rounds R] [--batches N]`."""
@@ -55,6 +57,21 @@ from benchmarks.pipeline_run import (
 from benchmarks.sampler import StackSampler
 
 WARMUP = 4
+
+
+def thread_cpu_ns() -> dict[str, float]:
+    """CPU seconds per thread of this process by name, the workers summed, from
+    /proc/.../schedstat (to the ns): pipeline_run.thread_cpu's clock ticks undercount
+    the 54 short-running workers (0.73 against 0.88-0.97 ms per order in one run)."""
+    out: dict[str, float] = {}
+    try:
+        for t in threading.enumerate():
+            ns = int(Path(f"/proc/self/task/{t.native_id}/schedstat").read_text().split()[0])
+            name = "broker-rest" if t.name.startswith("broker-rest") else t.name
+            out[name] = out.get(name, 0.0) + ns / 1e9
+    except (OSError, ValueError, IndexError, TypeError):
+        return thread_cpu()
+    return out
 
 
 class AllThreads:
@@ -103,6 +120,7 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False, share: 
     alpaca = other = None  # --share: pipeline_run.AlpacaShare and its venue (imported here: --against
     # runs this file against older trees, whose pipeline_run may not have it)
     burst: list[float] = []
+    inproc: Any = None  # --share: bench_latency.InProcessShare
     try:
         with tempfile.TemporaryDirectory(prefix="execdesk-profile-cpu-") as tmp:
             session = own_process_session(settings, venue.url, Path(tmp) / "cpu.sqlite")
@@ -115,9 +133,16 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False, share: 
             prof = AllThreads() if profile else None
             threads0: dict[str, float] = {}
             sampler = None
+            marks = None
+            if share:
+                from benchmarks.bench_latency import InProcessShare
+
+                inproc = InProcessShare(eng)
             for k in range(WARMUP + batches):
                 if k == WARMUP:
-                    threads0 = thread_cpu()
+                    threads0 = thread_cpu_ns()
+                    if inproc is not None:
+                        marks = inproc.mark()
                     if prof is not None:
                         _enable_in_running_threads(session, prof)
                     if sample:
@@ -141,7 +166,13 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False, share: 
                     if k >= WARMUP:
                         burst.append(sum(calls) * 1000 / max(len(calls), 1))
                     alpaca.settle()
-            threads1 = thread_cpu()
+            threads1 = thread_cpu_ns()
+            inside: dict[str, float] = {}
+            if inproc is not None and marks is not None:
+                split = inproc.between(marks, inproc.mark())
+                inside = {
+                    k: v * 1000 / max(n_total, 1) for k, v in split.items() if k in ("submit", "stream", "handler")
+                }
             if sampler is not None:
                 sampler.stop()
             if prof is not None:
@@ -162,6 +193,7 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False, share: 
                 }
             return {
                 "shares": shares,
+                "inside": inside,
                 "median": statistics.median(cpu),
                 "p90": sorted(cpu)[int(len(cpu) * 0.9)] if cpu else 0.0,
                 "orders": n_total,
@@ -170,6 +202,8 @@ def run(batches: int, latency: int, profile: bool, sample: bool = False, share: 
                 "sampler": sampler,
             }
     finally:
+        if inproc is not None:
+            inproc.close()
         if session is not None:
             session.stop()
         venue.stop()
@@ -239,6 +273,15 @@ def main(argv: list[str] | None = None) -> None:
             f"{sh['alpaca_submit']:.3f} + its trade stream {sh['alpaca_stream']:.3f} "
             f"({sh['updates_per_order']:.2f} updates per order) = {alpaca:.3f} ms per order; "
             f"engine's own = {r['median']:.3f} - {alpaca:.3f} = {r['median'] - alpaca:.3f} ms"
+        )
+    ins = r["inside"]
+    if ins:
+        alpaca = ins["submit"] + ins["stream"]
+        print(
+            f"alpaca-py's own inside the engine (its submit_order calls in the broker's workers {ins['submit']:.3f} "
+            f"+ the trade stream thread less the broker's handler {ins['stream']:.3f}) = {alpaca:.3f} ms per order "
+            f"(the broker's handler {ins['handler']:.3f}); engine's own = {r['median']:.3f} - {alpaca:.3f} = "
+            f"{r['median'] - alpaca:.3f} ms (the run's median total less the run's mean share)"
         )
     if r["stats"] is not None:
         st = r["stats"]

@@ -228,6 +228,16 @@ def bar_from_raw(symbol: str, d: Mapping[str, Any]) -> VenueBar:
 # ---- engine requests -> alpaca-py request models ----------------------------------------
 
 
+def check_request(r: SubmitRequest) -> None:
+    """Raise the ValueError order_request raises by itself for r (not alpaca-py's
+    model's own refusals), without building the model."""
+    if r.order_type is OrderType.LIMIT:
+        if r.limit_price is None:
+            raise ValueError("a limit order needs limit_price")
+    elif r.order_type is not OrderType.MARKET:
+        raise ValueError(f"unsupported order type {r.order_type.value!r}")
+
+
 def order_request(r: SubmitRequest) -> LimitOrderRequest | MarketOrderRequest:
     """alpaca-py's request model for r. Raises ValueError (nothing sent) when the
     request cannot be expressed."""

@@ -24,8 +24,32 @@ if TYPE_CHECKING:
 log = logging.getLogger("execdesk.engine")
 
 
+#: event type -> whether it has client_order_id, order, fill (for order_of): a missing
+#: attribute of a pydantic model is an AttributeError raised and caught inside pydantic
+#: (~3 us each, two of them for every FillApplied), so it is looked up once per type
+_ORDER_ATTRS: dict[type, tuple[bool, bool, bool]] = {}
+
+
 def order_of(event: Any) -> str | None:
     """The client_order_id an event changes, if any."""
+    kind = type(event)
+    has = _ORDER_ATTRS.get(kind)
+    if has is None:
+        fields = getattr(kind, "model_fields", None)
+        if not isinstance(fields, dict):
+            return _order_of_any(event)
+        has = _ORDER_ATTRS[kind] = tuple(  # type: ignore[assignment]
+            name in fields or hasattr(kind, name) for name in ("client_order_id", "order", "fill")
+        )
+    has_cid, has_order, has_fill = has  # type: ignore[misc]
+    cid = event.client_order_id if has_cid else None
+    if cid is None:
+        inner = (event.order if has_order else None) or (event.fill if has_fill else None)
+        cid = getattr(inner, "client_order_id", None)
+    return cid
+
+
+def _order_of_any(event: Any) -> str | None:
     cid = getattr(event, "client_order_id", None)
     if cid is None:
         inner = getattr(event, "order", None) or getattr(event, "fill", None)

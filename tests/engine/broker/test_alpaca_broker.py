@@ -134,6 +134,20 @@ def test_a_malformed_request_raises_before_anything_is_sent():
         order_request(SubmitRequest("x", "AAPL", "buy", Decimal(1), "stop", "day", Decimal(1)))
 
 
+async def test_a_request_refused_while_its_model_is_built_raises_and_leaves_nothing(broker, venue):
+    """alpaca-py's request model is built in the broker's worker: a request it cannot
+    express (a signalling NaN has no float) still raises ValueError from submit(),
+    nothing reaches the venue, and the worker's slot is given back."""
+    coid = cid("snan")
+    with pytest.raises(ValueError):
+        await broker.submit(SubmitRequest(coid, "AAPL", "buy", Decimal("sNaN"), "limit", "day", FAR_BELOW))
+    with pytest.raises(ValueError, match="needs limit_price"):  # refused on the loop, before a permit
+        await broker.submit(SubmitRequest(cid("nolimit"), "AAPL", "buy", Decimal(1), "limit", "day", None))
+    assert venue.orders_with_client_id(coid) == []
+    assert broker.limiter.state().in_flight == 0
+    assert (await broker.submit(resting_buy(cid("after-snan")))).kind is SubmitOutcomeKind.ACKED
+
+
 def test_a_request_takes_words_or_enums_and_carries_enums():
     by_word = SubmitRequest("x", "AAPL", "sell", Decimal(1), "market", "gtc")
     assert (by_word.side, by_word.order_type, by_word.time_in_force) == (Side.SELL, OrderType.MARKET, TimeInForce.GTC)
