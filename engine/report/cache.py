@@ -25,8 +25,10 @@ served from the cache starts without them."""
 from __future__ import annotations
 
 import hashlib
+import io
 import marshal
 import os
+import pickle
 import sqlite3
 import stat
 import sys
@@ -36,9 +38,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 SUFFIX = ".report-cache"
-_MAGIC = b"execdesk report cache 2\n"
+_MAGIC = b"execdesk report cache 3\n"
 _MARSHAL = 2  # no back-references: the fastest to write, and readable by every Python 3
 _ROWS, _COLS = "$rows", "$cols"
 #: the sources whose code decides a report's figures and renderings (relative to engine/)
@@ -48,6 +50,7 @@ _SOURCES = (
     "report/figures.py",
     "report/light.py",
     "report/renderers.py",  # the renderings kept
+    "report/fold.py",  # the fold kept
     "states.py",
     "orders.py",
     "model.py",
@@ -154,27 +157,39 @@ def store(
     key: dict[str, Any] | None,
     data: Mapping[str, Any] | None,
     rendered: Mapping[str, str] | None = None,
+    *,
+    fold: Any = None,
+    exact: bool = False,
 ) -> bool:
     """Keep a report's data (Report.to_dict(); None: only renderings) for its scope
     and renderings of it ("<scope>|<rendering_name>" -> text), if the journal is still what `key`
-    (read before the report was built) says; True when written. Never raises: a report
-    is printed whether or not its cache could be written."""
+    (read before the report was built) says; True when written. exact: `key` was read in
+    the same snapshot of the journal as the report's rows (engine/report/fold.py), so it
+    is the data's key even if the journal moved on since. fold: the report's fold at that
+    snapshot (fold.Fold), kept to be continued by the next report (None: the one kept
+    stays if it is of the same key). Never raises: a report is printed whether or not its
+    cache could be written."""
     try:
-        if key is None or journal_key(journal) != key:
+        if key is None or (not exact and journal_key(journal) != key):
             return False  # the journal moved on meanwhile (a session is writing it)
         path = cache_path(journal)
         reports: dict[str, bytes] = {}
         renderings: dict[str, str] = {}
+        kept_fold = None
         cached = _read(path)  # other scopes and renderings of the same journal state stay
         if cached is not None and cached.get("key") == key:
             if isinstance(cached.get("reports"), dict):
                 reports = cached["reports"]
             if isinstance(cached.get("rendered"), dict):
                 renderings = cached["rendered"]
+            kept_fold = cached.get("fold")
         if data is not None:
             reports[str(data["session_id"])] = marshal.dumps(_compact(data), _MARSHAL)
         renderings.update(rendered or {})
-        blob = _MAGIC + marshal.dumps({"key": key, "reports": reports, "rendered": renderings}, _MARSHAL)
+        if fold is not None:
+            kept_fold = _freeze(fold)
+        content = {"key": key, "reports": reports, "rendered": renderings, "fold": kept_fold}
+        blob = _MAGIC + marshal.dumps(content, _MARSHAL)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
         try:
@@ -275,3 +290,72 @@ def _code_fingerprint() -> str | None:
         except OSError:
             return None  # the code cannot be checked: no cache
     return digest.hexdigest()
+
+
+# ---- the fold kept (engine/report/fold.py) ------------------------------------------------
+
+#: what a kept fold may be made of: the unpickler makes nothing else (no other class, no call)
+_FOLD_CLASSES = {
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("collections", "Counter"),
+    ("decimal", "Decimal"),
+    ("datetime", "datetime"),
+    ("datetime", "date"),
+    ("datetime", "timedelta"),
+    ("datetime", "timezone"),
+    ("engine.report.fold", "Fold"),
+    ("engine.report.fold", "_FoldReader"),
+    ("engine.report.building", "SessionReport"),
+    ("engine.report.building", "_Trace"),
+    ("engine.report.light", "Book"),
+    ("engine.report.light", "Ev"),
+    ("engine.report.light", "Pos"),
+    ("engine.report.pnl", "_PnLFold"),
+    ("engine.report.pnl", "_Carry"),
+    ("engine.states", "Side"),
+    ("engine.states", "OrderStatus"),
+    ("engine.states", "OrderType"),
+    ("engine.states", "TimeInForce"),
+    ("engine.states", "DenialReason"),
+    ("engine.states", "TradingState"),
+}
+
+
+class _FoldUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _FOLD_CLASSES:
+            raise pickle.UnpicklingError(f"report cache: {module}.{name} is not part of a report fold")
+        return super().find_class(module, name)
+
+
+def _freeze(fold: Any) -> bytes:
+    return pickle.dumps(fold, protocol=5)
+
+
+def fold_of(cached: Mapping[str, Any] | None) -> Any:
+    """The fold a cache (read()) kept, when it is of this code (its key's fingerprint);
+    else None. Only the classes of a fold are made (_FOLD_CLASSES)."""
+    if cached is None:
+        return None
+    key, blob = cached.get("key"), cached.get("fold")
+    if not isinstance(key, dict) or not isinstance(blob, bytes) or key.get("code") != _code_fingerprint():
+        return None
+    try:
+        return _FoldUnpickler(io.BytesIO(blob)).load()
+    except Exception:  # anything else than a fold of this code: not used (derived data)
+        return None
+
+
+def read(journal: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The cache of a journal as it is (any key), or None (none, not this version, not
+    this user's alone, unreadable)."""
+    try:
+        return _read(cache_path(journal))
+    except (OSError, ValueError, TypeError, EOFError):
+        return None
+
+
+def fingerprint() -> str | None:
+    """The fingerprint of the code that builds and renders a report (in every key)."""
+    return _code_fingerprint()

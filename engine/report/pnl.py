@@ -189,6 +189,20 @@ def _fills_and_pnl(
     broker_final = None
     if snapshots and snapshots[-1][0].seq > last_fill_seq:
         broker_final = {p.symbol: p for p in snapshots[-1][1].positions}
+    pnl, closing = _positions_and_pnl(sid, positions, realized_by_symbol, marks, broker_final, opening_source)
+    return rows, pnl, _Carry(sid, closing, marks)
+
+
+def _positions_and_pnl(
+    sid: str,
+    positions: dict[str, Position],
+    realized_by_symbol: dict[str, Decimal],
+    marks: dict[str, tuple[int, Decimal, str]],
+    broker_final: dict[str, Any] | None,
+    opening_source: str,
+) -> tuple[dict[str, Any], dict[str, Position]]:
+    """The session's P&L (positions rows, realized, unrealized) and its closing
+    positions, from its positions after its fills."""
     pos_rows = []
     unrealized_total = Decimal(0)
     sources: set[str] = set()
@@ -245,4 +259,121 @@ def _fills_and_pnl(
         }
     else:
         closing = {sym: p for sym, p in positions.items() if p.qty != 0}
-    return rows, pnl, _Carry(sid, closing, marks)
+    return pnl, closing
+
+
+class _PnLFold:
+    """_fills_and_pnl of one session, folded one journal entry at a time (the report
+    fold, engine/report/fold.py): the same rows and figures as _fills_and_pnl over the
+    session's fills and positions snapshots, given the same carry. Fed in journal
+    order; `carry` is the previous sessions' closing (fixed: their rows all come before
+    this session's)."""
+
+    def __init__(self, sid: str, carry: _Carry | None) -> None:
+        self.sid = sid
+        self.carry = carry
+        self.opening: tuple[int, Any] | None = None  # the last snapshot before the first fill
+        self.last_snapshot: tuple[int, Any] | None = None
+        self.started = False  # a fill was applied: the opening positions are fixed
+        self.positions: dict[str, Position] = {}
+        self.opening_source = ""
+        self.own_marks: dict[str, tuple[int, Decimal, str]] = {}  # this session's (by rising seq)
+        self.rows: list[dict[str, Any]] = []
+        self.realized_by_symbol: dict[str, Decimal] = {}
+        self.last_fill_seq = 0
+        #: fills whose order the book did not have yet: (row index, side, price, qty, coid)
+        self.orphans: list[tuple[int, Side, Decimal, Decimal, str]] = []
+
+    def snapshot(self, entry: Entry, snap: Any) -> None:
+        self.last_snapshot = (entry.seq, snap)
+        if not self.started:
+            self.opening = (entry.seq, snap)
+        for p in snap.positions:
+            if p.last_price is not None:
+                self.own_marks[p.symbol] = (entry.seq, p.last_price, "positions_snapshot")
+
+    def _open(self, carry: _Carry | None) -> tuple[dict[str, Position], str]:
+        positions: dict[str, Position] = {}
+        if self.opening is not None:
+            for p in self.opening[1].positions:
+                positions[p.symbol] = Position(symbol=p.symbol, qty=p.qty, avg_entry_price=p.avg_entry_price)
+            return positions, f"positions snapshot (journal seq {self.opening[0]})"
+        if carry is not None and any(p.qty != 0 for p in carry.positions.values()):
+            for p in carry.positions.values():
+                if p.qty != 0:
+                    positions[p.symbol] = Position(symbol=p.symbol, qty=p.qty, avg_entry_price=p.avg_entry_price)
+            return positions, f"carried from session {carry.session_id} (no positions snapshot before the first fill)"
+        return positions, "flat: no positions snapshot before the first fill, none carried"
+
+    def fill(self, entry: Entry, e: Any, book: Book) -> None:
+        if not self.started:
+            self.positions, self.opening_source = self._open(self.carry)
+            self.started = True
+        f = e.fill
+        order = book.get(f.client_order_id)
+        decision = order.decision_price if order is not None else None
+        if order is None:
+            self.orphans.append((len(self.rows), f.side, f.price, f.qty, f.client_order_id))
+        bps = _bps(f.side, f.price, decision)
+        cost = f.side.sign * (f.price - decision) * f.qty if bps is not None and decision is not None else None
+        positions = self.positions
+        pos = positions.get(f.symbol)
+        if pos is None:
+            pos = positions[f.symbol] = Position(symbol=f.symbol)
+        realized = pos.apply_fill(f.side, f.qty, f.price)
+        self.realized_by_symbol[f.symbol] = self.realized_by_symbol.get(f.symbol, Decimal(0)) + realized
+        self.own_marks[f.symbol] = (entry.seq, f.price, "last_fill")  # (seq rises: the latest)
+        self.last_fill_seq = entry.seq
+        self.rows.append(
+            {
+                "session_id": self.sid,
+                "execution_id": f.execution_id,
+                "client_order_id": f.client_order_id,
+                "symbol": f.symbol,
+                "side": f.side._value_,
+                "qty": _dec(f.qty),
+                "price": _dec(f.price),
+                "ts": _iso(f.ts),
+                "journaled_at": _iso(entry.ts),
+                "journal_seq": entry.seq,
+                "order_status": e.status._value_ if e.status is not None else None,
+                "decision_price": _dec(decision),
+                "slippage_bps": _derived(bps),
+                "slippage_cost": _derived(cost),
+                "realized_pl": _derived(realized),
+            }
+        )
+
+    def result(self, book: Book) -> tuple[list[dict[str, Any]], dict[str, Any], _Carry]:
+        """(fill rows, P&L, closing carry) as _fills_and_pnl gives them now (the book:
+        the whole journal's, for the decision price of an order journaled after its fill)."""
+        rows = self.rows
+        for index, side, price, qty, coid in self.orphans:
+            order = book.get(coid)
+            decision = order.decision_price if order is not None else None
+            if decision is None:
+                continue
+            if rows is self.rows:
+                rows = list(rows)
+            bps = _bps(side, price, decision)
+            cost = side.sign * (price - decision) * qty if bps is not None else None
+            rows[index] = {
+                **rows[index],
+                "decision_price": _dec(decision),
+                "slippage_bps": _derived(bps),
+                "slippage_cost": _derived(cost),
+            }
+        if self.started:
+            positions, opening_source = self.positions, self.opening_source
+        else:
+            positions, opening_source = self._open(self.carry)
+        carry = self.carry
+        marks: dict[str, tuple[int, Decimal, str]] = dict(carry.marks) if carry is not None else {}
+        marks.update(self.own_marks)
+        broker_final = None
+        if self.last_snapshot is not None and self.last_snapshot[0] > self.last_fill_seq:
+            broker_final = {p.symbol: p for p in self.last_snapshot[1].positions}
+        pnl, closing = _positions_and_pnl(
+            self.sid, positions, self.realized_by_symbol, marks, broker_final, opening_source
+        )
+        return rows, pnl, _Carry(self.sid, closing, marks)

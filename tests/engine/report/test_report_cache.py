@@ -29,14 +29,27 @@ def live_journal(journal_path):
 
 
 def _counted_builds(monkeypatch) -> list[int]:
+    """Reports built from the journal's events (the fold, engine/report/fold.py, or
+    building.build_report), not read from the cache: one item each, the rows folded
+    (-1: build_report)."""
+    from engine.report import fold
+
     calls: list[int] = []
-    real = building.build_report
+    real, real_fold = building.build_report, fold.fold_report
 
     def counting(*args, **kwargs):
-        calls.append(1)
+        calls.append(-1)
         return real(*args, **kwargs)
 
+    def counting_fold(path, session_id, kept, fingerprint):
+        before = kept.rows if kept is not None else 0
+        got = real_fold(path, session_id, kept, fingerprint)
+        if got is not None:
+            calls.append(got[2].rows - before)
+        return got
+
     monkeypatch.setattr(building, "build_report", counting)
+    monkeypatch.setattr(fold, "fold_report", counting_fold)
     return calls
 
 

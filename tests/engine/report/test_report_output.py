@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.report import building, renderers
+from engine.report import building, fold, renderers
 from engine.report.cache import cache_path
 from engine.report.command import render_report, report_data
 from engine.report.renderers import _ts, render_data
@@ -77,6 +77,7 @@ def replayed_then_cached(path: Path, monkeypatch) -> tuple[dict, dict]:
     assert cache_path(path).exists()
     with monkeypatch.context() as m:
         m.setattr(building, "build_report", _not_replayed)
+        m.setattr(fold, "fold_report", _not_replayed)
         cached = digests(path)
     return replayed, cached
 
@@ -139,6 +140,7 @@ def test_the_printed_report_is_the_same_rendered_and_from_the_cache_s_rendering(
     assert printed(path) == expected
     with monkeypatch.context() as m:  # neither built nor rendered again
         m.setattr(building, "build_report", _not_replayed)
+        m.setattr(fold, "fold_report", _not_replayed)
         m.setattr(renderers, "_sections", _not_replayed)
         assert printed(path) == expected
 

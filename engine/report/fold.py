@@ -1,0 +1,357 @@
+"""The report as a fold of the journal that can be continued: the state that building a
+report leaves behind (the orders' light fold, their traces, each session's counts and
+lists, each session's P&L so far), kept in the report cache, so that a report of a
+journal that a session is still writing decodes and folds only the rows journaled since
+the last report (rows are append-only: engine/journal.py forbids UPDATE and DELETE).
+
+``Fold.feed`` takes journal entries in journal order; ``Fold.report`` gives the Report
+that building.build_report gives for the rows fed so far and the sessions manifest as
+it is now (tests/engine/report/test_report_fold.py holds them byte for byte equal on
+the report tests' journals and on a 10,000-order one, fed at once and in pieces).
+
+The same folds as building.build_report, interleaved per entry (each of them reads an
+entry's own fields only): the order book (light.Book), the traces, the fills' first
+occurrences, and per session its reader and its P&L. Two things a full build reads at
+the end are kept apart so that a later entry still counts: the order rows are computed
+when reported, for the orders an entry touched since (the rest are kept), and a fill
+journaled before its order has its decision price looked up again when reported.
+
+What a continued fold cannot know it says (``Fold.regular``), and the caller then
+builds the report from every event as before: the sessions' P&L carries from one session
+to the next in the manifest's order, so the fold holds only while each session's rows
+come after the previous session's (a new row of an earlier session, a manifest that
+names a session the rows met before it was there, or sessions in another order)."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from engine.report import light
+from engine.report.building import (
+    _EVENTS_SQL,
+    _SESSIONS_SQL,
+    _TRACE_STEPS,
+    LATENCY_KEYS,
+    SCHEMA_VERSION,
+    OrderEntry,
+    Report,
+    SessionReport,
+    _add_order,
+    _choose,
+    _order_entry,
+    _record,
+    _SessionReader,
+    _Trace,
+)
+from engine.report.cache import CACHE_VERSION
+from engine.report.light import _BOOK, Book, Entry, LightDecodeError, _Skip
+from engine.report.pnl import _Carry, _PnLFold
+
+#: the version of the fold's state (a kept fold of another version is not continued)
+FOLD_VERSION = 1
+
+
+class _FoldReader(_SessionReader):
+    """A session's reader whose fills and snapshots go to the session's P&L fold as
+    they come (instead of being kept for _fills_and_pnl)."""
+
+    def __init__(self, rep: SessionReport, unique_fill_seqs: set[int], pnl: _PnLFold, book: Book):
+        super().__init__(rep, unique_fill_seqs)
+        self.pnl, self.book = pnl, book
+
+    def _fill(self, entry: Entry, e: Any) -> None:
+        if entry.seq in self.unique_fill_seqs:
+            self.pnl.fill(entry, e, self.book)
+
+    def _positions(self, entry: Entry, e: Any) -> None:
+        self.pnl.snapshot(entry, e)
+
+    HANDLERS: dict[str, Callable[..., None]] = {  # (its own fills and snapshots)
+        **_SessionReader.HANDLERS,
+        "FillApplied": _fill,
+        "PositionsSnapshot": _positions,
+    }
+
+
+def _coid(kind: str, e: Any) -> str | None:
+    """The client order id an entry is about (None: none)."""
+    if e is None or kind == "":
+        return None
+    d = e.__dict__
+    if "client_order_id" in d:
+        return d["client_order_id"]
+    if "order" in d:
+        return d["order"].client_order_id
+    if "fill" in d:
+        return d["fill"].client_order_id
+    return None
+
+
+class Fold:
+    """The report's fold over the journal rows fed so far (see the module)."""
+
+    def __init__(self) -> None:
+        self.version = FOLD_VERSION
+        self.rows = 0  # entries fed
+        self.last_seq = 0
+        self.last_event: list[Any] | None = None  # the digest of the last row fed (_row_digest)
+        self.book = Book()
+        self.traces: dict[str, _Trace] = {}
+        self.batch_start: dict[tuple, Any] = {}
+        self.fill_seen: set[str] = set()
+        self.unique_fill_seqs: set[int] = set()
+        self.readers: dict[str, _FoldReader] = {}
+        self.session_order: list[str] = []  # sessions in the order their rows began
+        self.before: dict[str, list[str]] = {}  # per session: the manifest's sessions before it then
+        self.met_unlisted: set[str] = set()  # sessions met in rows before the manifest named them
+        self.regular = True
+        self.entries: dict[tuple[str, str], OrderEntry] = {}  # (session, coid) -> its order entry
+        self.dirty: set[str] = set()  # orders touched since their entries were made
+
+    # ---- feeding -----------------------------------------------------------------------
+
+    def feed(self, entries: Iterable[Entry], manifest: list[str]) -> None:
+        """Fold entries (journal order, after every entry fed before), with the
+        sessions manifest as read with them (session ids in its order)."""
+        listed = set(manifest)
+        book, traces, batch_start = self.book, self.traces, self.batch_start
+        books, steps = _BOOK, _TRACE_STEPS
+        fill_seen, unique = self.fill_seen, self.unique_fill_seqs
+        dirty = self.dirty
+        reader: _FoldReader | None = None
+        reader_sid: str | None = None
+        for entry in entries:
+            kind, e = entry.kind, entry.event
+            handler = books.get(kind)
+            if handler is not None:
+                try:
+                    handler(book, e)
+                except _Skip:
+                    book.skipped += 1
+            step = steps.get(kind)
+            if step is not None:
+                step(traces, batch_start, entry, e)
+                if kind == "IntentCreated":
+                    tr = traces[e.order.client_order_id]
+                    if tr.batch_key is not None:
+                        tr.created_ts = batch_start[tr.batch_key]  # (building._trace's last step)
+            if kind == "FillApplied" and e.fill.execution_id not in fill_seen:
+                fill_seen.add(e.fill.execution_id)
+                unique.add(entry.seq)
+            coid = _coid(kind, e)
+            if coid is not None:
+                dirty.add(coid)
+            sid = entry.session_id
+            if sid != reader_sid:
+                reader = self._reader(sid, manifest, listed)
+                reader_sid = sid
+            if reader is not None:
+                handle = reader.HANDLERS.get(kind)
+                if handle is not None:
+                    handle(reader, entry, e)
+            self.rows += 1
+            self.last_seq = entry.seq
+
+    def _reader(self, sid: str, manifest: list[str], listed: set[str]) -> _FoldReader | None:
+        if sid not in listed:
+            self.met_unlisted.add(sid)  # ignored, as a full build ignores it
+            return None
+        reader = self.readers.get(sid)
+        if reader is not None:
+            if self.session_order[-1] != sid:
+                self.regular = False  # an earlier session's row after a later one's
+            return reader
+        before = manifest[: manifest.index(sid)]
+        if any(s not in before for s in self.session_order):
+            self.regular = False  # sessions whose rows began earlier are after it in the manifest
+        carry = self._carry(before)
+        pnl = _PnLFold(sid, carry)
+        rep = SessionReport(session_id=sid, record=None)
+        reader = self.readers[sid] = _FoldReader(rep, self.unique_fill_seqs, pnl, self.book)
+        self.session_order.append(sid)
+        self.before[sid] = list(before)
+        return reader
+
+    def _carry(self, sessions: list[str]) -> _Carry | None:
+        """The closing positions and marks after these sessions (manifest order)."""
+        carry: _Carry | None = None
+        for sid in sessions:
+            reader = self.readers.get(sid)
+            pnl = reader.pnl if reader is not None else _PnLFold(sid, carry)
+            carry = pnl.result(self.book)[2]
+        return carry
+
+    # ---- reporting ---------------------------------------------------------------------
+
+    def holds(self, manifest: list[str]) -> bool:
+        """Whether this fold gives a full build's report with this manifest."""
+        if not self.regular or self.met_unlisted & set(manifest):
+            return False
+        for sid in self.session_order:
+            if sid not in manifest or manifest[: manifest.index(sid)] != self.before[sid]:
+                return False
+        return True
+
+    def report(self, path: str, sessions: list[Any], chosen: list[Any], scope: str) -> Report:
+        """The Report of `chosen` (records of the manifest `sessions`), as
+        building.build_report gives it (call holds() first)."""
+        book, traces, entries, dirty = self.book, self.traces, self.entries, self.dirty
+        wanted = {rec.session_id for rec in chosen}
+        built: dict[str, SessionReport] = {}
+        carry: _Carry | None = None
+        for rec in sessions:
+            sid = rec.session_id
+            reader = self.readers.get(sid)
+            if reader is None:  # no rows (yet): an empty session, carrying positions through
+                fills, pnl, carry = _PnLFold(sid, carry).result(book)
+                if sid in wanted:
+                    built[sid] = _empty(rec, fills, pnl)
+                continue
+            fills, pnl, carry = reader.pnl.result(book)
+            if sid not in wanted:
+                continue
+            got = reader.rep
+            rep = SessionReport(
+                session_id=sid,
+                record=rec,
+                runs=got.runs,
+                venue_rejections=got.venue_rejections,
+                dropped=got.dropped,
+                state_changes=got.state_changes,
+                overrides=got.overrides,
+                kill_switch=got.kill_switch,
+                reconciliations=got.reconciliations,
+                cancel_requests=got.cancel_requests,
+                submit_unknown=got.submit_unknown,
+                batches=got.batches,
+                skipped_batches=got.skipped_batches,
+                approvals=got.approvals,
+                account=got.account,
+                unknown_events=got.unknown_events,
+            )
+            samples: dict[str, list[float]] = {k: [] for k in LATENCY_KEYS}
+            rep.latency_samples = samples
+            for coid in reader.order_ids:
+                key = (sid, coid)
+                entry = entries.get(key)
+                if entry is None or coid in dirty:
+                    order = book.get(coid)
+                    if order is None:  # the book refused the intent itself
+                        entries.pop(key, None)
+                        continue
+                    entry = entries[key] = _order_entry(order, sid, traces.get(coid))
+                _add_order(rep, samples, entry)
+            rep.fills, rep.pnl = fills, pnl
+            built[sid] = rep
+        # the entries of the orders touched in the sessions not reported now are made again when they are
+        for coid in dirty:
+            for sid in self.readers:
+                if sid not in wanted:
+                    entries.pop((sid, coid), None)
+        dirty.clear()
+        reports = [built[rec.session_id] for rec in chosen]
+        return Report(journal_path=path, scope=scope, sessions=reports)
+
+
+def _empty(rec: Any, fills: list[dict[str, Any]], pnl: dict[str, Any]) -> SessionReport:
+    rep = SessionReport(session_id=rec.session_id, record=rec)
+    rep.latency_samples = {k: [] for k in LATENCY_KEYS}
+    rep.fills, rep.pnl = fills, pnl
+    return rep
+
+
+# ---- the journal read from where a fold stopped -----------------------------------------
+
+
+def _row_digest(row: tuple) -> list[Any]:
+    seq, ts, sid, type_name, payload = row
+    return [seq, ts, sid, type_name, hashlib.sha256(str(payload).encode("utf-8")).hexdigest()]
+
+
+def fold_report(
+    path: Path, session_id: str | None, kept: Fold | None, fingerprint: str | None
+) -> tuple[Report, dict[str, Any] | None, Fold] | None:
+    """(the report, the cache key of the journal state it is of, the fold after it):
+    `kept` continued with the rows journaled since it was made, when the journal still
+    begins with the rows it folded (else a new fold of every row). None when the fold
+    cannot say (not a journal of this schema, a row the light decoder cannot read, no
+    sessions, a fold that does not hold): the caller builds the report as before, which
+    also words any error. The key is read in the same snapshot as the rows (None
+    without a code fingerprint: nothing is kept then). Raises ReportError for an unknown
+    session."""
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, isolation_level=None)
+    except (sqlite3.Error, OSError):
+        return None
+    try:
+        conn.execute("PRAGMA query_only=ON")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            return None
+        conn.execute("BEGIN")  # one snapshot: the manifest, the rows and the key
+        raw_sessions = conn.execute(_SESSIONS_SQL).fetchall()
+        count, last_seq = conn.execute("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events").fetchone()
+        if kept is not None and not _continues(conn, kept):
+            kept = None
+        since = kept.last_seq if kept is not None else None
+        if since is None:
+            rows = conn.execute(_EVENTS_SQL).fetchall()
+        else:
+            rows = conn.execute(_EVENTS_SINCE_SQL, (since,)).fetchall()
+        last = rows[-1] if rows else _last_row(conn, last_seq)
+        sessions = [_record(r) for r in raw_sessions]
+    except (sqlite3.Error, ValueError, TypeError):
+        return None
+    finally:
+        conn.close()
+    if not sessions:
+        return None
+    manifest = [rec.session_id for rec in sessions]
+    chosen = _choose(sessions, session_id, path)
+    try:
+        entries = list(light.decode_rows(rows))
+    except LightDecodeError:
+        return None
+    fold = kept if kept is not None else Fold()
+    fold.feed(entries, manifest)
+    if not fold.holds(manifest):
+        return None
+    if last is not None:
+        fold.last_event = _row_digest(last)
+    scope = "all" if session_id == "all" else chosen[0].session_id
+    report = fold.report(str(path), sessions, chosen, scope)
+    key = None
+    if fingerprint is not None:
+        key = {
+            "version": CACHE_VERSION,
+            "code": fingerprint,
+            "sessions": [list(r) for r in raw_sessions],
+            "events": count,
+            "last_seq": last_seq,
+            "last_event": fold.last_event,
+        }
+    return report, key, fold
+
+
+_EVENTS_SINCE_SQL = "SELECT seq, ts, session_id, type, payload FROM events WHERE seq > ? ORDER BY seq"
+
+
+def _last_row(conn: sqlite3.Connection, seq: int) -> tuple | None:
+    return conn.execute("SELECT seq, ts, session_id, type, payload FROM events WHERE seq = ?", (seq,)).fetchone()
+
+
+def _continues(conn: sqlite3.Connection, kept: Fold) -> bool:
+    """Whether the journal still begins with the rows the fold folded: as many rows up
+    to its last one, and its last one the same (rows are never updated or deleted; this
+    is the check that the file is still that journal)."""
+    if kept.version != FOLD_VERSION or kept.rows == 0:
+        return False
+    (upto,) = conn.execute("SELECT COUNT(*) FROM events WHERE seq <= ?", (kept.last_seq,)).fetchone()
+    if upto != kept.rows:
+        return False
+    row = _last_row(conn, kept.last_seq)
+    return row is not None and _row_digest(row) == kept.last_event
