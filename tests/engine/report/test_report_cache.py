@@ -45,7 +45,7 @@ def _counted_builds(monkeypatch) -> list[int]:
         before = kept.rows if kept is not None else 0
         got = real_fold(path, session_id, kept, fingerprint)
         if got is not None:
-            calls.append(got[2].rows - before)
+            calls.append(got[2].rows - (before if got[2] is kept else 0))
         return got
 
     monkeypatch.setattr(building, "build_report", counting)
