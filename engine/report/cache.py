@@ -167,7 +167,7 @@ def store(
     the same snapshot of the journal as the report's rows (engine/report/fold.py), so it
     is the data's key even if the journal moved on since. fold: the report's fold at that
     snapshot (fold.Fold), kept to be continued by the next report (None: the one kept
-    stays if it is of the same key). Never raises: a report is printed whether or not its
+    stays, if it is of the same code). Never raises: a report is printed whether or not its
     cache could be written."""
     try:
         if key is None or (not exact and journal_key(journal) != key):
@@ -179,10 +179,11 @@ def store(
         cached = _read(path)  # other scopes and renderings of the same journal state stay
         if cached is not None and cached.get("key") == key:
             if isinstance(cached.get("reports"), dict):
-                reports = cached["reports"]
+                reports = dict(cached["reports"])
             if isinstance(cached.get("rendered"), dict):
-                renderings = cached["rendered"]
-            kept_fold = cached.get("fold")
+                renderings = dict(cached["rendered"])
+        if cached is not None and isinstance(cached.get("key"), dict) and cached["key"].get("code") == key["code"]:
+            kept_fold = cached.get("fold")  # (a fold says itself which rows it folded: fold._continues)
         if data is not None:
             reports[str(data["session_id"])] = marshal.dumps(_compact(data), _MARSHAL)
         renderings.update(rendered or {})
@@ -226,7 +227,9 @@ def _entry(journal: str | os.PathLike[str], session_id: str | None, kind: str, n
 
 def _read(path: Path) -> dict[str, Any] | None:
     """The cache file's contents; None when there is none, it is not a cache of this
-    version, or it is not this user's alone (then it is not decoded at all)."""
+    version, or it is not this user's alone (then it is not decoded at all). The file
+    read last is decoded once (a report reads its cache more than once; a cache is
+    replaced, never written in place, so its inode and times name one content)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -235,11 +238,20 @@ def _read(path: Path) -> dict[str, Any] | None:
         st = os.fstat(f.fileno())
         if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not _is_regular(st.st_mode):
             return None
+        stamp = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if _LAST_READ and _LAST_READ[0] == stamp:
+            return _LAST_READ[1]
         blob = f.read()
     if not blob.startswith(_MAGIC):
         return None
     value = marshal.loads(memoryview(blob)[len(_MAGIC) :])
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return None
+    _LAST_READ[:] = [stamp, value]
+    return value
+
+
+_LAST_READ: list[Any] = []  # [stamp, contents] of the cache file read last (_read)
 
 
 def _is_regular(mode: int) -> bool:
@@ -283,13 +295,24 @@ def _expand(compact: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _code_fingerprint() -> str | None:
+    paths = [_ENGINE / name for name in _SOURCES]
+    try:
+        stamp = tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in map(os.stat, paths))
+    except OSError:
+        return None  # the code cannot be checked: no cache
+    if _FINGERPRINT and _FINGERPRINT[0] == stamp:
+        return _FINGERPRINT[1]
     digest = hashlib.sha256(f"{CACHE_VERSION} {sys.version_info[:2]}".encode())
-    for name in _SOURCES:
+    for path in paths:
         try:
-            digest.update((_ENGINE / name).read_bytes())
+            digest.update(path.read_bytes())
         except OSError:
-            return None  # the code cannot be checked: no cache
-    return digest.hexdigest()
+            return None
+    _FINGERPRINT[:] = [stamp, digest.hexdigest()]
+    return _FINGERPRINT[1]
+
+
+_FINGERPRINT: list[Any] = []  # [the sources' stat, their fingerprint] (read again when one changes)
 
 
 # ---- the fold kept (engine/report/fold.py) ------------------------------------------------
@@ -330,7 +353,10 @@ class _FoldUnpickler(pickle.Unpickler):
 
 
 def _freeze(fold: Any) -> bytes:
-    return pickle.dumps(fold, protocol=5)
+    """The fold as kept: its orders and traces as plain data (marshal, no objects), the
+    rest pickled (its sessions' lists and counts, P&L so far, the orders' rows)."""
+    orders, traces = fold.freeze()
+    return marshal.dumps((pickle.dumps(fold, protocol=5), orders, traces), 4)
 
 
 def fold_of(cached: Mapping[str, Any] | None) -> Any:
@@ -342,7 +368,12 @@ def fold_of(cached: Mapping[str, Any] | None) -> Any:
     if not isinstance(key, dict) or not isinstance(blob, bytes) or key.get("code") != _code_fingerprint():
         return None
     try:
-        return _FoldUnpickler(io.BytesIO(blob)).load()
+        core, orders, traces = marshal.loads(blob)
+        fold = _FoldUnpickler(io.BytesIO(core)).load()
+        if not (isinstance(orders, dict) and isinstance(traces, dict)) or type(fold).__name__ != "Fold":
+            return None
+        fold.frozen_orders, fold.frozen_traces = orders, traces
+        return fold
     except Exception:  # anything else than a fold of this code: not used (derived data)
         return None
 

@@ -27,6 +27,9 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterable
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -49,8 +52,23 @@ from engine.report.building import (
     _Trace,
 )
 from engine.report.cache import CACHE_VERSION
-from engine.report.light import _BOOK, Book, Entry, LightDecodeError, _Skip
+from engine.report.light import (
+    _BOOK,
+    _ORDER_KEYS,
+    _SIDE,
+    _STATUS,
+    _TIF,
+    _TYPE,
+    Book,
+    Entry,
+    Ev,
+    LightDecodeError,
+    _dec,
+    _dt,
+    _Skip,
+)
 from engine.report.pnl import _Carry, _PnLFold
+from engine.states import DenialReason
 
 #: the version of the fold's state (a kept fold of another version is not continued)
 FOLD_VERSION = 1
@@ -112,6 +130,35 @@ class Fold:
         self.regular = True
         self.entries: dict[tuple[str, str], OrderEntry] = {}  # (session, coid) -> its order entry
         self.dirty: set[str] = set()  # orders touched since their entries were made
+        # orders and traces kept as plain data (freeze(): what the cache keeps of them),
+        # made objects again when an entry touches them or a report reads them
+        self.frozen_orders: dict[str, tuple] = {}
+        self.frozen_traces: dict[str, tuple] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["frozen_orders"], state["frozen_traces"] = {}, {}  # (kept apart: freeze())
+        return state
+
+    def freeze(self) -> tuple[dict[str, tuple], dict[str, tuple]]:
+        """The orders and traces as plain data (those that are made of what an order and
+        a trace are made of; any other stays an object), and the fold keeps them so."""
+        _freeze_into(self.book.orders, self.frozen_orders, _freeze_order)
+        _freeze_into(self.traces, self.frozen_traces, _freeze_trace)
+        return self.frozen_orders, self.frozen_traces
+
+    def order(self, coid: str) -> Any:
+        """The book's order (None: the book has none)."""
+        order = self.book.orders.get(coid)
+        if order is None and coid in self.frozen_orders:
+            order = self.book.orders[coid] = _thaw_order(self.frozen_orders.pop(coid))
+        return order
+
+    def trace(self, coid: str) -> _Trace | None:
+        tr = self.traces.get(coid)
+        if tr is None and coid in self.frozen_traces:
+            tr = self.traces[coid] = _thaw_trace(self.frozen_traces.pop(coid))
+        return tr
 
     # ---- feeding -----------------------------------------------------------------------
 
@@ -125,8 +172,16 @@ class Fold:
         dirty = self.dirty
         reader: _FoldReader | None = None
         reader_sid: str | None = None
+        frozen_orders, frozen_traces = self.frozen_orders, self.frozen_traces
         for entry in entries:
             kind, e = entry.kind, entry.event
+            coid = _coid(kind, e)
+            if coid is not None:  # (every fold below reads this order's state only)
+                if coid in frozen_orders:
+                    book.orders[coid] = _thaw_order(frozen_orders.pop(coid))
+                if coid in frozen_traces:
+                    traces[coid] = _thaw_trace(frozen_traces.pop(coid))
+                dirty.add(coid)
             handler = books.get(kind)
             if handler is not None:
                 try:
@@ -143,9 +198,6 @@ class Fold:
             if kind == "FillApplied" and e.fill.execution_id not in fill_seen:
                 fill_seen.add(e.fill.execution_id)
                 unique.add(entry.seq)
-            coid = _coid(kind, e)
-            if coid is not None:
-                dirty.add(coid)
             sid = entry.session_id
             if sid != reader_sid:
                 reader = self._reader(sid, manifest, listed)
@@ -183,7 +235,7 @@ class Fold:
         for sid in sessions:
             reader = self.readers.get(sid)
             pnl = reader.pnl if reader is not None else _PnLFold(sid, carry)
-            carry = pnl.result(self.book)[2]
+            carry = pnl.result(self.order)[2]
         return carry
 
     # ---- reporting ---------------------------------------------------------------------
@@ -200,7 +252,7 @@ class Fold:
     def report(self, path: str, sessions: list[Any], chosen: list[Any], scope: str) -> Report:
         """The Report of `chosen` (records of the manifest `sessions`), as
         building.build_report gives it (call holds() first)."""
-        book, traces, entries, dirty = self.book, self.traces, self.entries, self.dirty
+        get, entries, dirty = self.order, self.entries, self.dirty
         wanted = {rec.session_id for rec in chosen}
         built: dict[str, SessionReport] = {}
         carry: _Carry | None = None
@@ -208,11 +260,11 @@ class Fold:
             sid = rec.session_id
             reader = self.readers.get(sid)
             if reader is None:  # no rows (yet): an empty session, carrying positions through
-                fills, pnl, carry = _PnLFold(sid, carry).result(book)
+                fills, pnl, carry = _PnLFold(sid, carry).result(get)
                 if sid in wanted:
                     built[sid] = _empty(rec, fills, pnl)
                 continue
-            fills, pnl, carry = reader.pnl.result(book)
+            fills, pnl, carry = reader.pnl.result(get)
             if sid not in wanted:
                 continue
             got = reader.rep
@@ -240,11 +292,11 @@ class Fold:
                 key = (sid, coid)
                 entry = entries.get(key)
                 if entry is None or coid in dirty:
-                    order = book.get(coid)
+                    order = self.order(coid)
                     if order is None:  # the book refused the intent itself
                         entries.pop(key, None)
                         continue
-                    entry = entries[key] = _order_entry(order, sid, traces.get(coid))
+                    entry = entries[key] = _order_entry(order, sid, self.trace(coid))
                 _add_order(rep, samples, entry)
             rep.fills, rep.pnl = fills, pnl
             built[sid] = rep
@@ -355,3 +407,144 @@ def _continues(conn: sqlite3.Connection, kept: Fold) -> bool:
         return False
     row = _last_row(conn, kept.last_seq)
     return row is not None and _row_digest(row) == kept.last_event
+
+
+# ---- orders and traces as plain data ---------------------------------------------------------
+
+_D = Decimal
+_T = datetime
+#: the type of each field of an order that is not a plain value (Enum: an enum member)
+_ORDER_TYPES = (
+    ("qty", _D),
+    ("limit_price", _D),
+    ("filled_qty", _D),
+    ("filled_avg_price", _D),
+    ("decision_price", _D),
+    ("side", Enum),
+    ("order_type", Enum),
+    ("time_in_force", Enum),
+    ("status", Enum),
+    ("denial", Enum),
+    ("bar_ts", _T),
+    ("created_at", _T),
+    ("submitted_at", _T),
+    ("final_at", _T),
+    ("expires_at", _T),
+    ("client_order_id", str),
+    ("symbol", str),
+)
+
+
+def _freeze_into(objects: dict[str, Any], frozen: dict[str, tuple], freeze: Callable[[Any], tuple | None]) -> None:
+    done = []
+    for coid, obj in objects.items():
+        plain = freeze(obj)
+        if plain is not None:
+            frozen[coid] = plain
+            done.append(coid)
+    for coid in done:
+        del objects[coid]
+
+
+def _iso_or_none(v: Any) -> str | None:
+    return None if v is None else v.isoformat()
+
+
+def _freeze_order(o: Any) -> tuple | None:
+    """An order (light.Ev) as a tuple of plain values; None when it is not made of
+    exactly what the light decoder makes an order of (then it stays an object)."""
+    d = o.__dict__
+    if d.keys() != _ORDER_KEYS:
+        return None
+    for name, kind in _ORDER_TYPES:
+        v = d[name]
+        if v is not None and type(v) is not kind and not (kind is Enum and isinstance(v, Enum)):
+            return None
+    if type(d["fill_ids"]) is not list or any(type(x) is not str for x in d["fill_ids"]):
+        return None
+    lp, fa, dp = d["limit_price"], d["filled_avg_price"], d["decision_price"]
+    denial = d["denial"]
+    return (
+        d["client_order_id"],
+        d["symbol"],
+        d["side"]._value_,
+        str(d["qty"]),
+        d["order_type"]._value_,
+        d["time_in_force"]._value_,
+        None if lp is None else str(lp),
+        d["status"]._value_,
+        d["venue_order_id"],
+        str(d["filled_qty"]),
+        None if fa is None else str(fa),
+        _iso_or_none(d["bar_ts"]),
+        d["signal"],
+        None if dp is None else str(dp),
+        d["reduce_only"],
+        d["reason"],
+        None if denial is None else denial._value_,
+        d["denial_detail"],
+        d["external"],
+        _iso_or_none(d["created_at"]),
+        _iso_or_none(d["submitted_at"]),
+        _iso_or_none(d["final_at"]),
+        _iso_or_none(d["expires_at"]),
+        list(d["fill_ids"]),
+    )
+
+
+def _thaw_order(t: tuple) -> Any:
+    (coid, symbol, side, qty, otype, tif, lp, status, voi, fq, fa, bar, signal, dp, ro, reason, denial, detail,
+     external, created, submitted, final, expires, fill_ids) = t  # fmt: skip
+    e = Ev.__new__(Ev)
+    e.__dict__ = {
+        "client_order_id": coid,
+        "symbol": symbol,
+        "side": _SIDE[side],
+        "qty": _dec(qty),
+        "order_type": _TYPE[otype],
+        "time_in_force": _TIF[tif],
+        "limit_price": None if lp is None else _dec(lp),
+        "status": _STATUS[status],
+        "venue_order_id": voi,
+        "filled_qty": _dec(fq),
+        "filled_avg_price": None if fa is None else _dec(fa),
+        "bar_ts": None if bar is None else _dt(bar),
+        "signal": signal,
+        "decision_price": None if dp is None else _dec(dp),
+        "reduce_only": ro,
+        "reason": reason,
+        "denial": None if denial is None else DenialReason(denial),
+        "denial_detail": detail,
+        "external": external,
+        "created_at": None if created is None else _dt(created),
+        "submitted_at": None if submitted is None else _dt(submitted),
+        "final_at": None if final is None else _dt(final),
+        "expires_at": None if expires is None else _dt(expires),
+        "fill_ids": list(fill_ids),
+    }
+    return e
+
+
+_TRACE_TIMES = ("created_ts", "approval_requested_ts", "approved_ts", "submit_ts", "ack_ts", "first_fill_ts")
+
+
+def _freeze_trace(tr: _Trace) -> tuple | None:
+    key = tr.batch_key
+    if key is not None and not (len(key) == 3 and type(key[1]) is _T):
+        return None
+    if any(v is not None and type(v) is not _T for v in (getattr(tr, n) for n in _TRACE_TIMES)):
+        return None
+    return (
+        tr.session_id,
+        None if key is None else (key[0], key[1].isoformat(), key[2]),
+        *(_iso_or_none(getattr(tr, n)) for n in _TRACE_TIMES),
+    )
+
+
+def _thaw_trace(t: tuple) -> _Trace:
+    sid, key, *times = t
+    tr = _Trace(session_id=sid, batch_key=None if key is None else (key[0], _dt(key[1]), key[2]))
+    for name, v in zip(_TRACE_TIMES, times, strict=True):
+        if v is not None:
+            setattr(tr, name, _dt(v))
+    return tr

@@ -21,7 +21,7 @@ from engine.report import building, fold
 from engine.report.cache import cache_path
 from engine.report.command import render_report, report_data
 from engine.report.renderers import render_data
-from tests.engine.report.big_journal import write_big_journal
+from tests.engine.report.big_journal import JournalCopy, write_big_journal
 from tests.engine.report.report_journal import B0, B1, build
 
 GENERATED_AT = datetime(2026, 3, 6, 12, 0, tzinfo=UTC).isoformat()
@@ -30,7 +30,11 @@ FORMATS = (("text", "orders"), ("md", "orders"), ("csv", "orders"), ("csv", "fil
 
 def _folded(monkeypatch) -> list[int]:
     """Per report built from the journal's events: the rows its fold folded (-1: a full
-    build by building.build_report, the fold could not say)."""
+    build by building.build_report, the fold could not say). Every report keeps its fold
+    (command.REFOLD_ROWS 0: the next one folds only what is new since it)."""
+    from engine.report import command
+
+    monkeypatch.setattr(command, "REFOLD_ROWS", 0)
     calls: list[int] = []
     real, real_fold = building.build_report, fold.fold_report
 
@@ -65,61 +69,8 @@ def _assert_as_replayed(path: Path, scope: str, renderings: bool = True) -> None
         assert _renderings(got) == _renderings(full)
 
 
-class _Grower:
-    """A copy of a journal written row by row: its events (extra rows between them), the
-    manifest's row of a session when its first row is copied and its end when its
-    SessionEnded is (as Journal.open_session and seal write them)."""
-
-    def __init__(self, source: Path, dest: Path):
-        with sqlite3.connect(source) as src:
-            self.rows = src.execute("SELECT seq, ts, session_id, type, payload FROM events ORDER BY seq").fetchall()
-            self.sessions = {r[0]: r for r in src.execute("SELECT * FROM sessions").fetchall()}
-        Journal(dest).close()
-        self.dest, self.done = dest, 0
-
-    def cuts(self, *where: int) -> list[int]:
-        return sorted({min(max(w, 1), len(self.rows)) for w in where})
-
-    def boundaries(self) -> list[int]:
-        """Row counts just before, at and after each SessionStarted and SessionEnded."""
-        out = []
-        for i, row in enumerate(self.rows):
-            if row[3] in ("SessionStarted", "SessionEnded"):
-                out += [i, i + 1, i + 2]
-        return out
-
-    def grow_to(self, count: int, extra: list[tuple[str, str, str]] = ()) -> int:
-        """Copy the rows up to `count` (then the extra rows: (session, type, payload));
-        the rows written."""
-        with sqlite3.connect(self.dest) as conn:
-            listed = {r[0] for r in conn.execute("SELECT session_id FROM sessions")}
-            for _, ts, sid, type_name, payload in self.rows[self.done : count]:
-                if sid not in listed:
-                    _, config_hash, venue_date, started, _, _ = self.sessions[sid]
-                    conn.execute(
-                        "INSERT INTO sessions(session_id, config_hash, venue_date, started_at) VALUES (?,?,?,?)",
-                        (sid, config_hash, venue_date, started),
-                    )
-                    listed.add(sid)
-                conn.execute(
-                    "INSERT INTO events(ts, session_id, type, payload) VALUES (?,?,?,?)", (ts, sid, type_name, payload)
-                )
-                if type_name == "SessionEnded":
-                    _, _, _, _, ended, how = self.sessions[sid]
-                    conn.execute("UPDATE sessions SET ended_at=?, how_ended=? WHERE session_id=?", (ended, how, sid))
-            last = self.rows[count - 1]
-            for sid, type_name, payload in extra:
-                conn.execute(
-                    "INSERT INTO events(ts, session_id, type, payload) VALUES (?,?,?,?)",
-                    (last[1], sid, type_name, payload),
-                )
-        written = count - self.done + len(extra)
-        self.done = count
-        return written
-
-
 def _grow_and_compare(
-    grower: _Grower, cuts: list[int], monkeypatch, extra_at: dict | None = None, renderings: bool = True
+    grower: JournalCopy, cuts: list[int], monkeypatch, extra_at: dict | None = None, renderings: bool = True
 ) -> list[int]:
     folded = _folded(monkeypatch)
     expected = []
@@ -142,12 +93,12 @@ def fixture_source(tmp_path, monkeypatch) -> Path:
 
 
 def test_the_report_tests_journal_grown_row_by_row_reports_as_replayed(fixture_source, tmp_path, monkeypatch):
-    grower = _Grower(fixture_source, tmp_path / "journal.sqlite")
+    grower = JournalCopy(fixture_source, tmp_path / "journal.sqlite")
     _grow_and_compare(grower, list(range(1, len(grower.rows) + 1)), monkeypatch)
 
 
 def test_rows_of_a_kind_this_version_does_not_know_are_folded_as_unknown_events(fixture_source, tmp_path, monkeypatch):
-    grower = _Grower(fixture_source, tmp_path / "journal.sqlite")
+    grower = JournalCopy(fixture_source, tmp_path / "journal.sqlite")
     sid = grower.rows[-1][2]
     unknown = [(sid, "SomethingNew", '{"x": 1}')]
     cuts = grower.cuts(5, len(grower.rows) // 2, len(grower.rows))
@@ -161,7 +112,7 @@ def big_source(tmp_path_factory) -> Path:
 
 
 def test_a_10000_order_journal_grown_in_pieces_reports_as_replayed(big_source, tmp_path, monkeypatch):
-    grower = _Grower(big_source, tmp_path / "journal.sqlite")
+    grower = JournalCopy(big_source, tmp_path / "journal.sqlite")
     n = len(grower.rows)
     # a batch half journaled, the first session's end and the second's start (one row
     # either side), about 53 and 530 orders' rows, the end of the journal
@@ -190,7 +141,7 @@ def test_a_session_resumed_and_sealed_again_reports_as_replayed(journal_path, mo
 
 
 def test_an_earlier_session_s_row_after_a_later_one_s_is_replayed_in_full(fixture_source, tmp_path, monkeypatch):
-    grower = _Grower(fixture_source, tmp_path / "journal.sqlite")
+    grower = JournalCopy(fixture_source, tmp_path / "journal.sqlite")
     first_session = grower.rows[0][2]
     grower.grow_to(len(grower.rows))
     folded = _folded(monkeypatch)
@@ -220,7 +171,7 @@ def test_a_journal_replaced_by_another_is_folded_anew(fixture_source, big_source
 
 
 def test_the_printed_report_of_a_journal_that_moved_on_is_the_replayed_one(big_source, tmp_path, monkeypatch):
-    grower = _Grower(big_source, tmp_path / "journal.sqlite")
+    grower = JournalCopy(big_source, tmp_path / "journal.sqlite")
     n = len(grower.rows)
     for cut in (n - 900, n - 500, n):
         grower.grow_to(cut)
@@ -250,3 +201,27 @@ def test_a_fill_journaled_before_its_order_gets_the_order_s_decision_price_later
         _assert_as_replayed(journal_path, "latest")
         assert report_data(journal_path, None)["fills"][0]["slippage_bps"] == "50"
     assert -1 not in folded and folded[1:] == [1], folded
+
+
+def test_a_fold_a_few_rows_behind_is_kept_and_they_are_folded_again(big_source, tmp_path, monkeypatch):
+    """A report whose kept fold is less than command.REFOLD_ROWS rows behind does not
+    write its own (writing 10,000 orders' fold costs more than folding those rows again):
+    the next report folds them again, and both say what a full replay says."""
+    from engine.report import command
+
+    grower = JournalCopy(big_source, tmp_path / "journal.sqlite")
+    starts = grower.batch_starts()
+    grower.grow_to(starts[-30])
+    folded = _folded(monkeypatch)
+    _assert_as_replayed(grower.dest, "latest", renderings=False)
+    monkeypatch.setattr(command, "REFOLD_ROWS", 4000)
+    first = grower.grow_to(starts[-29])
+    _assert_as_replayed(grower.dest, "latest", renderings=False)
+    second = grower.grow_to(starts[-28])
+    _assert_as_replayed(grower.dest, "latest", renderings=False)
+    monkeypatch.setattr(command, "REFOLD_ROWS", 0)
+    third = grower.grow_to(starts[-18])
+    _assert_as_replayed(grower.dest, "latest", renderings=False)
+    fourth = grower.grow_to(len(grower.rows))
+    _assert_as_replayed(grower.dest, "latest", renderings=False)
+    assert folded[1:] == [first, first + second, first + second + third, fourth], folded
