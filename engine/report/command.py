@@ -108,9 +108,10 @@ def _report_data(path: Path, session_id: str | None) -> _Built:
         got = fold_report(path, session_id, kept, cache.fingerprint())
         if got is not None:
             report, key, fold = got
+            keep: Any = fold
             if fold is kept and kept_rows is not None and fold.rows - kept_rows < REFOLD_ROWS:
-                fold = None  # the kept fold stays: folding these rows again costs less than keeping it anew
-            return _Built(report.to_dict(), key, True, fold, True)
+                keep = None  # the kept fold stays: folding these rows again costs less than keeping it anew
+            return _Built(report.to_dict(), key, True, keep, True)
     from engine.report.building import build_report
 
     key = cache.journal_key(path)
