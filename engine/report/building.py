@@ -85,6 +85,9 @@ class SessionReport:
     account: dict[str, Any] | None = None
     unknown_events: int = 0
     submitted: set[str] = field(default_factory=set)  # this engine's orders a SubmitSent was journaled for
+    #: the orders' and fills' cells in the text tables, when the report fold made them
+    #: (renderers.order_cells_of, fill_cells_of; None: made when rendered)
+    cells: dict[str, list[list[str]]] | None = None
 
     def header(self) -> dict[str, Any]:
         rec = self.record
@@ -118,6 +121,16 @@ class Report:
     @property
     def session_id(self) -> str:
         return self.scope
+
+    def cells(self) -> dict[str, list[list[str]]] | None:
+        """The cells of to_dict()'s orders and fills in the text tables, in their order,
+        when every session has them (engine/report/fold.py); else None."""
+        if any(s.cells is None for s in self.sessions):
+            return None
+        return {
+            name: [c for s in self.sessions if s.cells is not None for c in s.cells[name]]
+            for name in ("orders", "fills")
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (Decimals as exact strings). One object

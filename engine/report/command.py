@@ -86,8 +86,17 @@ class _Built:
     building.build_report, or read from the cache); exact: the key was read in the same
     snapshot as the rows."""
 
-    def __init__(self, data: dict[str, Any], key: dict[str, Any] | None, built: bool, fold: Any, exact: bool):
+    def __init__(
+        self,
+        data: dict[str, Any],
+        key: dict[str, Any] | None,
+        built: bool,
+        fold: Any,
+        exact: bool,
+        cells: dict[str, list[list[str]]] | None = None,
+    ):
         self.data, self.key, self.built, self.fold, self.exact = data, key, built, fold, exact
+        self.cells = cells  # the fold's cells of the orders and fills in the text tables
 
 
 def _report_data(path: Path, session_id: str | None) -> _Built:
@@ -111,7 +120,7 @@ def _report_data(path: Path, session_id: str | None) -> _Built:
             keep: Any = fold
             if fold is kept and kept_rows is not None and fold.rows - kept_rows < REFOLD_ROWS:
                 keep = None  # the kept fold stays: folding these rows again costs less than keeping it anew
-            return _Built(report.to_dict(), key, True, keep, True)
+            return _Built(report.to_dict(), key, True, keep, True, report.cells())
     from engine.report.building import build_report
 
     key = cache.journal_key(path)
@@ -137,7 +146,7 @@ def _render_report(path: Path, session_id: str | None, fmt: str, table: str, col
         return render_head(fmt, str(path), scope, datetime.now(UTC).isoformat(), color=color) + kept
     built = _report_data(path, session_id)
     data = built.data
-    head, body = render_parts(data, fmt, table=table, color=color)
+    head, body = render_parts(data, fmt, table=table, color=color, cells=built.cells)
     if body is None:  # JSON: the data is the rendering
         if built.built:
             _store(path, built)

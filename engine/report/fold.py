@@ -68,6 +68,7 @@ from engine.report.light import (
     _Skip,
 )
 from engine.report.pnl import _Carry, _PnLFold
+from engine.report.renderers import order_cells_of
 from engine.states import DenialReason
 
 #: the version of the fold's state (a kept fold of another version is not continued)
@@ -129,6 +130,7 @@ class Fold:
         self.met_unlisted: set[str] = set()  # sessions met in rows before the manifest named them
         self.regular = True
         self.entries: dict[tuple[str, str], OrderEntry] = {}  # (session, coid) -> its order entry
+        self.cells: dict[tuple[str, str], list[str]] = {}  # its row's cells (renderers.order_cells_of)
         self.dirty: set[str] = set()  # orders touched since their entries were made
         # orders and traces kept as plain data (freeze(): what the cache keeps of them),
         # made objects again when an entry touches them or a report reads them
@@ -252,7 +254,7 @@ class Fold:
     def report(self, path: str, sessions: list[Any], chosen: list[Any], scope: str) -> Report:
         """The Report of `chosen` (records of the manifest `sessions`), as
         building.build_report gives it (call holds() first)."""
-        get, entries, dirty = self.order, self.entries, self.dirty
+        get, entries, dirty, cells = self.order, self.entries, self.dirty, self.cells
         wanted = {rec.session_id for rec in chosen}
         built: dict[str, SessionReport] = {}
         carry: _Carry | None = None
@@ -260,11 +262,12 @@ class Fold:
             sid = rec.session_id
             reader = self.readers.get(sid)
             if reader is None:  # no rows (yet): an empty session, carrying positions through
-                fills, pnl, carry = _PnLFold(sid, carry).result(get)
+                fills, pnl, carry, fill_cells = _PnLFold(sid, carry).result(get)
                 if sid in wanted:
                     built[sid] = _empty(rec, fills, pnl)
+                    built[sid].cells = {"orders": [], "fills": fill_cells}
                 continue
-            fills, pnl, carry = reader.pnl.result(get)
+            fills, pnl, carry, fill_cells = reader.pnl.result(get)
             if sid not in wanted:
                 continue
             got = reader.rep
@@ -288,6 +291,7 @@ class Fold:
             )
             samples: dict[str, list[float]] = {k: [] for k in LATENCY_KEYS}
             rep.latency_samples = samples
+            order_cells: list[list[str]] = []
             for coid in reader.order_ids:
                 key = (sid, coid)
                 entry = entries.get(key)
@@ -297,14 +301,18 @@ class Fold:
                         entries.pop(key, None)
                         continue
                     entry = entries[key] = _order_entry(order, sid, self.trace(coid))
+                    cells[key] = order_cells_of(entry[0])
                 _add_order(rep, samples, entry)
+                order_cells.append(cells[key])
             rep.fills, rep.pnl = fills, pnl
+            rep.cells = {"orders": order_cells, "fills": fill_cells}
             built[sid] = rep
         # the entries of the orders touched in the sessions not reported now are made again when they are
         for coid in dirty:
             for sid in self.readers:
                 if sid not in wanted:
                     entries.pop((sid, coid), None)
+                    cells.pop((sid, coid), None)
         dirty.clear()
         reports = [built[rec.session_id] for rec in chosen]
         return Report(journal_path=path, scope=scope, sessions=reports)

@@ -23,6 +23,7 @@ from engine.report.figures import (
 from engine.report.light import Book, Entry
 from engine.report.light import Pos as Position
 from engine.report.light import _dec as _text_dec  # Decimal(text), each text once per report
+from engine.report.renderers import fill_cells_of
 from engine.states import OrderStatus, Side
 
 #: _bps of the same side, price and decision price (quantized: its result depends on the
@@ -294,6 +295,7 @@ class _PnLFold:
         self.opening_source = ""
         self.own_marks: dict[str, tuple[int, Decimal, str]] = {}  # this session's (by rising seq)
         self.rows: list[dict[str, Any]] = []
+        self.cells: list[list[str]] = []  # each row's cells in the text tables (renderers.fill_cells_of)
         self.realized_by_symbol: dict[str, Decimal] = {}
         self.last_fill_seq = 0
         #: fills whose order the book did not have yet: (row index, side, price, qty, coid)
@@ -339,37 +341,40 @@ class _PnLFold:
         self.realized_by_symbol[f.symbol] = self.realized_by_symbol.get(f.symbol, Decimal(0)) + realized
         self.own_marks[f.symbol] = (entry.seq, f.price, "last_fill")  # (seq rises: the latest)
         self.last_fill_seq = entry.seq
-        self.rows.append(
-            {
-                "session_id": self.sid,
-                "execution_id": f.execution_id,
-                "client_order_id": f.client_order_id,
-                "symbol": f.symbol,
-                "side": f.side._value_,
-                "qty": _dec(f.qty),
-                "price": _dec(f.price),
-                "ts": _iso(f.ts),
-                "journaled_at": _iso(entry.ts),
-                "journal_seq": entry.seq,
-                "order_status": e.status._value_ if e.status is not None else None,
-                "decision_price": _dec(decision),
-                "slippage_bps": _derived(bps),
-                "slippage_cost": _derived(cost),
-                "realized_pl": _derived(realized),
-            }
-        )
+        row = {
+            "session_id": self.sid,
+            "execution_id": f.execution_id,
+            "client_order_id": f.client_order_id,
+            "symbol": f.symbol,
+            "side": f.side._value_,
+            "qty": _dec(f.qty),
+            "price": _dec(f.price),
+            "ts": _iso(f.ts),
+            "journaled_at": _iso(entry.ts),
+            "journal_seq": entry.seq,
+            "order_status": e.status._value_ if e.status is not None else None,
+            "decision_price": _dec(decision),
+            "slippage_bps": _derived(bps),
+            "slippage_cost": _derived(cost),
+            "realized_pl": _derived(realized),
+        }
+        self.rows.append(row)
+        self.cells.append(fill_cells_of(row))
 
-    def result(self, order_of: Callable[[str], Any]) -> tuple[list[dict[str, Any]], dict[str, Any], _Carry]:
+    def result(
+        self, order_of: Callable[[str], Any]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], _Carry, list[list[str]]]:
         """(fill rows, P&L, closing carry) as _fills_and_pnl gives them now (order_of: the
-        whole journal's book, for the decision price of an order journaled after its fill)."""
-        rows = self.rows
+        whole journal's book, for the decision price of an order journaled after its fill),
+        and the rows' cells in the text tables."""
+        rows, cells = self.rows, self.cells
         for index, side, price, qty, coid in self.orphans:
             order = order_of(coid)
             decision = order.decision_price if order is not None else None
             if decision is None:
                 continue
             if rows is self.rows:
-                rows = list(rows)
+                rows, cells = list(rows), list(cells)
             bps = _bps(side, price, decision)
             cost = side.sign * (price - decision) * qty if bps is not None else None
             rows[index] = {
@@ -378,6 +383,7 @@ class _PnLFold:
                 "slippage_bps": _derived(bps),
                 "slippage_cost": _derived(cost),
             }
+            cells[index] = fill_cells_of(rows[index])
         if self.started:
             positions, opening_source = self.positions, self.opening_source
         else:
@@ -391,4 +397,4 @@ class _PnLFold:
         pnl, closing = _positions_and_pnl(
             self.sid, positions, self.realized_by_symbol, marks, broker_final, opening_source
         )
-        return rows, pnl, _Carry(self.sid, closing, marks)
+        return rows, pnl, _Carry(self.sid, closing, marks), cells

@@ -60,11 +60,18 @@ def _renderings(data: dict) -> dict[tuple[str, str], str]:
 
 
 def _assert_as_replayed(path: Path, scope: str, renderings: bool = True) -> None:
-    """report_data (the fold, continued from the cache) == a full replay: the data
-    (every format is rendered from it alone) and, unless told not to, every format."""
+    """The report as printed (command.render_report: the fold continued, its rendering
+    made with the fold's cells: text for the latest session, Markdown for all) and its
+    data (command.report_data, from the cache then) == a full replay's: the data (every
+    format is rendered from it alone) and, unless told not to, every format."""
+    fmt = "text" if scope == "latest" else "md"
+    printed = render_report(path, scope, fmt, "orders", False)
     got = report_data(path, scope)
     full = building._build_report(path, scope).to_dict()  # (the real one: not counted)
     assert dict(got, generated_at=None) == dict(full, generated_at=None)
+    replayed = render_data(full, fmt)
+    head = 2 if fmt == "text" else 5  # the lines naming the journal and the time
+    assert printed.splitlines()[head:] == replayed.splitlines()[head:]
     if renderings:
         assert _renderings(got) == _renderings(full)
 
