@@ -151,7 +151,7 @@ def _live_row(tmp: Path, source: Path, batches: int) -> dict:
         "note": f"median of {len(walls)}, min {min(walls):.3f} s, max {max(walls):.3f} s, CPU {cpu:.3f} s; "
         f"{min(rows)}-{max(rows)} rows journaled since the last report: the report cache's fold continued with "
         "them (decoded and folded alone), the figures and the text rendering made from the fold, the cache "
-        "written (its fold kept anew only 4,000 rows after the one kept)",
+        "written (its fold, at this journal state)",
     }
 
 

@@ -63,11 +63,6 @@ def _journal_path(args: argparse.Namespace) -> Path:
     return Path(settings.session.journal_path)
 
 
-#: rows a kept fold may be behind the journal before a report keeps its own fold instead
-#: (folding 4,000 rows again, ~900 orders, costs less than writing a 10,000-order fold anew)
-REFOLD_ROWS = 4000
-
-
 def report_data(path: Path, session_id: str | None) -> dict[str, Any]:
     """The report's data (Report.to_dict()): from the report cache when it matches the
     journal as it is now, else built from the journal's events (continuing the fold the
@@ -112,15 +107,10 @@ def _report_data(path: Path, session_id: str | None) -> _Built:
     if path.is_file():
         from engine.report.fold import fold_report  # the journal's events: only when replaying
 
-        kept = cache.fold_of(cache.read(path))
-        kept_rows = kept.rows if kept is not None else None
-        got = fold_report(path, session_id, kept, cache.fingerprint())
+        got = fold_report(path, session_id, cache.fold_of(cache.read(path)), cache.fingerprint())
         if got is not None:
             report, key, fold = got
-            keep: Any = fold
-            if fold is kept and kept_rows is not None and fold.rows - kept_rows < REFOLD_ROWS:
-                keep = None  # the kept fold stays: folding these rows again costs less than keeping it anew
-            return _Built(report.to_dict(), key, True, keep, True, report.cells())
+            return _Built(report.to_dict(), key, True, fold, True, report.cells())
     from engine.report.building import build_report
 
     key = cache.journal_key(path)
@@ -128,7 +118,11 @@ def _report_data(path: Path, session_id: str | None) -> _Built:
 
 
 def _store(path: Path, built: _Built, rendered: dict[str, str] | None = None) -> None:
-    cache.store(path, built.key, built.data if built.built else None, rendered, fold=built.fold, exact=built.exact)
+    # a fold is kept at the data's own key: another format or scope of the same journal is
+    # folded from it with no new row, so its data is not kept as well (that would cost as
+    # much again to write)
+    data = built.data if built.built and built.fold is None else None
+    cache.store(path, built.key, data, rendered, fold=built.fold, exact=built.exact)
 
 
 def render_report(path: Path, session_id: str | None, fmt: str, table: str, color: bool) -> str:
