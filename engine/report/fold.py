@@ -25,6 +25,7 @@ names a session the rows met before it was there, or sessions in another order).
 from __future__ import annotations
 
 import hashlib
+import marshal
 import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -134,15 +135,15 @@ class Fold:
         self.dirty: set[str] = set()  # orders touched since their entries were made
         # orders and traces kept as plain data (freeze(): what the cache keeps of them),
         # made objects again when an entry touches them or a report reads them
-        self.frozen_orders: dict[str, tuple] = {}
-        self.frozen_traces: dict[str, tuple] = {}
+        self.frozen_orders: dict[str, bytes] = {}  # (each marshal's of a tuple: decoded when thawed)
+        self.frozen_traces: dict[str, bytes] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["frozen_orders"], state["frozen_traces"] = {}, {}  # (kept apart: freeze())
         return state
 
-    def freeze(self) -> tuple[dict[str, tuple], dict[str, tuple]]:
+    def freeze(self) -> tuple[dict[str, bytes], dict[str, bytes]]:
         """The orders and traces as plain data (those that are made of what an order and
         a trace are made of; any other stays an object), and the fold keeps them so."""
         _freeze_into(self.book.orders, self.frozen_orders, _freeze_order)
@@ -443,12 +444,14 @@ _ORDER_TYPES = (
 )
 
 
-def _freeze_into(objects: dict[str, Any], frozen: dict[str, tuple], freeze: Callable[[Any], tuple | None]) -> None:
+def _freeze_into(objects: dict[str, Any], frozen: dict[str, bytes], freeze: Callable[[Any], tuple | None]) -> None:
+    """Each object freeze() can make plain data of, moved from objects to frozen (as
+    marshal's bytes of it: a report decodes only the ones it touches)."""
     done = []
     for coid, obj in objects.items():
         plain = freeze(obj)
         if plain is not None:
-            frozen[coid] = plain
+            frozen[coid] = marshal.dumps(plain, 4)
             done.append(coid)
     for coid in done:
         del objects[coid]
@@ -500,7 +503,8 @@ def _freeze_order(o: Any) -> tuple | None:
     )
 
 
-def _thaw_order(t: tuple) -> Any:
+def _thaw_order(blob: bytes) -> Any:
+    t = marshal.loads(blob)
     (coid, symbol, side, qty, otype, tif, lp, status, voi, fq, fa, bar, signal, dp, ro, reason, denial, detail,
      external, created, submitted, final, expires, fill_ids) = t  # fmt: skip
     e = Ev.__new__(Ev)
@@ -549,8 +553,8 @@ def _freeze_trace(tr: _Trace) -> tuple | None:
     )
 
 
-def _thaw_trace(t: tuple) -> _Trace:
-    sid, key, *times = t
+def _thaw_trace(blob: bytes) -> _Trace:
+    sid, key, *times = marshal.loads(blob)
     tr = _Trace(session_id=sid, batch_key=None if key is None else (key[0], _dt(key[1]), key[2]))
     for name, v in zip(_TRACE_TIMES, times, strict=True):
         if v is not None:
