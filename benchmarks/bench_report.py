@@ -265,7 +265,8 @@ def run() -> list[dict]:
 def compare(against: Path, runs: int = REPORT_RUNS) -> list[str]:
     """The whole `execdesk report` of the code at `against` (before) and of this tree
     (after) on the same generated 10,000-order journal (one copy each): first report
-    (cache deleted before each run) and from the cache, the runs interleaved; medians."""
+    (cache deleted before each run), from the cache, and on a live journal (53 orders
+    journaled since the tree's last report of its own copy), the runs interleaved; medians."""
     import os
 
     from tests.engine.report.big_journal import write_big_journal
@@ -311,9 +312,53 @@ def compare(against: Path, runs: int = REPORT_RUNS) -> list[str]:
                     f"min {min(walls):.3f}, max {max(walls):.3f}, CPU median {statistics.median(cpus):.3f} s "
                     f"({len(samples)} runs)"
                 )
+        lines += _compare_live(trees, master, Path(tmp), runs)
     same = len(set(outputs.values())) == 1
     lines.append(f"outputs the same (but the line naming the journal and the time): {same}")
     lines.append(f"load average {os.getloadavg()[0]:.1f}")
+    return lines
+
+
+def _compare_live(trees: dict[str, Path], master: Path, tmp: Path, runs: int) -> list[str]:
+    """Each tree's whole `execdesk report` of its own copy of the big journal, grown by
+    one batch (53 orders) since the tree's last report of it (each tree's own cache);
+    the trees interleaved, and whether both printed the same."""
+    import os
+
+    from tests.engine.report.big_journal import JournalCopy
+
+    copies = {name: JournalCopy(master, tmp / f"live-{name}.sqlite") for name in trees}
+    starts = copies["after"].batch_starts()
+    first = len(starts) - runs - 2
+    lines, printed = [], {}
+    walls: dict[str, list[float]] = {name: [] for name in trees}
+
+    def report(name: str) -> tuple[float, bytes]:
+        env = dict(os.environ, PYTHONPATH=str(trees[name]))
+        argv = [sys.executable, "-m", "console.cli", "report", "--journal", str(copies[name].dest)]
+        t = time.perf_counter()
+        done = subprocess.run(argv, cwd=trees[name], env=env, capture_output=True, timeout=120)
+        wall = time.perf_counter() - t
+        if done.returncode != 0:
+            raise RuntimeError(f"{name}: exited {done.returncode}: {done.stderr.decode()[-500:]}")
+        out = done.stdout.split(b"\n")
+        return wall, b"\n".join(out[:1] + out[2:])
+
+    for name, copy in copies.items():
+        copy.grow_to(starts[first])
+        report(name)  # its last report before the runs (its cache)
+    for i in range(runs):
+        for name in list(trees)[:: 1 if i % 2 == 0 else -1]:
+            copies[name].grow_to(starts[first + i + 1])
+            wall, out = report(name)
+            walls[name].append(wall)
+            printed.setdefault(i, set()).add(out)
+    for name, samples in walls.items():
+        lines.append(
+            f"{name:<6} live, +53 orders: median {statistics.median(samples):.3f} s, min {min(samples):.3f}, "
+            f"max {max(samples):.3f} ({len(samples)} runs)"
+        )
+    lines.append(f"live: both printed the same each time: {all(len(v) == 1 for v in printed.values())}")
     return lines
 
 

@@ -30,7 +30,6 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
-from enum import Enum
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -422,26 +421,11 @@ def _continues(conn: sqlite3.Connection, kept: Fold) -> bool:
 
 _D = Decimal
 _T = datetime
-#: the type of each field of an order that is not a plain value (Enum: an enum member)
-_ORDER_TYPES = (
-    ("qty", _D),
-    ("limit_price", _D),
-    ("filled_qty", _D),
-    ("filled_avg_price", _D),
-    ("decision_price", _D),
-    ("side", Enum),
-    ("order_type", Enum),
-    ("time_in_force", Enum),
-    ("status", Enum),
-    ("denial", Enum),
-    ("bar_ts", _T),
-    ("created_at", _T),
-    ("submitted_at", _T),
-    ("final_at", _T),
-    ("expires_at", _T),
-    ("client_order_id", str),
-    ("symbol", str),
-)
+_ISO = datetime.isoformat
+#: an order's fields that are decimals and times (their type checked when frozen: an enum
+#: field is read by its _value_, which only an enum member has)
+_DECIMALS = ("qty", "limit_price", "filled_qty", "filled_avg_price", "decision_price")
+_TIMES = ("bar_ts", "created_at", "submitted_at", "final_at", "expires_at")
 
 
 def _freeze_into(objects: dict[str, Any], frozen: dict[str, bytes], freeze: Callable[[Any], tuple | None]) -> None:
@@ -449,7 +433,10 @@ def _freeze_into(objects: dict[str, Any], frozen: dict[str, bytes], freeze: Call
     marshal's bytes of it: a report decodes only the ones it touches)."""
     done = []
     for coid, obj in objects.items():
-        plain = freeze(obj)
+        try:
+            plain = freeze(obj)
+        except AttributeError:  # (not an enum member where an order has one)
+            continue
         if plain is not None:
             frozen[coid] = marshal.dumps(plain, 4)
             done.append(coid)
@@ -467,9 +454,13 @@ def _freeze_order(o: Any) -> tuple | None:
     d = o.__dict__
     if d.keys() != _ORDER_KEYS:
         return None
-    for name, kind in _ORDER_TYPES:
+    for name in _DECIMALS:
         v = d[name]
-        if v is not None and type(v) is not kind and not (kind is Enum and isinstance(v, Enum)):
+        if v is not None and type(v) is not _D:
+            return None
+    for name in _TIMES:
+        v = d[name]
+        if v is not None and type(v) is not _T:
             return None
     if type(d["fill_ids"]) is not list or any(type(x) is not str for x in d["fill_ids"]):
         return None
@@ -544,12 +535,15 @@ def _freeze_trace(tr: _Trace) -> tuple | None:
     key = tr.batch_key
     if key is not None and not (len(key) == 3 and type(key[1]) is _T):
         return None
-    if any(v is not None and type(v) is not _T for v in (getattr(tr, n) for n in _TRACE_TIMES)):
-        return None
+    times = (tr.created_ts, tr.approval_requested_ts, tr.approved_ts, tr.submit_ts, tr.ack_ts, tr.first_fill_ts)
+    for v in times:
+        if v is not None and type(v) is not _T:
+            return None
+    iso = _ISO
     return (
         tr.session_id,
-        None if key is None else (key[0], key[1].isoformat(), key[2]),
-        *(_iso_or_none(getattr(tr, n)) for n in _TRACE_TIMES),
+        None if key is None else (key[0], iso(key[1]), key[2]),
+        *[None if v is None else iso(v) for v in times],
     )
 
 
