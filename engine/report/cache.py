@@ -25,10 +25,8 @@ served from the cache starts without them."""
 from __future__ import annotations
 
 import hashlib
-import io
 import marshal
 import os
-import pickle
 import sqlite3
 import stat
 import sys
@@ -345,16 +343,26 @@ _FOLD_CLASSES = {
 }
 
 
-class _FoldUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _FOLD_CLASSES:
-            raise pickle.UnpicklingError(f"report cache: {module}.{name} is not part of a report fold")
-        return super().find_class(module, name)
+def _unpickler(blob: bytes) -> Any:
+    """An unpickler of blob that makes only _FOLD_CLASSES (pickle is imported only
+    here: a report served from the cache's renderings never needs it)."""
+    import io
+    import pickle
+
+    class FoldUnpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) not in _FOLD_CLASSES:
+                raise pickle.UnpicklingError(f"report cache: {module}.{name} is not part of a report fold")
+            return super().find_class(module, name)
+
+    return FoldUnpickler(io.BytesIO(blob))
 
 
 def _freeze(fold: Any) -> bytes:
     """The fold as kept: its orders and traces as plain data (marshal, no objects), the
     rest pickled (its sessions' lists and counts, P&L so far, the orders' rows)."""
+    import pickle
+
     orders, traces = fold.freeze()
     return marshal.dumps((pickle.dumps(fold, protocol=5), orders, traces), 4)
 
@@ -369,7 +377,7 @@ def fold_of(cached: Mapping[str, Any] | None) -> Any:
         return None
     try:
         core, orders, traces = marshal.loads(blob)
-        fold = _FoldUnpickler(io.BytesIO(core)).load()
+        fold = _unpickler(core).load()
         if not (isinstance(orders, dict) and isinstance(traces, dict)) or type(fold).__name__ != "Fold":
             return None
         fold.frozen_orders, fold.frozen_traces = orders, traces

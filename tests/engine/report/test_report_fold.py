@@ -232,3 +232,29 @@ def test_a_fill_journaled_before_its_order_gets_the_order_s_decision_price_later
         _assert_as_replayed(journal_path, "latest")
         assert report_data(journal_path, None)["fills"][0]["slippage_bps"] == "50"
     assert -1 not in folded and folded[1:] == [1], folded
+
+
+def test_a_kept_fold_that_names_anything_but_a_fold_s_classes_is_not_made(journal_path, tmp_path):
+    """The fold is pickled; its unpickler makes only the fold's own classes, so a cache
+    file that names anything else (here a call that would write a file) is not used and
+    nothing it names is called; the report is then folded anew."""
+    import marshal
+    import pickle
+
+    from engine.report import cache
+
+    with Journal(journal_path) as j:
+        j.open_session("c", date(2026, 3, 5))
+        j.append(ev.SignalsSkipped(count=3, first_ts=B0, last_ts=B1))
+        report_data(journal_path, None)
+        cached = cache.read(journal_path)
+        assert cache.fold_of(cached) is not None, "the fold kept is read back"
+        witness = tmp_path / "called"
+
+        class Evil:
+            def __reduce__(self):
+                return (Path.touch, (witness,))
+
+        evil = dict(cached, fold=marshal.dumps((pickle.dumps(Evil(), protocol=5), {}, {}), 4))
+        assert cache.fold_of(evil) is None
+        assert not witness.exists()
