@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from engine.report.figures import register_memo
+
 CACHE_VERSION = 3
 SUFFIX = ".report-cache"
 _MAGIC = b"execdesk report cache 3\n"
@@ -237,19 +239,23 @@ def _read(path: Path) -> dict[str, Any] | None:
         if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not _is_regular(st.st_mode):
             return None
         stamp = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        if _LAST_READ and _LAST_READ[0] == stamp:
-            return _LAST_READ[1]
+        if stamp in _LAST_READ:
+            return _LAST_READ[stamp]
         blob = f.read()
     if not blob.startswith(_MAGIC):
         return None
     value = marshal.loads(memoryview(blob)[len(_MAGIC) :])
     if not isinstance(value, dict):
         return None
-    _LAST_READ[:] = [stamp, value]
+    _LAST_READ.clear()
+    _LAST_READ[stamp] = value
     return value
 
 
-_LAST_READ: list[Any] = []  # [stamp, contents] of the cache file read last (_read)
+#: the cache file read last, by its stat (_read); forgotten when the report is done (a
+#: long-lived process, the session that printed its closing report, holds none of it)
+_LAST_READ: dict[tuple, dict[str, Any]] = {}
+register_memo(_LAST_READ)
 
 
 def _is_regular(mode: int) -> bool:
