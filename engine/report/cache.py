@@ -20,7 +20,13 @@ model) and of the Python version. A
 journal without a cache, with a stale one, or with one that cannot be read is
 reported from its events, as ever; a cache that cannot be written (a read-only
 directory) is simply not written. Nothing here imports the engine's models: a report
-served from the cache starts without them."""
+served from the cache starts without them.
+
+For a journal whose last session is open, the cache also keeps the report's fold
+(engine/report/fold.py) instead of its data: the next report continues it with the rows
+journaled since, whatever the key says (the fold checks itself that the journal still
+begins with the rows it folded). Its orders and traces are marshal data; the rest is
+pickled and read back by an unpickler that makes only the fold's own classes."""
 
 from __future__ import annotations
 
