@@ -376,6 +376,7 @@ def _freeze(fold: Any) -> bytes:
     import pickle
 
     orders, traces = fold.freeze()
+    fold.set_base(lambda value: pickle.dumps(value, protocol=5))
     return marshal.dumps((pickle.dumps(fold, protocol=5), orders, traces), 4)
 
 
@@ -392,6 +393,7 @@ def fold_of(cached: Mapping[str, Any] | None) -> Any:
         fold = _unpickler(core).load()
         if not (isinstance(orders, dict) and isinstance(traces, dict)) or type(fold).__name__ != "Fold":
             return None
+        fold.load_base(lambda blob: _unpickler(blob).load())
         fold.frozen_orders, fold.frozen_traces = orders, traces
         return fold
     except Exception:  # anything else than a fold of this code: not used (derived data)

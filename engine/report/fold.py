@@ -73,6 +73,8 @@ from engine.states import DenialReason
 
 #: the version of the fold's state (a kept fold of another version is not continued)
 FOLD_VERSION = 1
+#: rows (order entries made again, fills) outside the fold's base before it is made anew
+BASE_REBUILD = 2000
 
 
 class _FoldReader(_SessionReader):
@@ -136,11 +138,62 @@ class Fold:
         # made objects again when an entry touches them or a report reads them
         self.frozen_orders: dict[str, bytes] = {}  # (each marshal's of a tuple: decoded when thawed)
         self.frozen_traces: dict[str, bytes] = {}
+        # the order entries, cells and fills as a pickle made at an earlier keeping
+        # (set_base), and (not pickled) what of them came from it
+        self.base: bytes | None = None
+        self._base_entries: dict[tuple[str, str], OrderEntry] | None = None
+        self._base_cells: dict[tuple[str, str], list[str]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
+        """The fold to pickle: without its frozen orders and traces (kept apart:
+        freeze()) and without what its base holds (set_base()): the order entries and
+        cells that are not the base's, the base's that are gone, and each session's
+        fills after the base's (_PnLFold.__getstate__)."""
         state = dict(self.__dict__)
-        state["frozen_orders"], state["frozen_traces"] = {}, {}  # (kept apart: freeze())
+        state["frozen_orders"], state["frozen_traces"] = {}, {}
+        base_entries, base_cells = self._base_entries or {}, self._base_cells or {}
+        state["entries"] = {k: v for k, v in self.entries.items() if base_entries.get(k) is not v}
+        state["cells"] = {k: v for k, v in self.cells.items() if base_cells.get(k) is not v}
+        state["gone"] = [k for k in base_entries if k not in self.entries]
+        state["_base_entries"] = state["_base_cells"] = None
         return state
+
+    def set_base(self, dumps: Callable[[Any], bytes]) -> None:
+        """Make a new base (the order entries and cells and each session's fills, as
+        dumps encodes them) when there is none or what is not in it has grown past
+        BASE_REBUILD rows: the next pickles of the fold carry the base's bytes as they
+        are, not the 10,000 rows encoded again."""
+        if self.base is not None and self._base_entries is not None:
+            new = sum(1 for k, v in self.entries.items() if self._base_entries.get(k) is not v)
+            new += sum(len(r.pnl.rows) - r.pnl.base_len for r in self.readers.values())
+            if new < BASE_REBUILD:
+                return
+        entries, cells = dict(self.entries), dict(self.cells)
+        fills = {sid: (list(r.pnl.rows), list(r.pnl.cells)) for sid, r in self.readers.items()}
+        self.base = dumps((entries, cells, fills))
+        self._base_entries, self._base_cells = entries, cells
+        for r in self.readers.values():
+            r.pnl.base_len = len(r.pnl.rows)
+
+    def load_base(self, loads: Callable[[bytes], Any]) -> None:
+        """After unpickling: the base's rows back in the fold (loads decodes it)."""
+        gone = self.__dict__.pop("gone", [])
+        if self.base is None:
+            return
+        entries, cells, fills = loads(self.base)
+        merged, merged_cells = dict(entries), dict(cells)
+        for k in gone:
+            merged.pop(k, None)
+            merged_cells.pop(k, None)
+        merged.update(self.entries)
+        merged_cells.update(self.cells)
+        self.entries, self.cells = merged, merged_cells
+        self._base_entries, self._base_cells = entries, cells
+        for sid, r in self.readers.items():
+            rows, row_cells = fills.get(sid, ([], []))
+            if len(rows) != r.pnl.base_len:
+                raise ValueError("report fold: its base does not hold a session's fills")
+            r.pnl.rows, r.pnl.cells = rows + r.pnl.rows, row_cells + r.pnl.cells
 
     def freeze(self) -> tuple[dict[str, bytes], dict[str, bytes]]:
         """The orders and traces as plain data (those that are made of what an order and

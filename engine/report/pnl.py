@@ -300,6 +300,12 @@ class _PnLFold:
         self.last_fill_seq = 0
         #: fills whose order the book did not have yet: (row index, side, price, qty, coid)
         self.orphans: list[tuple[int, Side, Decimal, Decimal, str]] = []
+        self.base_len = 0  # the rows the fold's base holds (fold.Fold.set_base)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["rows"], state["cells"] = self.rows[self.base_len :], self.cells[self.base_len :]
+        return state
 
     def snapshot(self, entry: Entry, snap: Any) -> None:
         self.last_snapshot = (entry.seq, snap)

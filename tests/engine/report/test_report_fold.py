@@ -258,3 +258,27 @@ def test_a_kept_fold_that_names_anything_but_a_fold_s_classes_is_not_made(journa
         evil = dict(cached, fold=marshal.dumps((pickle.dumps(Evil(), protocol=5), {}, {}), 4))
         assert cache.fold_of(evil) is None
         assert not witness.exists()
+
+
+def test_an_earlier_session_s_order_touched_later_is_made_again_in_every_scope(journal_path, monkeypatch):
+    """An order of an earlier session that a row of a later session touches (its cancel
+    confirmed the next day): its row is made again for the earlier session's report too,
+    whichever scope the reports in between asked for (a row made for a scope not asked
+    for is dropped, also from what the cache keeps of the fold)."""
+    from engine.model import OrderStatus, Side
+    from tests.engine.report.report_journal import order
+
+    with Journal(journal_path) as j:
+        sid = j.open_session("c", date(2026, 3, 5)).session_id
+        coid = f"{sid}-0-AAPL-0"
+        j.append(ev.IntentCreated(order=order(coid, "AAPL", Side.BUY, 10, "100.00", limit="100.05"), batch_seq=0))
+        j.append(ev.SubmitSent(client_order_id=coid, at=B0))
+        j.append(ev.SubmitAcked(client_order_id=coid, venue_order_id="v-1", status=OrderStatus.NEW))
+        j.seal("stopped")
+        j.open_session("c", date(2026, 3, 6))
+        j.append(ev.SignalsSkipped(count=1, first_ts=B1, last_ts=B1))
+        _assert_as_replayed(journal_path, "all")  # the earlier session's order row made
+        j.append(ev.OrderStatusChanged(client_order_id=coid, status=OrderStatus.CANCELED, source="stream"))
+        _assert_as_replayed(journal_path, "latest")  # touched, in a session not asked for
+        _assert_as_replayed(journal_path, "all")
+        assert report_data(journal_path, "all")["orders"][0]["status"] == "canceled"
