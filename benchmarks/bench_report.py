@@ -6,8 +6,11 @@
    rendering the text report to a pipe), median of several runs: from the journal's
    events (no report cache: the first report of a journal, or one a session is still
    writing), from the report cache's kept rendering (every later report of the same
-   journal, and the first one after `execdesk run` or the trading day's close), and in
-   another format than the one kept (rendered from the cache's data).
+   journal, and the first one after `execdesk run` or the trading day's close), in
+   another format than the one kept (rendered from the cache's data), and on a journal
+   that a session is still writing: 53 and 530 orders (one and ten batches, with their
+   fills) journaled since the last report, which the report cache's fold continues
+   (engine/report/fold.py).
 2. `execdesk status` while a 53-order batch is on the wire: a Desk session on the
    built-in venue with 25 ms added to every trading request; the control socket's
    status answer, asked again and again while the batch's submits are answered, and
@@ -76,6 +79,7 @@ def bench_report(tmp: Path) -> list[dict]:
     _median_run(argv, 1)  # leaves the cache
     warm, warm_runs, warm_cpu = _median_run(argv, REPORT_RUNS)
     how = f"`{' '.join(['python', '-m', 'console.cli', *argv[3:5]])} J` (= execdesk report), stdout to a pipe"
+    live = [_live_row(tmp, journal, batches) for batches in LIVE_BATCHES]
     return [
         {
             "name": "execdesk report, 10,000-order journal, from the report cache (whole command)",
@@ -104,7 +108,51 @@ def bench_report(tmp: Path) -> list[dict]:
             "deleted before each run: ~44,000 rows decoded with stdlib json, the light order fold, the figures "
             "built and rendered, the cache written (no pydantic import)",
         },
+        *live,
     ]
+
+
+#: batches of 53 orders journaled between two reports of a live journal
+LIVE_BATCHES = (1, 10)
+LIVE_RUNS = 5
+
+
+def _live_row(tmp: Path, source: Path, batches: int) -> dict:
+    """`execdesk report` of a copy of the big journal that grows as a session writes it:
+    before each run, the copy up to a batch's start and a report of it (its fold kept:
+    no cache before it, so the fold kept is that report's), then `batches` more batches'
+    rows (each batch: 53 intents, their decisions, submits, acks, fills, cancels); the run
+    reports the journal as it is then. The runs' journals end 1-6 times that many batches
+    before the big journal's end."""
+    from engine.report.cache import cache_path
+    from tests.engine.report.big_journal import JournalCopy
+
+    dest = tmp / f"live-{batches}.sqlite"
+    copy = JournalCopy(source, dest)
+    starts = copy.batch_starts()
+    argv = [sys.executable, "-m", "console.cli", "report", "--journal", str(dest)]
+    bases = iter([starts[-(LIVE_RUNS + 1 - i) * batches - 1] for i in range(LIVE_RUNS)])
+    rows: list[int] = []
+
+    def grow() -> None:
+        base = next(bases)
+        copy.grow_to(base)
+        cache_path(dest).unlink(missing_ok=True)
+        subprocess.run(argv, cwd=REPO, capture_output=True, timeout=120, check=True)
+        rows.append(copy.grow_to(starts[starts.index(base) + batches]))
+
+    wall, walls, cpu = _median_run(argv, LIVE_RUNS, before=grow)
+    orders = batches * 53
+    return {
+        "name": f"execdesk report, live 10,000-order journal, {orders} new orders since the last report",
+        "value": round(wall, 3),
+        "unit": "s",
+        "target": "(reported)",
+        "note": f"median of {len(walls)}, min {min(walls):.3f} s, max {max(walls):.3f} s, CPU {cpu:.3f} s; "
+        f"{min(rows)}-{max(rows)} rows journaled since the last report: the report cache's fold continued with "
+        "them (decoded and folded alone), the figures and the text rendering made from the fold, the cache "
+        "written (its fold, at this journal state)",
+    }
 
 
 def bench_status_in_burst(tmp: Path) -> list[dict]:
@@ -217,7 +265,8 @@ def run() -> list[dict]:
 def compare(against: Path, runs: int = REPORT_RUNS) -> list[str]:
     """The whole `execdesk report` of the code at `against` (before) and of this tree
     (after) on the same generated 10,000-order journal (one copy each): first report
-    (cache deleted before each run) and from the cache, the runs interleaved; medians."""
+    (cache deleted before each run), from the cache, and on a live journal (53 orders
+    journaled since the tree's last report of its own copy), the runs interleaved; medians."""
     import os
 
     from tests.engine.report.big_journal import write_big_journal
@@ -263,9 +312,53 @@ def compare(against: Path, runs: int = REPORT_RUNS) -> list[str]:
                     f"min {min(walls):.3f}, max {max(walls):.3f}, CPU median {statistics.median(cpus):.3f} s "
                     f"({len(samples)} runs)"
                 )
+        lines += _compare_live(trees, master, Path(tmp), runs)
     same = len(set(outputs.values())) == 1
     lines.append(f"outputs the same (but the line naming the journal and the time): {same}")
     lines.append(f"load average {os.getloadavg()[0]:.1f}")
+    return lines
+
+
+def _compare_live(trees: dict[str, Path], master: Path, tmp: Path, runs: int) -> list[str]:
+    """Each tree's whole `execdesk report` of its own copy of the big journal, grown by
+    one batch (53 orders) since the tree's last report of it (each tree's own cache);
+    the trees interleaved, and whether both printed the same."""
+    import os
+
+    from tests.engine.report.big_journal import JournalCopy
+
+    copies = {name: JournalCopy(master, tmp / f"live-{name}.sqlite") for name in trees}
+    starts = copies["after"].batch_starts()
+    first = len(starts) - runs - 2
+    lines, printed = [], {}
+    walls: dict[str, list[float]] = {name: [] for name in trees}
+
+    def report(name: str) -> tuple[float, bytes]:
+        env = dict(os.environ, PYTHONPATH=str(trees[name]))
+        argv = [sys.executable, "-m", "console.cli", "report", "--journal", str(copies[name].dest)]
+        t = time.perf_counter()
+        done = subprocess.run(argv, cwd=trees[name], env=env, capture_output=True, timeout=120)
+        wall = time.perf_counter() - t
+        if done.returncode != 0:
+            raise RuntimeError(f"{name}: exited {done.returncode}: {done.stderr.decode()[-500:]}")
+        out = done.stdout.split(b"\n")
+        return wall, b"\n".join(out[:1] + out[2:])
+
+    for name, copy in copies.items():
+        copy.grow_to(starts[first])
+        report(name)  # its last report before the runs (its cache)
+    for i in range(runs):
+        for name in list(trees)[:: 1 if i % 2 == 0 else -1]:
+            copies[name].grow_to(starts[first + i + 1])
+            wall, out = report(name)
+            walls[name].append(wall)
+            printed.setdefault(i, set()).add(out)
+    for name, samples in walls.items():
+        lines.append(
+            f"{name:<6} live, +53 orders: median {statistics.median(samples):.3f} s, min {min(samples):.3f}, "
+            f"max {max(samples):.3f} ({len(samples)} runs)"
+        )
+    lines.append(f"live: both printed the same each time: {all(len(v) == 1 for v in printed.values())}")
     return lines
 
 

@@ -24,7 +24,9 @@ every format shows the same numbers.
 
     figures.py    formats, tables, latency series, ReportError; how a figure is written
     building.py   build_report: the journal read back into SessionReports
-    cache.py      the report cache next to the journal (a built report and the renderings printed,
+    fold.py       the report as a fold of the journal that the next report continues with the
+                  rows journaled since (a journal that a session is still writing)
+    cache.py      the report cache next to the journal (the fold, the renderings printed,
                   keyed by the journal's content)
     pnl.py        slippage, fill rate, realized and unrealized P&L (average cost)
     renderers.py  render: text, Markdown, CSV, JSON

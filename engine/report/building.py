@@ -85,6 +85,9 @@ class SessionReport:
     account: dict[str, Any] | None = None
     unknown_events: int = 0
     submitted: set[str] = field(default_factory=set)  # this engine's orders a SubmitSent was journaled for
+    #: the orders' and fills' cells in the text tables, when the report fold made them
+    #: (renderers.order_cells_of, fill_cells_of; None: made when rendered)
+    cells: dict[str, list[list[str]]] | None = None
 
     def header(self) -> dict[str, Any]:
         rec = self.record
@@ -118,6 +121,16 @@ class Report:
     @property
     def session_id(self) -> str:
         return self.scope
+
+    def cells(self) -> dict[str, list[list[str]]] | None:
+        """The cells of to_dict()'s orders and fills in the text tables, in their order,
+        when every session has them (engine/report/fold.py); else None."""
+        if any(s.cells is None for s in self.sessions):
+            return None
+        return {
+            name: [c for s in self.sessions if s.cells is not None for c in s.cells[name]]
+            for name in ("orders", "fills")
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (Decimals as exact strings). One object
@@ -474,33 +487,52 @@ def _session_report(
         order = book.get(coid)
         if order is None:  # the book refused the intent itself (see OrderBook.skipped)
             continue
-        tr = traces.get(coid)
-        row = _order_row(order, sid, tr)
-        rep.orders.append(row)
-        if order.denial is not None:
-            rep.denials.append(
-                {
-                    "client_order_id": coid,
-                    "symbol": order.symbol,
-                    "side": order.side._value_,
-                    "reason": order.denial._value_,
-                    "detail": order.denial_detail,
-                }
-            )
-        if tr is None or order.external:
-            continue
-        if tr.submit_ts is not None:
-            rep.submitted.add(coid)
-            samples["signal_to_submit"].append(row["signal_to_submit_ms"])
-            if tr.approval_requested_ts is None:
-                samples["signal_to_submit_auto"].append(row["signal_to_submit_ms"])
-        for key in ("approval_wait", "submit_to_ack", "submit_to_first_fill"):
-            value = row[f"{key}_ms"]
-            if value is not None:
-                samples[key].append(value)
+        _add_order(rep, samples, _order_entry(order, sid, traces.get(coid)))
 
     rep.fills, rep.pnl, carry = _fills_and_pnl(sid, reader.fills, reader.snapshots, book, carry)
     return rep, carry
+
+
+#: what one order gives its session's report: (row, denial or None, submitted, whether its
+#: latencies count: traced and not external, signal_to_submit only with submitted)
+OrderEntry = tuple[dict[str, Any], "dict[str, Any] | None", bool, bool, bool]
+
+
+def _order_entry(order: Any, sid: str, tr: _Trace | None) -> OrderEntry:
+    """An order's row in its session's report, and what the session's figures take from it."""
+    row = _order_row(order, sid, tr)
+    denial = None
+    if order.denial is not None:
+        denial = {
+            "client_order_id": order.client_order_id,
+            "symbol": order.symbol,
+            "side": order.side._value_,
+            "reason": order.denial._value_,
+            "detail": order.denial_detail,
+        }
+    counted = tr is not None and not order.external
+    submitted = counted and tr is not None and tr.submit_ts is not None
+    auto = submitted and tr is not None and tr.approval_requested_ts is None
+    return row, denial, counted, submitted, auto
+
+
+def _add_order(rep: SessionReport, samples: dict[str, list[float]], entry: OrderEntry) -> None:
+    """An order's entry (_order_entry) into its session's report, in the session's order."""
+    row, denial, counted, submitted, auto = entry
+    rep.orders.append(row)
+    if denial is not None:
+        rep.denials.append(denial)
+    if not counted:
+        return
+    if submitted:
+        rep.submitted.add(row["client_order_id"])
+        samples["signal_to_submit"].append(row["signal_to_submit_ms"])
+        if auto:
+            samples["signal_to_submit_auto"].append(row["signal_to_submit_ms"])
+    for key in ("approval_wait", "submit_to_ack", "submit_to_first_fill"):
+        value = row[f"{key}_ms"]
+        if value is not None:
+            samples[key].append(value)
 
 
 class _SessionReader:

@@ -20,7 +20,13 @@ model) and of the Python version. A
 journal without a cache, with a stale one, or with one that cannot be read is
 reported from its events, as ever; a cache that cannot be written (a read-only
 directory) is simply not written. Nothing here imports the engine's models: a report
-served from the cache starts without them."""
+served from the cache starts without them.
+
+For a journal whose last session is open, the cache also keeps the report's fold
+(engine/report/fold.py) instead of its data: the next report continues it with the rows
+journaled since, whatever the key says (the fold checks itself that the journal still
+begins with the rows it folded). Its orders and traces are marshal data; the rest is
+pickled and read back by an unpickler that makes only the fold's own classes."""
 
 from __future__ import annotations
 
@@ -36,9 +42,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-CACHE_VERSION = 2
+from engine.report.figures import register_memo
+
+CACHE_VERSION = 3
 SUFFIX = ".report-cache"
-_MAGIC = b"execdesk report cache 2\n"
+_MAGIC = b"execdesk report cache 3\n"
 _MARSHAL = 2  # no back-references: the fastest to write, and readable by every Python 3
 _ROWS, _COLS = "$rows", "$cols"
 #: the sources whose code decides a report's figures and renderings (relative to engine/)
@@ -48,6 +56,7 @@ _SOURCES = (
     "report/figures.py",
     "report/light.py",
     "report/renderers.py",  # the renderings kept
+    "report/fold.py",  # the fold kept
     "states.py",
     "orders.py",
     "model.py",
@@ -154,32 +163,46 @@ def store(
     key: dict[str, Any] | None,
     data: Mapping[str, Any] | None,
     rendered: Mapping[str, str] | None = None,
+    *,
+    fold: Any = None,
+    exact: bool = False,
 ) -> bool:
     """Keep a report's data (Report.to_dict(); None: only renderings) for its scope
     and renderings of it ("<scope>|<rendering_name>" -> text), if the journal is still what `key`
-    (read before the report was built) says; True when written. Never raises: a report
-    is printed whether or not its cache could be written."""
+    (read before the report was built) says; True when written. exact: `key` was read in
+    the same snapshot of the journal as the report's rows (engine/report/fold.py), so it
+    is the data's key even if the journal moved on since. fold: the report's fold at that
+    snapshot (fold.Fold), kept to be continued by the next report (None: the one kept
+    stays, if it is of the same code). Never raises: a report is printed whether or not its
+    cache could be written."""
     try:
-        if key is None or journal_key(journal) != key:
+        if key is None or (not exact and journal_key(journal) != key):
             return False  # the journal moved on meanwhile (a session is writing it)
         path = cache_path(journal)
         reports: dict[str, bytes] = {}
         renderings: dict[str, str] = {}
+        kept_fold = None
         cached = _read(path)  # other scopes and renderings of the same journal state stay
         if cached is not None and cached.get("key") == key:
             if isinstance(cached.get("reports"), dict):
-                reports = cached["reports"]
+                reports = dict(cached["reports"])
             if isinstance(cached.get("rendered"), dict):
-                renderings = cached["rendered"]
+                renderings = dict(cached["rendered"])
+        if cached is not None and isinstance(cached.get("key"), dict) and cached["key"].get("code") == key["code"]:
+            kept_fold = cached.get("fold")  # (a fold says itself which rows it folded: fold._continues)
         if data is not None:
             reports[str(data["session_id"])] = marshal.dumps(_compact(data), _MARSHAL)
         renderings.update(rendered or {})
-        blob = _MAGIC + marshal.dumps({"key": key, "reports": reports, "rendered": renderings}, _MARSHAL)
+        if fold is not None:
+            kept_fold = _freeze(fold)
+        content = {"key": key, "reports": reports, "rendered": renderings, "fold": kept_fold}
+        blob = marshal.dumps(content, _MARSHAL)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(blob)
+                f.write(_MAGIC)
+                f.write(blob)  # (not joined first: a copy of a dozen megabytes fewer)
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -211,7 +234,9 @@ def _entry(journal: str | os.PathLike[str], session_id: str | None, kind: str, n
 
 def _read(path: Path) -> dict[str, Any] | None:
     """The cache file's contents; None when there is none, it is not a cache of this
-    version, or it is not this user's alone (then it is not decoded at all)."""
+    version, or it is not this user's alone (then it is not decoded at all). The file
+    read last is decoded once (a report reads its cache more than once; a cache is
+    replaced, never written in place, so its inode and times name one content)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -220,11 +245,24 @@ def _read(path: Path) -> dict[str, Any] | None:
         st = os.fstat(f.fileno())
         if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not _is_regular(st.st_mode):
             return None
+        stamp = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if stamp in _LAST_READ:
+            return _LAST_READ[stamp]
         blob = f.read()
     if not blob.startswith(_MAGIC):
         return None
     value = marshal.loads(memoryview(blob)[len(_MAGIC) :])
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return None
+    _LAST_READ.clear()
+    _LAST_READ[stamp] = value
+    return value
+
+
+#: the cache file read last, by its stat (_read); forgotten when the report is done (a
+#: long-lived process, the session that printed its closing report, holds none of it)
+_LAST_READ: dict[tuple, dict[str, Any]] = {}
+register_memo(_LAST_READ)
 
 
 def _is_regular(mode: int) -> bool:
@@ -268,10 +306,110 @@ def _expand(compact: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _code_fingerprint() -> str | None:
+    paths = [_ENGINE / name for name in _SOURCES]
+    try:
+        stamp = tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in map(os.stat, paths))
+    except OSError:
+        return None  # the code cannot be checked: no cache
+    if _FINGERPRINT and _FINGERPRINT[0] == stamp:
+        return _FINGERPRINT[1]
     digest = hashlib.sha256(f"{CACHE_VERSION} {sys.version_info[:2]}".encode())
-    for name in _SOURCES:
+    for path in paths:
         try:
-            digest.update((_ENGINE / name).read_bytes())
+            digest.update(path.read_bytes())
         except OSError:
-            return None  # the code cannot be checked: no cache
-    return digest.hexdigest()
+            return None
+    _FINGERPRINT[:] = [stamp, digest.hexdigest()]
+    return _FINGERPRINT[1]
+
+
+_FINGERPRINT: list[Any] = []  # [the sources' stat, their fingerprint] (read again when one changes)
+
+
+# ---- the fold kept (engine/report/fold.py) ------------------------------------------------
+
+#: what a kept fold may be made of: the unpickler makes nothing else (no other class, no call)
+_FOLD_CLASSES = {
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("collections", "Counter"),
+    ("decimal", "Decimal"),
+    ("datetime", "datetime"),
+    ("datetime", "date"),
+    ("datetime", "timedelta"),
+    ("datetime", "timezone"),
+    ("engine.report.fold", "Fold"),
+    ("engine.report.fold", "_FoldReader"),
+    ("engine.report.building", "SessionReport"),
+    ("engine.report.building", "_Trace"),
+    ("engine.report.light", "Book"),
+    ("engine.report.light", "Ev"),
+    ("engine.report.light", "Pos"),
+    ("engine.report.pnl", "_PnLFold"),
+    ("engine.report.pnl", "_Carry"),
+    ("engine.states", "Side"),
+    ("engine.states", "OrderStatus"),
+    ("engine.states", "OrderType"),
+    ("engine.states", "TimeInForce"),
+    ("engine.states", "DenialReason"),
+    ("engine.states", "TradingState"),
+}
+
+
+def _unpickler(blob: bytes) -> Any:
+    """An unpickler of blob that makes only _FOLD_CLASSES (pickle is imported only
+    here: a report served from the cache's renderings never needs it)."""
+    import io
+    import pickle
+
+    class FoldUnpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) not in _FOLD_CLASSES:
+                raise pickle.UnpicklingError(f"report cache: {module}.{name} is not part of a report fold")
+            return super().find_class(module, name)
+
+    return FoldUnpickler(io.BytesIO(blob))
+
+
+def _freeze(fold: Any) -> bytes:
+    """The fold as kept: its orders and traces as plain data (marshal, no objects), the
+    rest pickled (its sessions' lists and counts, P&L so far, the orders' rows)."""
+    import pickle
+
+    orders, traces = fold.freeze()
+    fold.set_base(lambda value: pickle.dumps(value, protocol=5))
+    return marshal.dumps((pickle.dumps(fold, protocol=5), orders, traces), 4)
+
+
+def fold_of(cached: Mapping[str, Any] | None) -> Any:
+    """The fold a cache (read()) kept, when it is of this code (its key's fingerprint);
+    else None. Only the classes of a fold are made (_FOLD_CLASSES)."""
+    if cached is None:
+        return None
+    key, blob = cached.get("key"), cached.get("fold")
+    if not isinstance(key, dict) or not isinstance(blob, bytes) or key.get("code") != _code_fingerprint():
+        return None
+    try:
+        core, orders, traces = marshal.loads(blob)
+        fold = _unpickler(core).load()
+        if not (isinstance(orders, dict) and isinstance(traces, dict)) or type(fold).__name__ != "Fold":
+            return None
+        fold.load_base(lambda blob: _unpickler(blob).load())
+        fold.frozen_orders, fold.frozen_traces = orders, traces
+        return fold
+    except Exception:  # anything else than a fold of this code: not used (derived data)
+        return None
+
+
+def read(journal: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The cache of a journal as it is (any key), or None (none, not this version, not
+    this user's alone, unreadable)."""
+    try:
+        return _read(cache_path(journal))
+    except (OSError, ValueError, TypeError, EOFError):
+        return None
+
+
+def fingerprint() -> str | None:
+    """The fingerprint of the code that builds and renders a report (in every key)."""
+    return _code_fingerprint()

@@ -65,25 +65,74 @@ def _journal_path(args: argparse.Namespace) -> Path:
 
 def report_data(path: Path, session_id: str | None) -> dict[str, Any]:
     """The report's data (Report.to_dict()): from the report cache when it matches the
-    journal as it is now, else built from the journal's events and kept in the cache
-    for the next time (engine/report/cache.py)."""
-    data, key, built = _report_data(path, session_id)
-    if built:
-        cache.store(path, key, data)
-    return data
+    journal as it is now, else built from the journal's events (continuing the fold the
+    cache kept, engine/report/fold.py) and kept in the cache for the next time
+    (engine/report/cache.py)."""
+    with gc_paused():
+        built = _report_data(path, session_id)
+        if built.built:
+            _store(path, built)
+        return built.data
 
 
-def _report_data(path: Path, session_id: str | None) -> tuple[dict[str, Any], dict[str, Any] | None, bool]:
-    """(data, the journal's cache key it is of, whether it was built from the
-    journal's events): report_data without writing the cache. The key is read before
-    the report is built (cache.store writes nothing if the journal moved on since)."""
+class _Built:
+    """A report's data, the journal's cache key it is of, whether it was built from the
+    journal's events (not read from the cache), and the fold it was built with (None:
+    building.build_report, or read from the cache); exact: the key was read in the same
+    snapshot as the rows."""
+
+    def __init__(
+        self,
+        data: dict[str, Any],
+        key: dict[str, Any] | None,
+        built: bool,
+        fold: Any,
+        exact: bool,
+        cells: dict[str, list[list[str]]] | None = None,
+    ):
+        self.data, self.key, self.built, self.fold, self.exact = data, key, built, fold, exact
+        self.cells = cells  # the fold's cells of the orders and fills in the text tables
+
+
+def _report_data(path: Path, session_id: str | None) -> _Built:
+    """report_data without writing the cache. Built, in this order: the data the cache
+    kept for the journal as it is now; the fold the cache kept, continued with the rows
+    journaled since (or a new fold of every row); building.build_report (a journal the
+    fold cannot report: its error, or one it cannot fold, see fold.Fold.holds). The key
+    of build_report's data is read before it is built (cache.store writes nothing if the
+    journal moved on since)."""
     found = cache.load_keyed(path, session_id)
     if found is not None:
-        return found[0], found[1], False
-    from engine.report.building import build_report  # the journal's events: only when replaying
+        return _Built(found[0], found[1], False, None, False)
+    if path.is_file():
+        from engine.report.fold import fold_report  # the journal's events: only when replaying
+
+        got = fold_report(path, session_id, cache.fold_of(cache.read(path)), cache.fingerprint())
+        if got is not None:
+            report, key, fold = got
+            keep = fold if key is not None and _still_written(key) else None
+            return _Built(report.to_dict(), key, True, keep, True, report.cells())
+    from engine.report.building import build_report
 
     key = cache.journal_key(path)
-    return build_report(path, session_id).to_dict(), key, True
+    return _Built(build_report(path, session_id).to_dict(), key, True, None, False)
+
+
+def _still_written(key: dict[str, Any]) -> bool:
+    """Whether the journal's last session is open (a session may still be writing it):
+    only then is the fold kept for the next report to continue. Keeping 10,000 orders'
+    fold costs about a quarter of a second; a sealed journal is reported from the
+    renderings and data kept instead, and a session resumed on it is replayed once."""
+    sessions = key.get("sessions") or []
+    return bool(sessions) and sessions[-1][4] is None  # (ended_at)
+
+
+def _store(path: Path, built: _Built, rendered: dict[str, str] | None = None) -> None:
+    # a fold is kept at the data's own key: another format or scope of the same journal is
+    # folded from it with no new row, so its data is not kept as well (that would cost as
+    # much again to write)
+    data = built.data if built.built and built.fold is None else None
+    cache.store(path, built.key, data, rendered, fold=built.fold, exact=built.exact)
 
 
 def render_report(path: Path, session_id: str | None, fmt: str, table: str, color: bool) -> str:
@@ -99,14 +148,15 @@ def _render_report(path: Path, session_id: str | None, fmt: str, table: str, col
     if hit is not None:
         scope, kept = hit
         return render_head(fmt, str(path), scope, datetime.now(UTC).isoformat(), color=color) + kept
-    data, key, built = _report_data(path, session_id)
-    head, body = render_parts(data, fmt, table=table, color=color)
+    built = _report_data(path, session_id)
+    data = built.data
+    head, body = render_parts(data, fmt, table=table, color=color, cells=built.cells)
     if body is None:  # JSON: the data is the rendering
-        if built:
-            cache.store(path, key, data)
+        if built.built:
+            _store(path, built)
         return head
     name = f"{data['session_id']}|{cache.rendering_name(fmt, table, color)}"
-    cache.store(path, key, data if built else None, {name: body})
+    _store(path, built, {name: body})
     return head + body
 
 

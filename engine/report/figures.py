@@ -184,15 +184,19 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     values at or below it. None for no values."""
     if not values:
         return None
-    ordered = sorted(values)
+    return _ranked(sorted(values), p)
+
+
+def _ranked(ordered: Sequence[float], p: float) -> float:
     rank = max(1, math.ceil(p / 100.0 * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
 
 
 def latency_stats(values: Sequence[float]) -> dict[str, Any]:
     out: dict[str, Any] = {"count": len(values)}
+    ordered = sorted(values)  # (once for every percentile)
     for p in PERCENTILES:
-        out[f"p{p}"] = percentile(values, p)
+        out[f"p{p}"] = _ranked(ordered, p) if ordered else None
     out["max"] = max(values) if values else None
     return out
 

@@ -33,13 +33,18 @@ def render_data(data: dict[str, Any], fmt: str = "text", *, table: str = "orders
 
 
 def render_parts(
-    data: dict[str, Any], fmt: str = "text", *, table: str = "orders", color: bool = False
+    data: dict[str, Any],
+    fmt: str = "text",
+    *,
+    table: str = "orders",
+    color: bool = False,
+    cells: dict[str, list[list[str]]] | None = None,
 ) -> tuple[str, str | None]:
     """render_data() in two parts: (head, body), head + body being the rendering. The
     body does not depend on the journal's path or the time of generation (the report
     cache keeps it); None for JSON, whose object holds both (the whole text is head)."""
     with gc_paused():
-        return _render_parts(data, fmt, table, color)
+        return _render_parts(data, fmt, table, color, cells)
 
 
 def render_head(fmt: str, journal: str, scope: str, generated_at: str, *, color: bool = False) -> str:
@@ -73,7 +78,9 @@ def _render(data: dict[str, Any], fmt: str, table: str, color: bool) -> str:
     return head if body is None else head + body
 
 
-def _render_parts(data: dict[str, Any], fmt: str, table: str, color: bool) -> tuple[str, str | None]:
+def _render_parts(
+    data: dict[str, Any], fmt: str, table: str, color: bool, cells: dict[str, list[list[str]]] | None = None
+) -> tuple[str, str | None]:
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False), None
     if fmt == "csv":
@@ -82,7 +89,7 @@ def _render_parts(data: dict[str, Any], fmt: str, table: str, color: bool) -> tu
         return "", _render_csv(data, table)
     if fmt in ("md", "text"):
         head = render_head(fmt, data["journal"], data["session_id"], data["generated_at"], color=color)
-        return head, _render_md(data) if fmt == "md" else _render_text(data, color=color)
+        return head, _render_md(data, cells) if fmt == "md" else _render_text(data, color=color, cells=cells)
     raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
 
 
@@ -173,7 +180,54 @@ def _ms_cell(value: float | None) -> str:
 # sections shared by text and Markdown: (title, columns, rows) -----------------------------------
 
 
-def _sections(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str | None]]:
+def order_cells_of(o: dict[str, Any]) -> list[str]:
+    """An order's cells in the text and Markdown tables (without its session's)."""
+    denial = o["denial_reason"] or ""
+    if o["detail"]:
+        denial = f"{denial}: {o['detail']}" if denial else o["detail"]
+    return [
+        o["client_order_id"],
+        o["symbol"],
+        o["side"],
+        _cell(o["qty"]),
+        o["status"],
+        _cell(o["filled_qty"]),
+        _num(o["filled_avg_price"], 4),
+        _cell(o["limit_price"]),
+        _cell(o["decision_price"]),
+        _num(o["slippage_bps"], 2),
+        "" if o["signal"] is None else f"{o['signal']:+.3f}",
+        o["reason"] or "",
+        _printable(denial, 60),
+        "ext" if o["external"] else "",
+    ]
+
+
+def fill_cells_of(f: dict[str, Any]) -> list[str]:
+    """A fill's cells in the text and Markdown tables."""
+    return [
+        f["execution_id"],
+        f["client_order_id"],
+        f["symbol"],
+        f["side"],
+        f["qty"],
+        f["price"],
+        _ts(f["ts"]),
+        _num(f["slippage_bps"], 2),
+        _num(f["realized_pl"], 2),
+    ]
+
+
+def _fits(cells: dict[str, list[list[str]]], data: dict[str, Any]) -> bool:
+    return len(cells.get("orders", ())) == len(data["orders"]) and len(cells.get("fills", ())) == len(data["fills"])
+
+
+def _sections(
+    data: dict[str, Any], cells: dict[str, list[list[str]]] | None = None
+) -> list[tuple[str, list[str], list[list[str]], str | None]]:
+    """The sections of the text and Markdown renderings. cells: the orders' and fills'
+    cells (order_cells_of, fill_cells_of of data's rows, in their order), when they were
+    kept (engine/report/fold.py): not made again."""
     s = data["summary"]
     fr, sl, pnl = s["fill_rate"], s["slippage"], s["pnl"]
     acct = s["account"]
@@ -281,44 +335,15 @@ def _sections(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]
         "denial / detail",
         "ext",
     ]
-    order_rows = []
-    for o in data["orders"]:
-        denial = o["denial_reason"] or ""
-        if o["detail"]:
-            denial = f"{denial}: {o['detail']}" if denial else o["detail"]
-        row = [
-            o["client_order_id"],
-            o["symbol"],
-            o["side"],
-            _cell(o["qty"]),
-            o["status"],
-            _cell(o["filled_qty"]),
-            _num(o["filled_avg_price"], 4),
-            _cell(o["limit_price"]),
-            _cell(o["decision_price"]),
-            _num(o["slippage_bps"], 2),
-            "" if o["signal"] is None else f"{o['signal']:+.3f}",
-            o["reason"] or "",
-            _printable(denial, 60),
-            "ext" if o["external"] else "",
-        ]
-        order_rows.append(([o["session_id"]] if multi else []) + row)
+    kept = cells if cells is not None and _fits(cells, data) else None
+    order_cells = kept["orders"] if kept is not None else [order_cells_of(o) for o in data["orders"]]
+    if multi:
+        order_rows = [[o["session_id"], *row] for o, row in zip(data["orders"], order_cells, strict=True)]
+    else:
+        order_rows = order_cells
     out.append((f"Orders ({len(order_rows)})", order_cols, order_rows, "no orders"))
 
-    fill_rows = [
-        [
-            f["execution_id"],
-            f["client_order_id"],
-            f["symbol"],
-            f["side"],
-            f["qty"],
-            f["price"],
-            _ts(f["ts"]),
-            _num(f["slippage_bps"], 2),
-            _num(f["realized_pl"], 2),
-        ]
-        for f in data["fills"]
-    ]
+    fill_rows = kept["fills"] if kept is not None else [fill_cells_of(f) for f in data["fills"]]
     out.append(
         (
             f"Fills ({len(fill_rows)})",
@@ -462,11 +487,11 @@ def _text_table(cols: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
-def _render_text(data: dict[str, Any], *, color: bool = False) -> str:
+def _render_text(data: dict[str, Any], *, color: bool = False, cells: dict[str, Any] | None = None) -> str:
     """The text rendering after its head (render_head): from the line break after it."""
     bold, plain = ("\x1b[1m", "\x1b[0m") if color else ("", "")
     lines = [""]
-    for title, cols, rows, empty in _sections(data):
+    for title, cols, rows, empty in _sections(data, cells):
         if not rows:
             if empty:
                 lines += ["", f"{bold}{title}{plain}: {empty}"]
@@ -479,10 +504,10 @@ def _md_escape(value: str) -> str:
     return _printable(value, 200).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
 
 
-def _render_md(data: dict[str, Any]) -> str:
+def _render_md(data: dict[str, Any], cells: dict[str, Any] | None = None) -> str:
     """The Markdown rendering after its head (render_head)."""
     lines: list[str] = []
-    for title, cols, rows, empty in _sections(data):
+    for title, cols, rows, empty in _sections(data, cells):
         if not rows and not empty:
             continue
         lines += [f"## {title}", ""]

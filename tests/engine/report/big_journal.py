@@ -6,10 +6,13 @@ Every kind of event the report reads is in it: batches, intents that are sent,
 acked and filled (partly and wholly), denied, waiting for approval (approved,
 rejected, expired), rejected by the venue, unknown outcomes, cancels, dropped and
 skipped signals, a trading-state change and a kill switch, overrides, positions and
-account snapshots, reconciliations, and two sessions (the first sealed)."""
+account snapshots, reconciliations, and two sessions (the first sealed).
+
+JournalCopy writes a copy of a journal row by row, to grow it as a session would."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -209,3 +212,63 @@ def _fill(o: Order, xid: str, qty: Decimal, price: Decimal, ts: datetime, status
         ),
         status=status,
     )
+
+
+class JournalCopy:
+    """A copy of a journal written row by row: its events (extra rows between them), the
+    manifest's row of a session when its first row is copied and its end when its
+    SessionEnded is (as Journal.open_session and seal write them)."""
+
+    def __init__(self, source: Path, dest: Path):
+        with sqlite3.connect(source) as src:
+            self.rows = src.execute("SELECT seq, ts, session_id, type, payload FROM events ORDER BY seq").fetchall()
+            self.sessions = {r[0]: r for r in src.execute("SELECT * FROM sessions").fetchall()}
+        Journal(dest).close()
+        self.dest, self.done = dest, 0
+
+    def batch_starts(self) -> list[int]:
+        """Row counts just before each batch's first intent (the rows of the batches
+        before it all journaled)."""
+        return [
+            i for i, row in enumerate(self.rows) if row[3] == "IntentCreated" and self.rows[i - 1][3] != "IntentCreated"
+        ]
+
+    def cuts(self, *where: int) -> list[int]:
+        return sorted({min(max(w, 1), len(self.rows)) for w in where})
+
+    def boundaries(self) -> list[int]:
+        """Row counts just before, at and after each SessionStarted and SessionEnded."""
+        out = []
+        for i, row in enumerate(self.rows):
+            if row[3] in ("SessionStarted", "SessionEnded"):
+                out += [i, i + 1, i + 2]
+        return out
+
+    def grow_to(self, count: int, extra: list[tuple[str, str, str]] = ()) -> int:
+        """Copy the rows up to `count` (then the extra rows: (session, type, payload));
+        the rows written."""
+        with sqlite3.connect(self.dest) as conn:
+            listed = {r[0] for r in conn.execute("SELECT session_id FROM sessions")}
+            for _, ts, sid, type_name, payload in self.rows[self.done : count]:
+                if sid not in listed:
+                    _, config_hash, venue_date, started, _, _ = self.sessions[sid]
+                    conn.execute(
+                        "INSERT INTO sessions(session_id, config_hash, venue_date, started_at) VALUES (?,?,?,?)",
+                        (sid, config_hash, venue_date, started),
+                    )
+                    listed.add(sid)
+                conn.execute(
+                    "INSERT INTO events(ts, session_id, type, payload) VALUES (?,?,?,?)", (ts, sid, type_name, payload)
+                )
+                if type_name == "SessionEnded":
+                    _, _, _, _, ended, how = self.sessions[sid]
+                    conn.execute("UPDATE sessions SET ended_at=?, how_ended=? WHERE session_id=?", (ended, how, sid))
+            last = self.rows[count - 1]
+            for sid, type_name, payload in extra:
+                conn.execute(
+                    "INSERT INTO events(ts, session_id, type, payload) VALUES (?,?,?,?)",
+                    (last[1], sid, type_name, payload),
+                )
+        written = count - self.done + len(extra)
+        self.done = count
+        return written

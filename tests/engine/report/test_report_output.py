@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.report import building, renderers
+from engine.report import building, fold, renderers
 from engine.report.cache import cache_path
 from engine.report.command import render_report, report_data
 from engine.report.renderers import _ts, render_data
@@ -77,12 +77,29 @@ def replayed_then_cached(path: Path, monkeypatch) -> tuple[dict, dict]:
     assert cache_path(path).exists()
     with monkeypatch.context() as m:
         m.setattr(building, "build_report", _not_replayed)
+        m.setattr(fold, "fold_report", _nothing_folded(fold.fold_report))
         cached = digests(path)
     return replayed, cached
 
 
 def _not_replayed(*args, **kwargs):
     raise AssertionError("the report was built from the journal's events, not read from the report cache")
+
+
+def _nothing_folded(real):
+    """fold_report that may only continue the fold the cache kept, with no new row
+    (another format or scope of the same journal: the cache's fold, no event read)."""
+
+    def continued(path, session_id, kept, fingerprint):
+        if kept is None:
+            _not_replayed()
+        before = kept.rows
+        got = real(path, session_id, kept, fingerprint)
+        if got is None or got[2] is not kept or kept.rows != before:
+            _not_replayed()
+        return got
+
+    return continued
 
 
 def fixture_journal(path: Path, monkeypatch) -> Path:
@@ -139,6 +156,7 @@ def test_the_printed_report_is_the_same_rendered_and_from_the_cache_s_rendering(
     assert printed(path) == expected
     with monkeypatch.context() as m:  # neither built nor rendered again
         m.setattr(building, "build_report", _not_replayed)
+        m.setattr(fold, "fold_report", _nothing_folded(fold.fold_report))
         m.setattr(renderers, "_sections", _not_replayed)
         assert printed(path) == expected
 
