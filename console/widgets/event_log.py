@@ -59,13 +59,34 @@ _AT_PRICE = re.compile(r"@ \$?(\d+(?:\.\d+)?)")
 _NUMBERS = re.compile(r"\d+(?:[.,]\d+)*")
 
 
+def _without_symbol(event: EventRow) -> str:
+    """The event's words without its symbol (as a word: "C" is not taken out of "CANCELED")."""
+    if not event.symbol:
+        return event.text
+    text = re.sub(rf"(?<![\w.]){re.escape(event.symbol)}(?![\w.])", "", event.text)
+    return re.sub(r"  +", " ", text).strip()
+
+
 def _repeat_key(event: EventRow) -> tuple:
-    """Events with the same key say the same thing (e.g. one denial reason, symbol by symbol)."""
+    """Events with the same key say the same thing (e.g. one denial reason, symbol by
+    symbol). A fill never folds with another one: each is an execution of its own, with
+    its own quantity and price, and the log shows every one of them."""
+    if event.kind == "fill":
+        return ("fill", event.seq, event.ts, event.symbol, event.text)
     denial = _DENIAL.match(event.text) if event.kind == "denial" else None
     if denial:
         return ("denial", denial[1], _NUMBERS.sub("#", denial[2]))
-    text = event.text.replace(event.symbol, "") if event.symbol else event.text
-    return (event.kind, _NUMBERS.sub("#", text))
+    return (event.kind, _NUMBERS.sub("#", _without_symbol(event)))
+
+
+def _shared_words(texts: list[str]) -> str:
+    """The words of texts that differ only in their numbers (same _repeat_key): a number
+    they all share as it is, one that differs "…" — a folded line never shows one
+    event's quantity or price as if it were all of theirs."""
+    first = texts[0]
+    columns = zip(*(_NUMBERS.findall(t) for t in texts), strict=True)
+    shown = iter([values[0] if len(set(values)) == 1 else "…" for values in columns])
+    return _NUMBERS.sub(lambda _m: next(shown), first)
 
 
 def fold_repeats(events: list[EventRow]) -> list[EventRow]:
@@ -82,9 +103,14 @@ def fold_repeats(events: list[EventRow]) -> list[EventRow]:
         else:
             first = run[0]
             denial = _DENIAL.match(first.text) if first.kind == "denial" else None
-            what = f"DENIED: {denial[1]}{denial[2]}" if denial else first.text
-            symbols = [e.symbol for e in run if e.symbol]
-            listed = ", ".join(dict.fromkeys(symbols))
+            symbols = list(dict.fromkeys(e.symbol for e in run if e.symbol))
+            if denial:
+                what = f"DENIED: {denial[1]}{denial[2]}"
+            elif len(symbols) > 1:  # each event's words name its own symbol: listed at the end
+                what = _shared_words([_without_symbol(e) for e in run])
+            else:
+                what = _shared_words([e.text for e in run])
+            listed = ", ".join(symbols)
             text = f"×{len(run)} {what}" + (f" — {listed}" if listed else "")
             out.append(replace(run[-1], symbol=None, text=text))
         run.clear()

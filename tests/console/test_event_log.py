@@ -4,8 +4,12 @@ dropped stream means instead of printing the exception."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from console.app import ExecDeskApp
+from console.widgets.event_log import fold_repeats
 from engine.commands import Halt
+from engine.snapshot import EventRow
 from tests.console.deskkit import Desk, intents_waiting, next_bar, until
 
 
@@ -68,3 +72,37 @@ async def test_a_dropped_trade_stream_is_said_in_words(desk: Desk) -> None:
         assert "Error" not in words(), words()
         assert "Error" not in str(app.main_screen.banner.render())
         desk.venue.set_faults(trade_stream_down=False)
+
+
+def _row(seq: int, kind: str, symbol: str | None, text: str) -> EventRow:
+    return EventRow(seq=seq, ts=datetime(2026, 3, 5, 15, 0, tzinfo=UTC), kind=kind, symbol=symbol, text=text)
+
+
+def test_fills_of_several_symbols_are_each_a_line_of_their_own() -> None:
+    # a flatten's fills came as "x2 sell 16 BA @ 154.18 (16/16) — BA, BAC": BAC's fill
+    # shown with BA's quantity and price
+    rows = [
+        _row(1, "fill", "BA", "sell 16 BA @ 154.18 (16/16)"),
+        _row(2, "fill", "BAC", "sell 1 BAC @ 46.75 (1/46)"),
+        _row(3, "fill", "BAC", "sell 45 BAC @ 46.75 (46/46)"),
+    ]
+    assert [r.text for r in fold_repeats(rows)] == [r.text for r in rows]
+
+
+def test_a_folded_line_shows_only_the_numbers_its_events_share() -> None:
+    rows = [
+        _row(1, "order", "BA", "APPROVED buy 16 BA by operator"),
+        _row(2, "order", "BAC", "APPROVED buy 46 BAC by operator"),
+        _row(3, "order", "C", "APPROVED buy 46 C by operator"),
+    ]
+    (line,) = fold_repeats(rows)
+    assert line.text == "×3 APPROVED buy … by operator — BA, BAC, C"
+    assert line.symbol is None
+    same = [_row(1, "order", "C", "CANCELED sell 5 C: bar end"), _row(2, "order", "C", "CANCELED sell 5 C: bar end")]
+    (line,) = fold_repeats(same)
+    assert line.text == "×2 CANCELED sell 5 C: bar end — C"  # "C" is not taken out of "CANCELED"
+    shared = [
+        _row(1, "order", "BA", "APPROVED buy 10 BA by operator"),
+        _row(2, "order", "GE", "APPROVED buy 10 GE by operator"),
+    ]
+    assert fold_repeats(shared)[0].text == "×2 APPROVED buy 10 by operator — BA, GE"
