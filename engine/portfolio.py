@@ -453,11 +453,16 @@ class Portfolio:
 
     # -- account -----------------------------------------------------------------
 
-    def set_account(self, cash: Decimal, equity: Decimal, last_equity: Decimal, buying_power: Decimal) -> None:
+    def set_account(
+        self, cash: Decimal, equity: Decimal, last_equity: Decimal, buying_power: Decimal, keep_cash: bool = False
+    ) -> None:
         """A broker account snapshot. It is authoritative: equity is re-anchored to it
         and the local buying-power reserve starts again from zero (the broker's buying
-        power already reflects the orders open at that moment)."""
-        self.cash = dec(cash)
+        power already reflects the orders open at that moment). keep_cash: the venue's
+        cash may count a fill the engine has not applied yet (or not count one it has):
+        the engine's own cash stays (equity is re-anchored the same either way)."""
+        if not keep_cash:
+            self.cash = dec(cash)
         self.last_equity = dec(last_equity)
         self.buying_power = dec(buying_power)
         self._equity_offset = dec(equity) - (self.cash + self.net)

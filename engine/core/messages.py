@@ -67,6 +67,7 @@ class CancelUnknown:
 class AccountRead:
     account: VenueAccount
     evaluate: bool
+    since: int | None = None  # the portfolio's fills_applied when the read was asked (None: at start-up)
 
 
 @dataclass(slots=True)

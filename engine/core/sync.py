@@ -103,12 +103,13 @@ class VenueSync:
 
     async def refresh_account(self, evaluate: bool = False) -> None:
         e = self.e
+        since = e.portfolio.fills_applied if e.started else None
         try:
             acct = await e.broker.account()
         except BrokerUnavailable as exc:
             e.note("error", None, f"account refresh failed: {exc}")
             return
-        read = msg.AccountRead(acct, evaluate)
+        read = msg.AccountRead(acct, evaluate, since)
         if not e.started or e.stopping:
             self.on_account_read(read)
         else:
@@ -118,12 +119,25 @@ class VenueSync:
         e, acct = self.e, item.account
         if e.session_id and not self.account_is_the_journals(acct.account_number):
             return  # another account's money is not this session's
-        e.portfolio.set_account(acct.cash, acct.equity, acct.last_equity, acct.buying_power)
+        keep_cash = self.cash_unsettled(item.since)
+        e.portfolio.set_account(acct.cash, acct.equity, acct.last_equity, acct.buying_power, keep_cash=keep_cash)
         e.account_number = acct.account_number
         if item.evaluate:
             self.journal_account_snapshot(acct)
             e.publisher.pl_history.append(float(e.portfolio.daily_pnl))
             e.halt.check_daily_loss()
+
+    def cash_unsettled(self, since: int | None) -> bool:
+        """Whether an account read may not agree with the engine's fills about cash (as
+        unsettled() for a symbol's position): a fill was applied while the read was under
+        way, or an order of ours is working (the venue may have filled it, and moved its
+        cash, before the fill's trade update reaches the engine: the update would then
+        move it again). The engine's cash is then kept; the next read with nothing in
+        flight takes the venue's (docs/risk.md "Positions read from the venue")."""
+        e = self.e
+        if since is None or not e.trading_ready:
+            return False
+        return e.portfolio.fills_applied != since or bool(e.portfolio.working)
 
     def journal_account_snapshot(self, acct: VenueAccount) -> None:
         self.e.recorder.journal(

@@ -90,3 +90,30 @@ def test_a_fill_seen_by_a_position_read_before_its_trade_update_is_counted_once(
     pipe.stop()
     raced = reads_ahead_of_updates(pipe, after)
     assert all(raced), f"no position read came between a fill and its trade update in some round: {raced}"
+
+
+def test_a_fill_seen_by_an_account_read_before_its_trade_update_moves_cash_once(make_pipe):
+    """The same race for cash: GET /v2/account already counts the buys' cost while their
+    trade updates are 3 s behind; applying the updates after must not take it again."""
+    monitoring = {**MONITORING, "risk_check_interval": 0.2, "position_update_interval": 3600}
+    pipe = make_pipe(auto_approve=True, monitoring=monitoring)
+    start_cash = Decimal(pipe.eyes.client.get_account().cash)
+    pipe.wait(lambda: pipe.snapshot.cash == start_cash, what="the engine's first account read")
+    pipe.venue.set_faults(trade_stream_delay_ms=STREAM_DELAY_MS)
+    pipe.send(dict.fromkeys(SYMBOLS, 0.5))
+    pipe.wait(
+        lambda: (
+            len(mine := ours_at_venue(pipe, "buy")) == len(SYMBOLS) and all(o.status.value == "filled" for o in mine)
+        ),
+        what="the buys to fill at the venue",
+    )
+    venue_cash = Decimal(pipe.eyes.client.get_account().cash)
+    assert venue_cash < start_cash, "the buys cost nothing: nothing was tested"
+    time.sleep(1.0)  # the stream is still 3 s behind: the engine's account reads see the buys' cost
+    pipe.venue.set_faults(latency_ms=8000, scope="trading")  # no read after the updates can repair it
+    pipe.wait(lambda: pipe.snapshot.open_order_count == 0, what="the buys' trade updates to reach the engine")
+    assert pipe.snapshot.cash == venue_cash, (
+        f"engine cash {pipe.snapshot.cash} against the venue's {venue_cash}: the buys cost {start_cash - venue_cash}"
+    )
+    pipe.venue.set_faults(latency_ms=0)
+    pipe.stop()
