@@ -269,19 +269,33 @@ _SESSIONS_SQL = (
 _EVENTS_SQL = "SELECT seq, ts, session_id, type, payload FROM events ORDER BY seq"
 
 
-def _read_file(path: Path) -> tuple[list[Any], list[tuple]] | None:
-    """The sessions and every event row of a journal file, read in one snapshot through
-    sqlite3 alone (no engine.journal: it imports the models); None when the file is not
-    a journal of this schema (then engine.journal opens it and says why)."""
+def open_snapshot(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection to a journal file through sqlite3 alone, in one read
+    transaction (every query sees the same snapshot); None when the file cannot be
+    opened or is not a journal of this schema. The caller closes it."""
     try:
         conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, isolation_level=None)
     except (sqlite3.Error, OSError):
         return None
     try:
         conn.execute("PRAGMA query_only=ON")
-        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            return None
-        conn.execute("BEGIN")
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            conn.execute("BEGIN")
+            return conn
+    except sqlite3.Error:
+        pass
+    conn.close()
+    return None
+
+
+def _read_file(path: Path) -> tuple[list[Any], list[tuple]] | None:
+    """The sessions and every event row of a journal file, read in one snapshot through
+    sqlite3 alone (no engine.journal: it imports the models); None when the file is not
+    a journal of this schema (then engine.journal opens it and says why)."""
+    conn = open_snapshot(path)
+    if conn is None:
+        return None
+    try:
         sessions = [_record(r) for r in conn.execute(_SESSIONS_SQL).fetchall()]
         rows = conn.execute(_EVENTS_SQL).fetchall()
     except (sqlite3.Error, ValueError, TypeError):

@@ -32,7 +32,6 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from engine.report import light
 from engine.report.building import (
@@ -40,7 +39,6 @@ from engine.report.building import (
     _SESSIONS_SQL,
     _TRACE_STEPS,
     LATENCY_KEYS,
-    SCHEMA_VERSION,
     OrderEntry,
     Report,
     SessionReport,
@@ -50,6 +48,7 @@ from engine.report.building import (
     _record,
     _SessionReader,
     _Trace,
+    open_snapshot,
 )
 from engine.report.cache import CACHE_VERSION
 from engine.report.light import (
@@ -397,15 +396,10 @@ def fold_report(
     also words any error. The key is read in the same snapshot as the rows (None
     without a code fingerprint: nothing is kept then). Raises ReportError for an unknown
     session."""
-    try:
-        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, isolation_level=None)
-    except (sqlite3.Error, OSError):
+    conn = open_snapshot(path)  # one snapshot: the manifest, the rows and the key
+    if conn is None:
         return None
     try:
-        conn.execute("PRAGMA query_only=ON")
-        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            return None
-        conn.execute("BEGIN")  # one snapshot: the manifest, the rows and the key
         raw_sessions = conn.execute(_SESSIONS_SQL).fetchall()
         count, last_seq = conn.execute("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events").fetchone()
         if kept is not None and not _continues(conn, kept):

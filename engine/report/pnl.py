@@ -181,25 +181,7 @@ def _fills_and_pnl(
         prev = marks.get(f.symbol)
         if prev is None or prev[0] < entry.seq:
             marks[f.symbol] = (entry.seq, f.price, "last_fill")
-        rows.append(
-            {
-                "session_id": sid,
-                "execution_id": f.execution_id,
-                "client_order_id": f.client_order_id,
-                "symbol": f.symbol,
-                "side": f.side._value_,  # (without Enum's descriptor, at 10,000 fills)
-                "qty": _dec(f.qty),
-                "price": _dec(f.price),
-                "ts": _iso(f.ts),
-                "journaled_at": _iso(entry.ts),
-                "journal_seq": entry.seq,
-                "order_status": e.status._value_ if e.status is not None else None,
-                "decision_price": _dec(decision),
-                "slippage_bps": _derived(bps),
-                "slippage_cost": _derived(cost),
-                "realized_pl": _derived(realized),
-            }
-        )
+        rows.append(_fill_row(sid, entry, e, decision, bps, cost, realized))
 
     last_fill_seq = fills[-1][0].seq if fills else 0
     broker_final = None
@@ -207,6 +189,37 @@ def _fills_and_pnl(
         broker_final = {p.symbol: p for p in snapshots[-1][1].positions}
     pnl, closing = _positions_and_pnl(sid, positions, realized_by_symbol, marks, broker_final, opening_source)
     return rows, pnl, _Carry(sid, closing, marks)
+
+
+def _fill_row(
+    sid: str,
+    entry: Entry,
+    e: Any,
+    decision: Decimal | None,
+    bps: Decimal | None,
+    cost: Decimal | None,
+    realized: Decimal,
+) -> dict[str, Any]:
+    """One fill's row of the report (a FillApplied `e`, journaled at `entry`), for the
+    whole-journal pass (_fills_and_pnl) and the continued fold (_PnLFold.fill) alike."""
+    f = e.fill
+    return {
+        "session_id": sid,
+        "execution_id": f.execution_id,
+        "client_order_id": f.client_order_id,
+        "symbol": f.symbol,
+        "side": f.side._value_,  # (without Enum's descriptor, at 10,000 fills)
+        "qty": _dec(f.qty),
+        "price": _dec(f.price),
+        "ts": _iso(f.ts),
+        "journaled_at": _iso(entry.ts),
+        "journal_seq": entry.seq,
+        "order_status": e.status._value_ if e.status is not None else None,
+        "decision_price": _dec(decision),
+        "slippage_bps": _derived(bps),
+        "slippage_cost": _derived(cost),
+        "realized_pl": _derived(realized),
+    }
 
 
 def _positions_and_pnl(
@@ -347,23 +360,7 @@ class _PnLFold:
         self.realized_by_symbol[f.symbol] = self.realized_by_symbol.get(f.symbol, Decimal(0)) + realized
         self.own_marks[f.symbol] = (entry.seq, f.price, "last_fill")  # (seq rises: the latest)
         self.last_fill_seq = entry.seq
-        row = {
-            "session_id": self.sid,
-            "execution_id": f.execution_id,
-            "client_order_id": f.client_order_id,
-            "symbol": f.symbol,
-            "side": f.side._value_,
-            "qty": _dec(f.qty),
-            "price": _dec(f.price),
-            "ts": _iso(f.ts),
-            "journaled_at": _iso(entry.ts),
-            "journal_seq": entry.seq,
-            "order_status": e.status._value_ if e.status is not None else None,
-            "decision_price": _dec(decision),
-            "slippage_bps": _derived(bps),
-            "slippage_cost": _derived(cost),
-            "realized_pl": _derived(realized),
-        }
+        row = _fill_row(self.sid, entry, e, decision, bps, cost, realized)
         self.rows.append(row)
         self.cells.append(fill_cells_of(row))
 

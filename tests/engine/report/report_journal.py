@@ -219,3 +219,30 @@ def build(path, monkeypatch) -> dict:
     j.seal("stopped")
     j.close()
     return {"old": old, "main": sid}
+
+
+def counted_builds(monkeypatch) -> list[int]:
+    """Reports built from the journal's events (the fold, engine/report/fold.py, or
+    building.build_report), not read from the cache: one item each, the rows folded
+    (-1: build_report, the fold could not say). A fold the cache kept, continued with no
+    new row (another scope or format of the same journal: no event read), is the
+    cache's: not counted."""
+    from engine.report import building, fold
+
+    calls: list[int] = []
+    real, real_fold = building.build_report, fold.fold_report
+
+    def counting(*args, **kwargs):
+        calls.append(-1)
+        return real(*args, **kwargs)
+
+    def counting_fold(path, session_id, kept, fingerprint):
+        before = kept.rows if kept is not None else 0
+        got = real_fold(path, session_id, kept, fingerprint)
+        if got is not None and not (got[2] is kept and got[2].rows == before):
+            calls.append(got[2].rows - (before if got[2] is kept else 0))
+        return got
+
+    monkeypatch.setattr(building, "build_report", counting)
+    monkeypatch.setattr(fold, "fold_report", counting_fold)
+    return calls

@@ -12,10 +12,9 @@ import pytest
 
 from engine import events as ev
 from engine.journal import Journal
-from engine.report import building
 from engine.report.cache import cache_path, journal_key
 from engine.report.command import report_data
-from tests.engine.report.report_journal import B0, B1
+from tests.engine.report.report_journal import B0, B1, counted_builds
 
 
 @pytest.fixture
@@ -28,34 +27,8 @@ def live_journal(journal_path):
     j.close()
 
 
-def _counted_builds(monkeypatch) -> list[int]:
-    """Reports built from the journal's events (the fold, engine/report/fold.py, or
-    building.build_report), not read from the cache: one item each, the rows folded
-    (-1: build_report). A fold the cache kept, continued with no new row (another scope
-    or format of the same journal: no event read), is the cache's: not counted."""
-    from engine.report import fold
-
-    calls: list[int] = []
-    real, real_fold = building.build_report, fold.fold_report
-
-    def counting(*args, **kwargs):
-        calls.append(-1)
-        return real(*args, **kwargs)
-
-    def counting_fold(path, session_id, kept, fingerprint):
-        before = kept.rows if kept is not None else 0
-        got = real_fold(path, session_id, kept, fingerprint)
-        if got is not None and not (got[2] is kept and got[2].rows == before):
-            calls.append(got[2].rows - (before if got[2] is kept else 0))
-        return got
-
-    monkeypatch.setattr(building, "build_report", counting)
-    monkeypatch.setattr(fold, "fold_report", counting_fold)
-    return calls
-
-
 def test_a_second_report_of_the_same_journal_is_read_from_the_cache(live_journal, monkeypatch):
-    builds = _counted_builds(monkeypatch)
+    builds = counted_builds(monkeypatch)
     first = report_data(live_journal.path, None)
     second = report_data(live_journal.path, None)
     assert len(builds) == 1, "the second report should come from the cache"
@@ -65,7 +38,7 @@ def test_a_second_report_of_the_same_journal_is_read_from_the_cache(live_journal
 
 
 def test_a_journal_that_moved_on_is_reported_from_its_events(live_journal, monkeypatch):
-    builds = _counted_builds(monkeypatch)
+    builds = counted_builds(monkeypatch)
     assert report_data(live_journal.path, None)["summary"]["skipped_signal_batches"] == 3
     live_journal.append(ev.SignalsSkipped(count=2, first_ts=B1, last_ts=B1))
     assert report_data(live_journal.path, None)["summary"]["skipped_signal_batches"] == 5
@@ -81,7 +54,7 @@ def test_a_journal_that_moved_on_is_reported_from_its_events(live_journal, monke
 
 
 def test_a_broken_cache_is_ignored_and_replaced(live_journal, monkeypatch):
-    builds = _counted_builds(monkeypatch)
+    builds = counted_builds(monkeypatch)
     path = cache_path(live_journal.path)
     for garbage in (b"{not json", b"[]", b'{"key": 1, "reports": []}'):
         path.write_bytes(garbage)
@@ -94,7 +67,7 @@ def test_a_broken_cache_is_ignored_and_replaced(live_journal, monkeypatch):
 def test_a_cache_from_other_code_is_not_used(live_journal, monkeypatch):
     import engine.report.cache as cache_module
 
-    builds = _counted_builds(monkeypatch)
+    builds = counted_builds(monkeypatch)
     report_data(live_journal.path, None)
     key = journal_key(live_journal.path)
     assert key is not None
@@ -143,7 +116,7 @@ def test_the_printed_rendering_is_kept_and_printed_again_without_building_or_ren
     from engine.report import renderers
     from engine.report.command import render_report
 
-    builds = _counted_builds(monkeypatch)
+    builds = counted_builds(monkeypatch)
     first = render_report(live_journal.path, None, "text", "orders", False)
     monkeypatch.setattr(renderers, "_sections", lambda data: pytest.fail("rendered again"))
     second = render_report(live_journal.path, None, "text", "orders", False)
@@ -152,7 +125,7 @@ def test_the_printed_rendering_is_kept_and_printed_again_without_building_or_ren
     assert second.splitlines()[1].startswith(f"journal: {live_journal.path}   scope: ")
     # another format of the same journal: rendered from the cached data, not built again
     monkeypatch.undo()
-    builds = _counted_builds(monkeypatch)
+    builds = counted_builds(monkeypatch)
     assert render_report(live_journal.path, None, "md", "orders", False).startswith("# execdesk execution report")
     assert builds == []
     live_journal.append(ev.SignalsSkipped(count=2, first_ts=B1, last_ts=B1))  # moved on: built again
@@ -162,7 +135,7 @@ def test_the_printed_rendering_is_kept_and_printed_again_without_building_or_ren
 
 
 def test_a_cache_file_others_can_write_is_not_read(live_journal, monkeypatch):
-    builds = _counted_builds(monkeypatch)
+    builds = counted_builds(monkeypatch)
     report_data(live_journal.path, None)
     path = cache_path(live_journal.path)
     path.chmod(0o622)  # someone else could have written it: not decoded

@@ -18,39 +18,15 @@ import pytest
 
 from engine import events as ev
 from engine.journal import Journal
-from engine.report import building, fold
+from engine.report import building
 from engine.report.cache import cache_path
 from engine.report.command import render_report, report_data
 from engine.report.renderers import render_data
 from tests.engine.report.big_journal import JournalCopy, write_big_journal
-from tests.engine.report.report_journal import B0, B1, build
+from tests.engine.report.report_journal import B0, B1, build, counted_builds
 
 GENERATED_AT = datetime(2026, 3, 6, 12, 0, tzinfo=UTC).isoformat()
 FORMATS = (("text", "orders"), ("md", "orders"), ("csv", "orders"), ("csv", "fills"), ("json", "orders"))
-
-
-def _folded(monkeypatch) -> list[int]:
-    """Per report built from the journal's events: the rows its fold folded (-1: a full
-    build by building.build_report, the fold could not say). A fold the cache kept,
-    continued with no new row (another scope or format of the same journal), is the
-    cache's: not counted."""
-    calls: list[int] = []
-    real, real_fold = building.build_report, fold.fold_report
-
-    def full(*args, **kwargs):
-        calls.append(-1)
-        return real(*args, **kwargs)
-
-    def folding(path, session_id, kept, fingerprint):
-        before = kept.rows if kept is not None else 0
-        got = real_fold(path, session_id, kept, fingerprint)
-        if got is not None and not (got[2] is kept and got[2].rows == before):
-            calls.append(got[2].rows - (before if got[2] is kept else 0))
-        return got
-
-    monkeypatch.setattr(building, "build_report", full)
-    monkeypatch.setattr(fold, "fold_report", folding)
-    return calls
 
 
 def _renderings(data: dict) -> dict[tuple[str, str], str]:
@@ -104,7 +80,7 @@ def _grow_and_compare(
 ) -> list[int]:
     """Grow the journal to each cut, report it (both scopes) and compare with a full
     replay, and that each report folded only what _Expected says."""
-    folded = _folded(monkeypatch)
+    folded = counted_builds(monkeypatch)
     expected = _Expected()
     for cut in cuts:
         grower.grow_to(cut, (extra_at or {}).get(cut, []))
@@ -151,7 +127,7 @@ def test_a_10000_order_journal_grown_in_pieces_reports_as_replayed(big_source, t
 
 
 def test_a_session_resumed_and_sealed_again_reports_as_replayed(journal_path, monkeypatch):
-    folded = _folded(monkeypatch)
+    folded = counted_builds(monkeypatch)
     expected = _Expected()
     with Journal(journal_path) as j:
         j.open_session("c", date(2026, 3, 5))
@@ -175,7 +151,7 @@ def test_an_earlier_session_s_row_after_a_later_one_s_is_replayed_in_full(fixtur
     grower = JournalCopy(fixture_source, tmp_path / "journal.sqlite")
     first_session = grower.rows[0][2]
     grower.grow_to(len(grower.rows))
-    folded = _folded(monkeypatch)
+    folded = counted_builds(monkeypatch)
     _assert_as_replayed(grower.dest, "all")
     grower.grow_to(len(grower.rows), [(first_session, "SignalsSkipped", grower_skipped())])
     _assert_as_replayed(grower.dest, "all")
@@ -190,7 +166,7 @@ def grower_skipped() -> str:
 def test_a_journal_replaced_by_another_is_folded_anew(fixture_source, big_source, tmp_path, monkeypatch):
     path = tmp_path / "journal.sqlite"
     path.write_bytes(fixture_source.read_bytes())
-    folded = _folded(monkeypatch)
+    folded = counted_builds(monkeypatch)
     _assert_as_replayed(path, "latest")
     kept = cache_path(path).read_bytes()
     path.write_bytes(big_source.read_bytes())  # another journal, more rows, the cache left
@@ -220,7 +196,7 @@ def test_a_fill_journaled_before_its_order_gets_the_order_s_decision_price_later
     from engine.model import OrderStatus, Side
     from tests.engine.report.report_journal import fill, order
 
-    folded = _folded(monkeypatch)
+    folded = counted_builds(monkeypatch)
     with Journal(journal_path) as j:
         sid = j.open_session("c", date(2026, 3, 5)).session_id
         coid = f"{sid}-lost-1"
