@@ -99,10 +99,22 @@ def journal_key(journal: str | os.PathLike[str]) -> dict[str, Any] | None:
         return None
     finally:
         conn.close()
-    last_event = None
-    if last is not None:
-        seq, ts, sid, type_name, payload = last
-        last_event = [seq, ts, sid, type_name, hashlib.sha256(str(payload).encode("utf-8")).hexdigest()]
+    return make_key(fingerprint, sessions, count, last_seq, row_digest(last) if last is not None else None)
+
+
+def row_digest(row: tuple) -> list[Any]:
+    """A journal row (seq, ts, session_id, type, payload) as a key holds it: its payload
+    as a SHA-256."""
+    seq, ts, sid, type_name, payload = row
+    return [seq, ts, sid, type_name, hashlib.sha256(str(payload).encode("utf-8")).hexdigest()]
+
+
+def make_key(
+    fingerprint: str, sessions: list[tuple], count: int, last_seq: int, last_event: list[Any] | None
+) -> dict[str, Any]:
+    """The cache key of a journal read in one snapshot: its sessions manifest (every
+    row), its number of events, its last event (row_digest) and the code's fingerprint
+    (journal_key, and the report fold's own read: engine/report/fold.py)."""
     return {
         "version": CACHE_VERSION,
         "code": fingerprint,

@@ -24,7 +24,6 @@ names a session the rows met before it was there, or sessions in another order).
 
 from __future__ import annotations
 
-import hashlib
 import marshal
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -50,7 +49,7 @@ from engine.report.building import (
     _Trace,
     open_snapshot,
 )
-from engine.report.cache import CACHE_VERSION
+from engine.report.cache import make_key, row_digest
 from engine.report.light import (
     _BOOK,
     _ORDER_KEYS,
@@ -119,7 +118,7 @@ class Fold:
         self.version = FOLD_VERSION
         self.rows = 0  # entries fed
         self.last_seq = 0
-        self.last_event: list[Any] | None = None  # the digest of the last row fed (_row_digest)
+        self.last_event: list[Any] | None = None  # the digest of the last row fed (row_digest)
         self.book = Book()
         self.traces: dict[str, _Trace] = {}
         self.batch_start: dict[tuple, Any] = {}
@@ -380,11 +379,6 @@ def _empty(rec: Any, fills: list[dict[str, Any]], pnl: dict[str, Any]) -> Sessio
 # ---- the journal read from where a fold stopped -----------------------------------------
 
 
-def _row_digest(row: tuple) -> list[Any]:
-    seq, ts, sid, type_name, payload = row
-    return [seq, ts, sid, type_name, hashlib.sha256(str(payload).encode("utf-8")).hexdigest()]
-
-
 def fold_report(
     path: Path, session_id: str | None, kept: Fold | None, fingerprint: str | None
 ) -> tuple[Report, dict[str, Any] | None, Fold] | None:
@@ -428,19 +422,10 @@ def fold_report(
     if not fold.holds(manifest):
         return None
     if last is not None:
-        fold.last_event = _row_digest(last)
+        fold.last_event = row_digest(last)
     scope = "all" if session_id == "all" else chosen[0].session_id
     report = fold.report(str(path), sessions, chosen, scope)
-    key = None
-    if fingerprint is not None:
-        key = {
-            "version": CACHE_VERSION,
-            "code": fingerprint,
-            "sessions": [list(r) for r in raw_sessions],
-            "events": count,
-            "last_seq": last_seq,
-            "last_event": fold.last_event,
-        }
+    key = None if fingerprint is None else make_key(fingerprint, raw_sessions, count, last_seq, fold.last_event)
     return report, key, fold
 
 
@@ -461,7 +446,7 @@ def _continues(conn: sqlite3.Connection, kept: Fold) -> bool:
     if upto != kept.rows:
         return False
     row = _last_row(conn, kept.last_seq)
-    return row is not None and _row_digest(row) == kept.last_event
+    return row is not None and row_digest(row) == kept.last_event
 
 
 # ---- orders and traces as plain data ---------------------------------------------------------
